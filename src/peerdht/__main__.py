@@ -1,0 +1,3 @@
+from peerdht.cli.main import main
+
+raise SystemExit(main())

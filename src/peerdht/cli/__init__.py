@@ -1,0 +1,1 @@
+"""The ``peerdht`` command line."""
