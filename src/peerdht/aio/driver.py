@@ -1,0 +1,206 @@
+"""Run a sans-IO datagram core on asyncio UDP sockets.
+
+A core has aioquic's shape: ``receive_datagram(data, addr, now)``, ``handle_timer(now)``,
+``datagrams_to_send(now)``, ``get_timer()`` and ``next_event()``. The driver feeds it datagrams and
+timer expiries, sends what it queues and hands its events to a callback. Time given to the core is
+``loop.time()`` (seconds, monotonic).
+
+A core that owns several sockets (dht-rpc binds a server and a client socket) receives
+``receive_datagram(data, addr, now, socket=i)`` and returns ``(data, addr, i)`` triples from
+``datagrams_to_send``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket as socketlib
+from collections.abc import Callable
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+
+
+class DatagramCore(Protocol):
+    """The sans-IO core shape the driver runs."""
+
+    def receive_datagram(self, data: bytes, addr: Address, now: float, /, *args: Any, **kwargs: Any) -> None: ...
+
+    def handle_timer(self, now: float) -> None: ...
+
+    def datagrams_to_send(self, now: float) -> list[Any]: ...
+
+    def get_timer(self) -> float | None: ...
+
+    def next_event(self) -> object | None: ...
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, driver: DatagramDriver, index: int) -> None:
+        self.driver = driver
+        self.index = index
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        self.driver._on_datagram(data, (addr[0], addr[1]), self.index)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors (port unreachable) surface here on Linux; requests time out on their own.
+        log.debug("socket %d error: %s", self.index, exc)
+
+
+class DatagramDriver:
+    """Drives one sans-IO core on one or more UDP sockets.
+
+    Create with :meth:`create`; call :meth:`kick` after queuing a command on the core.
+    """
+
+    def __init__(self, core: Any, on_event: Callable[[object], None], multi: bool) -> None:
+        self.core = core
+        self.on_event = on_event
+        self.multi = multi
+        self.loop = asyncio.get_running_loop()
+        self.transports: list[asyncio.DatagramTransport] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._closed = False
+        self._in_step = False
+
+    @classmethod
+    async def create(
+        cls,
+        core: Any,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        on_event: Callable[[object], None] | None = None,
+        *,
+        sockets: int = 1,
+    ) -> DatagramDriver:
+        """Bind ``sockets`` UDP sockets on ``host`` (the first on ``port``, the rest on port 0).
+
+        Raises:
+            OSError: the address cannot be bound.
+        """
+        driver = cls(core, on_event or (lambda ev: None), sockets > 1)
+        loop = driver.loop
+        family = socketlib.AF_INET6 if ":" in host else socketlib.AF_INET
+        try:
+            for i in range(sockets):
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda i=i: _Protocol(driver, i),  # type: ignore[misc]
+                    local_addr=(host, port if i == 0 else 0),
+                    family=family,
+                )
+                driver.transports.append(transport)
+        except BaseException:
+            driver.close()
+            raise
+        return driver
+
+    def address(self, index: int = 0) -> Address:
+        """The bound (host, port) of socket ``index``."""
+        name = self.transports[index].get_extra_info("sockname")
+        return (name[0], name[1])
+
+    @property
+    def local_address(self) -> Address:
+        return self.address(0)
+
+    def now(self) -> float:
+        return self.loop.time()
+
+    def kick(self) -> None:
+        """Flush queued datagrams and events and re-arm the timer (call after a command)."""
+        if self._closed or self._in_step:
+            return
+        self._in_step = True
+        try:
+            now = self.loop.time()
+            self._flush(now)
+        finally:
+            self._in_step = False
+
+    def _on_datagram(self, data: bytes, addr: Address, index: int) -> None:
+        if self._closed:
+            return
+        now = self.loop.time()
+        try:
+            if self.multi:
+                self.core.receive_datagram(data, addr, now, socket=index)
+            else:
+                self.core.receive_datagram(data, addr, now)
+        except Exception:  # a core must never raise: this is a bug, but the node must keep going
+            log.exception("core raised on a datagram from %s", addr)
+        self.kick()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        if self._closed:
+            return
+        now = self.loop.time()
+        try:
+            self.core.handle_timer(now)
+        except Exception:
+            log.exception("core raised in handle_timer")
+        self.kick()
+
+    def _flush(self, now: float) -> None:
+        # Events may queue more work (a callback issuing a command): loop until quiet.
+        for _ in range(1000):
+            sent = self._send(now)
+            got = self._dispatch()
+            if not sent and not got:
+                break
+        self._arm()
+
+    def _send(self, now: float) -> bool:
+        out = self.core.datagrams_to_send(now)
+        for item in out:
+            if self.multi:
+                data, addr, index = item
+            else:
+                data, addr = item
+                index = 0
+            transport = self.transports[index] if index < len(self.transports) else None
+            if transport is None or transport.is_closing():
+                continue
+            try:
+                transport.sendto(data, addr)
+            except (OSError, ValueError) as exc:  # unreachable or malformed address from a peer
+                log.debug("sendto %s failed: %s", addr, exc)
+        return bool(out)
+
+    def _dispatch(self) -> bool:
+        got = False
+        while (event := self.core.next_event()) is not None:
+            got = True
+            try:
+                self.on_event(event)
+            except Exception:
+                log.exception("event handler raised on %r", event)
+        return got
+
+    def _arm(self) -> None:
+        when = self.core.get_timer()
+        if when == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._timer_at = None
+        if when is not None and not self._closed:
+            self._timer = self.loop.call_at(when, self._on_timer)
+            self._timer_at = when
+
+    def close(self) -> None:
+        """Close the sockets and cancel the timer. Idempotent."""
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for transport in self.transports:
+            with contextlib.suppress(Exception):
+                transport.close()
