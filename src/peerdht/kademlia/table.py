@@ -1,0 +1,384 @@
+"""The Kademlia routing table shared by both profiles.
+
+Two bucket policies, one structure (a list of buckets, bucket ``i`` holding the contacts whose id
+shares exactly ``i`` leading bits with the local id; the last bucket also holds longer prefixes):
+
+* ``split=False`` (HyperDHT, ``kademlia-routing-table/index.js``): ``8 * len(id)`` rows exist from
+  the start (256 for 32-byte ids), each holding up to ``k`` contacts (dht-rpc uses k=20).
+* ``split=True`` (Mainline, BEP 5 and the ``k-bucket`` npm module): the table starts as one bucket
+  covering the whole id space. Only the bucket whose range covers the local id may split when it is
+  full; a full bucket that does not cover the local id stays full (new contacts there are only
+  admitted by replacing a dead one). BEP 5 uses K=8.
+
+The table never sends anything: when a bucket is full, :meth:`RoutingTable.add` returns the
+contact the caller should ping (least recently pinged); the caller then calls
+:meth:`RoutingTable.replace` if it is dead or :meth:`RoutingTable.touch` if it answered.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from peerdht.errors import LocalProtocolError
+
+__all__ = ["Contact", "RoutingTable"]
+
+
+@dataclass(slots=True)
+class Contact:
+    """A node we know: its id and UDP address, with timestamps the table maintains.
+
+    Mutable on purpose: :class:`RoutingTable` updates the timestamps in place.
+
+    Attributes:
+        id: node id (``bytes``, 32 long for HyperDHT, 20 for Mainline). ``b""`` means "id not
+            known yet" (e.g. a bootstrap address); such contacts are accepted by :class:`Lookup`
+            but never by :class:`RoutingTable`.
+        host: IP address as a string (IPv4 dotted quad or IPv6).
+        port: UDP port, 1..65535.
+        added: the ``now`` (seconds) when the table first added the contact.
+        seen: the last ``now`` (seconds) we heard from it.
+        pinged: the last ``now`` (seconds) we sent it a ping (set by the caller when it pings).
+    """
+
+    id: bytes
+    host: str
+    port: int
+    added: float = 0.0
+    seen: float = 0.0
+    pinged: float = 0.0
+
+    @property
+    def addr(self) -> tuple[str, int]:
+        """The UDP address ``(host, port)``."""
+        return (self.host, self.port)
+
+
+class _Bucket:
+    """One k-bucket: contacts by id (insertion ordered) and the last time it changed."""
+
+    __slots__ = ("changed", "contacts")
+
+    def __init__(self, changed: float) -> None:
+        self.contacts: dict[bytes, Contact] = {}
+        self.changed = changed
+
+
+class RoutingTable:
+    """A Kademlia routing table (``kademlia-routing-table`` rows or BEP 5 splitting buckets).
+
+    Args:
+        local_id: our node id (``bytes``, 32 long for HyperDHT, 20 for Mainline).
+        k: bucket capacity (dht-rpc: 20; BEP 5: 8).
+        split: ``False`` for one row per shared-prefix length (``8 * len(local_id)`` rows);
+            ``True`` for BEP 5 bucket splitting.
+        now: the time (seconds) the table is created; empty buckets count as changed then
+            (see :meth:`stale_buckets`).
+
+    Attributes:
+        local_id: our node id.
+        k: bucket capacity.
+        split: the bucket policy.
+    """
+
+    __slots__ = ("_buckets", "_by_id", "_int", "_nbits", "k", "local_id", "split")
+
+    def __init__(self, local_id: bytes, *, k: int = 20, split: bool = False, now: float = 0.0) -> None:
+        if not local_id:
+            raise LocalProtocolError("local id must not be empty")
+        if k < 1:
+            raise LocalProtocolError(f"k must be >= 1, got {k}")
+        self.local_id = local_id
+        self.k = k
+        self.split = split
+        self._nbits = 8 * len(local_id)
+        self._int = int.from_bytes(local_id, "big")
+        self._by_id: dict[bytes, Contact] = {}
+        nbuckets = 1 if split else self._nbits
+        self._buckets: list[_Bucket] = [_Bucket(now) for _ in range(nbuckets)]
+
+    # -- indexing ---------------------------------------------------------------------------
+
+    def bucket_index(self, id: bytes) -> int:
+        """The index of the bucket ``id`` belongs in.
+
+        Args:
+            id: a node id of the table's id length.
+
+        Returns:
+            ``min(common_prefix_length(local_id, id), bucket_count - 1)``: in row mode the row of
+            ``kademlia-routing-table`` (the local id itself maps to the last row), in split mode the
+            bucket whose range covers ``id``.
+
+        Raises:
+            LocalProtocolError: ``id`` has the wrong length.
+        """
+        if len(id) != len(self.local_id):
+            raise LocalProtocolError(f"id of {len(id)} bytes, table uses {len(self.local_id)}")
+        cpl = self._nbits - (int.from_bytes(id, "big") ^ self._int).bit_length()
+        last = len(self._buckets) - 1
+        return cpl if cpl < last else last
+
+    @property
+    def bucket_count(self) -> int:
+        """The number of buckets (fixed ``8 * len(local_id)`` in row mode; grows in split mode)."""
+        return len(self._buckets)
+
+    def bucket(self, index: int) -> list[Contact]:
+        """The contacts of bucket ``index`` (a new list, insertion order)."""
+        return list(self._buckets[index].contacts.values())
+
+    # -- mutation ---------------------------------------------------------------------------
+
+    def add(self, contact: Contact, now: float) -> Contact | None:
+        """Add a contact, or refresh it if it is already known.
+
+        A known id is refreshed: ``seen = now`` and its address updated to ``contact``'s (the
+        stored object is kept). A new contact gets ``added = seen = now`` and is stored as given.
+        In split mode a full bucket covering the local id splits first (BEP 5).
+
+        Args:
+            contact: the node to add (its ``id`` must have the table's id length).
+            now: current time (seconds).
+
+        Returns:
+            ``None`` if the contact is now in the table (or is the local id, which is never
+            added). If its bucket is full: the bucket's least recently pinged contact (ties: least
+            recently seen). The caller should set its ``pinged = now``, ping it, then call
+            :meth:`replace` (dead) or :meth:`touch` (alive); ``contact`` is not stored meanwhile.
+
+        Raises:
+            LocalProtocolError: ``contact.id`` has the wrong length.
+        """
+        id = contact.id
+        index = self.bucket_index(id)
+        if id == self.local_id:
+            return None
+        bucket = self._buckets[index]
+        known = bucket.contacts.get(id)
+        if known is not None:
+            known.seen = now
+            known.host = contact.host
+            known.port = contact.port
+            bucket.changed = now
+            return None
+        while len(bucket.contacts) >= self.k:
+            if not self._can_split(index):
+                return min(bucket.contacts.values(), key=_ping_order)
+            self._split_last(now)
+            index = self.bucket_index(id)
+            bucket = self._buckets[index]
+        contact.added = now
+        contact.seen = now
+        bucket.contacts[id] = contact
+        bucket.changed = now
+        self._by_id[id] = contact
+        return None
+
+    def _can_split(self, index: int) -> bool:
+        last = len(self._buckets) - 1
+        return self.split and index == last and last < self._nbits - 1
+
+    def _split_last(self, now: float) -> None:
+        """Split the last bucket (the one covering the local id) into ``[last]`` and ``[last+1..]``."""
+        old = self._buckets[-1]
+        depth = len(self._buckets) - 1
+        new = _Bucket(now)
+        self._buckets.append(new)
+        keep: dict[bytes, Contact] = {}
+        for cid, c in old.contacts.items():
+            cpl = self._nbits - (int.from_bytes(cid, "big") ^ self._int).bit_length()
+            if cpl > depth:
+                new.contacts[cid] = c
+            else:
+                keep[cid] = c
+        old.contacts = keep
+        old.changed = now
+
+    def _insert(self, contact: Contact) -> bool:
+        """Insert keeping the contact's timestamps (used by :meth:`rebuild`); False if no room."""
+        id = contact.id
+        if id == self.local_id or id in self._by_id:
+            return False
+        index = self.bucket_index(id)
+        bucket = self._buckets[index]
+        while len(bucket.contacts) >= self.k:
+            if not self._can_split(index):
+                return False
+            self._split_last(bucket.changed)
+            index = self.bucket_index(id)
+            bucket = self._buckets[index]
+        bucket.contacts[id] = contact
+        bucket.changed = max(bucket.changed, contact.seen)
+        self._by_id[id] = contact
+        return True
+
+    def touch(self, id: bytes, now: float) -> None:
+        """Mark a contact as seen at ``now`` (it answered); unknown ids are ignored."""
+        contact = self._by_id.get(id)
+        if contact is None:
+            return
+        contact.seen = now
+        self._buckets[self.bucket_index(id)].changed = now
+
+    def get(self, id: bytes) -> Contact | None:
+        """The stored contact with this id, or ``None``."""
+        return self._by_id.get(id)
+
+    def remove(self, id: bytes) -> bool:
+        """Remove a contact; ``True`` if it was in the table."""
+        if self._by_id.pop(id, None) is None:
+            return False
+        del self._buckets[self.bucket_index(id)].contacts[id]
+        return True
+
+    def replace(self, old_id: bytes, new: Contact, now: float) -> None:
+        """Replace a dead contact (that did not answer the ping :meth:`add` asked for) by ``new``.
+
+        ``old_id`` is removed if present, then ``new`` is added as by :meth:`add` (if its bucket is
+        still full, ``new`` is dropped).
+
+        Args:
+            old_id: id of the contact to evict.
+            new: the contact that was waiting for room.
+            now: current time (seconds).
+        """
+        self.remove(old_id)
+        self.add(new, now)
+
+    def rebuild(self, local_id: bytes) -> None:
+        """Switch to a new local id and re-add every contact (dht-rpc: ephemeral -> persistent id).
+
+        Contacts keep their timestamps; they are re-added most recently seen first, so if a
+        bucket of the new layout overflows the stalest contacts are dropped. A contact whose id
+        equals the new local id is dropped.
+
+        Args:
+            local_id: the new node id (same length as before).
+
+        Raises:
+            LocalProtocolError: ``local_id`` has a different length.
+        """
+        if len(local_id) != len(self.local_id):
+            raise LocalProtocolError(
+                f"new local id has {len(local_id)} bytes, table uses {len(self.local_id)}"
+            )
+        contacts = sorted(self._by_id.values(), key=lambda c: c.seen, reverse=True)
+        oldest_change = min(b.changed for b in self._buckets)
+        self.local_id = local_id
+        self._int = int.from_bytes(local_id, "big")
+        self._by_id = {}
+        nbuckets = 1 if self.split else self._nbits
+        self._buckets = [_Bucket(oldest_change) for _ in range(nbuckets)]
+        for c in contacts:
+            self._insert(c)
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def closest(self, target: bytes, n: int | None = None) -> list[Contact]:
+        """The ``n`` contacts closest to ``target`` by XOR distance, closest first.
+
+        Not quadratic: buckets are visited in distance-class order (the target's bucket, then
+        the deeper buckets together, then the shallower ones one by one, each strictly farther),
+        and only the class that crosses ``n`` is partially selected with a heap.
+
+        Args:
+            target: an id of the table's id length.
+            n: how many (default ``k``).
+
+        Returns:
+            Up to ``n`` contacts sorted by ``distance(c.id, target)`` (a new list).
+
+        Raises:
+            LocalProtocolError: ``target`` has the wrong length.
+        """
+        if n is None:
+            n = self.k
+        if n <= 0 or not self._by_id:
+            return []
+        d = self.bucket_index(target)
+        t = int.from_bytes(target, "big")
+
+        def key(c: Contact) -> int:
+            return int.from_bytes(c.id, "big") ^ t
+
+        buckets = self._buckets
+        result: list[Contact] = []
+        # class 1: the target's own bucket and every deeper bucket (all share bits [0, d) with the
+        # target). Within it the target's bucket is strictly closer than the deeper ones, but both
+        # are small in practice and merging them keeps this correct when d is clamped.
+        first: list[Contact] = []
+        for i in range(d, len(buckets)):
+            first.extend(buckets[i].contacts.values())
+        classes: Iterator[list[Contact]] = _chain_first(
+            first, (list(buckets[i].contacts.values()) for i in range(d - 1, -1, -1))
+        )
+        for group in classes:
+            need = n - len(result)
+            if len(group) <= need:
+                group.sort(key=key)
+                result.extend(group)
+            else:
+                result.extend(heapq.nsmallest(need, group, key=key))
+            if len(result) >= n:
+                break
+        return result
+
+    def stale_buckets(self, now: float, max_age: float) -> list[int]:
+        """Indices of buckets that have not changed for ``max_age`` seconds (to refresh).
+
+        A bucket changes when a contact in it is added, refreshed, touched or replaced (BEP 5:
+        "buckets that have not been changed in 15 minutes should be refreshed"). In row mode only
+        rows up to the deepest non-empty one are considered (deeper rows are empty in any
+        realistic network and a lookup near our own id covers them).
+
+        Args:
+            now: current time (seconds).
+            max_age: seconds (BEP 5: 15 * 60).
+
+        Returns:
+            Bucket indices, ascending; use :func:`~peerdht.kademlia.ids.random_id_in_bucket`
+            to pick a lookup target.
+        """
+        limit = len(self._buckets)
+        if not self.split:
+            limit = 0
+            for i in range(len(self._buckets) - 1, -1, -1):
+                if self._buckets[i].contacts:
+                    limit = i + 1
+                    break
+        return [i for i in range(limit) if now - self._buckets[i].changed >= max_age]
+
+    def mark_refreshed(self, index: int, now: float) -> None:
+        """Record that bucket ``index`` was just refreshed (a lookup into it was started)."""
+        self._buckets[index].changed = now
+
+    def oldest(self, n: int) -> list[Contact]:
+        """The ``n`` least recently seen contacts (oldest first), for periodic pings."""
+        if n <= 0:
+            return []
+        return heapq.nsmallest(n, self._by_id.values(), key=lambda c: c.seen)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __iter__(self) -> Iterator[Contact]:
+        return iter(list(self._by_id.values()))
+
+    def __contains__(self, id: object) -> bool:
+        return id in self._by_id
+
+    def __repr__(self) -> str:
+        mode = "split" if self.split else "rows"
+        return f"<RoutingTable {self.local_id.hex()[:16]}… k={self.k} {mode} buckets={len(self._buckets)} size={len(self._by_id)}>"
+
+
+def _ping_order(c: Contact) -> tuple[float, float]:
+    return (c.pinged, c.seen)
+
+
+def _chain_first(first: list[Contact], rest: Iterator[list[Contact]]) -> Iterator[list[Contact]]:
+    yield first
+    yield from rest
