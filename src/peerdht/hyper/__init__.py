@@ -1,0 +1,1 @@
+"""HyperDHT wire formats: dht-rpc datagrams, command payloads, constants and signatures."""

@@ -1,0 +1,168 @@
+"""HyperDHT and dht-rpc protocol constants.
+
+Sources: dht-rpc 6.27 ``lib/commands.js``, ``lib/errors.js``, ``lib/io.js``; hyperdht 6.34
+``lib/constants.js``, ``lib/router.js``, ``lib/persistent.js``, ``index.js``;
+hypercore-crypto ``namespace()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from enum import IntEnum
+
+__all__ = [
+    "BUMP_MAX_DRIFT",
+    "COMMANDS",
+    "ERROR",
+    "FIREWALL",
+    "IMMUTABLE_MAX_AGE",
+    "INTERNAL_COMMANDS",
+    "MAX_RECORDS_PER_LOOKUP",
+    "MAX_RELAY_ADDRESSES",
+    "MUTABLE_MAX_AGE",
+    "NS_ANNOUNCE",
+    "NS_MUTABLE_PUT",
+    "NS_PEER_HANDSHAKE",
+    "NS_PEER_HOLEPUNCH",
+    "NS_PLUGIN",
+    "NS_UNANNOUNCE",
+    "RECORD_CACHE_MAX_SIZE",
+    "RECORD_MAX_AGE",
+    "Command",
+    "ConnectError",
+    "Error",
+    "Firewall",
+    "HandshakeMode",
+    "InternalCommand",
+    "namespace",
+]
+
+
+class InternalCommand(IntEnum):
+    """dht-rpc internal commands (requests with the ``internal`` flag; ``lib/commands.js``)."""
+
+    PING = 0
+    PING_NAT = 1
+    FIND_NODE = 2
+    DOWN_HINT = 3
+    DELAYED_PING = 4
+
+
+class Command(IntEnum):
+    """HyperDHT application commands (requests without the ``internal`` flag; ``lib/constants.js``)."""
+
+    PEER_HANDSHAKE = 0
+    PEER_HOLEPUNCH = 1
+    FIND_PEER = 2
+    LOOKUP = 3
+    ANNOUNCE = 4
+    UNANNOUNCE = 5
+    MUTABLE_PUT = 6
+    MUTABLE_GET = 7
+    IMMUTABLE_PUT = 8
+    IMMUTABLE_GET = 9
+    PLUGIN = 10
+
+
+class Error(IntEnum):
+    """Error codes in dht-rpc responses (``lib/errors.js`` + hyperdht ``ERROR`` >= 16)."""
+
+    NONE = 0
+    UNKNOWN_COMMAND = 1
+    INVALID_TOKEN = 2
+    SEQ_REUSED = 16
+    SEQ_TOO_LOW = 17
+
+
+class ConnectError(IntEnum):
+    """``error`` of the Noise and holepunch payloads (hyperdht ``ERROR`` < 16)."""
+
+    NONE = 0
+    ABORTED = 1
+    VERSION_MISMATCH = 2
+    TRY_LATER = 3
+
+
+class Firewall(IntEnum):
+    """A node's NAT/firewall class as reported in payloads (``FIREWALL``)."""
+
+    UNKNOWN = 0
+    OPEN = 1
+    CONSISTENT = 2
+    RANDOM = 3
+
+
+class HandshakeMode(IntEnum):
+    """``mode`` of ``handshake`` and ``holepunch`` messages (``lib/router.js``)."""
+
+    FROM_CLIENT = 0
+    FROM_SERVER = 1
+    FROM_RELAY = 2
+    FROM_SECOND_RELAY = 3
+    REPLY = 4
+
+
+# Short aliases shaped like the JS objects.
+INTERNAL_COMMANDS = InternalCommand
+COMMANDS = Command
+ERROR = Error
+FIREWALL = Firewall
+
+
+def namespace(name: bytes | str, ids: list[int] | tuple[int, ...]) -> tuple[bytes, ...]:
+    """hypercore-crypto ``namespace(name, ids)``.
+
+    Each entry is ``BLAKE2b-256(BLAKE2b-256(name) || byte(id))``.
+
+    Args:
+        name: the namespace name (str is UTF-8 encoded).
+        ids: one byte (0..255) per namespace wanted.
+
+    Returns:
+        One 32-byte namespace per id, in order.
+    """
+    raw = name.encode() if isinstance(name, str) else name
+    prefix = hashlib.blake2b(raw, digest_size=32).digest()
+    return tuple(hashlib.blake2b(prefix + bytes([i]), digest_size=32).digest() for i in ids)
+
+
+(
+    NS_ANNOUNCE,
+    NS_UNANNOUNCE,
+    NS_MUTABLE_PUT,
+    NS_PEER_HANDSHAKE,
+    NS_PEER_HOLEPUNCH,
+    NS_PLUGIN,
+) = namespace(
+    "hyperswarm/dht",
+    (
+        Command.ANNOUNCE,
+        Command.UNANNOUNCE,
+        Command.MUTABLE_PUT,
+        Command.PEER_HANDSHAKE,
+        Command.PEER_HOLEPUNCH,
+        Command.PLUGIN,
+    ),
+)
+"""32-byte signing/prologue namespaces of ``lib/constants.js`` ``NS``."""
+
+MAX_RECORDS_PER_LOOKUP = 20
+"""Peers returned per LOOKUP reply (``persistent.js onlookup``: ``records.get(k, 20)``)."""
+
+MAX_RELAY_ADDRESSES = 3
+"""Relay addresses kept per announced peer (``persistent.js onannounce``)."""
+
+RECORD_CACHE_MAX_SIZE = 65536
+"""Default max entries of the record, refresh, bump and router caches (``index.js``)."""
+
+RECORD_MAX_AGE = 20 * 60.0
+"""Seconds an announce record, refresh, bump and router forward live (``index.js``: 20 min)."""
+
+MUTABLE_MAX_AGE = 48 * 60 * 60.0
+"""Seconds a mutable value lives (``index.js``: 48 h; cache size ``RECORD_CACHE_MAX_SIZE // 2``)."""
+
+IMMUTABLE_MAX_AGE = 48 * 60 * 60.0
+"""Seconds an immutable value lives (``index.js``: 48 h; cache size ``RECORD_CACHE_MAX_SIZE // 2``)."""
+
+BUMP_MAX_DRIFT = 60.0
+"""Seconds a bump may lie in the future (``persistent.js MAX_BUMP_DRIFT`` = 60 000 ms)."""

@@ -1,0 +1,211 @@
+"""dht-rpc datagrams: requests (``0x03``) and responses (``0x13``).
+
+Mirrors dht-rpc 6.27 ``lib/io.js`` (``Request.decode``, ``_encodeRequest``, ``_sendReply``,
+``decodeReply``) and ``lib/peer.js``. Layout::
+
+    request : 0x03 | flags | tid u16 | to ipv4Address | [id 32] | [token 32] | command uint
+              | [target 32] | [value buffer]          flags: 1 id, 2 token, 4 internal, 8 target, 16 value
+    response: 0x13 | flags | tid u16 | to ipv4Address | [id 32] | [token 32] | [closerNodes ipv4[]]
+              | [error uint] | [value buffer]          flags: 1 id, 2 token, 4 closerNodes, 8 error, 16 value
+
+Semantics kept from JS:
+
+* ``value`` is ``None`` when the flag is absent; a present but empty value decodes as ``b""``
+  (compact-encoding 3.x ``c.buffer``), and ``b""`` is encoded with the flag set and length 0
+  (an empty JS Buffer is truthy).
+* ``closer_nodes`` and ``error`` are only written when non-empty / non-zero; a response with the
+  closerNodes flag and zero nodes decodes as ``()``.
+* Unknown flag bits and trailing bytes are ignored, as in JS. ``id`` is returned as sent; checking
+  it against the sender address (``validateId``) is the node's job (see
+  :func:`peerdht.hyper.crypto.validate_id`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from peerdht.encoding.compact import Address, Decoder, Encoder
+from peerdht.errors import DecodeError, LocalProtocolError
+
+__all__ = [
+    "REQUEST_ID",
+    "RESPONSE_ID",
+    "Request",
+    "Response",
+    "decode_message",
+    "encode_request",
+    "encode_response",
+]
+
+REQUEST_ID = 0x03
+"""First byte of a request: type 0 << 4 | version 3."""
+
+RESPONSE_ID = 0x13
+"""First byte of a response: type 1 << 4 | version 3."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Request:
+    """A dht-rpc request datagram.
+
+    Attributes:
+        tid: transaction id, 0..65535.
+        to: the address the datagram is sent to (how the sender sees the receiver), IPv4.
+        id: the sender's 32-byte node id (persistent nodes on their server socket only) or None.
+        token: 32-byte write token echoed from an earlier reply, or None.
+        internal: True for dht-rpc's own commands (PING, FIND_NODE, ...).
+        command: command number (see :mod:`peerdht.hyper.constants`).
+        target: 32-byte key of the request, or None.
+        value: command payload, or None (``b""`` is a present, empty payload).
+    """
+
+    tid: int
+    to: Address
+    id: bytes | None = None
+    token: bytes | None = None
+    internal: bool = False
+    command: int
+    target: bytes | None = None
+    value: bytes | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Response:
+    """A dht-rpc response datagram.
+
+    Attributes:
+        tid: transaction id of the request answered, 0..65535.
+        to: the requester's address as seen by the responder, IPv4.
+        id: the responder's 32-byte node id, or None.
+        token: 32-byte write token for the requester, or None.
+        closer_nodes: IPv4 addresses of nodes closer to the target (``()`` for none).
+        error: 0 for success, else an error code (:class:`peerdht.hyper.constants.Error`).
+        value: reply payload, or None (``b""`` is a present, empty payload).
+    """
+
+    tid: int
+    to: Address
+    id: bytes | None = None
+    token: bytes | None = None
+    closer_nodes: tuple[Address, ...] = ()
+    error: int = 0
+    value: bytes | None = None
+
+
+def _fixed32(enc: Encoder, b: bytes, what: str) -> None:
+    if len(b) != 32:
+        raise LocalProtocolError(f"{what} must be 32 bytes, got {len(b)}")
+    enc.raw(b)
+
+
+def encode_request(m: Request) -> bytes:
+    """Encode a request datagram exactly as dht-rpc ``_encodeRequest`` does.
+
+    Raises:
+        LocalProtocolError: a field is out of range (tid, id/token/target length, address).
+    """
+    enc = Encoder()
+    enc.uint8(REQUEST_ID)
+    enc.uint8(
+        (1 if m.id is not None else 0)
+        | (2 if m.token is not None else 0)
+        | (4 if m.internal else 0)
+        | (8 if m.target is not None else 0)
+        | (16 if m.value is not None else 0)
+    )
+    enc.uint16(m.tid)
+    enc.ipv4_address(m.to)
+    if m.id is not None:
+        _fixed32(enc, m.id, "id")
+    if m.token is not None:
+        _fixed32(enc, m.token, "token")
+    enc.uint(m.command)
+    if m.target is not None:
+        _fixed32(enc, m.target, "target")
+    if m.value is not None:
+        enc.buffer(m.value)
+    return enc.getvalue()
+
+
+def encode_response(m: Response) -> bytes:
+    """Encode a response datagram exactly as dht-rpc ``_sendReply`` does.
+
+    Raises:
+        LocalProtocolError: a field is out of range.
+    """
+    enc = Encoder()
+    enc.uint8(RESPONSE_ID)
+    enc.uint8(
+        (1 if m.id is not None else 0)
+        | (2 if m.token is not None else 0)
+        | (4 if m.closer_nodes else 0)
+        | (8 if m.error > 0 else 0)
+        | (16 if m.value is not None else 0)
+    )
+    enc.uint16(m.tid)
+    enc.ipv4_address(m.to)
+    if m.id is not None:
+        _fixed32(enc, m.id, "id")
+    if m.token is not None:
+        _fixed32(enc, m.token, "token")
+    if m.closer_nodes:
+        enc.ipv4_array(m.closer_nodes)
+    if m.error > 0:
+        enc.uint(m.error)
+    if m.value is not None:
+        enc.buffer(m.value)
+    return enc.getvalue()
+
+
+def decode_message(data: bytes | bytearray | memoryview) -> Request | Response:
+    """Decode a dht-rpc datagram.
+
+    Accepts what dht-rpc ``onmessage`` accepts: at least 2 bytes, type byte 0x03 or 0x13,
+    all fields present; trailing bytes and unknown flag bits are ignored.
+
+    Raises:
+        DecodeError: anything dht-rpc would drop (short, unknown type, truncated, values out
+            of range).
+    """
+    if len(data) < 2:
+        raise DecodeError("datagram shorter than 2 bytes")
+    dec = Decoder(data, 1)
+    kind = data[0]
+    if kind == REQUEST_ID:
+        flags = dec.uint()
+        tid = dec.uint16()
+        to = dec.ipv4_address()
+        id_ = dec.fixed(32) if flags & 1 else None
+        token = dec.fixed(32) if flags & 2 else None
+        command = dec.uint()
+        target = dec.fixed(32) if flags & 8 else None
+        value = dec.buffer() if flags & 16 else None
+        return Request(
+            tid=tid,
+            to=to,
+            id=id_,
+            token=token,
+            internal=bool(flags & 4),
+            command=command,
+            target=target,
+            value=value,
+        )
+    if kind == RESPONSE_ID:
+        flags = dec.uint()
+        tid = dec.uint16()
+        to = dec.ipv4_address()
+        id_ = dec.fixed(32) if flags & 1 else None
+        token = dec.fixed(32) if flags & 2 else None
+        closer = dec.ipv4_array() if flags & 4 else ()
+        error = dec.uint() if flags & 8 else 0
+        value = dec.buffer() if flags & 16 else None
+        return Response(
+            tid=tid,
+            to=to,
+            id=id_,
+            token=token,
+            closer_nodes=closer,
+            error=error,
+            value=value,
+        )
+    raise DecodeError(f"unknown message type 0x{kind:02x}")
