@@ -1,0 +1,361 @@
+"""``HyperDHT``: an asyncio HyperDHT node, wire-compatible with npm ``hyperdht`` 6.x / ``dht-rpc`` 6.x.
+
+All protocol logic lives in the sans-IO core :class:`peerdht.hyper.node.HyperDHTNode`; this module owns the
+two UDP sockets (dht-rpc's server and client sockets), the timer, and maps the core's op ids to futures and
+async iterators.
+
+Example::
+
+    async with HyperDHT(bootstrap=[("127.0.0.1", 49737)]) as dht:
+        await dht.fully_bootstrapped()
+        await dht.announce(topic, key_pair)
+        async for reply in dht.lookup(topic):
+            print(reply.peers)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+from typing import Any
+
+from peerdht.aio.driver import DatagramDriver
+from peerdht.errors import LocalProtocolError, PeerDHTError
+from peerdht.hyper.crypto import KeyPair
+from peerdht.hyper.crypto import hash as blake2b256
+from peerdht.hyper.events import (
+    Bootstrapped,
+    LookupResult,
+    MutablePutResult,
+    MutableRecord,
+    OpDone,
+    OpFailed,
+)
+from peerdht.hyper.messages import Response
+from peerdht.hyper.node import HyperDHTNode
+from peerdht.kademlia.table import Contact
+
+Address = tuple[str, int]
+
+#: The public HyperDHT bootstrap nodes (hyperdht ``lib/constants.js``). peerdht never uses them unless passed
+#: explicitly: ``HyperDHT(bootstrap=DEFAULT_BOOTSTRAP)``.
+DEFAULT_BOOTSTRAP: tuple[Address, ...] = (
+    ("88.99.3.86", 49737),
+    ("142.93.90.113", 49737),
+    ("138.68.147.8", 49737),
+)
+
+_END = object()
+
+
+class HyperDHT:
+    """A HyperDHT node (dht-rpc + hyperdht ``index.js``).
+
+    Args:
+        bootstrap: nodes to join through, ``(host, port)``. Empty (the default) starts a network of one:
+            peerdht never contacts the public network unless told to (see :data:`DEFAULT_BOOTSTRAP`).
+        host: address to bind both UDP sockets to.
+        port: server socket port (0 = any free port).
+        ephemeral: ``None`` adapts like dht-rpc (ephemeral until found reachable and stable); ``False``
+            makes the node persistent at once (testnets, bootstrap nodes); ``True`` keeps it ephemeral.
+        firewalled: assume we are firewalled until a PING_NAT check says otherwise.
+        public_host: our public IPv4 address when known (bootstrap nodes): with the port it gives the node id.
+        key_pair: default key pair for announce/servers.
+        seed: 32 random bytes for the node's internal randomness (tests); default from the OS.
+
+    Use as ``async with HyperDHT(...) as dht`` or ``await dht.open()`` / ``await dht.destroy()``.
+    """
+
+    def __init__(
+        self,
+        *,
+        bootstrap: Sequence[Address] = (),
+        host: str = "0.0.0.0",
+        port: int = 0,
+        ephemeral: bool | None = None,
+        firewalled: bool = True,
+        public_host: str | None = None,
+        key_pair: KeyPair | None = None,
+        seed: bytes | None = None,
+    ) -> None:
+        self._bootstrap_nodes = list(bootstrap)
+        self._host = host
+        self._port = port
+        self.default_key_pair = key_pair or KeyPair.generate()
+        rng = random.Random(seed if seed is not None else os.urandom(32))
+        self.core = HyperDHTNode(
+            rng=rng,
+            secrets=rng.randbytes(64),
+            bootstrap=self._bootstrap_nodes,
+            ephemeral=ephemeral,
+            firewalled=firewalled,
+            host=public_host,
+        )
+        self._driver: DatagramDriver | None = None
+        self._futures: dict[int, asyncio.Future[Any]] = {}
+        self._streams: dict[int, asyncio.Queue[Any]] = {}
+        self._bootstrapped = asyncio.Event()
+        self._bootstrap_error: PeerDHTError | None = None
+        self._destroyed = False
+
+    # ------------------------------------------------------------------ lifetime
+
+    async def open(self) -> HyperDHT:
+        """Bind the sockets and start bootstrapping (does not wait for it: see :meth:`fully_bootstrapped`).
+
+        Raises:
+            OSError: the port cannot be bound.
+        """
+        if self._driver is not None:
+            return self
+        self._driver = await DatagramDriver.create(self.core, self._host, self._port, self._on_event, sockets=2)
+        now = self._driver.now()
+        self.core.bind(self._driver.address(0), self._driver.address(1), now)
+        op = self.core.bootstrap(now)
+        fut = self._track(op)
+        fut.add_done_callback(lambda f: self._on_bootstrap_done(op, f))
+        self._driver.kick()
+        return self
+
+    async def __aenter__(self) -> HyperDHT:
+        return await self.open()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.destroy()
+
+    async def destroy(self) -> None:
+        """Close the sockets and fail every pending operation. Idempotent."""
+        if self._destroyed:
+            return
+        self._destroyed = True
+        if self._driver is not None:
+            self._driver.close()
+        for fut in self._futures.values():
+            if not fut.done():
+                fut.set_exception(LocalProtocolError("the DHT was destroyed"))
+                fut.exception()  # mark retrieved: nobody may be waiting
+        for queue in self._streams.values():
+            queue.put_nowait(_END)
+        self._futures.clear()
+        self._streams.clear()
+
+    async def fully_bootstrapped(self) -> None:
+        """Wait until the initial bootstrap lookup has finished (dht-rpc ``fullyBootstrapped()``)."""
+        self._require_open()
+        await self._bootstrapped.wait()
+        if self._bootstrap_error is not None:
+            raise self._bootstrap_error
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def id(self) -> bytes | None:
+        """Our node id (32 bytes) once persistent, else ``None``."""
+        return self.core.id
+
+    @property
+    def ephemeral(self) -> bool:
+        return self.core.ephemeral
+
+    @property
+    def firewalled(self) -> bool:
+        return self.core.firewalled
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Counters like dht-rpc's ``stats`` plus ``dropped`` (malformed or unexpected datagrams, by reason)."""
+        return dict(self.core.stats)
+
+    def address(self) -> Address:
+        """How the network sees our server socket if known (NAT sampling), else the bound address."""
+        remote = self.core.remote_address()
+        if remote is not None:
+            return remote
+        return self.local_address()
+
+    def local_address(self) -> Address:
+        """The bound (host, port) of the server socket."""
+        return self._require_open().address(0)
+
+    def to_array(self) -> list[Address]:
+        """The routing table's nodes as (host, port)."""
+        return [c.addr for c in self.core.table]
+
+    # ------------------------------------------------------------------ operations
+
+    async def ping(self, addr: Address) -> Response:
+        """PING a node (dht-rpc ``ping``).
+
+        Raises:
+            RequestTimeout: no reply after retries.
+        """
+        result: Response = await self._run(lambda now: self.core.ping(addr, now))
+        return result
+
+    async def find_node(self, target: bytes) -> list[Contact]:
+        """Iterative FIND_NODE: the closest nodes to ``target`` (32 bytes)."""
+        _check_len("target", target, 32)
+        result: list[Contact] = await self._run(lambda now: self.core.find_node(target, now))
+        return result
+
+    async def lookup(self, topic: bytes) -> AsyncIterator[LookupResult]:
+        """LOOKUP ``topic`` (32 bytes): yields each node's reply (``from_addr``, ``peers``) as it arrives."""
+        _check_len("topic", topic, 32)
+        async for item in self._stream(lambda now: self.core.lookup(topic, now)):
+            yield item
+
+    async def find_peer(self, public_key: bytes) -> AsyncIterator[LookupResult]:
+        """FIND_PEER at ``hash(public_key)``: yields replies of nodes holding the server's self-announce."""
+        _check_len("public_key", public_key, 32)
+        async for item in self._stream(lambda now: self.core.find_peer(public_key, now)):
+            yield item
+
+    async def announce(
+        self, topic: bytes, key_pair: KeyPair | None = None, relay_addresses: Sequence[Address] = ()
+    ) -> int:
+        """Announce ``key_pair`` under ``topic`` to the closest nodes (signed ANNOUNCE).
+
+        Returns:
+            How many nodes stored the record.
+        """
+        _check_len("topic", topic, 32)
+        kp = key_pair or self.default_key_pair
+        result: int = await self._run(lambda now: self.core.announce(topic, kp, list(relay_addresses), now))
+        return result
+
+    async def unannounce(self, topic: bytes, key_pair: KeyPair | None = None) -> None:
+        """Remove our record for ``topic`` from the nodes holding it (signed UNANNOUNCE)."""
+        _check_len("topic", topic, 32)
+        kp = key_pair or self.default_key_pair
+        await self._run(lambda now: self.core.unannounce(topic, kp, now))
+
+    async def immutable_put(self, value: bytes) -> bytes:
+        """Store ``value`` at ``hash(value)``; returns that hash (32 bytes)."""
+        result: bytes = await self._run(lambda now: self.core.immutable_put(bytes(value), now))
+        return result
+
+    async def immutable_get(self, hash: bytes) -> bytes | None:
+        """Fetch the value stored at ``hash`` (32 bytes), checked against the hash; ``None`` if not found."""
+        _check_len("hash", hash, 32)
+        result: bytes | None = await self._run(lambda now: self.core.immutable_get(hash, now))
+        return result
+
+    async def mutable_put(self, key_pair: KeyPair, value: bytes, *, seq: int = 0) -> MutablePutResult:
+        """Store a signed ``value`` at ``hash(key_pair.public_key)`` with sequence number ``seq``.
+
+        Raises:
+            RemoteError: code 16 (SEQ_REUSED) or 17 (SEQ_TOO_LOW) from every node asked.
+        """
+        if seq < 0:
+            raise LocalProtocolError("seq must be >= 0")
+        result: MutablePutResult = await self._run(
+            lambda now: self.core.mutable_put(key_pair, bytes(value), seq, now)
+        )
+        return result
+
+    async def mutable_get(self, public_key: bytes, *, seq: int = 0, latest: bool = True) -> MutableRecord | None:
+        """Fetch the newest signed value of ``public_key`` (32 bytes) with seq >= ``seq``; ``None`` if none."""
+        _check_len("public_key", public_key, 32)
+        result: MutableRecord | None = await self._run(
+            lambda now: self.core.mutable_get(public_key, now, seq=seq, latest=latest)
+        )
+        return result
+
+    @staticmethod
+    def hash(data: bytes) -> bytes:
+        """BLAKE2b-256 (hyperdht ``DHT.hash``)."""
+        return blake2b256(data)
+
+    @staticmethod
+    def key_pair(seed: bytes | None = None) -> KeyPair:
+        """An Ed25519 key pair, from a 32-byte ``seed`` if given (equal to JS ``DHT.keyPair(seed)``)."""
+        return KeyPair.from_seed(seed) if seed is not None else KeyPair.generate()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _require_open(self) -> DatagramDriver:
+        if self._driver is None:
+            raise LocalProtocolError("the DHT is not open: use `async with HyperDHT(...)` or `await dht.open()`")
+        if self._destroyed:
+            raise LocalProtocolError("the DHT was destroyed")
+        return self._driver
+
+    def _track(self, op: int) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._futures[op] = fut
+        return fut
+
+    async def _run(self, start: Any) -> Any:
+        driver = self._require_open()
+        op = start(driver.now())
+        fut = self._track(op)
+        driver.kick()
+        try:
+            return await fut
+        finally:
+            if not fut.done():
+                self.core.cancel(op)
+                driver.kick()
+            self._futures.pop(op, None)
+
+    async def _stream(self, start: Any) -> AsyncIterator[Any]:
+        driver = self._require_open()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        op = start(driver.now())
+        self._streams[op] = queue
+        fut = self._track(op)
+        driver.kick()
+        try:
+            while True:
+                item = await queue.get()
+                if item is _END:
+                    break
+                yield item
+            await fut  # raises if the op failed
+        finally:
+            self._streams.pop(op, None)
+            self._futures.pop(op, None)
+            if not fut.done():
+                fut.cancel()
+                if not self._destroyed:
+                    self.core.cancel(op)
+                    driver.kick()
+
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, LookupResult):
+            queue = self._streams.get(event.op)
+            if queue is not None:
+                queue.put_nowait(event)
+        elif isinstance(event, OpDone):
+            fut = self._futures.get(event.op)
+            if fut is not None and not fut.done():
+                fut.set_result(event.result)
+            queue = self._streams.get(event.op)
+            if queue is not None:
+                queue.put_nowait(_END)
+        elif isinstance(event, OpFailed):
+            fut = self._futures.get(event.op)
+            if fut is not None and not fut.done():
+                fut.set_exception(event.error)
+            queue = self._streams.get(event.op)
+            if queue is not None:
+                queue.put_nowait(_END)
+        elif isinstance(event, Bootstrapped):
+            self._bootstrapped.set()
+
+    def _on_bootstrap_done(self, op: int, fut: asyncio.Future[Any]) -> None:
+        self._futures.pop(op, None)
+        if not fut.cancelled() and fut.exception() is not None:
+            exc = fut.exception()
+            self._bootstrap_error = exc if isinstance(exc, PeerDHTError) else None
+        self._bootstrapped.set()
+
+
+def _check_len(name: str, value: bytes, length: int) -> None:
+    if not isinstance(value, bytes | bytearray) or len(value) != length:
+        raise LocalProtocolError(f"{name} must be {length} bytes")
