@@ -145,8 +145,8 @@ class RoutingTable:
 
         Returns:
             ``None`` if the contact is now in the table (or is the local id, which is never
-            added). If its bucket is full: the bucket's least recently pinged contact (ties: least
-            recently seen). The caller should set its ``pinged = now``, ping it, then call
+            added). If its bucket is full: the bucket's least recently pinged contact (ties: added
+            earliest, as dht-rpc ``_onfullrow``). The caller should set its ``pinged = now``, ping it, then call
             :meth:`replace` (dead) or :meth:`touch` (alive); ``contact`` is not stored meanwhile.
 
         Raises:
@@ -376,7 +376,7 @@ class RoutingTable:
 
 
 def _ping_order(c: Contact) -> tuple[float, float]:
-    return (c.pinged, c.seen)
+    return (c.pinged, c.added)
 
 
 def _chain_first(first: list[Contact], rest: Iterator[list[Contact]]) -> Iterator[list[Contact]]:
