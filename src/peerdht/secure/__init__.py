@@ -1,0 +1,17 @@
+"""Encryption layer: Noise handshakes (IK for HyperDHT, XX for secret-stream) and secret-stream framing.
+
+Sans-IO: nothing here does I/O or reads a clock; randomness (ephemeral seeds, stream headers) is
+passed in by the caller.
+"""
+
+from peerdht.secure.keys import KeyPair, stream_id
+from peerdht.secure.noise import NS_PEER_HANDSHAKE, HandshakeResult, NoiseState, holepunch_secret
+
+__all__ = [
+    "NS_PEER_HANDSHAKE",
+    "HandshakeResult",
+    "KeyPair",
+    "NoiseState",
+    "holepunch_secret",
+    "stream_id",
+]
