@@ -1,0 +1,827 @@
+"""Sans-IO UDX: many reliable streams multiplexed on one UDP socket, wire-compatible with libudx.
+
+Shape of aioquic: feed ``receive_datagram(data, addr, now)`` and ``handle_timer(now)``, send what
+``datagrams_to_send(now)`` returns, sleep until ``get_timer()``, read ``next_event()``. No clock, no I/O.
+
+Behaviour mirrors libudx ``src/udx.c`` (udx-native 1.21.3):
+
+* sequence numbers count packets (u32, wrapping); ``ack`` is cumulative, SACK blocks report
+  out-of-order packets; every DATA/END packet is acknowledged (we coalesce the acks of one batch of
+  received datagrams into one, since acks are cumulative and carry SACK);
+* END is a packet with its own sequence number (alone, or on the last data packet); the stream closes
+  cleanly once our END is acknowledged and the peer's END has been delivered; DESTROY resets it;
+* HEARTBEAT asks for an immediate ACK (keepalive and zero-window probes);
+* MESSAGE packets are unordered datagrams on the stream, not acknowledged;
+* packets for an unknown stream id (and non-UDX datagrams) are handed on as :class:`DatagramReceived`.
+
+The sender is our own (sender behaviour is local): SACK/FACK loss detection with a duplicate threshold
+of 3, retransmission-loss detection by transmission order (RACK-like), RTO with exponential backoff
+(six timeouts of the same packet reset the stream, as libudx), AIMD congestion control
+(``congestion.py``), a fixed MTU of 1200 (payload 1152 bytes over IPv4, 1132 over IPv6), zero-window
+probes and optional keepalives. Times are seconds.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from typing import Final
+
+from peerdht.errors import LocalProtocolError, StreamClosed, StreamReset
+from peerdht.udx.congestion import AIMD
+from peerdht.udx.events import (
+    DatagramReceived,
+    MessageReceived,
+    RemoteChanged,
+    StreamData,
+    StreamEnd,
+    StreamWritable,
+    UDXEvent,
+)
+from peerdht.udx.events import StreamClosed as StreamClosedEvent
+from peerdht.udx.packet import (
+    DATA,
+    DESTROY,
+    END,
+    HEADER,
+    HEADER_SIZE,
+    HEARTBEAT,
+    IPV4_OVERHEAD,
+    IPV6_OVERHEAD,
+    MAX_SACKS,
+    MESSAGE,
+    MTU_BASE,
+    SACK,
+)
+
+Addr = tuple[str, int]
+
+_M: Final = 0xFFFFFFFF
+_HALF: Final = 0x80000000
+_FULL: Final = 0x100000000
+DEFAULT_RECV_WINDOW: Final = 4 * 1024 * 1024
+"""Receive window advertised (bytes), libudx ``UDX_DEFAULT_RWND_MAX``."""
+HIGH_WATERMARK: Final = 262144
+"""libudx ``UDX_HIGH_WATERMARK``: writes beyond this plus the send window report backpressure."""
+INITIAL_RTO: Final = 1.0
+MIN_RTO: Final = 0.2
+MAX_RTO: Final = 30.0
+MAX_RTO_TIMEOUTS: Final = 6
+DUP_THRESH: Final = 3
+_PACK_HEADER = HEADER.pack
+_UNPACK_HEADER = HEADER.unpack_from
+_DATA_OR_END: Final = DATA | END
+
+
+class _Pkt:
+    __slots__ = ("addr", "flags", "lost", "payload", "retrans", "rid", "rto_count", "seq", "time_sent", "xmit")
+
+    def __init__(self, seq: int, flags: int, payload: bytes | memoryview, rid: int, addr: Addr) -> None:
+        self.seq = seq
+        self.flags = flags
+        self.payload = payload
+        self.rid = rid
+        self.addr = addr
+        self.time_sent = 0.0
+        self.xmit = 0
+        self.lost = False
+        self.retrans = False
+        self.rto_count = 0
+
+
+class _Stream:
+    """All state of one stream. Internal: use the ``UDXSocketCore`` commands."""
+
+    def __init__(self, local_id: int, recv_window: int) -> None:
+        self.local_id = local_id
+        self.remote_id = 0
+        self.addr: Addr = ("", 0)
+        self.payload_size = MTU_BASE - IPV4_OVERHEAD
+        self.connected = False
+        self.closed = False
+        # receive side
+        self.ack = 0  # next expected seq (unwrapped)
+        self.ooo: dict[int, tuple[int, bytes]] = {}
+        self.ranges: list[list[int]] = []  # sorted [start, end) of received out-of-order seqs
+        self.remote_end: int | None = None
+        self.ended_remote = False
+        self.need_ack = False
+        self.rx_chunks: list[bytes] = []
+        self.rx_marked = False
+        self.recv_window_max = recv_window
+        self.manual_window = False
+        self.unread = 0
+        self.advertised = recv_window
+        # send side
+        self.seq = 0  # next seq to send (unwrapped)
+        self.remote_acked = 0
+        self.outgoing: dict[int, _Pkt] = {}
+        self.inflight = 0
+        self.lost_q: deque[int] = deque()
+        self.retrans_q: deque[tuple[int, int]] = deque()
+        self.xmit = 0
+        self.rack_xmit = 0
+        self.fack = 0
+        self.loss_scan = 0
+        self.write_q: deque[memoryview] = deque()
+        self.write_off = 0
+        self.queued = 0  # bytes not yet packetized
+        self.unacked = 0  # bytes written and not yet acknowledged
+        self.hit_hwm = False
+        self.ending = False
+        self.end_sent = False
+        self.ended = False
+        self.send_rwnd = DEFAULT_RECV_WINDOW
+        self.wl1 = 0
+        self.wl2 = 0
+        self.cc = AIMD()
+        self.srtt = 0.0
+        self.rttvar = 0.0
+        self.rto = INITIAL_RTO
+        self.backoff = 1
+        self.rto_deadline: float | None = None
+        self.zwp_deadline: float | None = None
+        self.keepalive = 0.0
+        self.keepalive_deadline: float | None = None
+        self.remote_changing = False
+        self.seq_on_change = 0
+        # counters
+        self.retransmits = 0
+        self.rto_count = 0
+        self.fast_recoveries = 0
+        self.packets_rx = 0
+        self.packets_tx = 0
+
+
+class UDXSocketCore:
+    """All UDX streams of one UDP socket (libudx ``udx_socket_t`` plus its streams), sans-IO.
+
+    Args:
+        recv_window: bytes advertised as receive window per stream (libudx default 4 MiB).
+
+    Commands raise :class:`~peerdht.errors.LocalProtocolError` on misuse (unknown stream id, wrong
+    state) and :class:`~peerdht.errors.StreamClosed` when the stream is already closed.
+    """
+
+    def __init__(self, *, recv_window: int = DEFAULT_RECV_WINDOW) -> None:
+        self._recv_window = recv_window
+        self._streams: dict[int, _Stream] = {}
+        self._events: deque[UDXEvent | _Stream] = deque()
+        self._out: list[tuple[bytes, Addr]] = []
+        self._dirty: set[_Stream] = set()
+        self._next_id = 1
+        self.dropped = 0
+        """Datagrams dropped as malformed or unexpected (counted, never raised)."""
+
+    # ------------------------------------------------------------------ commands
+
+    def create_stream(self, stream_id: int | None = None, *, seq: int = 0) -> int:
+        """Create a stream with local id ``stream_id`` (u32; allocated when None) and return the id.
+
+        ``seq`` is the first sequence number to send (udx-native ``createStream(id, {seq})``). The stream
+        receives nothing until :meth:`connect` (udx-native's default firewall).
+        """
+        if stream_id is None:
+            while self._next_id in self._streams:
+                self._next_id = (self._next_id + 1) & _M or 1
+            stream_id = self._next_id
+            self._next_id = (self._next_id + 1) & _M or 1
+        if not 0 <= stream_id <= _M:
+            raise LocalProtocolError(f"stream id out of range: {stream_id}")
+        if stream_id in self._streams:
+            raise LocalProtocolError(f"stream id {stream_id} in use")
+        st = _Stream(stream_id, self._recv_window)
+        st.seq = st.remote_acked = st.wl2 = st.fack = st.loss_scan = seq & _M
+        self._streams[stream_id] = st
+        return stream_id
+
+    def connect(self, stream_id: int, remote_id: int, addr: Addr, *, ack: int = 0) -> None:
+        """Connect a stream to stream ``remote_id`` (u32) at ``addr`` (libudx ``udx_stream_connect``).
+
+        ``ack`` is the first sequence number expected from the peer (udx-native ``connect(..., {ack})``).
+        """
+        st = self._get(stream_id)
+        if st.connected:
+            raise LocalProtocolError("stream already connected")
+        if not 0 <= remote_id <= _M or not 0 < addr[1] < 65536:
+            raise LocalProtocolError("bad remote id or port")
+        st.connected = True
+        st.ack = st.wl1 = ack & _M
+        st.remote_id = remote_id
+        st.addr = addr
+        st.payload_size = MTU_BASE - (IPV6_OVERHEAD if ":" in addr[0] else IPV4_OVERHEAD)
+
+    def change_remote(self, stream_id: int, remote_id: int, addr: Addr) -> None:
+        """Move a connected stream to a new remote (relay -> direct upgrade; libudx ``udx_stream_change_remote``).
+
+        New packets go to the new remote at once; packets already in flight are retransmitted to the
+        old one. :class:`RemoteChanged` is emitted once everything sent before the change is acknowledged.
+        """
+        st = self._get(stream_id)
+        if not st.connected:
+            raise LocalProtocolError("stream not connected")
+        st.remote_id = remote_id
+        st.addr = addr
+        st.payload_size = MTU_BASE - (IPV6_OVERHEAD if ":" in addr[0] else IPV4_OVERHEAD)
+        if st.seq != st.remote_acked:
+            st.remote_changing = True
+            st.seq_on_change = st.seq
+        else:
+            self._events.append(RemoteChanged(stream_id=stream_id))
+
+    def send(self, stream_id: int, data: bytes | bytearray | memoryview) -> bool:
+        """Queue bytes on the stream (libudx ``udx_stream_write``).
+
+        Returns:
+            False when the bytes not yet acknowledged exceed the high-water mark (256 KiB plus the send
+            window): stop writing until :class:`StreamWritable`. True otherwise.
+        """
+        st = self._get(stream_id)
+        if not st.connected:
+            raise LocalProtocolError("stream not connected")
+        if st.ending:
+            raise LocalProtocolError("write after end")
+        n = len(data)
+        if n:
+            mv = memoryview(data)
+            if mv.readonly is False:
+                mv = memoryview(bytes(mv))
+            st.write_q.append(mv.cast("B") if mv.format != "B" or mv.ndim != 1 else mv)
+            st.queued += n
+            st.unacked += n
+            self._dirty.add(st)
+        return self._below_hwm(st)
+
+    def end(self, stream_id: int) -> None:
+        """Half-close: send END after the queued bytes (libudx ``udx_stream_write_end``)."""
+        st = self._get(stream_id)
+        if not st.connected:
+            raise LocalProtocolError("stream not connected")
+        if st.ending:
+            return
+        st.ending = True
+        self._dirty.add(st)
+
+    def destroy(self, stream_id: int) -> None:
+        """Reset the stream: send DESTROY and close it at once (libudx ``udx_stream_destroy``).
+
+        Emits :class:`StreamClosed` with ``error=None``. Does nothing if the stream is already closed.
+        """
+        st = self._streams.get(stream_id)
+        if st is None or st.closed:
+            return
+        if st.connected:
+            rwnd = self._rwnd(st)
+            self._out.append(
+                (_PACK_HEADER(255, 1, DESTROY, 0, st.remote_id, rwnd, st.seq & _M, st.ack & _M), st.addr)
+            )
+            st.seq += 1
+        self._close(st, None)
+
+    def send_message(self, stream_id: int, data: bytes) -> None:
+        """Send an unordered, unacknowledged MESSAGE datagram on the stream (udx-native ``stream.send``)."""
+        st = self._get(stream_id)
+        if not st.connected:
+            raise LocalProtocolError("stream not connected")
+        head = _PACK_HEADER(255, 1, MESSAGE, 0, st.remote_id, self._rwnd(st), st.seq & _M, st.ack & _M)
+        self._out.append((head + data, st.addr))
+
+    def set_keepalive(self, stream_id: int, interval: float, now: float) -> None:
+        """Send a HEARTBEAT after ``interval`` seconds without traffic (0 disables; libudx ``set_keepalive``)."""
+        st = self._get(stream_id)
+        st.keepalive = interval
+        st.keepalive_deadline = now + interval if interval > 0 else None
+
+    def set_manual_window(self, stream_id: int, enabled: bool = True) -> None:
+        """Advertise ``recv_window - unread`` where unread bytes are released with :meth:`stream_consumed`.
+
+        Without this the full window is always advertised (as udx-native does).
+        """
+        self._get(stream_id).manual_window = enabled
+
+    def stream_consumed(self, stream_id: int, nbytes: int) -> None:
+        """The application consumed ``nbytes`` of delivered data (manual window mode)."""
+        st = self._streams.get(stream_id)
+        if st is None or st.closed:
+            return
+        st.unread = max(0, st.unread - nbytes)
+        if st.advertised < st.recv_window_max // 2 <= self._rwnd(st):
+            st.need_ack = True  # window update
+            self._dirty.add(st)
+
+    def write_buffer_size(self, stream_id: int) -> int:
+        """Bytes written to the stream and not yet acknowledged (0 for unknown streams)."""
+        st = self._streams.get(stream_id)
+        return 0 if st is None else st.unacked
+
+    def stream_stats(self, stream_id: int) -> dict[str, float]:
+        """Counters and estimates of a stream (cwnd in packets, srtt/rto in seconds, ...)."""
+        st = self._get(stream_id)
+        return {
+            "cwnd": st.cc.cwnd,
+            "srtt": st.srtt,
+            "rto": st.rto,
+            "inflight": st.inflight,
+            "retransmits": st.retransmits,
+            "rto_count": st.rto_count,
+            "fast_recoveries": st.fast_recoveries,
+            "packets_rx": st.packets_rx,
+            "packets_tx": st.packets_tx,
+        }
+
+    def has_stream(self, stream_id: int) -> bool:
+        """Whether a stream with this local id exists and is not closed."""
+        return stream_id in self._streams
+
+    # ------------------------------------------------------------------ sans-IO API
+
+    def next_event(self) -> UDXEvent | None:
+        """The next event, or None."""
+        events = self._events
+        if not events:
+            return None
+        ev = events.popleft()
+        if isinstance(ev, _Stream):
+            chunks = ev.rx_chunks
+            ev.rx_chunks = []
+            ev.rx_marked = False
+            return StreamData(stream_id=ev.local_id, data=chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        return ev
+
+    def get_timer(self) -> float | None:
+        """When ``handle_timer`` must next be called (seconds, same clock as ``now``), or None."""
+        best: float | None = None
+        for st in self._streams.values():
+            for t in (st.rto_deadline, st.zwp_deadline, st.keepalive_deadline):
+                if t is not None and (best is None or t < best):
+                    best = t
+        return best
+
+    def handle_timer(self, now: float) -> None:
+        """Run the timers that are due: retransmission timeout, zero-window probe, keepalive."""
+        for st in list(self._streams.values()):
+            if st.rto_deadline is not None and now >= st.rto_deadline:
+                self._on_rto(st, now)
+                if st.closed:
+                    continue
+            if st.zwp_deadline is not None and now >= st.zwp_deadline:
+                if st.send_rwnd == 0 and (st.queued or (st.ending and not st.end_sent)):
+                    self._send_heartbeat(st)
+                    st.zwp_deadline = now + st.rto * 2
+                else:
+                    st.zwp_deadline = None
+            if st.keepalive_deadline is not None and now >= st.keepalive_deadline:
+                if st.connected:
+                    self._send_heartbeat(st)
+                st.keepalive_deadline = now + st.keepalive
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
+        """Datagrams to send now, as ``(data, addr)``: retransmissions, new data allowed by the windows, ACKs."""
+        if self._dirty:
+            dirty = self._dirty
+            self._dirty = set()
+            for st in dirty:
+                if not st.closed and st.connected:
+                    self._flush(st, now)
+        out = self._out
+        self._out = []
+        return out
+
+    def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
+        """Process one received datagram (never raises for bad input: it is dropped and counted)."""
+        if len(data) < HEADER_SIZE or data[0] != 255 or data[1] != 1:
+            self._events.append(DatagramReceived(data=data, addr=addr))
+            return
+        _m, _v, t, off, sid, rwnd, wseq, wack = _UNPACK_HEADER(data, 0)
+        st = self._streams.get(sid)
+        if st is None:
+            self._events.append(DatagramReceived(data=data, addr=addr))
+            return
+        if not st.connected:
+            self.dropped += 1  # udx-native's default firewall drops packets before connect
+            return
+        st.packets_rx += 1
+        if t & HEARTBEAT:
+            st.need_ack = True
+            self._dirty.add(st)
+            return
+        n = len(data)
+        start = HEADER_SIZE
+        if off:
+            if off > n - HEADER_SIZE:
+                self.dropped += 1
+                return
+            start += off
+
+        # ---- receive side
+        ack0 = st.ack
+        d = (wseq - ack0) & _M
+        if d < _HALF:  # seq >= ack: causally new (or same)
+            seq = ack0 + d
+            if t & _DATA_OR_END and not st.ended_remote:
+                if d == 0:
+                    if t & DATA and n > start:
+                        self._deliver(st, data[start:])
+                    ack = ack0 + 1
+                    ooo = st.ooo
+                    if ooo:
+                        while ack in ooo:
+                            pt, pdata = ooo.pop(ack)
+                            if pt & DATA and pdata:
+                                self._deliver(st, pdata)
+                            ack += 1
+                        ranges = st.ranges
+                        while ranges and ranges[0][0] < ack:
+                            if ranges[0][1] <= ack:
+                                ranges.pop(0)
+                            else:
+                                ranges[0][0] = ack
+                    st.ack = ack
+                elif seq not in st.ooo and d < 16384:
+                    st.ooo[seq] = (t, data[start:] if t & DATA else b"")
+                    _add_range(st.ranges, seq)
+            if t & END:
+                st.remote_end = seq
+            if t & DESTROY:
+                self._close(st, StreamReset("stream destroyed by the peer"))
+                return
+        if t & MESSAGE:
+            self._events.append(MessageReceived(stream_id=sid, data=data[start:]))
+        if t & _DATA_OR_END:
+            st.need_ack = True
+            self._dirty.add(st)
+        if st.remote_end is not None and not st.ended_remote and st.ack > st.remote_end:
+            st.ended_remote = True
+            st.ooo.clear()
+            st.ranges.clear()
+            self._events.append(StreamEnd(stream_id=sid))
+            if st.ended:
+                self._send_ack(st)
+                self._close(st, None)
+                return
+
+        # ---- send side: the ack
+        ra = st.remote_acked
+        da = (wack - ra) & _M
+        if da >= _HALF or ra + da > st.seq:
+            return  # old or out-of-bounds ack
+        ack = ra + da
+        # window update (RFC 793 SND.WL1/WL2 rules, as libudx)
+        dw = (wseq - st.wl1) & _M
+        if (0 < dw < _HALF) or (dw == 0 and ((wack - st.wl2) & _M) < _HALF):
+            if rwnd and st.zwp_deadline is not None:
+                st.zwp_deadline = None
+            st.send_rwnd = rwnd
+            st.wl1 = wseq
+            st.wl2 = wack
+            if rwnd:
+                self._dirty.add(st)
+        if st.remote_changing and ack >= st.seq_on_change:
+            st.remote_changing = False
+            self._events.append(RemoteChanged(stream_id=sid))
+
+        outgoing = st.outgoing
+        if not outgoing:
+            if ack > ra:
+                st.remote_acked = ack
+            return
+        newly = 0
+        acked_bytes = 0
+        end_acked = False
+        rack_xmit = st.rack_xmit
+        rtt_sample = -1.0
+        if ack > ra:
+            pop = outgoing.pop
+            for p in range(ra, ack):
+                pkt = pop(p, None)
+                if pkt is None:
+                    continue
+                newly += 1
+                acked_bytes += len(pkt.payload)
+                if pkt.lost:
+                    pkt.lost = False
+                else:
+                    st.inflight -= 1
+                if pkt.xmit > rack_xmit:
+                    rack_xmit = pkt.xmit
+                if not pkt.retrans:
+                    rtt_sample = now - pkt.time_sent
+                if pkt.flags & END:
+                    end_acked = True
+            st.remote_acked = ack
+            st.backoff = 1
+        if t & SACK:
+            space = n - HEADER_SIZE
+            if 0 < off < space:
+                space = off
+            cnt = space // 8
+            if cnt:
+                vals = struct.unpack_from(f"<{2 * cnt}I", data, HEADER_SIZE)
+                top = st.seq
+                base = st.remote_acked
+                fack = st.fack
+                pop = outgoing.pop
+                for i in range(0, 2 * cnt, 2):
+                    s = base + ((vals[i] - base) & _M)
+                    e = base + ((vals[i + 1] - base) & _M)
+                    if not base <= s < e <= top:
+                        continue
+                    if e > fack:
+                        fack = e
+                    for p in range(s, e):
+                        pkt = pop(p, None)
+                        if pkt is None:
+                            continue
+                        newly += 1
+                        acked_bytes += len(pkt.payload)
+                        if pkt.lost:
+                            pkt.lost = False
+                        else:
+                            st.inflight -= 1
+                        if pkt.xmit > rack_xmit:
+                            rack_xmit = pkt.xmit
+                        if not pkt.retrans:
+                            rtt_sample = now - pkt.time_sent
+                        if pkt.flags & END:
+                            end_acked = True
+                st.fack = fack
+        if not newly:
+            return
+        st.rack_xmit = rack_xmit
+        st.unacked -= acked_bytes
+        if rtt_sample >= 0:
+            if st.srtt == 0:
+                st.srtt = rtt_sample
+                st.rttvar = rtt_sample / 2
+            else:
+                st.rttvar = 0.75 * st.rttvar + 0.25 * abs(st.srtt - rtt_sample)
+                st.srtt = 0.875 * st.srtt + 0.125 * rtt_sample
+            rto = st.srtt + 4 * st.rttvar
+            st.rto = MIN_RTO if rto < MIN_RTO else MAX_RTO if rto > MAX_RTO else rto
+        if st.fack > st.remote_acked or st.retrans_q:
+            self._detect_loss(st)
+        st.cc.on_ack(newly, st.remote_acked)
+        st.rto_deadline = now + st.rto * st.backoff if outgoing else None
+        if st.hit_hwm and self._below_hwm(st):
+            st.hit_hwm = False
+            self._events.append(StreamWritable(stream_id=sid))
+        if end_acked or (st.end_sent and not outgoing):
+            st.ended = True
+            if st.ended_remote:
+                self._close(st, None)
+                return
+        self._dirty.add(st)
+
+    # ------------------------------------------------------------------ internals
+
+    def _get(self, stream_id: int) -> _Stream:
+        st = self._streams.get(stream_id)
+        if st is None:
+            raise StreamClosed(f"no open stream {stream_id}")
+        return st
+
+    def _below_hwm(self, st: _Stream) -> bool:
+        if st.unacked <= HIGH_WATERMARK + min(int(st.cc.cwnd) * st.payload_size, st.send_rwnd):
+            return True
+        st.hit_hwm = True
+        return False
+
+    def _rwnd(self, st: _Stream) -> int:
+        if not st.manual_window:
+            return st.recv_window_max
+        w = st.recv_window_max - st.unread
+        return w if w > 0 else 0
+
+    def _deliver(self, st: _Stream, data: bytes) -> None:
+        st.rx_chunks.append(data)
+        st.unread += len(data)
+        if not st.rx_marked:
+            st.rx_marked = True
+            self._events.append(st)
+
+    def _close(self, st: _Stream, error: StreamReset | None) -> None:
+        if st.closed:
+            return
+        if st.need_ack and error is None and st.connected:
+            self._send_ack(st)  # e.g. the ACK of the peer's END, as libudx sends before closing
+        st.closed = True
+        st.connected = False
+        self._streams.pop(st.local_id, None)
+        self._dirty.discard(st)
+        st.outgoing.clear()
+        st.ooo.clear()
+        st.lost_q.clear()
+        st.write_q.clear()
+        st.rto_deadline = st.zwp_deadline = st.keepalive_deadline = None
+        self._events.append(StreamClosedEvent(stream_id=st.local_id, error=error))
+
+    def _send_ack(self, st: _Stream) -> None:
+        st.need_ack = False
+        rwnd = self._rwnd(st)
+        st.advertised = rwnd
+        ranges = st.ranges
+        if ranges and st.ooo:
+            blocks = ranges[:MAX_SACKS]
+            body = b"".join(struct.pack("<II", s & _M, e & _M) for s, e in blocks)
+            head = _PACK_HEADER(255, 1, SACK, 0, st.remote_id, rwnd, st.seq & _M, st.ack & _M)
+            self._out.append((head + body, st.addr))
+        else:
+            self._out.append((_PACK_HEADER(255, 1, 0, 0, st.remote_id, rwnd, st.seq & _M, st.ack & _M), st.addr))
+        st.packets_tx += 1
+
+    def _send_heartbeat(self, st: _Stream) -> None:
+        rwnd = self._rwnd(st)
+        self._out.append(
+            (_PACK_HEADER(255, 1, HEARTBEAT, 0, st.remote_id, rwnd, st.seq & _M, st.ack & _M), st.addr)
+        )
+        st.packets_tx += 1
+
+    def _detect_loss(self, st: _Stream) -> None:
+        outgoing = st.outgoing
+        lost_any = False
+        limit = st.fack - DUP_THRESH
+        p = st.loss_scan
+        if p < st.remote_acked:
+            p = st.remote_acked
+        while p < limit:
+            pkt = outgoing.get(p)
+            if pkt is not None and not pkt.lost and not pkt.retrans:
+                pkt.lost = True
+                st.inflight -= 1
+                st.lost_q.append(p)
+                lost_any = True
+            p += 1
+        if p > st.loss_scan:
+            st.loss_scan = p
+        rq = st.retrans_q
+        bound = st.rack_xmit - DUP_THRESH
+        while rq and rq[0][0] <= bound:
+            xmit, seq = rq.popleft()
+            pkt = outgoing.get(seq)
+            if pkt is not None and pkt.xmit == xmit and not pkt.lost:
+                pkt.lost = True
+                st.inflight -= 1
+                st.lost_q.append(seq)
+                lost_any = True
+        if lost_any:
+            if not st.cc.in_recovery:
+                st.fast_recoveries += 1
+            st.cc.on_loss(st.seq, st.remote_acked)
+
+    def _on_rto(self, st: _Stream, now: float) -> None:
+        if not st.outgoing:
+            st.rto_deadline = None
+            return
+        first = st.outgoing.get(st.remote_acked) or next(iter(st.outgoing.values()))
+        if first.rto_count >= MAX_RTO_TIMEOUTS:
+            self._close(st, StreamReset("stream timed out"))
+            return
+        st.rto_count += 1
+        st.lost_q.clear()
+        st.retrans_q.clear()
+        for seq in sorted(st.outgoing):
+            pkt = st.outgoing[seq]
+            pkt.rto_count += 1
+            if not pkt.lost:
+                pkt.lost = True
+                st.inflight -= 1
+            st.lost_q.append(seq)
+        st.cc.on_rto(st.seq)
+        st.backoff = min(st.backoff * 2, 64)
+        st.rto_deadline = now + min(st.rto * st.backoff, MAX_RTO)
+        self._dirty.add(st)
+
+    def _flush(self, st: _Stream, now: float) -> None:
+        out = self._out
+        append = out.append
+        outgoing = st.outgoing
+        cwnd = int(st.cc.cwnd)
+        sent = 0
+        ackv = st.ack & _M
+        rwnd = self._rwnd(st)
+        # retransmissions (ignore the receive window, as libudx does)
+        lost_q = st.lost_q
+        while lost_q and st.inflight < cwnd:
+            seq = lost_q.popleft()
+            pkt = outgoing.get(seq)
+            if pkt is None or not pkt.lost:
+                continue
+            pkt.lost = False
+            pkt.retrans = True
+            st.xmit += 1
+            pkt.xmit = st.xmit
+            pkt.time_sent = now
+            st.retrans_q.append((st.xmit, seq))
+            st.inflight += 1
+            st.retransmits += 1
+            append((_PACK_HEADER(255, 1, pkt.flags, 0, pkt.rid, rwnd, seq & _M, ackv) + pkt.payload, pkt.addr))
+            sent += 1
+        # new data
+        srw = st.send_rwnd
+        if srw == 0:
+            window = 0
+        else:
+            window = srw // st.payload_size or 1
+            if cwnd < window:
+                window = cwnd
+        if st.queued or (st.ending and not st.end_sent):
+            size = st.payload_size
+            q = st.write_q
+            rid = st.remote_id
+            addr = st.addr
+            while st.inflight < window and (st.queued or (st.ending and not st.end_sent)):
+                if st.queued:
+                    head = q[0]
+                    off = st.write_off
+                    avail = len(head) - off
+                    if avail >= size:
+                        payload: bytes | memoryview = head[off : off + size]
+                        if avail == size:
+                            q.popleft()
+                            st.write_off = 0
+                        else:
+                            st.write_off = off + size
+                    else:
+                        parts = [head[off:]]
+                        q.popleft()
+                        need = size - avail
+                        st.write_off = 0
+                        while need and q:
+                            h = q[0]
+                            if len(h) <= need:
+                                parts.append(h)
+                                need -= len(h)
+                                q.popleft()
+                            else:
+                                parts.append(h[:need])
+                                st.write_off = need
+                                need = 0
+                        payload = b"".join(parts)
+                    st.queued -= len(payload)
+                    flags = DATA
+                else:
+                    payload = b""
+                    flags = 0
+                if st.ending and not st.queued:
+                    flags |= END
+                    st.end_sent = True
+                seq = st.seq
+                st.seq = seq + 1
+                pkt = _Pkt(seq, flags, payload, rid, addr)
+                st.xmit += 1
+                pkt.xmit = st.xmit
+                pkt.time_sent = now
+                outgoing[seq] = pkt
+                st.inflight += 1
+                append((_PACK_HEADER(255, 1, flags, 0, rid, rwnd, seq & _M, ackv) + payload, addr))
+                sent += 1
+            if st.queued and window == 0 and not outgoing and st.zwp_deadline is None:
+                self._send_heartbeat(st)
+                st.zwp_deadline = now + st.rto
+        if sent:
+            st.packets_tx += sent
+            st.advertised = rwnd
+            if st.rto_deadline is None:
+                st.rto_deadline = now + st.rto * st.backoff
+            if st.keepalive:
+                st.keepalive_deadline = now + st.keepalive
+        if st.need_ack and (not sent or st.ooo):
+            self._send_ack(st)
+        st.need_ack = False
+
+
+def _add_range(ranges: list[list[int]], seq: int) -> None:
+    """Insert ``seq`` into sorted, disjoint, non-adjacent ``[start, end)`` ranges."""
+    # fast path: extends the last range or goes after it
+    if ranges:
+        last = ranges[-1]
+        if last[1] == seq:
+            last[1] = seq + 1
+            return
+        if last[1] < seq:
+            ranges.append([seq, seq + 1])
+            return
+    else:
+        ranges.append([seq, seq + 1])
+        return
+    lo, hi = 0, len(ranges)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ranges[mid][0] <= seq:
+            lo = mid + 1
+        else:
+            hi = mid
+    i = lo  # first range starting after seq
+    prev = ranges[i - 1] if i > 0 else None
+    if prev is not None and prev[0] <= seq < prev[1]:
+        return
+    nxt = ranges[i] if i < len(ranges) else None
+    if prev is not None and prev[1] == seq:
+        prev[1] = seq + 1
+        if nxt is not None and nxt[0] == seq + 1:
+            prev[1] = nxt[1]
+            del ranges[i]
+    elif nxt is not None and nxt[0] == seq + 1:
+        nxt[0] = seq
+    else:
+        ranges.insert(i, [seq, seq + 1])
