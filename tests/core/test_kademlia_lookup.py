@@ -270,3 +270,14 @@ def test_bad_arguments() -> None:
     q = Lookup(bytes(32))
     with pytest.raises(LocalProtocolError):
         q.add_candidates([Contact(bytes(20), "10.0.0.1", 1)])
+
+
+def test_local_id_is_never_a_candidate() -> None:
+    me = b"\x00" * 19 + b"\x01"
+    q = Lookup(bytes(20), k=8, concurrency=4, local_id=me)
+    other = Contact(b"\x00" * 19 + b"\x02", "10.0.0.2", 2)
+    q.add_candidates([Contact(me, "10.0.0.1", 1), other])
+    assert q.next_to_query() == [other]
+    q.on_reply(other, [Contact(me, "10.0.0.1", 1)])
+    assert q.next_to_query() == []
+    assert q.done

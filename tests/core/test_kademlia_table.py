@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import pytest
@@ -343,9 +344,9 @@ def test_split_stale_buckets_includes_empty_buckets() -> None:
 # -- properties ------------------------------------------------------------------------------
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=int(os.environ.get("KAD_EXAMPLES", "80")), deadline=None)
 @given(
-    id_len=st.sampled_from([2, 20]),
+    id_len=st.sampled_from([1, 2, 20]),
     k=st.integers(1, 6),
     split=st.booleans(),
     seed=st.integers(0, 2**32),
@@ -376,3 +377,14 @@ def test_property_closest_equals_brute_force(
     for target in (rng.randbytes(id_len), local):
         got = [c.id for c in t.closest(target, n)]
         assert got == brute_closest(t, target, n)
+
+
+def test_random_contact() -> None:
+    rng = random.Random(18)
+    t = RoutingTable(bytes(32))
+    assert t.random(rng) is None
+    cs = [contact(rng.randbytes(32)) for _ in range(5)]
+    for c in cs:
+        t.add(c, 0.0)
+    picked = {t.random(rng).id for _ in range(200)}  # type: ignore[union-attr]
+    assert picked == {c.id for c in cs}

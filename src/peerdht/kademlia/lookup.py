@@ -56,6 +56,8 @@ class Lookup:
         target: the id looked up (``bytes``, 32 long for HyperDHT, 20 for Mainline).
         k: how many closest responders to collect (dht-rpc: 20; BEP 5: 8).
         concurrency: maximum requests in flight (dht-rpc default 10; BEP 5 suggests alpha=3).
+        local_id: our own node id; candidates with this id are ignored (dht-rpc skips its own
+            id in closer nodes).
 
     Attributes:
         target: the target id.
@@ -67,7 +69,9 @@ class Lookup:
         failures: requests that failed (:meth:`on_failure`).
     """
 
-    def __init__(self, target: bytes, *, k: int = 20, concurrency: int = 10) -> None:
+    def __init__(
+        self, target: bytes, *, k: int = 20, concurrency: int = 10, local_id: bytes | None = None
+    ) -> None:
         if k < 1 or concurrency < 1:
             raise LocalProtocolError(f"k and concurrency must be >= 1 (k={k}, concurrency={concurrency})")
         self.target = target
@@ -80,6 +84,8 @@ class Lookup:
         self._t = int.from_bytes(target, "big")
         self._by_addr: dict[tuple[str, int], _Candidate] = {}
         self._ids: set[bytes] = set()
+        if local_id:
+            self._ids.add(local_id)
         self._heap: list[tuple[int, int, _Candidate]] = []
         self._seq = 0
         self._slow = 0

@@ -20,8 +20,12 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from peerdht.errors import LocalProtocolError
+
+if TYPE_CHECKING:
+    import random
 
 __all__ = ["Contact", "RoutingTable"]
 
@@ -280,9 +284,10 @@ class RoutingTable:
     def closest(self, target: bytes, n: int | None = None) -> list[Contact]:
         """The ``n`` contacts closest to ``target`` by XOR distance, closest first.
 
-        Not quadratic: buckets are visited in distance-class order (the target's bucket, then
-        the deeper buckets together, then the shallower ones one by one, each strictly farther),
-        and only the class that crosses ``n`` is partially selected with a heap.
+        Not quadratic: every bucket covers a distance interval of its own, so buckets are
+        visited in distance order (:meth:`_bucket_order`) and only the contacts of the buckets
+        actually needed are sorted (the one that crosses ``n`` is partially selected with a heap).
+        Cost: ``O(bucket_count + m log m)`` for the ``m`` contacts of those buckets.
 
         Args:
             target: an id of the table's id length.
@@ -306,25 +311,45 @@ class RoutingTable:
 
         buckets = self._buckets
         result: list[Contact] = []
-        # class 1: the target's own bucket and every deeper bucket (all share bits [0, d) with the
-        # target). Within it the target's bucket is strictly closer than the deeper ones, but both
-        # are small in practice and merging them keeps this correct when d is clamped.
-        first: list[Contact] = []
-        for i in range(d, len(buckets)):
-            first.extend(buckets[i].contacts.values())
-        classes: Iterator[list[Contact]] = _chain_first(
-            first, (list(buckets[i].contacts.values()) for i in range(d - 1, -1, -1))
-        )
-        for group in classes:
+        for i in self._bucket_order(d, t ^ self._int):
+            contacts = buckets[i].contacts
+            if not contacts:
+                continue
             need = n - len(result)
-            if len(group) <= need:
-                group.sort(key=key)
-                result.extend(group)
+            if len(contacts) <= need:
+                result.extend(sorted(contacts.values(), key=key))
+                if len(result) == n:
+                    break
             else:
-                result.extend(heapq.nsmallest(need, group, key=key))
-            if len(result) >= n:
+                result.extend(heapq.nsmallest(need, contacts.values(), key=key))
                 break
         return result
+
+    def _bucket_order(self, d: int, x: int) -> Iterator[int]:
+        """Bucket indices by increasing distance to a target in bucket ``d`` (``x = target ^ local``).
+
+        Bucket ``j`` holds ids sharing bits ``[0, j)`` with the local id and differing at bit
+        ``j`` (the last bucket: sharing ``[0, last)``). Against the target:
+
+        * bucket ``d`` shares bits ``[0, d]`` with the target: closest;
+        * a deeper bucket ``j`` differs from the target at bit ``d``; at bit ``j`` it matches the
+          target iff the target differs from the local id there (``x_j = 1``), which puts it
+          before every bucket deeper than ``j``, else after all of them;
+        * a shallower bucket ``j < d`` differs from the target at bit ``j``: the smaller ``j``, the
+          farther.
+        """
+        last = len(self._buckets) - 1
+        top = self._nbits - 1
+        yield d
+        if d < last:
+            for j in range(d + 1, last):
+                if (x >> (top - j)) & 1:
+                    yield j
+            yield last
+            for j in range(last - 1, d, -1):
+                if not (x >> (top - j)) & 1:
+                    yield j
+        yield from range(d - 1, -1, -1)
 
     def stale_buckets(self, now: float, max_age: float) -> list[int]:
         """Indices of buckets that have not changed for ``max_age`` seconds (to refresh).
@@ -355,6 +380,15 @@ class RoutingTable:
         """Record that bucket ``index`` was just refreshed (a lookup into it was started)."""
         self._buckets[index].changed = now
 
+    def random(self, rng: random.Random) -> Contact | None:
+        """A uniformly random contact, or ``None`` if empty (dht-rpc ``refresh()`` looks one up).
+
+        O(len) per call; meant for timers, not per request.
+        """
+        if not self._by_id:
+            return None
+        return rng.choice(list(self._by_id.values()))
+
     def oldest(self, n: int) -> list[Contact]:
         """The ``n`` least recently seen contacts (oldest first), for periodic pings."""
         if n <= 0:
@@ -377,8 +411,3 @@ class RoutingTable:
 
 def _ping_order(c: Contact) -> tuple[float, float]:
     return (c.pinged, c.added)
-
-
-def _chain_first(first: list[Contact], rest: Iterator[list[Contact]]) -> Iterator[list[Contact]]:
-    yield first
-    yield from rest
