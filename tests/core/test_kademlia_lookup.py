@@ -7,10 +7,13 @@ random order, and some nodes are dead (their requests fail).
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from peerdht.errors import LocalProtocolError
 from peerdht.kademlia.ids import distance
@@ -281,3 +284,49 @@ def test_local_id_is_never_a_candidate() -> None:
     q.on_reply(other, [Contact(me, "10.0.0.1", 1)])
     assert q.next_to_query() == []
     assert q.done
+
+
+@settings(max_examples=int(os.environ.get("KAD_EXAMPLES", "80")), deadline=None)
+@given(seed=st.integers(0, 2**32), k=st.integers(1, 6), concurrency=st.integers(1, 4))
+def test_property_lookup_invariants(seed: int, k: int, concurrency: int) -> None:
+    """Random replies, failures, slow marks and stray replies: the bookkeeping stays consistent."""
+    rng = random.Random(seed)
+    target = rng.randbytes(2)
+    pool = [Contact(rng.randbytes(2), "10.0.0.1", 1 + i) for i in range(40)]
+    q = Lookup(target, k=k, concurrency=concurrency)
+    q.add_candidates(rng.sample(pool, 5))
+    inflight: list[Contact] = []
+    slow: set[tuple[str, int]] = set()
+    for _ in range(300):
+        batch = q.next_to_query()
+        assert not {c.addr for c in batch} & {c.addr for c in inflight}
+        inflight += batch
+        assert q.inflight == len(inflight) <= concurrency + len(slow)
+        assert q.queried == q.replies + q.failures + q.inflight
+        dists = [distance(c.id, target) for c in q.closest_nodes()]
+        assert dists == sorted(dists) and len(dists) <= k
+        assert len({c.id for c in q.closest_nodes()}) == len(dists)
+        if not inflight:
+            assert q.done
+            break
+        assert not q.done
+        stray = rng.choice(pool)
+        if stray.addr not in {c.addr for c in inflight}:
+            before = (q.replies, q.inflight)
+            q.on_reply(stray, [])  # not in flight: ignored
+            assert (q.replies, q.inflight) == before
+        c = rng.choice(inflight)
+        r = rng.random()
+        if r < 0.1 and c.addr not in slow:
+            q.on_slow(c)
+            slow.add(c.addr)
+            continue
+        inflight.remove(c)
+        slow.discard(c.addr)
+        if r < 0.25:
+            q.on_failure(c)
+        else:
+            q.on_reply(c, rng.sample(pool, rng.randint(0, 6)), counts=rng.random() < 0.9)
+    else:
+        raise AssertionError("lookup did not finish")
+    assert q.done and q.next_to_query() == []

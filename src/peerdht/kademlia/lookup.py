@@ -207,6 +207,8 @@ class Lookup:
         if self._finish(contact, _DONE) is None:
             return
         self.replies += 1
+        if contact.id:
+            self._ids.add(contact.id)  # e.g. a bootstrap node's id, learnt only now
         if counts and contact.id:
             dist = self._dist(contact.id)
             if contact.id not in self._closest_ids and self._is_closer(dist):
