@@ -10,10 +10,8 @@ send (or ``None`` when hyperdht stays silent, e.g. on a bad signature: the reque
 
 from __future__ import annotations
 
-import random
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING
 
 from peerdht.encoding.compact import Decoder, Encoder
 from peerdht.errors import DecodeError
@@ -43,12 +41,14 @@ from peerdht.hyper.records import (
     encode_mutable_get_response,
     encode_peer,
 )
+from peerdht.kademlia.store import ExpiringCache
 
-__all__ = ["STORAGE_COMMANDS", "Forward", "Reply", "Storage", "TimedCache"]
+__all__ = ["STORAGE_COMMANDS", "Forward", "Reply", "Storage", "encode_seq"]
+
+if TYPE_CHECKING:
+    import random
 
 Address = tuple[str, int]
-K = TypeVar("K")
-V = TypeVar("V")
 
 STORAGE_COMMANDS = frozenset(
     {
@@ -95,71 +95,31 @@ class Forward:
     record: bytes
 
 
-class TimedCache(Generic[K, V]):
-    """A size-bounded map whose entries expire ``max_age`` seconds after their last write.
-
-    Insertion ordered; when full the oldest write is evicted (xache / record-cache drop whole
-    generations; this keeps the newest ``max_size`` entries instead).
-    """
-
-    def __init__(self, *, max_size: int, max_age: float) -> None:
-        self.max_size = max_size
-        self.max_age = max_age
-        self._items: OrderedDict[K, tuple[V, float]] = OrderedDict()
-
-    def get(self, key: K, now: float) -> V | None:
-        """The value, or ``None`` if absent or expired."""
-        item = self._items.get(key)
-        if item is None:
-            return None
-        if now - item[1] >= self.max_age:
-            del self._items[key]
-            return None
-        return item[0]
-
-    def put(self, key: K, value: V, now: float) -> None:
-        """Store (or overwrite and refresh) ``key``."""
-        self._items[key] = (value, now)
-        self._items.move_to_end(key)
-        while len(self._items) > self.max_size:
-            self._items.popitem(last=False)
-
-    def delete(self, key: K) -> None:
-        """Remove ``key`` if present."""
-        self._items.pop(key, None)
-
-    def prune(self, now: float) -> int:
-        """Drop expired entries; returns how many."""
-        n = 0
-        while self._items:
-            key, (_, t) = next(iter(self._items.items()))
-            if now - t < self.max_age:
-                break
-            del self._items[key]
-            n += 1
-        return n
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
 class _RecordStore:
     """Announce records: per topic, per public key, the encoded peer (``record-cache``)."""
 
     def __init__(self, *, max_size: int, max_age: float) -> None:
-        self._all: TimedCache[tuple[bytes, bytes], bytes] = TimedCache(max_size=max_size, max_age=max_age)
+        self._all: ExpiringCache[tuple[bytes, bytes], bytes] = ExpiringCache(
+            max_size=max_size, max_age=max_age
+        )
         self._topics: dict[bytes, dict[bytes, None]] = {}
+        self._indexed = 0
 
     def add(self, topic: bytes, public_key: bytes, record: bytes, now: float) -> None:
         self._all.put((topic, public_key), record, now)
-        self._topics.setdefault(topic, {})[public_key] = None
-        self._sync_evictions()
+        keys = self._topics.setdefault(topic, {})
+        if public_key not in keys:
+            keys[public_key] = None
+            self._indexed += 1
+        if self._indexed != len(self._all):
+            self._sync()
 
     def remove(self, topic: bytes, public_key: bytes) -> None:
         self._all.delete((topic, public_key))
         keys = self._topics.get(topic)
-        if keys is not None:
-            keys.pop(public_key, None)
+        if keys is not None and public_key in keys:
+            del keys[public_key]
+            self._indexed -= 1
             if not keys:
                 del self._topics[topic]
 
@@ -171,32 +131,27 @@ class _RecordStore:
         for pk in list(keys):
             rec = self._all.get((topic, pk), now)
             if rec is None:
-                del keys[pk]
+                self.remove(topic, pk)
             else:
                 out.append(rec)
-        if not keys:
-            del self._topics[topic]
         if len(out) > n:
-            out = rng.sample(out, n)
-        else:
-            rng.shuffle(out)
+            return rng.sample(out, n)
+        rng.shuffle(out)
         return out
 
     def prune(self, now: float) -> None:
         if self._all.prune(now):
-            self._sync_evictions()
+            self._sync()
 
-    def _sync_evictions(self) -> None:
-        # cheap in the common case: only rebuild the index when the cache evicted something
-        if sum(len(v) for v in self._topics.values()) == len(self._all):
-            return
-        live = set(self._all._items)
+    def _sync(self) -> None:
+        """Drop index entries whose record the cache evicted or expired."""
         for topic in list(self._topics):
             keys = self._topics[topic]
-            for pk in [pk for pk in keys if (topic, pk) not in live]:
+            for pk in [pk for pk in keys if (topic, pk) not in self._all]:
                 del keys[pk]
             if not keys:
                 del self._topics[topic]
+        self._indexed = sum(len(v) for v in self._topics.values())
 
     def __len__(self) -> int:
         return len(self._all)
@@ -230,13 +185,13 @@ class Storage:
     ) -> None:
         self._rng = rng
         self.records = _RecordStore(max_size=max_size, max_age=max_age)
-        self.router: TimedCache[bytes, Forward] = TimedCache(max_size=max_size, max_age=max_age)
-        self.bumps: TimedCache[bytes, int] = TimedCache(max_size=max_size, max_age=max_age)
-        self.refreshes: TimedCache[bytes, _Refresh] = TimedCache(max_size=max_size, max_age=max_age)
-        self.mutables: TimedCache[bytes, bytes] = TimedCache(
+        self.router: ExpiringCache[bytes, Forward] = ExpiringCache(max_size=max_size, max_age=max_age)
+        self.bumps: ExpiringCache[bytes, int] = ExpiringCache(max_size=max_size, max_age=max_age)
+        self.refreshes: ExpiringCache[bytes, _Refresh] = ExpiringCache(max_size=max_size, max_age=max_age)
+        self.mutables: ExpiringCache[bytes, bytes] = ExpiringCache(
             max_size=max_size // 2, max_age=value_max_age if value_max_age is not None else MUTABLE_MAX_AGE
         )
-        self.immutables: TimedCache[bytes, bytes] = TimedCache(
+        self.immutables: ExpiringCache[bytes, bytes] = ExpiringCache(
             max_size=max_size // 2, max_age=value_max_age if value_max_age is not None else IMMUTABLE_MAX_AGE
         )
         self.wall_clock_offset: float | None = None
