@@ -150,8 +150,9 @@ class RoutingTable:
         Returns:
             ``None`` if the contact is now in the table (or is the local id, which is never
             added). If its bucket is full: the bucket's least recently pinged contact (ties: added
-            earliest, as dht-rpc ``_onfullrow``). The caller should set its ``pinged = now``, ping it, then call
-            :meth:`replace` (dead) or :meth:`touch` (alive); ``contact`` is not stored meanwhile.
+            earliest, as dht-rpc ``_onfullrow``). The caller should set its ``pinged = now``, ping
+            it, then call :meth:`replace` (dead) or :meth:`touch` (alive); ``contact`` is not
+            stored meanwhile.
 
         Raises:
             LocalProtocolError: ``contact.id`` has the wrong length.
@@ -406,7 +407,9 @@ class RoutingTable:
 
     def __repr__(self) -> str:
         mode = "split" if self.split else "rows"
-        return f"<RoutingTable {self.local_id.hex()[:16]}… k={self.k} {mode} buckets={len(self._buckets)} size={len(self._by_id)}>"
+        head = self.local_id.hex()[:16]
+        size = len(self._by_id)
+        return f"<RoutingTable {head}… k={self.k} {mode} buckets={len(self._buckets)} size={size}>"
 
 
 def _ping_order(c: Contact) -> tuple[float, float]:
