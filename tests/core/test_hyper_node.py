@@ -31,7 +31,7 @@ def results(m: Member, op: int) -> list[LookupResult]:
 
 
 def test_thirty_nodes_bootstrap_persistent(net30: tuple[FakeNet, list[Member]]) -> None:
-    net, members = net30
+    _, members = net30
     for m in members:
         assert m.node.bootstrapped
         assert not m.node.ephemeral

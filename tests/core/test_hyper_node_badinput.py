@@ -70,12 +70,24 @@ def test_arbitrary_bytes_never_raise(data: bytes, port: int, socket: int) -> Non
     value=st.one_of(st.none(), st.binary(max_size=200)),
 )
 def test_well_formed_requests_with_odd_content(
-    tid: int, flags: int, command: int, internal: bool, target: bytes | None, token: bytes | None, value: bytes | None
+    tid: int,
+    flags: int,
+    command: int,
+    internal: bool,
+    target: bytes | None,
+    token: bytes | None,
+    value: bytes | None,
 ) -> None:
     node = _NODE
     now = 2000.0
     req = Request(
-        tid=tid, to=("10.0.0.1", 10000), internal=internal, command=command, target=target, token=token, value=value
+        tid=tid,
+        to=("10.0.0.1", 10000),
+        internal=internal,
+        command=command,
+        target=target,
+        token=token,
+        value=value,
     )
     node.receive_datagram(encode_request(req), FROM, now, SERVER)
     node.datagrams_to_send(now)
@@ -91,7 +103,6 @@ def test_malformed_barrage_then_ping() -> None:
         Request(tid=1, to=("10.0.0.1", 10000), command=Command.LOOKUP, target=blake2b(b"x"))
     )
     resp = encode_response(Response(tid=5, to=("10.0.0.1", 10000), closer_nodes=(("1.2.3.4", 5),)))
-    sent = 0
     for i in range(5000):
         kind = i % 6
         if kind == 0:
@@ -107,9 +118,10 @@ def test_malformed_barrage_then_ping() -> None:
         elif kind == 4:
             data = b"\x03\xff\xff\xff\xff" + rng.randbytes(40)  # huge flags
         else:
-            data = b"\x13" + struct.pack("<B", 4) + b"\x00\x00" + b"\x00" * 6 + b"\xfe\xff\xff\xff\x7f"  # huge array
+            data = (
+                b"\x13" + struct.pack("<B", 4) + b"\x00\x00" + b"\x00" * 6 + b"\xfe\xff\xff\xff\x7f"
+            )  # huge array
         node.receive_datagram(data, (f"10.{i % 200}.1.1", 1000 + i), now, SERVER)
-        sent += 1
         node.datagrams_to_send(now)
         if i % 500 == 0:
             now += 1.0

@@ -56,7 +56,9 @@ def test_request_carrying_wrong_id_is_handled_without_it() -> None:
     assert node.stats["dropped"]["bad_id"] == 1  # type: ignore[index]
     assert len(node.table) == 0  # not added: id failed validation
     # a correct id gets the sender into the table
-    req = Request(tid=3, to=("10.0.0.2", 10000), id=node_id(*REQ_FROM), internal=True, command=InternalCommand.PING)
+    req = Request(
+        tid=3, to=("10.0.0.2", 10000), id=node_id(*REQ_FROM), internal=True, command=InternalCommand.PING
+    )
     node.receive_datagram(encode_request(req), REQ_FROM, net.now, SERVER)
     _one_reply(node, net.now)
     assert node.table.get(node_id(*REQ_FROM)) is not None
@@ -66,7 +68,9 @@ def test_find_node_reply_has_closer_nodes_no_token() -> None:
     net = FakeNet(seed=2)
     members = net.testnet(5)
     node = members[0].node
-    req = Request(tid=9, to=members[0].server, internal=True, command=InternalCommand.FIND_NODE, target=b"\x00" * 32)
+    req = Request(
+        tid=9, to=members[0].server, internal=True, command=InternalCommand.FIND_NODE, target=b"\x00" * 32
+    )
     node.receive_datagram(encode_request(req), REQ_FROM, net.now, SERVER)
     msg, _, _ = _one_reply(node, net.now)
     assert msg.token is None
@@ -90,7 +94,9 @@ def test_non_internal_reply_carries_token_and_writes_need_it() -> None:
         assert node_id_ is not None
         sig = sign_announce(topic, node_id_, tok, peer, None, key)
         value = encode_announce(Announce(peer=peer, signature=sig))
-        r = Request(tid=tid, to=("10.0.0.2", 10000), command=Command.ANNOUNCE, target=topic, value=value, token=tok)
+        r = Request(
+            tid=tid, to=("10.0.0.2", 10000), command=Command.ANNOUNCE, target=topic, value=value, token=tok
+        )
         node.receive_datagram(encode_request(r), src, net.now, SERVER)
         return _one_reply(node, net.now)[0]
 
@@ -124,7 +130,9 @@ def test_announce_with_bad_signature_gets_no_reply() -> None:
     # signed for another node id: hyperdht stays silent
     sig = sign_announce(topic, b"\x00" * 32, token, peer, None, key)
     value = encode_announce(Announce(peer=peer, signature=sig))
-    r = Request(tid=5, to=("10.0.0.2", 10000), command=Command.ANNOUNCE, target=topic, value=value, token=token)
+    r = Request(
+        tid=5, to=("10.0.0.2", 10000), command=Command.ANNOUNCE, target=topic, value=value, token=token
+    )
     node.receive_datagram(encode_request(r), REQ_FROM, net.now, SERVER)
     assert node.datagrams_to_send(net.now) == []
     assert len(node.storage.records) == 0
@@ -132,14 +140,22 @@ def test_announce_with_bad_signature_gets_no_reply() -> None:
 
 def test_ping_nat_replies_to_requested_port() -> None:
     net, node = _persistent_node()
-    req = Request(tid=3, to=("10.0.0.2", 10000), internal=True, command=InternalCommand.PING_NAT, value=struct.pack("<H", 4242))
+    req = Request(
+        tid=3,
+        to=("10.0.0.2", 10000),
+        internal=True,
+        command=InternalCommand.PING_NAT,
+        value=struct.pack("<H", 4242),
+    )
     node.receive_datagram(encode_request(req), REQ_FROM, net.now, SERVER)
     msg, addr, sock = _one_reply(node, net.now)
     assert addr == ("10.7.7.7", 4242) and sock == SERVER
     assert msg.to == ("10.7.7.7", 4242)
     # missing / zero port: no reply
     for value in (None, b"\x01", b"\x00\x00"):
-        req = Request(tid=4, to=("10.0.0.2", 10000), internal=True, command=InternalCommand.PING_NAT, value=value)
+        req = Request(
+            tid=4, to=("10.0.0.2", 10000), internal=True, command=InternalCommand.PING_NAT, value=value
+        )
         node.receive_datagram(encode_request(req), REQ_FROM, net.now, SERVER)
         assert node.datagrams_to_send(net.now) == []
 
@@ -155,7 +171,13 @@ def test_delayed_ping_uses_timer() -> None:
     assert 2.5 <= net.now - start < 2.6
     assert b.node.stats["requests"]["retries"] == 0  # type: ignore[index]
     # above 10 s: ignored
-    req = Request(tid=1, to=a.server, internal=True, command=InternalCommand.DELAYED_PING, value=struct.pack("<I", 10001))
+    req = Request(
+        tid=1,
+        to=a.server,
+        internal=True,
+        command=InternalCommand.DELAYED_PING,
+        value=struct.pack("<I", 10001),
+    )
     a.node.receive_datagram(encode_request(req), b.server, net.now, SERVER)
     net.run_for(11)
     assert a.node.stats["dropped"]["bad_value"] == 1  # type: ignore[index]
@@ -284,14 +306,18 @@ def test_full_bucket_replaces_dead_least_recently_pinged() -> None:
             continue
         added.append(addr)
     for addr in added[:20]:
-        req = Request(tid=1, to=("10.0.0.1", 10000), id=node_id(*addr), internal=True, command=InternalCommand.PING)
+        req = Request(
+            tid=1, to=("10.0.0.1", 10000), id=node_id(*addr), internal=True, command=InternalCommand.PING
+        )
         node.receive_datagram(encode_request(req), addr, net.now, SERVER)
     node.datagrams_to_send(net.now)
     assert len(node.table) == 20
     net.run_for(6)  # new tick: the oldest is no longer "pinged this tick"
     node.datagrams_to_send(net.now)
     new = added[20]
-    req = Request(tid=1, to=("10.0.0.1", 10000), id=node_id(*new), internal=True, command=InternalCommand.PING)
+    req = Request(
+        tid=1, to=("10.0.0.1", 10000), id=node_id(*new), internal=True, command=InternalCommand.PING
+    )
     node.receive_datagram(encode_request(req), new, net.now, SERVER)
     out = node.datagrams_to_send(net.now)
     pings = [(decode_message(d), dst) for d, dst, _ in out if isinstance(decode_message(d), Request)]
