@@ -1,0 +1,528 @@
+"""asyncio UDX: one UDP socket driving :class:`peerdht.udx.stream.UDXSocketCore`, streams with asyncio
+stream semantics.
+
+Mirrors udx-native's JS API (``lib/udx.js``, ``lib/socket.js``, ``lib/stream.js``)::
+
+    sock = await UDXSocket.bind("127.0.0.1", 0)
+    stream = sock.create_stream(local_id)
+    await stream.connect(remote_id, (host, port))
+    stream.write(b"..."); await stream.drain()
+    data = await stream.read(65536)
+    stream.write_eof(); stream.close(); await stream.wait_closed()
+
+The socket reads every datagram the kernel has queued in one go, feeds them all to the core and only
+then sends what the core produced (one coalesced ACK per batch, data packets in a ``sendto`` loop).
+Datagrams that are not UDX for a known stream (dht-rpc, holepunch probes) go to ``on_datagram``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket as socketlib
+from collections import deque
+from collections.abc import Callable
+
+from peerdht.errors import LocalProtocolError, StreamClosed, StreamError, StreamReset
+from peerdht.udx.events import (
+    DatagramReceived,
+    MessageReceived,
+    RemoteChanged,
+    StreamData,
+    StreamEnd,
+    StreamWritable,
+)
+from peerdht.udx.events import StreamClosed as StreamClosedEvent
+from peerdht.udx.stream import DEFAULT_RECV_WINDOW, UDXSocketCore
+
+Addr = tuple[str, int]
+
+SOCKET_BUFFER = 4 * 1024 * 1024
+"""SO_RCVBUF/SO_SNDBUF requested (bytes; the kernel caps them at rmem_max/wmem_max)."""
+_RECV_BATCH = 512
+CLOSE_LINGER = 3.0
+"""Seconds ``close()`` waits for the peer's END before it resets the stream with DESTROY."""
+
+
+class UDXSocket:
+    """A bound UDP socket carrying UDX streams (udx-native ``UDXSocket``). Create with :meth:`bind`.
+
+    Attributes:
+        core: the sans-IO core.
+        on_datagram: called with ``(data, addr)`` for datagrams that are not UDX packets of a known
+            stream (the DHT shares the socket); dropped when None.
+    """
+
+    def __init__(self, sock: socketlib.socket, core: UDXSocketCore | None = None) -> None:
+        self._sock = sock
+        self._loop = asyncio.get_running_loop()
+        self.core = core if core is not None else UDXSocketCore()
+        self._streams: dict[int, UDXStream] = {}
+        self._pending: deque[tuple[bytes, Addr]] = deque()
+        self._writer_on = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._flush_scheduled = False
+        self._closed = False
+        self.on_datagram: Callable[[bytes, Addr], None] | None = None
+        self._family = sock.family
+        self._loop.add_reader(sock.fileno(), self._on_readable)
+
+    @classmethod
+    async def bind(cls, host: str = "127.0.0.1", port: int = 0) -> UDXSocket:
+        """Bind a UDP socket on ``host``/``port`` (0 = any free port).
+
+        Raises:
+            OSError: the address cannot be bound.
+        """
+        family = socketlib.AF_INET6 if ":" in host else socketlib.AF_INET
+        sock = socketlib.socket(family, socketlib.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            for opt in (socketlib.SO_RCVBUF, socketlib.SO_SNDBUF):
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socketlib.SOL_SOCKET, opt, SOCKET_BUFFER)
+            sock.bind((host, port))
+        except BaseException:
+            sock.close()
+            raise
+        return cls(sock)
+
+    @property
+    def address(self) -> Addr:
+        """The bound ``(host, port)``."""
+        name = self._sock.getsockname()
+        return (name[0], name[1])
+
+    def create_stream(self, local_id: int | None = None, *, seq: int = 0) -> UDXStream:
+        """Create a stream with local id ``local_id`` (u32, allocated when None).
+
+        Raises:
+            LocalProtocolError: the id is in use or out of range.
+        """
+        if self._closed:
+            raise StreamClosed("socket closed")
+        sid = self.core.create_stream(local_id, seq=seq)
+        stream = UDXStream(self, sid)
+        self._streams[sid] = stream
+        return stream
+
+    def send_datagram(self, data: bytes, addr: Addr) -> None:
+        """Send a raw datagram on this socket (for the DHT sharing it)."""
+        self._pending.append((data, addr))
+        self._send_pending()
+
+    def close(self) -> None:
+        """Destroy every stream and close the socket."""
+        if self._closed:
+            return
+        for stream in list(self._streams.values()):
+            stream.destroy()
+        self._flush()
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        self._loop.remove_reader(self._sock.fileno())
+        if self._writer_on:
+            self._loop.remove_writer(self._sock.fileno())
+        self._sock.close()
+
+    async def __aenter__(self) -> UDXSocket:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- plumbing
+
+    def _on_readable(self) -> None:
+        core = self.core
+        recv = self._sock.recvfrom
+        now = self._loop.time()
+        receive = core.receive_datagram
+        for _ in range(_RECV_BATCH):
+            try:
+                data, addr = recv(2048)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                continue  # e.g. ICMP port unreachable surfacing as ECONNREFUSED
+            receive(data, (addr[0], addr[1]), now)
+        self._after_io()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.core.handle_timer(self._loop.time())
+        self._after_io()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled and not self._closed:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._closed:
+            self._after_io()
+
+    def _after_io(self) -> None:
+        self._dispatch()
+        self._flush()
+        self._dispatch()
+        self._arm_timer()
+
+    def _flush(self) -> None:
+        out = self.core.datagrams_to_send(self._loop.time())
+        if out:
+            if self._pending:
+                self._pending.extend(out)
+            else:
+                self._send_list(out)
+
+    def _send_list(self, out: list[tuple[bytes, Addr]]) -> None:
+        sendto = self._sock.sendto
+        for i, (data, addr) in enumerate(out):
+            try:
+                sendto(data, addr)
+            except (BlockingIOError, InterruptedError):
+                self._pending.extend(out[i:])
+                self._want_writer()
+                return
+            except OSError:
+                continue  # unreachable peer etc.: UDX retransmits or times out
+
+    def _send_pending(self) -> None:
+        pending = self._pending
+        sendto = self._sock.sendto
+        while pending:
+            data, addr = pending[0]
+            try:
+                sendto(data, addr)
+            except (BlockingIOError, InterruptedError):
+                self._want_writer()
+                return
+            except OSError:
+                pass
+            pending.popleft()
+        if self._writer_on:
+            self._writer_on = False
+            self._loop.remove_writer(self._sock.fileno())
+
+    def _want_writer(self) -> None:
+        if not self._writer_on and not self._closed:
+            self._writer_on = True
+            self._loop.add_writer(self._sock.fileno(), self._send_pending)
+
+    def _arm_timer(self) -> None:
+        at = self.core.get_timer()
+        if at == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = at
+        if at is not None and not self._closed:
+            self._timer = self._loop.call_at(at, self._on_timer)
+
+    def _dispatch(self) -> None:
+        core = self.core
+        streams = self._streams
+        while (ev := core.next_event()) is not None:
+            if isinstance(ev, StreamData):
+                s = streams.get(ev.stream_id)
+                if s is not None:
+                    s._on_data(ev.data)
+            elif isinstance(ev, DatagramReceived):
+                if self.on_datagram is not None:
+                    self.on_datagram(ev.data, ev.addr)
+            elif isinstance(ev, StreamWritable):
+                s = streams.get(ev.stream_id)
+                if s is not None:
+                    s._on_writable()
+            elif isinstance(ev, StreamEnd):
+                s = streams.get(ev.stream_id)
+                if s is not None:
+                    s._on_end()
+            elif isinstance(ev, StreamClosedEvent):
+                s = streams.pop(ev.stream_id, None)
+                if s is not None:
+                    s._on_closed(ev.error)
+            elif isinstance(ev, MessageReceived):
+                s = streams.get(ev.stream_id)
+                if s is not None:
+                    s._on_message(ev.data)
+            elif isinstance(ev, RemoteChanged):
+                s = streams.get(ev.stream_id)
+                if s is not None:
+                    s._on_remote_changed()
+
+
+class UDXStream:
+    """One UDX stream with asyncio stream semantics (the raw stream secret-stream wraps).
+
+    Reading: :meth:`read`, :meth:`readexactly`, :meth:`at_eof`. Writing: :meth:`write` then
+    ``await`` :meth:`drain` (waits while more than the high-water mark is unacknowledged, so memory
+    stays bounded), :meth:`write_eof` (half-close, END). :meth:`close` ends the stream (and resets it
+    with DESTROY if the peer does not end within ``CLOSE_LINGER`` seconds); :meth:`destroy` resets it now.
+    Errors: :class:`~peerdht.errors.StreamReset` when the peer destroyed the stream or it timed out,
+    :class:`~peerdht.errors.StreamClosed` when used after close.
+    """
+
+    def __init__(self, socket: UDXSocket, stream_id: int, read_limit: int = DEFAULT_RECV_WINDOW) -> None:
+        self.socket = socket
+        self.id = stream_id
+        self.remote_id: int | None = None
+        self.remote_addr: Addr | None = None
+        self._core = socket.core
+        self._loop = socket._loop
+        self._buf = bytearray()
+        self._eof = False
+        self._error: StreamError | None = None
+        self._closed = False
+        self._closing = False
+        self._eof_sent = False
+        self._read_waiter: asyncio.Future[None] | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._paused = False
+        self._closed_fut: asyncio.Future[None] = self._loop.create_future()
+        self._messages: asyncio.Queue[bytes] = asyncio.Queue()
+        self._remote_changed: asyncio.Future[None] | None = None
+        self._linger: asyncio.TimerHandle | None = None
+        self._core.set_manual_window(stream_id)
+
+    async def connect(self, remote_id: int, addr: Addr) -> None:
+        """Connect to stream ``remote_id`` at ``addr`` (udx-native ``stream.connect``)."""
+        self._check()
+        self._core.connect(self.id, remote_id, addr)
+        self.remote_id = remote_id
+        self.remote_addr = addr
+        self.socket._schedule_flush()
+
+    async def change_remote(self, remote_id: int, addr: Addr) -> None:
+        """Move the stream to a new remote; returns once data sent before the move is acknowledged."""
+        self._check()
+        self._remote_changed = self._loop.create_future()
+        self._core.change_remote(self.id, remote_id, addr)
+        self.remote_id = remote_id
+        self.remote_addr = addr
+        self.socket._after_io()
+        await self._remote_changed
+
+    # ---------------------------------------------------------------- reading
+
+    async def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes as soon as any are available (all until EOF when ``n < 0``); b"" at EOF.
+
+        Raises:
+            StreamReset: the stream was destroyed by the peer or timed out.
+        """
+        if n == 0:
+            return b""
+        if n < 0:
+            chunks = []
+            while True:
+                chunk = await self.read(1 << 20)
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+        while not self._buf:
+            if self._error is not None:
+                raise self._error
+            if self._eof or self._closed:
+                return b""
+            await self._wait_read()
+        buf = self._buf
+        if len(buf) <= n:
+            data = bytes(buf)
+            buf.clear()
+        else:
+            data = bytes(buf[:n])
+            del buf[:n]
+        self._consumed(len(data))
+        return data
+
+    async def readexactly(self, n: int) -> bytes:
+        """Exactly ``n`` bytes.
+
+        Raises:
+            asyncio.IncompleteReadError: EOF came first.
+            StreamReset: the stream was destroyed by the peer or timed out.
+        """
+        while len(self._buf) < n:
+            if self._error is not None:
+                raise self._error
+            if self._eof or self._closed:
+                partial = bytes(self._buf)
+                self._buf.clear()
+                raise asyncio.IncompleteReadError(partial, n)
+            await self._wait_read()
+        data = bytes(self._buf[:n])
+        del self._buf[:n]
+        self._consumed(n)
+        return data
+
+    def at_eof(self) -> bool:
+        """True when the peer ended the stream and the buffer is empty."""
+        return (self._eof or self._closed) and not self._buf
+
+    async def _wait_read(self) -> None:
+        fut = self._read_waiter = self._loop.create_future()
+        try:
+            await fut
+        finally:
+            self._read_waiter = None
+
+    def _consumed(self, n: int) -> None:
+        if n and not self._closed:
+            self._core.stream_consumed(self.id, n)
+            self.socket._schedule_flush()
+
+    # ---------------------------------------------------------------- writing
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue bytes for sending (never blocks; ``await drain()`` for backpressure).
+
+        Raises:
+            StreamReset: the stream broke. StreamClosed: after close. LocalProtocolError: after write_eof.
+        """
+        self._check()
+        if self._eof_sent:
+            raise LocalProtocolError("write after write_eof")
+        if not self._core.send(self.id, data):
+            self._paused = True
+        self.socket._schedule_flush()
+
+    def writelines(self, data: list[bytes]) -> None:
+        """Write several buffers."""
+        for d in data:
+            self.write(d)
+
+    async def drain(self) -> None:
+        """Wait until unacknowledged bytes fall below the high-water mark (256 KiB + send window).
+
+        Raises:
+            StreamReset: the stream broke meanwhile.
+        """
+        while self._paused:
+            if self._error is not None:
+                raise self._error
+            if self._closed:
+                raise StreamClosed("stream closed")
+            fut = self._drain_waiter = self._loop.create_future()
+            try:
+                await fut
+            finally:
+                self._drain_waiter = None
+        if self._error is not None:
+            raise self._error
+
+    def write_eof(self) -> None:
+        """Half-close: the peer reads EOF after everything written (END)."""
+        if self._eof_sent or self._closed:
+            return
+        self._eof_sent = True
+        self._core.end(self.id)
+        self.socket._schedule_flush()
+
+    def can_write_eof(self) -> bool:
+        """Always True."""
+        return True
+
+    def send_message(self, data: bytes) -> None:
+        """Send an unordered, unreliable MESSAGE datagram on the stream (udx-native ``stream.trySend``)."""
+        self._check()
+        self._core.send_message(self.id, data)
+        self.socket._schedule_flush()
+
+    async def receive_message(self) -> bytes:
+        """The next MESSAGE datagram received on the stream."""
+        return await self._messages.get()
+
+    # ---------------------------------------------------------------- closing
+
+    def close(self) -> None:
+        """End the stream gracefully: END after pending writes, clean close once the peer ends too;
+        DESTROY if the peer has not ended after ``CLOSE_LINGER`` seconds. Idempotent."""
+        if self._closed or self._closing:
+            return
+        self._closing = True
+        self.write_eof()
+        self._linger = self._loop.call_later(CLOSE_LINGER, self.destroy)
+
+    def destroy(self) -> None:
+        """Reset the stream now (DESTROY to the peer)."""
+        if self._closed:
+            return
+        self._core.destroy(self.id)
+        self.socket._after_io()
+
+    def is_closing(self) -> bool:
+        """True after close() or once the stream is gone."""
+        return self._closing or self._closed
+
+    async def wait_closed(self) -> None:
+        """Wait until the stream is closed (cleanly, reset or destroyed); never raises."""
+        await asyncio.shield(self._closed_fut)
+
+    async def __aenter__(self) -> UDXStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+        await self.wait_closed()
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._closed or self._closing:
+            raise StreamClosed("stream closed")
+
+    # ---------------------------------------------------------------- events from the socket
+
+    def _wake_reader(self) -> None:
+        w = self._read_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _on_data(self, data: bytes) -> None:
+        if self._closing:
+            self._core.stream_consumed(self.id, len(data))
+            return
+        self._buf += data
+        self._wake_reader()
+
+    def _on_end(self) -> None:
+        self._eof = True
+        self._wake_reader()
+
+    def _on_writable(self) -> None:
+        self._paused = False
+        w = self._drain_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _on_message(self, data: bytes) -> None:
+        self._messages.put_nowait(data)
+
+    def _on_remote_changed(self) -> None:
+        f = self._remote_changed
+        if f is not None and not f.done():
+            f.set_result(None)
+
+    def _on_closed(self, error: StreamError | None) -> None:
+        self._closed = True
+        if error is not None and self._error is None:
+            self._error = error
+        if self._linger is not None:
+            self._linger.cancel()
+        self._paused = False
+        self._wake_reader()
+        w = self._drain_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+        f = self._remote_changed
+        if f is not None and not f.done():
+            f.set_exception(StreamReset("stream closed before the remote change completed"))
+        if not self._closed_fut.done():
+            self._closed_fut.set_result(None)
