@@ -111,6 +111,7 @@ class SecretStream:
         self._wakeup = asyncio.Event()  # new data, EOF or error for readers
         self._resume = asyncio.Event()  # the read buffer drained below the limit
         self._resume.set()
+        self._wanted = 0  # a reader waits for this many buffered bytes (may exceed read_limit)
         self._handshake: asyncio.Future[None] = self._loop.create_future()
         self._last_write = self._loop.time()
         self._timer: asyncio.TimerHandle | None = None
@@ -176,7 +177,7 @@ class SecretStream:
     async def _read_loop(self) -> None:
         try:
             while True:
-                if len(self._buffer) >= self._read_limit:
+                if len(self._buffer) >= max(self._read_limit, self._wanted):
                     self._resume.clear()
                     await self._resume.wait()
                     if self._error is not None or self._closed:
@@ -224,9 +225,15 @@ class SecretStream:
         if self._closed:
             raise StreamClosed("stream closed")
 
-    async def _wait_data(self) -> None:
+    async def _wait_data(self, wanted: int = 0) -> None:
+        if wanted > self._wanted:
+            self._wanted = wanted
+            self._resume.set()
         self._wakeup.clear()
-        await self._wakeup.wait()
+        try:
+            await self._wakeup.wait()
+        finally:
+            self._wanted = 0
 
     def _take(self, n: int) -> bytes:
         data = bytes(self._buffer[:n])
@@ -279,7 +286,7 @@ class SecretStream:
             if self._eof:
                 partial = self._take(len(self._buffer))
                 raise asyncio.IncompleteReadError(partial, n)
-            await self._wait_data()
+            await self._wait_data(n)
         self._check_readable()
         return self._take(n)
 
@@ -298,8 +305,7 @@ class SecretStream:
             if self._eof:
                 return self._take(len(self._buffer))
             start = len(self._buffer)
-            self._resume.set()  # a long line may exceed the limit; keep reading
-            await self._wait_data()
+            await self._wait_data(start + 1)  # a long line may exceed the limit
 
     def at_eof(self) -> bool:
         """True when the peer ended its side and everything was read."""
