@@ -24,7 +24,9 @@ u32 = st.integers(0, 0xFFFFFFFF)
 
 
 def test_header_layout_matches_libudx() -> None:
-    raw = encode_packet(Packet(type=DATA | END, stream_id=7, recv_window=4 << 20, seq=3, ack=9, payload=b"hi"))
+    raw = encode_packet(
+        Packet(type=DATA | END, stream_id=7, recv_window=4 << 20, seq=3, ack=9, payload=b"hi")
+    )
     assert raw[:4] == bytes([0xFF, 1, DATA | END, 0])
     assert struct.unpack("<IIII", raw[4:20]) == (7, 4 << 20, 3, 9)
     assert raw[20:] == b"hi"
@@ -82,11 +84,27 @@ def test_is_udx_packet() -> None:
     payload=st.binary(max_size=1200),
 )
 def test_roundtrip(
-    t: int, sid: int, rwnd: int, seq: int, ack: int, sacks: list[tuple[int, int]], padding: int, payload: bytes
+    t: int,
+    sid: int,
+    rwnd: int,
+    seq: int,
+    ack: int,
+    sacks: list[tuple[int, int]],
+    padding: int,
+    payload: bytes,
 ) -> None:
     if not payload or sacks:
         padding = 0  # padding next to SACK blocks or without payload is indistinguishable from SACK space
-    p = Packet(type=t, stream_id=sid, recv_window=rwnd, seq=seq, ack=ack, sacks=tuple(sacks), padding=padding, payload=payload)
+    p = Packet(
+        type=t,
+        stream_id=sid,
+        recv_window=rwnd,
+        seq=seq,
+        ack=ack,
+        sacks=tuple(sacks),
+        padding=padding,
+        payload=payload,
+    )
     q = decode_packet(encode_packet(p))
     assert q == Packet(
         type=t | (SACK if sacks else 0),

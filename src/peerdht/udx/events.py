@@ -65,4 +65,12 @@ class DatagramReceived:
     addr: tuple[str, int]
 
 
-UDXEvent = StreamData | StreamEnd | StreamClosed | StreamWritable | MessageReceived | RemoteChanged | DatagramReceived
+UDXEvent = (
+    StreamData
+    | StreamEnd
+    | StreamClosed
+    | StreamWritable
+    | MessageReceived
+    | RemoteChanged
+    | DatagramReceived
+)

@@ -99,7 +99,9 @@ def encode_packet(packet: Packet) -> bytes:
             raise ValueError("SACK blocks and padding exceed 255 bytes")
     else:
         offset = 0
-    head = HEADER.pack(MAGIC, VERSION, t, offset, packet.stream_id, packet.recv_window, packet.seq, packet.ack)
+    head = HEADER.pack(
+        MAGIC, VERSION, t, offset, packet.stream_id, packet.recv_window, packet.seq, packet.ack
+    )
     return head + sack_bytes + bytes(packet.padding) + packet.payload
 
 

@@ -74,7 +74,18 @@ _DATA_OR_END: Final = DATA | END
 
 
 class _Pkt:
-    __slots__ = ("addr", "flags", "lost", "payload", "retrans", "rid", "rto_count", "seq", "time_sent", "xmit")
+    __slots__ = (
+        "addr",
+        "flags",
+        "lost",
+        "payload",
+        "retrans",
+        "rid",
+        "rto_count",
+        "seq",
+        "time_sent",
+        "xmit",
+    )
 
     def __init__(self, seq: int, flags: int, payload: bytes | memoryview, rid: int, addr: Addr) -> None:
         self.seq = seq
@@ -626,7 +637,9 @@ class UDXSocketCore:
             head = _PACK_HEADER(255, 1, SACK, 0, st.remote_id, rwnd, st.seq & _M, st.ack & _M)
             self._out.append((head + body, st.addr))
         else:
-            self._out.append((_PACK_HEADER(255, 1, 0, 0, st.remote_id, rwnd, st.seq & _M, st.ack & _M), st.addr))
+            self._out.append(
+                (_PACK_HEADER(255, 1, 0, 0, st.remote_id, rwnd, st.seq & _M, st.ack & _M), st.addr)
+            )
         st.packets_tx += 1
 
     def _send_heartbeat(self, st: _Stream) -> None:
@@ -714,7 +727,9 @@ class UDXSocketCore:
             st.retrans_q.append((st.xmit, seq))
             st.inflight += 1
             st.retransmits += 1
-            append((_PACK_HEADER(255, 1, pkt.flags, 0, pkt.rid, rwnd, seq & _M, ackv) + pkt.payload, pkt.addr))
+            append(
+                (_PACK_HEADER(255, 1, pkt.flags, 0, pkt.rid, rwnd, seq & _M, ackv) + pkt.payload, pkt.addr)
+            )
             sent += 1
         # new data
         srw = st.send_rwnd

@@ -1,0 +1,180 @@
+"""Python UDX streams against real udx-native 1.21.3 streams on 127.0.0.1 (tests/js/udx-peer.js)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+
+from jsproc import JSProcess, start_js
+from peerdht.aio.udx import UDXSocket, UDXStream
+from peerdht.errors import StreamReset
+from peerdht.udx.packet import DATA, END, decode_packet
+
+pytestmark = pytest.mark.interop
+
+T = 60.0
+
+
+@pytest.fixture
+async def js() -> AsyncIterator[tuple[JSProcess, int]]:
+    proc = await start_js("udx-peer.js")
+    try:
+        ready = await proc.line()
+        assert ready["ready"]
+        yield proc, ready["port"]
+    finally:
+        await proc.close()
+
+
+async def connect(js: tuple[JSProcess, int], mode: str = "") -> tuple[UDXSocket, UDXStream, JSProcess]:
+    proc, port = js
+    sock = await UDXSocket.bind("127.0.0.1", 0)
+    stream = sock.create_stream(7)
+    await stream.connect(9, ("127.0.0.1", port))
+    await proc.send({"cmd": "stream", "id": 9, "remoteId": 7, "port": sock.address[1], "mode": mode})
+    assert (await proc.line())["connected"]
+    return sock, stream, proc
+
+
+async def py_to_js(js: tuple[JSProcess, int], size: int) -> None:
+    sock, stream, proc = await connect(js, "sink")
+    data = os.urandom(size)
+    view = memoryview(data)
+    for i in range(0, size, 65536):
+        stream.write(view[i : i + 65536])
+        await asyncio.wait_for(stream.drain(), T)
+    stream.write_eof()
+    got = await proc.line(timeout=T)
+    while "event" in got:
+        got = await proc.line(timeout=T)
+    assert got == {"received": size, "sha256": hashlib.sha256(data).hexdigest(), "ms": got["ms"]}
+    await proc.send({"cmd": "end"})
+    assert await asyncio.wait_for(stream.read(), T) == b""
+    await asyncio.wait_for(stream.wait_closed(), T)
+    assert stream._error is None
+    while (await proc.line(timeout=T)) != {"event": "close"}:
+        pass
+    sock.close()
+
+
+async def js_to_py(js: tuple[JSProcess, int], size: int) -> None:
+    sock, stream, proc = await connect(js)
+    await proc.send({"cmd": "source", "bytes": size})
+    h = hashlib.sha256()
+    n = 0
+    while chunk := await asyncio.wait_for(stream.read(1 << 20), T):
+        h.update(chunk)
+        n += len(chunk)
+    sent = await proc.line(timeout=T)
+    assert sent == {"sent": size, "sha256": h.hexdigest()} and n == size
+    assert stream.at_eof()
+    stream.write_eof()
+    await asyncio.wait_for(stream.wait_closed(), T)
+    assert stream._error is None
+    sock.close()
+
+
+async def test_py_to_js_1mib(js: tuple[JSProcess, int]) -> None:
+    await py_to_js(js, 1 << 20)
+
+
+async def test_js_to_py_1mib(js: tuple[JSProcess, int]) -> None:
+    await js_to_py(js, 1 << 20)
+
+
+@pytest.mark.slow
+async def test_py_to_js_64mib(js: tuple[JSProcess, int]) -> None:
+    await py_to_js(js, 64 << 20)
+
+
+@pytest.mark.slow
+async def test_js_to_py_64mib(js: tuple[JSProcess, int]) -> None:
+    await js_to_py(js, 64 << 20)
+
+
+async def test_js_destroy_resets_python_stream(js: tuple[JSProcess, int]) -> None:
+    sock, stream, proc = await connect(js, "echo-events")
+    stream.write(b"hello")
+    assert await proc.line() == {"event": "data", "hex": b"hello".hex()}
+    await proc.send({"cmd": "destroy"})
+    with pytest.raises(StreamReset):
+        await asyncio.wait_for(stream.read(10), T)
+    await asyncio.wait_for(stream.wait_closed(), T)
+    sock.close()
+
+
+async def test_python_destroy_resets_js_stream(js: tuple[JSProcess, int]) -> None:
+    sock, stream, proc = await connect(js)
+    await proc.send({"cmd": "write", "hex": b"hi".hex()})
+    assert await asyncio.wait_for(stream.readexactly(2), T) == b"hi"
+    stream.destroy()
+    events = [await proc.line(), await proc.line()]
+    assert {"event": "error", "error": "ECONNRESET"} in events and {"event": "close"} in events
+    sock.close()
+
+
+async def test_half_close_both_orders(js: tuple[JSProcess, int]) -> None:
+    sock, stream, proc = await connect(js, "echo-events")
+    await proc.send({"cmd": "end"})
+    assert await asyncio.wait_for(stream.read(), T) == b""
+    stream.write(b"after their end")  # our direction is still open
+    assert await proc.line() == {"event": "data", "hex": b"after their end".hex()}
+    stream.write_eof()
+    events = [await proc.line(), await proc.line()]
+    assert events == [{"event": "end"}, {"event": "close"}]
+    await asyncio.wait_for(stream.wait_closed(), T)
+    sock.close()
+
+
+async def test_messages_both_ways(js: tuple[JSProcess, int]) -> None:
+    sock, stream, proc = await connect(js)
+    await proc.send({"cmd": "message", "hex": b"from js".hex()})
+    assert await asyncio.wait_for(stream.receive_message(), T) == b"from js"
+    stream.send_message(b"from py")
+    assert await proc.line() == {"event": "message", "hex": b"from py".hex()}
+    stream.destroy()
+    sock.close()
+
+
+async def test_non_udx_datagrams_reach_on_datagram(js: tuple[JSProcess, int]) -> None:
+    proc, _ = js
+    sock = await UDXSocket.bind("127.0.0.1", 0)
+    got: asyncio.Queue[tuple[bytes, tuple[str, int]]] = asyncio.Queue()
+    sock.on_datagram = lambda data, addr: got.put_nowait((data, addr))
+    await proc.send({"cmd": "raw", "hex": b"\x03dht".hex(), "port": sock.address[1]})
+    data, addr = await asyncio.wait_for(got.get(), T)
+    assert data == b"\x03dht" and addr[0] == "127.0.0.1"
+    sock.send_datagram(b"\x00", (addr[0], js[1]))
+    assert await proc.line() == {"event": "socket-message", "hex": "00"}
+    sock.close()
+
+
+async def test_udx_native_packets_decode_byte_for_byte(js: tuple[JSProcess, int]) -> None:
+    """A raw UDP socket plays the peer: udx-native's DATA and END packets decode with our codec."""
+    proc, port = js
+    raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    raw.bind(("127.0.0.1", 0))
+    raw.setblocking(False)
+    loop = asyncio.get_running_loop()
+    try:
+        await proc.send({"cmd": "stream", "id": 9, "remoteId": 1234, "port": raw.getsockname()[1]})
+        assert (await proc.line())["connected"]
+        await proc.send({"cmd": "write", "hex": b"hello".hex()})
+        data = await asyncio.wait_for(loop.sock_recv(raw, 2048), T)
+        p = decode_packet(data)
+        assert data[:4] == bytes([0xFF, 1, DATA, 0])
+        assert (p.type, p.stream_id, p.seq, p.ack, p.payload) == (DATA, 1234, 0, 0, b"hello")
+        assert p.recv_window == 4 * 1024 * 1024
+        await proc.send({"cmd": "end"})
+        while True:  # skip retransmissions of seq 0 (we never ack)
+            p = decode_packet(await asyncio.wait_for(loop.sock_recv(raw, 2048), T))
+            if p.seq == 1:
+                break
+        assert (p.type, p.payload) == (END, b"")
+    finally:
+        raw.close()
