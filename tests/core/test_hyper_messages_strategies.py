@@ -35,7 +35,9 @@ MAX_SAFE = 2**53 - 1
 BOUNDARIES = [0, 1, 0xFC, 0xFD, 0xFE, 0xFF, 0xFFFF, 0x10000, 0xFFFFFFFF, 0x100000000, MAX_SAFE]
 
 uints = st.one_of(st.integers(0, 0x300), st.sampled_from(BOUNDARIES), st.integers(0, MAX_SAFE))
-small_uints = st.one_of(st.integers(0, 20), st.sampled_from([0xFC, 0xFD, 0xFFFF, 0x10000]))
+# JS preencode counts mode/error/firewall/round of handshake, holepunch, noisePayload and
+# holepunchPayload as one byte each, so JS can only encode values <= 0xFC there.
+small_uints = st.one_of(st.integers(0, 20), st.just(0xFC))
 ports = st.integers(0, 0xFFFF)
 addr4 = st.tuples(st.ip_addresses(v=4).map(str), ports)
 addr6 = st.tuples(st.ip_addresses(v=6).map(str), ports)
@@ -111,7 +113,7 @@ holepunch_payloads = st.builds(
     HolepunchPayload,
     error=small_uints,
     firewall=small_uints,
-    round=uints,
+    round=small_uints,
     connected=st.booleans(),
     punching=st.booleans(),
     addresses=opt(addr_list(addr4)),

@@ -237,7 +237,7 @@ def test_mutable_put_get_seq_cas_salt() -> None:
 
 def test_server_errors_and_tokens() -> None:
     net = FakeNet()
-    a, node = net.add()
+    a, _node = net.add()
     me = b"m" * 20
     # unknown method -> 204, malformed args -> 203
     assert query(net, a, q("vote", {b"id": me}))[b"e"][0] == 204
@@ -261,7 +261,7 @@ def test_server_errors_and_tokens() -> None:
 
 def test_bep44_server_errors() -> None:
     net = FakeNet()
-    a, node = net.add()
+    a, _node = net.add()
     me = b"m" * 20
     kp = KeyPair(b"\x07" * 32)
     tok = query(net, a, q("get", {b"id": me, b"target": b"x" * 20}))[b"r"][b"token"]
@@ -434,7 +434,7 @@ def test_timeouts_and_dead_nodes() -> None:
 
 def test_error_reply_to_ping() -> None:
     net = FakeNet()
-    a, na = net.add()
+    _a, _na = net.add()
     b, nb = net.add(read_only=False)
     # b pings a fake node that answers with an error
     op = nb.ping(("127.9.9.9", 5), net.now)

@@ -156,7 +156,7 @@ async def test_non_udx_datagrams_reach_on_datagram(js: tuple[JSProcess, int]) ->
 
 async def test_udx_native_packets_decode_byte_for_byte(js: tuple[JSProcess, int]) -> None:
     """A raw UDP socket plays the peer: udx-native's DATA and END packets decode with our codec."""
-    proc, port = js
+    proc, _ = js
     raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     raw.bind(("127.0.0.1", 0))
     raw.setblocking(False)

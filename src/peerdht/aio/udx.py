@@ -320,7 +320,7 @@ class UDXStream:
         if n == 0:
             return b""
         if n < 0:
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 chunk = await self.read(1 << 20)
                 if not chunk:
