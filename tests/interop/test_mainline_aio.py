@@ -1,0 +1,124 @@
+"""``MainlineDHT`` and ``MainlineTestnet`` on real UDP sockets (127.0.0.1 only, Python nodes only)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+
+from peerdht.aio.mainline import MainlineDHT, MainlineTestnet
+from peerdht.encoding.bencode import decode, encode
+from peerdht.errors import LocalProtocolError, RequestTimeout
+from peerdht.mainline.crypto import KeyPair
+
+IH = bytes.fromhex("0123456789abcdef0123456789abcdef01234567")
+
+
+async def test_testnet_announce_lookup_put_get(tmp_path: Path) -> None:
+    async with await MainlineTestnet.create(12) as testnet:
+        a = testnet.node()
+        b = testnet.node(state_file=tmp_path / "b.dht")
+        async with a, b:
+            assert await asyncio.wait_for(a.announce_peer(IH, 4444), 10) >= 4
+            peers = [p async for p in b.get_peers(IH)]
+            assert ("127.0.0.1", 4444) in peers
+            assert await a.announce_peer(IH, 0, implied_port=True) >= 4
+            peers = [p async for p in b.get_peers(IH)]
+            assert ("127.0.0.1", a.address()[1]) in peers
+
+            target = await a.put(b"Hello World!")
+            assert target.hex() == "e5f96f6f38320f0f33959cb4d3d656452117aadb"
+            assert await b.get(target) == b"Hello World!"
+            assert await b.get(bytes(20)) is None
+
+            kp = KeyPair(bytes(range(32)))
+            r1 = await a.put_mutable(kp, b"v1", salt=b"salt")
+            assert r1.seq == 1 and r1.stored >= 4
+            r2 = await b.put_mutable(kp, b"v2", salt=b"salt")
+            assert r2.seq == 2
+            item = await a.get_mutable(kp.public_key, salt=b"salt")
+            assert item is not None and item.v == b"v2" and item.seq == 2
+
+            nodes = await a.find_node(testnet.nodes[5].node_id)
+            assert nodes[0].id == testnet.nodes[5].node_id
+            assert await a.ping(testnet.bootstrap[0]) == testnet.nodes[0].node_id
+            sample = await a.sample_infohashes(testnet.nodes[0].address())
+            assert sample.interval == 21600
+            assert a.stats["table"] >= 8
+            b_id = b.node_id
+        # routing table saved and restored
+        assert (tmp_path / "b.dht").exists()
+        c = MainlineDHT(host="127.0.0.1", state_file=tmp_path / "b.dht")
+        async with c:
+            assert c.node_id == b_id
+            assert len(c.core.table) >= 8
+            assert await c.get(target) == b"Hello World!"
+
+
+async def test_timeouts_and_misuse() -> None:
+    # a port with nothing behind it
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    dead = s.getsockname()
+    s.close()
+    async with MainlineDHT(host="127.0.0.1", timeout=0.2, retries=0) as dht:
+        with pytest.raises(RequestTimeout):
+            await asyncio.wait_for(dht.ping(dead), 5)
+        with pytest.raises(RequestTimeout):
+            await dht.find_node(bytes(20))
+        with pytest.raises(LocalProtocolError):
+            await dht.put(b"x" * 2000)
+    with pytest.raises(LocalProtocolError):
+        await dht.ping(dead)
+
+
+async def test_malformed_barrage_over_udp() -> None:
+    async with MainlineDHT(host="127.0.0.1", rate_limit=None) as dht:
+        loop = asyncio.get_running_loop()
+        replies: asyncio.Queue[bytes] = asyncio.Queue()
+
+        class Proto(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+                replies.put_nowait(data)
+
+        transport, _ = await loop.create_datagram_endpoint(Proto, local_addr=("127.0.0.1", 0))
+        try:
+            me = b"m" * 20
+            junk = [
+                b"",
+                b"d" * 5000,
+                b"l" * 20000,
+                b"i" + b"9" * 300 + b"e",
+                encode({b"t": b"aa", b"y": b"q", b"q": b"find_node", b"a": {b"id": me, b"target": 7}}),
+                encode({b"t": b"aa", b"y": b"q", b"q": b"get_peers", b"a": {b"id": me, b"info_hash": 1}}),
+                encode({b"t": b"aa", b"y": b"q", b"q": b"put", b"a": {b"id": me, b"token": 5, b"v": b"x"}}),
+                encode({b"t": b"aa", b"y": b"q", b"a": {b"id": me}}),
+                encode({b"t": b"aa", b"y": b"r", b"r": {b"id": me}}),
+                encode({b"t": b"aa", b"y": b"q", b"q": b"nope", b"a": {b"id": me}}),
+            ]
+            for data in junk * 10:
+                transport.sendto(data, dht.address())
+            ping = encode({b"t": b"ok", b"y": b"q", b"q": b"ping", b"a": {b"id": me}})
+
+            async def answered() -> bool:
+                while True:
+                    msg = decode(await replies.get(), sorted_keys=False)
+                    assert isinstance(msg, dict)
+                    if msg.get(b"t") == b"ok" and msg.get(b"y") == b"r":
+                        return True
+
+            # the socket buffer may have overflowed with junk: ask again until answered (at most 10 s)
+            for _ in range(20):
+                transport.sendto(ping, dht.address())
+                try:
+                    assert await asyncio.wait_for(answered(), 0.5)
+                    break
+                except TimeoutError:
+                    continue
+            else:
+                raise AssertionError("no answer to ping after the barrage")
+            assert dht.stats["dropped_malformed"] >= 20  # some may be lost to the socket buffer
+        finally:
+            transport.close()
