@@ -268,9 +268,11 @@ class SecretStream:
             if n < 0:
                 if self._eof:
                     return self._take(len(self._buffer))
-            elif self._buffer:
+                await self._wait_data(len(self._buffer) + 1)  # read to EOF past the read limit
+                continue
+            if self._buffer:
                 return self._take(n)
-            elif self._eof:
+            if self._eof:
                 return b""
             await self._wait_data()
 
