@@ -227,3 +227,22 @@ async def test_tampered_frames_fail_only_their_stream(js: JSProcess) -> None:
         s.close()
         await s.wait_closed()
     del w1
+
+
+@pytest.mark.parametrize("py_initiator", [True, False])
+async def test_unordered_datagrams(js: JSProcess, py_initiator: bool) -> None:
+    """secretbox datagrams (UDX MESSAGE payloads) open on the other side, both ways."""
+    handshake = await ik_handshake(js, py_initiator, "d")
+    raw, _ = await py_raw(js, False, {"initiator": not py_initiator, "handshake": "d"})
+    stream = await asyncio.wait_for(
+        open_secret_stream(raw, initiator=py_initiator, handshake=handshake), TIMEOUT
+    )
+    conn = (await event(js, "open"))["conn"]
+    box = stream.core.encrypt_datagram(b"from python")
+    assert (await call(js, op="unbox", conn=conn, data=box.hex()))["data"] == b"from python".hex()
+    bad = box[:-1] + bytes([box[-1] ^ 1])
+    assert (await call(js, op="unbox", conn=conn, data=bad.hex()))["data"] is None
+    theirs = bytes.fromhex((await call(js, op="box", conn=conn, data=b"from js".hex()))["box"])
+    assert stream.core.decrypt_datagram(theirs) == b"from js"
+    stream.close()
+    await stream.wait_closed()

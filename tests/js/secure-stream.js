@@ -102,6 +102,17 @@ serve(async (cmd) => {
     // a well-formed length prefix followed by bytes that cannot authenticate
     conns.get(cmd.conn).socket.write(Buffer.concat([Buffer.from([40, 0, 0]), crypto.randomBytes(40)]))
     out({ ok: true })
+  } else if (cmd.op === 'box') {
+    // unordered datagram as NoiseSecretStream.send would hand it to udx (private helper, test only)
+    out({ box: hex(conns.get(cmd.conn).stream._boxMessage(buf(cmd.data))) })
+  } else if (cmd.op === 'unbox') {
+    const { stream } = conns.get(cmd.conn)
+    let got = null
+    const onmessage = (m) => { got = hex(m) }
+    stream.on('message', onmessage)
+    stream._onmessage(buf(cmd.data))
+    stream.off('message', onmessage)
+    out({ data: got })
   } else if (cmd.op === 'write') {
     conns.get(cmd.conn).stream.write(buf(cmd.data))
     out({ ok: true })
