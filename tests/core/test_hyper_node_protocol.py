@@ -325,3 +325,41 @@ def test_full_bucket_replaces_dead_least_recently_pinged() -> None:
     net.run_for(5)  # nobody answers: replaced
     assert node.table.get(node_id(*new)) is not None
     assert node.table.get(node_id(*pings[0][1])) is None
+
+
+def test_congestion_window_limits_new_requests() -> None:
+    net = FakeNet(seed=8)
+    a = net.add()
+    ops = [a.node.ping((f"10.99.{i // 200}.{i % 200 + 1}", 1000), net.now) for i in range(200)]
+    first = a.node.datagrams_to_send(net.now)
+    assert len(first) == 80  # io.js MAX_WINDOW per 750 ms slot
+    assert a.node.stats["requests"]["active"] == 200  # type: ignore[index]
+    net.run_until(lambda: all(a.result(op) is not None for op in ops), timeout=120)
+    assert all(type(a.failed(op)).__name__ == "RequestTimeout" for op in ops)
+    assert a.node.stats["requests"]["active"] == 0  # type: ignore[index]
+
+
+def test_generic_request_and_cancel() -> None:
+    net = FakeNet(seed=9)
+    a = net.add(public_host=True)
+    b = net.add()
+    op = b.node.request(a.server, 77, net.now, target=b"\x01" * 32, value=b"hi")
+    net.run_until(lambda: b.result(op) is not None)
+    r = b.done(op)
+    assert r.error == 1 and r.token is None  # type: ignore[attr-defined]
+    op = b.node.ping(("10.99.0.1", 1), net.now)
+    b.node.cancel(op)
+    net.run_for(6)
+    assert b.result(op) is None
+    assert b.node.stats["requests"]["active"] == 0  # type: ignore[index]
+
+
+def test_lookup_cancel_stops_events() -> None:
+    net = FakeNet(seed=10)
+    members = net.testnet(8)
+    m = members[3]
+    op = m.node.lookup(blake2b(b"c"), net.now)
+    m.node.cancel(op)
+    net.run_for(6)
+    assert m.result(op) is None
+    assert m.node.stats["queries"]["active"] == 0  # type: ignore[index]

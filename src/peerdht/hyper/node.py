@@ -64,7 +64,7 @@ from peerdht.hyper.records import (
 )
 from peerdht.hyper.storage import STORAGE_COMMANDS, Storage, encode_seq
 from peerdht.kademlia.lookup import Lookup
-from peerdht.kademlia.requests import PendingRequest, RequestTable
+from peerdht.kademlia.requests import PendingRequest, RequestTable, Window
 from peerdht.kademlia.table import Contact, RoutingTable
 from peerdht.kademlia.tokens import TokenIssuer
 
@@ -100,6 +100,7 @@ DOWN_HINTS_PER_TICK = 50
 MAX_CHECKS = 10
 MAX_REPINGING = 3
 MAX_DATAGRAM = 65507
+MAX_WINDOW = 80  # io.js: new requests per 750 ms slot
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -118,20 +119,63 @@ class Reply:
     message: Response
     socket: int
 
+    @property
+    def tid(self) -> int:
+        """The response's transaction id."""
+        return self.message.tid
+
+    @property
+    def to(self) -> Address:
+        """How the responder sees us (``message.to``)."""
+        return self.message.to
+
+    @property
+    def id(self) -> bytes | None:
+        """The responder's verified id (``from_id``)."""
+        return self.from_id
+
+    @property
+    def token(self) -> bytes | None:
+        """The write token the responder gave us, 32 bytes, or None."""
+        return self.message.token
+
+    @property
+    def closer_nodes(self) -> tuple[Address, ...]:
+        """``message.closer_nodes``."""
+        return self.message.closer_nodes
+
+    @property
+    def error(self) -> int:
+        """``message.error`` (0 = OK)."""
+        return self.message.error
+
+    @property
+    def value(self) -> bytes | None:
+        """``message.value``."""
+        return self.message.value
+
 
 @dataclass(eq=False, slots=True)
 class _Req:
-    """One outgoing request (the context stored in the request table)."""
+    """One outgoing request (the context stored in the request table).
 
-    tid: int
+    ``tid`` is -1 while the request waits for the congestion window.
+    """
+
     addr: Address
     socket: int
     internal: bool
     command: int
     on_response: Callable[[Reply], None]
     on_error: Callable[[PeerDHTError], None]
+    target: bytes | None = None
+    value: bytes | None = None
+    token: bytes | None = None
+    retries: int = 3
+    timeout: float = 1.0
     to_id: bytes | None = None
     owner: object = None
+    tid: int = -1
     done: bool = False
 
 
@@ -259,6 +303,8 @@ class HyperDHTNode:
             _derive_token, (bytes(secrets[:32]), bytes(secrets[32:64])), rotate_every=ROTATE_EVERY
         )
         self._requests = RequestTable(rng, timeout=REQUEST_TIMEOUT, retries=REQUEST_RETRIES)
+        self._window = Window(MAX_WINDOW, slot=DRAIN)
+        self._waiting: deque[_Req] = deque()
         self._out: list[tuple[bytes, Address, int]] = []
         self._events: deque[Event] = deque()
         self._ops: dict[int, object] = {}
@@ -374,6 +420,7 @@ class HyperDHTNode:
             req = p.context
             assert isinstance(req, _Req)
             self._requests_stats["retries"] += 1
+            self._window.send(now)
             self._out.append((p.payload, p.addr, req.socket))
             owner = req.owner
             if isinstance(owner, _Query) and not owner.finished:
@@ -398,6 +445,7 @@ class HyperDHTNode:
         if now >= self._next_tick:
             self._next_tick = now + TICK
             self._on_tick(now)
+        self._drain_waiting(now)
         # queries may now be able to go on (slow requests free concurrency)
         for q in list(self._queries):
             self._pump(q)
@@ -417,6 +465,8 @@ class HyperDHTNode:
             t = d
         if self._delayed and self._delayed[0][0] < t:
             t = self._delayed[0][0]
+        if self._waiting:
+            t = min(t, self._window.next_slot(self._now))
         return t
 
     def next_event(self) -> Event | None:
@@ -558,6 +608,73 @@ class HyperDHTNode:
         )
         self._ops[op] = req
         return op
+
+    def request(
+        self,
+        addr: Address,
+        command: int,
+        now: float,
+        *,
+        target: bytes | None = None,
+        value: bytes | None = None,
+        token: bytes | None = None,
+        internal: bool = False,
+        retries: int = REQUEST_RETRIES,
+        socket: int | None = None,
+    ) -> int:
+        """Send one request (dht-rpc ``request``): ``OpDone(result=Reply)`` on any reply (check
+        ``result.error``), ``OpFailed(RequestTimeout)`` after ``retries`` resends.
+
+        Args:
+            addr: IPv4 ``(host, port)``.
+            command: command number (:class:`~peerdht.hyper.constants.Command`).
+            now: current time (seconds).
+            target: 32-byte target or None.
+            value: payload or None.
+            token: a 32-byte token the node gave us (required by writes).
+            internal: set the internal flag (dht-rpc's own commands).
+            retries: resends after the first send.
+            socket: force :data:`SERVER` or :data:`CLIENT` (default: client while firewalled).
+
+        Raises:
+            LocalProtocolError: bad address or field sizes.
+        """
+        self._now = now
+        self._check_addr(addr)
+        if target is not None:
+            _check32(target, "target")
+        if token is not None:
+            _check32(token, "token")
+        op = self._new_op(None)
+        req = self._request(
+            addr,
+            internal=internal,
+            command=command,
+            target=target,
+            value=value,
+            token=token,
+            retries=retries,
+            socket=socket,
+            on_response=lambda r: self._done(op, r),
+            on_error=lambda e: self._fail(op, e),
+        )
+        self._ops[op] = req
+        return op
+
+    def reply(
+        self,
+        req: Request,
+        addr: Address,
+        socket: int,
+        *,
+        error: int = 0,
+        value: bytes | None = None,
+        token: bool = True,
+        closer_nodes: bool = True,
+    ) -> None:
+        """Answer a request received by a hook such as :meth:`on_router_request`
+        (dht-rpc ``req.reply`` / ``req.error``): from socket ``socket`` to ``addr``."""
+        self._send_reply(req, addr, socket, error=error, value=value, token=token, closer=closer_nodes)
 
     def find_node(self, target: bytes, now: float) -> int:
         """Iterative FIND_NODE towards ``target`` (32 bytes); ``OpDone(result=list[Contact])``
@@ -1059,43 +1176,62 @@ class HyperDHTNode:
         owner: object = None,
     ) -> _Req:
         sock = socket if socket is not None else (CLIENT if self.firewalled else SERVER)
-        tid = self._requests.new_tid()
-        msg = Request(
-            tid=tid,
-            to=addr,
-            id=self.table.local_id if (not self.ephemeral and sock == SERVER) else None,
-            token=token,
-            internal=internal,
-            command=command,
-            target=target,
-            value=value,
-        )
-        payload = encode_request(msg)
         req = _Req(
-            tid=tid,
             addr=addr,
             socket=sock,
             internal=internal,
             command=command,
             on_response=on_response,
             on_error=on_error,
+            target=target,
+            value=value,
+            token=token,
+            retries=retries,
+            timeout=timeout,
             to_id=to_id,
             owner=owner,
         )
-        self._requests.add(tid, addr, payload, self._now, req, timeout=timeout, retries=retries)
-        self._out.append((payload, addr, sock))
         self._requests_stats["active"] += 1
         self._requests_stats["total"] += 1
         if internal and command < len(self._commands_stats):
             self._commands_stats[command]["tx"] += 1
+        if self._waiting or self._window.full(self._now):
+            self._waiting.append(req)  # io.js: wait for the congestion window (drained every 750 ms)
+        else:
+            self._send_now(req)
         return req
+
+    def _send_now(self, req: _Req) -> None:
+        tid = self._requests.new_tid()
+        msg = Request(
+            tid=tid,
+            to=req.addr,
+            id=self.table.local_id if (not self.ephemeral and req.socket == SERVER) else None,
+            token=req.token,
+            internal=req.internal,
+            command=req.command,
+            target=req.target,
+            value=req.value,
+        )
+        payload = encode_request(msg)
+        req.tid = tid
+        self._requests.add(tid, req.addr, payload, self._now, req, timeout=req.timeout, retries=req.retries)
+        self._window.send(self._now)
+        self._out.append((payload, req.addr, req.socket))
+
+    def _drain_waiting(self, now: float) -> None:
+        while self._waiting and not self._window.full(now):
+            req = self._waiting.popleft()
+            if not req.done:
+                self._send_now(req)
 
     def _abort_req(self, req: _Req) -> None:
         if req.done:
             return
         req.done = True
-        if self._requests.pop(req.tid) is not None:
-            self._requests_stats["active"] -= 1
+        self._requests_stats["active"] -= 1
+        if req.tid >= 0 and self._requests.pop(req.tid) is not None:
+            self._window.recv(self._now)
 
     def _on_timeout(self, p: PendingRequest) -> None:
         req = p.context
@@ -1103,6 +1239,7 @@ class HyperDHTNode:
         if req.done:
             return
         req.done = True
+        self._window.recv(self._now)
         self._requests_stats["timeouts"] += 1
         self._requests_stats["active"] -= 1
         if req.to_id is not None:
@@ -1178,6 +1315,7 @@ class HyperDHTNode:
         if req.done:
             return
         req.done = True
+        self._window.recv(now)
         self._requests_stats["active"] -= 1
         self._requests_stats["responses"] += 1
         if req.internal and req.command < len(self._commands_stats):
