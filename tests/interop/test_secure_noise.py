@@ -9,7 +9,14 @@ import pytest
 
 from jsproc import JSProcess, start_js
 from peerdht.errors import RemoteProtocolError
-from peerdht.secure import NS_PEER_HANDSHAKE, KeyPair, NoiseState, holepunch_secret, stream_id
+from peerdht.secure import (
+    NS_PEER_HANDSHAKE,
+    KeyPair,
+    NoiseState,
+    holepunch_secret,
+    peer_handshake,
+    stream_id,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -107,14 +114,7 @@ async def test_same_bytes_as_js_in_both_roles(js: JSProcess, pattern: str, prolo
 async def test_hyperdht_noisewrap_responder(js: JSProcess) -> None:
     """Our IK initiator against hyperdht lib/noise-wrap.js: payload, keys, holepunch secret, stream ids."""
     client, server = KeyPair.from_seed(seed("client")), KeyPair.from_seed(seed("server"))
-    hs = NoiseState(
-        "IK",
-        initiator=True,
-        static_key_pair=client,
-        remote_static=server.public_key,
-        prologue=NS_PEER_HANDSHAKE,
-        ephemeral_seed=seed("client-e"),
-    )
+    hs = peer_handshake(client, server.public_key, seed("client-e"))
     # noisePayload v1: flags udx|secretStream, error 0, firewall 0, udx{v1, features 0, id 7, seq 0}, ss{v1}
     payload = bytes([1, 8 | 16, 0, 0, 1, 0, 7, 0, 1])
     msg1 = hs.send(payload)

@@ -388,8 +388,7 @@ class SecretStream:
 
     async def wait_closed(self) -> None:
         """Wait until the raw stream is closed."""
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
+        await asyncio.wait([self._reader])  # never raises the reader's outcome, honours our own cancel
         with contextlib.suppress(StreamError, OSError):
             await self._raw.wait_closed()
 

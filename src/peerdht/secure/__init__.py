@@ -5,13 +5,26 @@ passed in by the caller.
 """
 
 from peerdht.secure.keys import KeyPair, stream_id
-from peerdht.secure.noise import NS_PEER_HANDSHAKE, HandshakeResult, NoiseState, holepunch_secret
+from peerdht.secure.noise import (
+    NS_PEER_HANDSHAKE,
+    NS_PEER_HOLEPUNCH,
+    HandshakeResult,
+    NoiseState,
+    holepunch_secret,
+    peer_handshake,
+)
+from peerdht.secure.secretstream import HandshakeComplete, Message, SecretStreamCore
 
 __all__ = [
     "NS_PEER_HANDSHAKE",
+    "NS_PEER_HOLEPUNCH",
+    "HandshakeComplete",
     "HandshakeResult",
     "KeyPair",
+    "Message",
     "NoiseState",
+    "SecretStreamCore",
     "holepunch_secret",
+    "peer_handshake",
     "stream_id",
 ]

@@ -30,6 +30,7 @@ __all__ = [
     "NoiseState",
     "hkdf",
     "holepunch_secret",
+    "peer_handshake",
 ]
 
 HASHLEN = 64
@@ -398,3 +399,25 @@ class NoiseState:
             f"NoiseState(pattern={self.pattern!r}, initiator={self.initiator}, step={self._step}, "
             f"complete={self.complete})"
         )
+
+
+def peer_handshake(key_pair: KeyPair, remote_public_key: bytes | None, ephemeral_seed: bytes) -> NoiseState:
+    """The Noise IK state of a HyperDHT PEER_HANDSHAKE (hyperdht ``lib/noise-wrap.js``).
+
+    The client (initiator) knows the server's key; the server passes None. Payloads are the
+    ``noisePayload`` bytes of hyperdht ``lib/messages.js`` (encoded elsewhere); when complete,
+    :meth:`NoiseState.result` gives what ``NoiseWrap.final()`` gives.
+
+    Args:
+        key_pair: our static key pair.
+        remote_public_key: the server's 32-byte public key (client), or None (server).
+        ephemeral_seed: 32 random bytes.
+    """
+    return NoiseState(
+        "IK",
+        initiator=remote_public_key is not None,
+        static_key_pair=key_pair,
+        remote_static=remote_public_key,
+        prologue=NS_PEER_HANDSHAKE,
+        ephemeral_seed=ephemeral_seed,
+    )
