@@ -117,7 +117,7 @@ def test_small_order_ephemeral_rejected() -> None:
         r.recv(identity + bytes(64))
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(garbage=st.binary(max_size=300))
 def test_responder_garbage_raises_only_remote_error_and_keeps_state(garbage: bytes) -> None:
     i, r = ik_pair()
@@ -126,7 +126,7 @@ def test_responder_garbage_raises_only_remote_error_and_keeps_state(garbage: byt
     assert r.recv(i.send(b"real")) == b"real"  # the forged message left no trace
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_initiator_mutated_reply_raises_only_remote_error(data: st.DataObject) -> None:
     i, r = ik_pair()

@@ -104,7 +104,7 @@ def test_header_is_deterministic_when_given() -> None:
     assert ci.data_to_send() == c2.data_to_send()
 
 
-@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     chunks=st.lists(st.binary(min_size=0, max_size=3000), max_size=12),
     cuts=st.lists(st.integers(0, 40000), max_size=20),
@@ -124,7 +124,7 @@ def test_any_chunking(chunks: list[bytes], cuts: list[int]) -> None:
     assert cr.buffered == 0
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(garbage=st.binary(max_size=400), after_header=st.booleans())
 def test_garbage_raises_only_remote_error(garbage: bytes, after_header: bool) -> None:
     ci, cr = ik_cores()
@@ -143,7 +143,7 @@ def test_garbage_raises_only_remote_error(garbage: bytes, after_header: bool) ->
         assert messages(cr) == b""
 
 
-@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(garbage=st.binary(max_size=300))
 def test_in_band_handshake_garbage(garbage: bytes) -> None:
     _, cr = xx_cores()
@@ -153,7 +153,7 @@ def test_in_band_handshake_garbage(garbage: bytes) -> None:
         assert cr.failed is not None
 
 
-@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_tampered_frame_fails_the_stream(data: st.DataObject) -> None:
     ci, cr = ik_cores()
