@@ -15,8 +15,31 @@ that the events carry.
 Two sockets, as dht-rpc: the *server* socket has the advertised port (the node id is
 ``BLAKE2b-256(ipv4Address(public host, server port))``); requests go out on the *client* socket
 while the node is firewalled and on the server socket once it is not. Replies leave through the
-socket the request came in on. Persistent nodes put their id in messages sent from the server
-socket only.
+socket the request came in on (PING_NAT replies go to the port named in the request). Persistent
+nodes put their id in messages sent from the server socket only.
+
+Driving it (what the asyncio layer does)::
+
+    node = HyperDHTNode(rng=random.Random(), secrets=os.urandom(64), bootstrap=[("1.2.3.4", 49737)])
+    node.bind(server_sock.getsockname(), client_sock.getsockname(), loop.time())
+    op = node.bootstrap(loop.time())
+    # after every receive_datagram / handle_timer / command: send datagrams_to_send(now),
+    # drain next_event(), and re-arm one timer at get_timer() (absolute, same clock as now);
+    # when it fires call handle_timer(now). get_timer() is never None after bind() (ticks every
+    # 0.75 s at most, the io.js drain).
+
+Modes: a bootstrap node is ``host=<public ip>, ephemeral=False, firewalled=False`` (dht-rpc
+``DHT.bootstrapper``): persistent as soon as :meth:`HyperDHTNode.bootstrap` ran. Testnet members
+are ``ephemeral=False, firewalled=False`` with a bootstrap list: persistent after their first
+bootstrap query taught them their address. ``ephemeral=None`` (default) is dht-rpc's adaptive mode.
+
+``stats["dropped"]`` counts, by reason, what was not processed: ``short``, ``oversized``,
+``bad_address``, ``bad_socket``, ``not_bound``, ``malformed``, ``unknown_tid``, ``wrong_address``,
+``invalid_token`` (answered with INVALID_TOKEN), ``bad_value`` (internal command with a bad
+value), ``rate_limited``, ``rejected_request`` (storage request hyperdht ignores silently: bad
+signature, missing token, wrong hash), ``internal_error`` (a bug; see ``last_internal_error``).
+``bad_id`` counts messages whose id failed validation: as in dht-rpc the id is dropped, the
+message is still handled.
 """
 
 from __future__ import annotations
@@ -429,7 +452,7 @@ class HyperDHTNode:
             self._on_timeout(p)
         while self._delayed and self._delayed[0][0] <= now:
             _, _, dreq, daddr, dsock = self._delayed.pop(0)
-            self._send_reply(dreq, daddr, dsock, reply_to=daddr)
+            self._send_reply(dreq, daddr, dsock, closer=False)
         assert self._next_drain is not None
         if now >= self._next_drain:
             if now - self._next_drain > 4 * ROTATE_EVERY:
@@ -675,6 +698,26 @@ class HyperDHTNode:
         """Answer a request received by a hook such as :meth:`on_router_request`
         (dht-rpc ``req.reply`` / ``req.error``): from socket ``socket`` to ``addr``."""
         self._send_reply(req, addr, socket, error=error, value=value, token=token, closer=closer_nodes)
+
+    def relay(self, req: Request, value: bytes | None, to: Address, socket: int) -> None:
+        """Forward a received request to ``to`` with a new ``value`` (dht-rpc ``req.relay``):
+        same tid, command, target and internal flag, no token; a request (0x03), never a reply.
+
+        Raises:
+            LocalProtocolError: ``to`` is not an IPv4 address.
+        """
+        self._check_addr(to)
+        msg = Request(
+            tid=req.tid,
+            to=to,
+            id=self.table.local_id if (not self.ephemeral and socket == SERVER) else None,
+            token=None,
+            internal=req.internal,
+            command=req.command,
+            target=req.target,
+            value=value,
+        )
+        self._out.append((encode_request(msg), to, socket))
 
     def find_node(self, target: bytes, now: float) -> int:
         """Iterative FIND_NODE towards ``target`` (32 bytes); ``OpDone(result=list[Contact])``
@@ -1663,7 +1706,7 @@ class HyperDHTNode:
         state = {"missing": len(nodes)}
 
         def finish() -> None:
-            self._fw_listeners.remove(hosts)
+            self._fw_listeners[:] = [h for h in self._fw_listeners if h is not hosts]
             count = 0
             for r in replies:
                 if r.from_addr[0] in hosts:
