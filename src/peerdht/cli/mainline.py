@@ -1,0 +1,337 @@
+"""``peerdht mainline ...``: the BitTorrent Mainline DHT from the command line.
+
+Same conventions as the HyperDHT commands (:mod:`peerdht.cli.common`): ``--bootstrap HOST:PORT``
+(repeatable, required for client commands: the public routers are never contacted unless named),
+``--json`` (one JSON object per line on stdout), exit 0 ok / 1 not found or failed / 2 bad arguments.
+One-shot client commands run a BEP 43 read-only node, so they never enter other nodes' routing tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from typing import Any
+
+from peerdht.cli.common import (
+    CLIError,
+    add_json_arg,
+    add_network_args,
+    emit,
+    hex_bytes,
+    parse_hostport,
+    require_bootstrap,
+    run,
+    status,
+)
+from peerdht.encoding.bencode import Value, encode
+from peerdht.mainline.crypto import KeyPair
+
+Address = tuple[str, int]
+
+
+def _fmt(addr: Address) -> str:
+    host, port = addr
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _salt(value: str) -> bytes:
+    salt = value.encode()
+    if len(salt) > 64:
+        raise argparse.ArgumentTypeError("salt is at most 64 bytes")
+    return salt
+
+
+def _port(value: str) -> int:
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise argparse.ArgumentTypeError(f"expected a port 1..65535, got {value!r}")
+    return int(value)
+
+
+def _bind_port(value: str) -> int:
+    if not value.isdigit() or not 0 <= int(value) < 65536:
+        raise argparse.ArgumentTypeError(f"expected a port 0..65535, got {value!r}")
+    return int(value)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``peerdht mainline`` and its sub-commands."""
+    top = subparsers.add_parser(
+        "mainline", help="BitTorrent Mainline DHT (BEP 5/32/42/43/44/51): nodes, peers, BEP 44 items"
+    )
+    sub = top.add_subparsers(dest="mainline_command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("node", help="run a long-lived Mainline DHT node until interrupted")
+    p.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0; '::' for IPv6)")
+    p.add_argument("--port", type=_bind_port, default=0, help="UDP port (default: any free port)")
+    p.add_argument("--state", metavar="FILE", help="routing table file: restored at start, saved at exit")
+    p.add_argument("--read-only", action="store_true", help="BEP 43 read-only node (answers no queries)")
+    add_network_args(p)
+    p.set_defaults(func=cmd_node)
+
+    p = sub.add_parser("testnet", help="run a local network of Mainline nodes until interrupted")
+    p.add_argument("--size", type=int, default=10, help="number of nodes (default 10)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    add_json_arg(p)
+    p.set_defaults(func=cmd_testnet)
+
+    p = sub.add_parser("get-peers", help="find the peers of an info hash (one per line)")
+    p.add_argument("info_hash", metavar="INFOHASH", type=hex_bytes(20), help="40 hex characters")
+    add_network_args(p)
+    p.set_defaults(func=cmd_get_peers)
+
+    p = sub.add_parser("announce", help="announce a peer for an info hash to the closest nodes")
+    p.add_argument("info_hash", metavar="INFOHASH", type=hex_bytes(20), help="40 hex characters")
+    p.add_argument("--port", type=_port, required=True, help="the port peers should connect to")
+    add_network_args(p)
+    p.set_defaults(func=cmd_announce)
+
+    p = sub.add_parser("put", help="store an immutable BEP 44 item (VALUE as a bencoded byte string)")
+    p.add_argument("value", metavar="VALUE", help="the value (UTF-8); '-' reads bytes from stdin")
+    add_network_args(p)
+    p.set_defaults(func=cmd_put)
+
+    p = sub.add_parser("get", help="fetch an immutable BEP 44 item; its bytes go to stdout")
+    p.add_argument("target", metavar="TARGET", type=hex_bytes(20), help="40 hex characters")
+    add_network_args(p)
+    p.set_defaults(func=cmd_get)
+
+    p = sub.add_parser("put-mutable", help="store a signed, mutable BEP 44 item")
+    p.add_argument("value", metavar="VALUE", help="the value (UTF-8); '-' reads bytes from stdin")
+    p.add_argument("--seed", type=hex_bytes(32), required=True, help="Ed25519 seed, 64 hex characters")
+    p.add_argument("--salt", type=_salt, default=b"", help="salt (UTF-8, at most 64 bytes)")
+    p.add_argument("--seq", type=int, help="sequence number (default: one more than the newest found)")
+    add_network_args(p)
+    p.set_defaults(func=cmd_put_mutable)
+
+    p = sub.add_parser("get-mutable", help="fetch the newest mutable BEP 44 item; its bytes go to stdout")
+    p.add_argument("public_key", metavar="PUBKEY", type=hex_bytes(32), help="64 hex characters")
+    p.add_argument("--salt", type=_salt, default=b"", help="salt (UTF-8, at most 64 bytes)")
+    add_network_args(p)
+    p.set_defaults(func=cmd_get_mutable)
+
+    p = sub.add_parser("sample", help="BEP 51: ask one node for a sample of the info hashes it stores")
+    p.add_argument("addr", metavar="HOST:PORT", type=parse_hostport)
+    add_network_args(p)
+    p.set_defaults(func=cmd_sample)
+
+
+def _value(arg: str) -> bytes:
+    return sys.stdin.buffer.read() if arg == "-" else arg.encode()
+
+
+def _value_bytes(value: Value) -> bytes:
+    """A fetched value for stdout: byte strings as they are, other bencode types bencoded."""
+    return value if isinstance(value, bytes) else encode(value)
+
+
+async def _wait_forever() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from peerdht.aio.mainline import MainlineDHT
+
+    boot = require_bootstrap(args)
+    host = "::" if all(":" in h for h, _ in boot) else "0.0.0.0"
+    return MainlineDHT(bootstrap=boot, host=host, read_only=True)
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    from peerdht.aio.mainline import MainlineDHT
+
+    async def main() -> int:
+        dht = MainlineDHT(
+            bootstrap=args.bootstrap,
+            host=args.host,
+            port=args.port,
+            state_file=args.state,
+            read_only=args.read_only,
+        )
+        await dht.open(bootstrap=False)
+        try:
+            host, port = dht.address()
+            emit(
+                args,
+                {
+                    "host": host,
+                    "port": port,
+                    "id": dht.node_id.hex(),
+                    "bootstrap": [_fmt(a) for a in args.bootstrap],
+                },
+                f"mainline node {dht.node_id.hex()} listening on {_fmt((host, port))}",
+            )
+            if args.bootstrap or len(dht.core.table):
+                with contextlib.suppress(Exception):
+                    await dht.bootstrap()
+                status(f"bootstrapped: {len(dht.core.table)} nodes in the routing table")
+            await _wait_forever()
+        finally:
+            await dht.close()
+        return 0
+
+    return run(main())
+
+
+def cmd_testnet(args: argparse.Namespace) -> int:
+    from peerdht.aio.mainline import MainlineTestnet
+
+    if args.size < 1:
+        raise CLIError("--size must be at least 1", 2)
+
+    async def main() -> int:
+        testnet = await MainlineTestnet.create(args.size, host=args.host)
+        try:
+            emit(args, {"bootstrap": [_fmt(a) for a in testnet.bootstrap]})
+            status(
+                f"mainline testnet of {args.size} nodes; join with --bootstrap {_fmt(testnet.bootstrap[0])}"
+            )
+            await _wait_forever()
+        finally:
+            await testnet.close()
+        return 0
+
+    return run(main())
+
+
+def cmd_get_peers(args: argparse.Namespace) -> int:
+    async def main() -> int:
+        found = 0
+        async with _client(args) as dht:
+            async for host, port in dht.get_peers(args.info_hash):
+                found += 1
+                emit(args, {"host": host, "port": port}, _fmt((host, port)) if not args.json else None)
+        if not found:
+            raise CLIError("no peers found for this info hash")
+        status(f"{found} peer(s) found")
+        return 0
+
+    return run(main())
+
+
+def cmd_announce(args: argparse.Namespace) -> int:
+    async def main() -> int:
+        async with _client(args) as dht:
+            stored = await dht.announce_peer(args.info_hash, args.port)
+        if not stored:
+            raise CLIError("no node accepted the announce")
+        emit(
+            args,
+            {"infoHash": args.info_hash.hex(), "port": args.port, "nodes": stored},
+            f"announced {args.info_hash.hex()} port {args.port} to {stored} node(s)",
+        )
+        return 0
+
+    return run(main())
+
+
+def cmd_put(args: argparse.Namespace) -> int:
+    value = _value(args.value)
+    if len(encode(value)) > 1000:
+        raise CLIError("VALUE is longer than 1000 bytes once bencoded", 2)
+
+    async def main() -> int:
+        async with _client(args) as dht:
+            result = await dht.put_result(value)
+        if not result.stored:
+            raise CLIError("no node stored the item")
+        emit(
+            args,
+            {"target": result.target.hex(), "nodes": result.stored},
+            result.target.hex() if not args.json else None,
+        )
+        return 0
+
+    return run(main())
+
+
+def _print_value(args: argparse.Namespace, value: Value, extra: dict[str, Any]) -> None:
+    raw = _value_bytes(value)
+    if args.json:
+        emit(args, {"value": raw.decode("utf-8", "replace"), **extra})
+    else:
+        sys.stdout.buffer.write(raw)
+        sys.stdout.flush()
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    async def main() -> int:
+        async with _client(args) as dht:
+            value = await dht.get(args.target)
+        if value is None:
+            raise CLIError("not found")
+        _print_value(args, value, {"target": args.target.hex()})
+        return 0
+
+    return run(main())
+
+
+def cmd_put_mutable(args: argparse.Namespace) -> int:
+    value = _value(args.value)
+    if len(encode(value)) > 1000:
+        raise CLIError("VALUE is longer than 1000 bytes once bencoded", 2)
+    if args.seq is not None and not 0 <= args.seq < 2**63:
+        raise CLIError("--seq must be in [0, 2^63)", 2)
+    kp = KeyPair(args.seed)
+
+    async def main() -> int:
+        async with _client(args) as dht:
+            result = await dht.put_mutable(kp, value, salt=args.salt, seq=args.seq)
+        if not result.stored:
+            codes = ", ".join(str(c) for c in sorted(set(result.errors))) or "no answer"
+            raise CLIError(f"no node stored the item ({codes})")
+        emit(
+            args,
+            {
+                "target": result.target.hex(),
+                "publicKey": kp.public_key.hex(),
+                "seq": result.seq,
+                "nodes": result.stored,
+            },
+            f"{result.target.hex()} seq {result.seq}" if not args.json else None,
+        )
+        return 0
+
+    return run(main())
+
+
+def cmd_get_mutable(args: argparse.Namespace) -> int:
+    async def main() -> int:
+        async with _client(args) as dht:
+            item = await dht.get_mutable(args.public_key, args.salt)
+        if item is None:
+            raise CLIError("not found")
+        _print_value(args, item.v, {"seq": item.seq, "publicKey": args.public_key.hex()})
+        return 0
+
+    return run(main())
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    async def main() -> int:
+        from peerdht.aio.mainline import MainlineDHT
+
+        host = "::" if ":" in args.addr[0] else "0.0.0.0"
+        async with MainlineDHT(bootstrap=args.bootstrap, host=host, read_only=True) as dht:
+            result = await dht.sample_infohashes(args.addr)
+        emit(
+            args,
+            {
+                "id": result.id.hex(),
+                "samples": [s.hex() for s in result.samples],
+                "num": result.num,
+                "interval": result.interval,
+            },
+            "\n".join(s.hex() for s in result.samples) if not args.json else None,
+        )
+        return 0
+
+    return run(main())
