@@ -125,6 +125,8 @@ def test_encode_rejects_bad_fields() -> None:
         encode_response(Response(tid=1, to=("::1", 1)))
     with pytest.raises(LocalProtocolError):
         encode_response(Response(tid=1, to=("1.1.1.1", 1), token=bytes(31)))
+    with pytest.raises(LocalProtocolError):
+        encode_response(Response(tid=1, to=("1.1.1.1", 1), error=-1))
 
 
 @given(requests)

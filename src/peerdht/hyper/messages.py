@@ -133,6 +133,8 @@ def encode_response(m: Response) -> bytes:
     Raises:
         LocalProtocolError: a field is out of range.
     """
+    if m.error < 0:
+        raise LocalProtocolError(f"error code must be >= 0, got {m.error}")
     enc = Encoder()
     enc.uint8(RESPONSE_ID)
     enc.uint8(
