@@ -46,6 +46,12 @@ def xx_cores() -> tuple[SecretStreamCore, SecretStreamCore]:
     return ci, cr
 
 
+def ik_in_band_cores() -> tuple[SecretStreamCore, SecretStreamCore]:
+    ci = SecretStreamCore.in_band(True, A, seed("ae"), remote_public_key=B.public_key, pattern="IK")
+    cr = SecretStreamCore.in_band(False, B, seed("be"), pattern="IK")
+    return ci, cr
+
+
 def shuttle(x: SecretStreamCore, y: SecretStreamCore) -> None:
     """Move bytes both ways until both sides are quiet."""
     while True:
@@ -67,7 +73,7 @@ def messages(c: SecretStreamCore) -> bytes:
     return b"".join(e.data for e in events(c) if isinstance(e, Message))
 
 
-@pytest.mark.parametrize("make", [ik_cores, xx_cores])
+@pytest.mark.parametrize("make", [ik_cores, xx_cores, ik_in_band_cores])
 def test_both_ways_with_keep_alives(make: object) -> None:
     ci, cr = make()  # type: ignore[operator]
     ci.write(b"written before the peer is known")

@@ -136,7 +136,14 @@ async def read_all(stream: SecretStream) -> tuple[int, str]:
 
 @pytest.mark.parametrize(
     ("mode", "py_initiator", "py_listens"),
-    [("xx", True, False), ("xx", False, True), ("ik", True, True), ("ik", False, False)],
+    [
+        ("xx", True, False),
+        ("xx", False, True),
+        ("ik", True, True),
+        ("ik", False, False),
+        ("in-band-ik", True, False),
+        ("in-band-ik", False, True),
+    ],
 )
 async def test_16mib_both_ways_with_half_close(
     js: JSProcess, mode: str, py_initiator: bool, py_listens: bool
@@ -149,10 +156,23 @@ async def test_16mib_both_ways_with_half_close(
         js_cmd["handshake"] = "h"
     else:
         js_cmd["seed"] = seed("js").hex()
+    pattern = "IK" if mode == "in-band-ik" else "XX"
+    if pattern == "IK":
+        js_cmd["pattern"] = "IK"
+        if not py_initiator:
+            js_cmd["remote"] = PY.public_key.hex()
     raw, server = await py_raw(js, py_listens, js_cmd)
     try:
         stream = await asyncio.wait_for(
-            open_secret_stream(raw, initiator=py_initiator, handshake=handshake, key_pair=PY), TIMEOUT
+            open_secret_stream(
+                raw,
+                initiator=py_initiator,
+                handshake=handshake,
+                key_pair=PY,
+                pattern=pattern,
+                remote_public_key=JSK.public_key,
+            ),
+            TIMEOUT,
         )
         opened = await event(js, "open")
         assert opened["remotePublicKey"] == PY.public_key.hex()

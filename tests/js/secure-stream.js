@@ -41,6 +41,8 @@ function attach (socket, cmd) {
   const opts = { keepAlive: cmd.keepAlive || 0 }
   if (cmd.handshake) opts.handshake = handshakes.get(cmd.handshake)
   else opts.keyPair = curve.generateKeyPair(buf(cmd.seed))
+  if (cmd.pattern) opts.pattern = cmd.pattern
+  if (cmd.remote) opts.remotePublicKey = buf(cmd.remote)
   const stream = new NoiseSecretStream(cmd.initiator, socket, opts)
   conns.set(id, { stream, socket })
   const sha = crypto.createHash('sha256')

@@ -407,6 +407,7 @@ async def open_secret_stream(
     handshake: HandshakeResult | None = None,
     key_pair: KeyPair | None = None,
     remote_public_key: bytes | None = None,
+    pattern: str = "XX",
     keep_alive: float | None = DEFAULT_KEEP_ALIVE,
     frame_size: int = DEFAULT_FRAME,
     read_limit: int = DEFAULT_READ_LIMIT,
@@ -422,7 +423,9 @@ async def open_secret_stream(
         initiator: our role (must match the handshake's, and be the opposite of the peer's).
         handshake: keys from a finished handshake, or None for in-band XX.
         key_pair: our static key pair for in-band XX (a fresh random one if None).
-        remote_public_key: in-band only: the key the peer must prove, or None to accept any.
+        remote_public_key: in-band only: the key the peer must prove, or None to accept any
+            (required for an ``"IK"`` initiator).
+        pattern: in-band only: ``"XX"`` (secret-stream's default) or ``"IK"``.
         keep_alive: seconds of write silence before an empty keep-alive frame; None disables.
         frame_size: plaintext bytes per frame when writes are split.
         read_limit: decrypted bytes buffered before reading from ``raw`` pauses.
@@ -438,7 +441,9 @@ async def open_secret_stream(
         core = SecretStreamCore.from_handshake(handshake)
     else:
         kp = key_pair if key_pair is not None else KeyPair.from_seed(os.urandom(32))
-        core = SecretStreamCore.in_band(initiator, kp, os.urandom(32), remote_public_key=remote_public_key)
+        core = SecretStreamCore.in_band(
+            initiator, kp, os.urandom(32), remote_public_key=remote_public_key, pattern=pattern
+        )
     stream = SecretStream(raw, core, keep_alive=keep_alive, frame_size=frame_size, read_limit=read_limit)
     try:
         await stream.wait_handshake()

@@ -172,19 +172,23 @@ class SecretStreamCore:
         ephemeral_seed: bytes,
         *,
         remote_public_key: bytes | None = None,
+        pattern: str = "XX",
         header: bytes | None = None,
         send_counter: bytes | None = None,
     ) -> SecretStreamCore:
-        """A stream that first runs secret-stream's own Noise XX handshake over the same bytes.
+        """A stream that first runs secret-stream's own Noise handshake over the same bytes.
 
-        What ``new NoiseSecretStream(isInitiator, rawStream)`` does without ``opts.handshake``.
+        What ``new NoiseSecretStream(isInitiator, rawStream, {pattern})`` does without
+        ``opts.handshake`` (``lib/handshake.js``: empty prologue, empty payloads).
 
         Args:
             initiator: whether this side sends the first handshake message.
             key_pair: our static key pair.
             ephemeral_seed: 32 random bytes for the ephemeral key.
             remote_public_key: the key the peer must prove; None accepts any (check
-                :attr:`remote_public_key` after :class:`HandshakeComplete`).
+                :attr:`remote_public_key` after :class:`HandshakeComplete`). Required for an
+                ``"IK"`` initiator.
+            pattern: ``"XX"`` (secret-stream's default) or ``"IK"``.
             header: see the constructor.
             send_counter: see the constructor.
         """
@@ -199,8 +203,14 @@ class SecretStreamCore:
             send_counter=send_counter,
         )
         core._expected_remote = remote_public_key
+        if pattern not in ("XX", "IK"):
+            raise LocalProtocolError("secret-stream runs Noise XX or IK")
         core._noise = NoiseState(
-            "XX", initiator=initiator, static_key_pair=key_pair, ephemeral_seed=ephemeral_seed
+            pattern,
+            initiator=initiator,
+            static_key_pair=key_pair,
+            remote_static=remote_public_key if initiator else None,
+            ephemeral_seed=ephemeral_seed,
         )
         if initiator:
             core._out.append(_frame(core._noise.send()))
