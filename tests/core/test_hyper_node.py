@@ -221,3 +221,18 @@ def test_ephemeral_node_serves_no_records() -> None:
     net.run_until(lambda: eph.result(op) is not None)
     assert eph.done(op).stored >= 4  # type: ignore[attr-defined]
     assert len(eph.node.storage.mutables) == 0
+
+
+def test_lossy_network_announce_lookup() -> None:
+    net = FakeNet(seed=12, loss=0.15)
+    members = net.testnet(25)
+    a, b = members[4], members[19]
+    topic = blake2b(b"lossy")
+    key = kp(9)
+    op = a.node.announce(topic, key, [], net.now)
+    net.run_until(lambda: a.result(op) is not None)
+    assert a.done(op) >= 10  # type: ignore[operator]
+    op = b.node.lookup(topic, net.now)
+    net.run_until(lambda: b.result(op) is not None)
+    assert len(results(b, op)) >= 5
+    assert all(m.node.stats["dropped"].get("internal_error", 0) == 0 for m in members)  # type: ignore[attr-defined]

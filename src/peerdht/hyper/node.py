@@ -44,6 +44,7 @@ message is still handled.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 from collections import deque
@@ -61,7 +62,7 @@ from peerdht.errors import (
     RequestTimeout,
 )
 from peerdht.hyper.constants import Command, Error, InternalCommand
-from peerdht.hyper.crypto import KeyPair, node_id, sign_announce, sign_mutable, validate_id, verify_mutable
+from peerdht.hyper.crypto import KeyPair, node_id, sign_announce, sign_mutable, verify_mutable
 from peerdht.hyper.crypto import hash as blake2b
 from peerdht.hyper.events import (
     Bootstrapped,
@@ -238,6 +239,7 @@ def _u16(n: int) -> bytes:
     return struct.pack("<H", n)
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_ipv4(host: str) -> bool:
     parts = host.split(".")
     if len(parts) != 4:
@@ -1067,7 +1069,7 @@ class HyperDHTNode:
         for h, p in m.closer_nodes:
             if not 0 < p < 65536:
                 continue
-            cid = node_id(h, p)
+            cid = _cached_node_id(h, p)
             if cid == local:
                 continue
             closer.append(Contact(cid, h, p))
@@ -1328,7 +1330,10 @@ class HyperDHTNode:
         except DecodeError:
             self._drop("malformed")
             return
-        from_id = validate_id(msg.id, addr)
+        from_id = None
+        if msg.id is not None:
+            expected = _cached_node_id(addr[0], addr[1])
+            from_id = expected if msg.id == expected else None
         if msg.id is not None and from_id is None:
             # dht-rpc treats a wrong id as absent; the message itself is still handled
             self._drop("bad_id")
@@ -1486,7 +1491,7 @@ class HyperDHTNode:
         to = reply_to or addr
         closer_nodes: tuple[Address, ...] = ()
         if req.target is not None and closer:
-            closer_nodes = tuple(c.addr for c in self.table.closest(req.target, K) if _is_ipv4(c.host))
+            closer_nodes = tuple(c.addr for c in self.table.closest(req.target, K))
         msg = Response(
             tid=req.tid,
             to=to,
@@ -1744,6 +1749,21 @@ class HyperDHTNode:
                 on_response=ok,
                 on_error=err,
             )
+
+
+_ID_CACHE: dict[Address, bytes] = {}
+_ID_CACHE_MAX = 1 << 14
+
+
+def _cached_node_id(host: str, port: int) -> bytes:
+    """``node_id(host, port)`` memoised (ids are hashed for every message and closer node)."""
+    key = (host, port)
+    nid = _ID_CACHE.get(key)
+    if nid is None:
+        if len(_ID_CACHE) >= _ID_CACHE_MAX:
+            _ID_CACHE.clear()
+        nid = _ID_CACHE[key] = node_id(host, port)
+    return nid
 
 
 def _noop(*_: object) -> None:
