@@ -69,7 +69,7 @@ def test_ik_known_answer_from_js() -> None:
     assert (i.tx_key, i.rx_key) == (KAT_RESP_RX, KAT_RESP_TX)
     res = i.result()
     assert res.holepunch_secret == holepunch_secret(KAT_HASH)
-    assert res.stream_id == stream_id(KAT_HASH, True) == r.result().remote_stream_id
+    assert res.secret_stream_id == stream_id(KAT_HASH, True) == r.result().remote_secret_stream_id
     assert "secret" not in repr(INIT) and INIT.secret_key.hex() not in repr(res)
 
 

@@ -130,8 +130,8 @@ async def test_hyperdht_noisewrap_responder(js: JSProcess) -> None:
     assert r["tx"] == res.rx_key.hex() and r["rx"] == res.tx_key.hex()
     assert r["holepunchSecret"] == res.holepunch_secret.hex() == holepunch_secret(res.handshake_hash).hex()
     # the server's remoteId is the id our (initiator's) header carries
-    assert r["remoteId"] == res.stream_id.hex() == stream_id(res.handshake_hash, True).hex()
-    assert r["id"] == res.remote_stream_id.hex()
+    assert r["remoteId"] == res.secret_stream_id.hex() == stream_id(res.handshake_hash, True).hex()
+    assert r["id"] == res.remote_secret_stream_id.hex()
 
 
 async def test_tampered_messages_fail_on_both_sides(js: JSProcess) -> None:

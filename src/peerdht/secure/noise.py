@@ -100,8 +100,8 @@ class HandshakeResult:
         tx_key: 32-byte key for what we send.
         rx_key: 32-byte key for what we receive.
         holepunch_secret: ``BLAKE2b-256(NS_PEER_HOLEPUNCH, key=handshake_hash)``, 32 bytes.
-        stream_id: our secret-stream id (what we send in our header), 32 bytes.
-        remote_stream_id: the id the peer's secret-stream header must carry, 32 bytes.
+        secret_stream_id: our secret-stream id (what we send in our header), 32 bytes.
+        remote_secret_stream_id: the id the peer's secret-stream header must carry, 32 bytes.
     """
 
     initiator: bool
@@ -111,8 +111,8 @@ class HandshakeResult:
     tx_key: bytes = field(repr=False)
     rx_key: bytes = field(repr=False)
     holepunch_secret: bytes = field(repr=False)
-    stream_id: bytes
-    remote_stream_id: bytes
+    secret_stream_id: bytes
+    remote_secret_stream_id: bytes
 
 
 def holepunch_secret(handshake_hash: bytes) -> bytes:
@@ -243,8 +243,8 @@ class NoiseState:
             tx_key=tx,
             rx_key=rx,
             holepunch_secret=holepunch_secret(self._h),
-            stream_id=stream_id(self._h, self.initiator),
-            remote_stream_id=stream_id(self._h, not self.initiator),
+            secret_stream_id=stream_id(self._h, self.initiator),
+            remote_secret_stream_id=stream_id(self._h, not self.initiator),
         )
 
     # -- symmetric state ---------------------------------------------------------------------------
