@@ -363,3 +363,18 @@ def test_lookup_cancel_stops_events() -> None:
     net.run_for(6)
     assert m.result(op) is None
     assert m.node.stats["queries"]["active"] == 0  # type: ignore[index]
+
+
+def test_sleep_wakeup_reverts_adaptive_node_to_ephemeral() -> None:
+    net = FakeNet(seed=13)
+    members = net.testnet(6)
+    m = net.add(bootstrap=[members[0].server], ephemeral=None, firewalled=True)
+    op = m.node.bootstrap(net.now)
+    net.run_until(lambda: m.result(op) is not None)
+    net.run_until(lambda: not m.node.ephemeral, timeout=25 * 60)
+    # the machine sleeps: the next tick comes 60 s late
+    net.now += 60
+    m.node.handle_timer(net.now)
+    net.collect(m)
+    assert m.node.ephemeral and m.node.id is None
+    assert m.events[-1] == PersistentChanged(ephemeral=True)
