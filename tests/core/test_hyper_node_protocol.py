@@ -378,3 +378,18 @@ def test_sleep_wakeup_reverts_adaptive_node_to_ephemeral() -> None:
     net.collect(m)
     assert m.node.ephemeral and m.node.id is None
     assert m.events[-1] == PersistentChanged(ephemeral=True)
+
+
+def test_destroy_fails_pending_ops() -> None:
+    net = FakeNet(seed=14)
+    members = net.testnet(4)
+    m = members[2]
+    op1 = m.node.lookup(blake2b(b"d"), net.now)
+    op2 = m.node.ping(("10.99.0.1", 1), net.now)
+    m.node.destroy()
+    net.collect(m)
+    assert type(m.failed(op1)).__name__ == "LocalProtocolError"
+    assert type(m.failed(op2)).__name__ == "LocalProtocolError"
+    assert m.node.get_timer() is None and m.node.datagrams_to_send(net.now) == []
+    assert m.node.stats["requests"]["active"] == 0  # type: ignore[index]
+    assert m.node.stats["queries"]["active"] == 0  # type: ignore[index]

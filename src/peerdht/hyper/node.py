@@ -498,11 +498,35 @@ class HyperDHTNode:
         """The next event, or None."""
         return self._events.popleft() if self._events else None
 
+    # ------------------------------------------------------------------ lifecycle
+
+    def destroy(self) -> None:
+        """Stop the node (dht-rpc ``destroy``): every pending operation fails with
+        :class:`~peerdht.errors.LocalProtocolError`, nothing more is sent, timers stop
+        (:meth:`get_timer` returns None) and incoming datagrams are dropped as ``not_bound``."""
+        for op in list(self._ops):
+            self._fail(op, LocalProtocolError("node destroyed"))
+        self._bootstrap_waiters.clear()
+        for q in list(self._queries):
+            self._stop_query(q)
+        for p in list(self._requests):
+            req = p.context
+            if isinstance(req, _Req):
+                self._abort_req(req)
+        for req in self._waiting:
+            if not req.done:
+                req.done = True
+                self._requests_stats["active"] -= 1
+        self._waiting.clear()
+        self._delayed.clear()
+        self._out.clear()
+        self._next_tick = self._next_drain = None
+
     # ------------------------------------------------------------------ commands
 
     def _new_op(self, what: object) -> int:
         if self._next_tick is None:
-            raise LocalProtocolError("bind() the node before sending commands")
+            raise LocalProtocolError("node not bound (call bind()) or destroyed")
         op = self._next_op
         self._next_op += 1
         self._ops[op] = what
