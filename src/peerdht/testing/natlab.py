@@ -622,8 +622,9 @@ class Lab:
         for port, loss in sorted(self._state.loss.items()):
             if loss > 0:
                 n = round(loss * 1_000_000)
+                chance = f"numgen random mod 1000000 < {n} " if n < 1_000_000 else ""
                 for direction in ("iifname", "oifname"):
-                    rules.append(f'{direction} "{port}" meta protocol ip numgen random mod 1000000 < {n} drop')
+                    rules.append(f'{direction} "{port}" meta protocol ip {chance}drop')
         body = "\n    ".join(rules)
         ruleset = f"""
 table bridge natlab_loss {{

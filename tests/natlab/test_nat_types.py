@@ -1,0 +1,75 @@
+"""Each NAT type behaves as its name says: mapping and filtering (RFC 4787 terms), checked from inside the lab."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import run_tool, start_stun
+
+from peerdht.testing.natlab import Lab, NatType
+
+# (mapping, from the contacted ip:port, from another port of that IP, from another IP)
+EXPECTED = {
+    NatType.FULL_CONE: ("endpoint-independent", True, True, True),
+    NatType.RESTRICTED_CONE: ("endpoint-independent", True, True, False),
+    NatType.PORT_RESTRICTED_CONE: ("endpoint-independent", True, False, False),
+    NatType.SYMMETRIC: ("address-and-port-dependent", True, False, False),
+}
+
+
+@pytest.mark.parametrize("nat", list(NatType), ids=lambda n: n.value)
+def test_mapping_and_filtering(lab: Lab, nat: NatType) -> None:
+    stun = lab.add_public("stun", extra_ips=1)
+    host = lab.add_private("alice", nat)
+    server = start_stun(lab, stun)
+    res = run_tool(lab, host, "natcheck", "--server", stun.ip, "--other-ip", stun.extra_ips[0])
+    server.close()
+    mapping, same, other_port, other_ip = EXPECTED[nat]
+    assert res["mapping"] == mapping, res
+    assert (res["from_same"], res["from_other_port"], res["from_other_ip"]) == (same, other_port, other_ip), res
+    # nothing gets in to a port the host never sent from, whatever the type
+    assert res["unsolicited"] is False, res
+    # the server sees the router's WAN address, never the private one
+    assert all(m[0] == host.public_ip for m in res["mapped"]), res
+    if nat is NatType.SYMMETRIC:
+        assert len({m[1] for m in res["mapped"]}) == 3, res  # a new random port per destination
+    else:
+        assert res["port_preserved"], res  # one host per router: masquerade keeps the port
+
+
+def test_input_drop_rule_prevents_port_clash(lab: Lab) -> None:
+    """research/peers.md §3b: an early unsolicited packet must not make a cone NAT pick a new port."""
+    peer = lab.add_public("peer")
+    good = lab.add_private("good", NatType.PORT_RESTRICTED_CONE)
+    bad = lab.add_private("bad", NatType.PORT_RESTRICTED_CONE, input_drop=False)
+    assert 'iifname "wan" meta l4proto udp drop' in lab.ruleset(good)
+    # the peer "punches" first, from the port it will later answer on, before either host sent anything
+    for host in (good, bad):
+        run_tool(lab, peer, "send", "--bind", f"{peer.ip}:5000", "--to", f"{host.public_ip}:4000")
+    server = start_stun(lab, peer, ports=(5000, 5001))
+    res_good = run_tool(lab, good, "ask", "--port", "4000", "--server", f"{peer.ip}:5000")
+    res_bad = run_tool(lab, bad, "ask", "--port", "4000", "--server", f"{peer.ip}:5000")
+    server.close()
+    assert res_good["mapped"] == [good.public_ip, 4000], res_good
+    # without the rule the router's own conntrack entry holds the tuple and masquerade moves the port
+    assert res_bad["mapped"] is not None and res_bad["mapped"][1] != 4000, res_bad
+
+
+def test_conntrack_timeouts_default_and_configured(lab: Lab) -> None:
+    """Linux: 30 s for unreplied UDP flows, 120 s once replied; per router namespace."""
+    default = lab.add_private("dflt", NatType.PORT_RESTRICTED_CONE)
+    short = lab.add_private("short", NatType.PORT_RESTRICTED_CONE, udp_timeout=2)
+    assert lab.udp_timeouts(default) == (30, 120)
+    assert lab.udp_timeouts(short) == (2, 2)
+
+
+@pytest.mark.parametrize("nat", [NatType.PORT_RESTRICTED_CONE, NatType.FULL_CONE], ids=lambda n: n.value)
+def test_mapping_expires(lab: Lab, nat: NatType) -> None:
+    """An idle mapping dies after the UDP timeout (1 s here instead of Linux's 30 s): keep-alives must beat it."""
+    stun = lab.add_public("stun", extra_ips=1)
+    host = lab.add_private("alice", nat, udp_timeout=1)
+    server = start_stun(lab, stun)
+    fresh = run_tool(lab, host, "expiry", "--server", f"{stun.ip}:3478", "--delay", "0.2")
+    stale = run_tool(lab, host, "expiry", "--server", f"{stun.ip}:3478", "--delay", "2.2")
+    server.close()
+    assert fresh["got"] is True
+    assert stale["got"] is False
