@@ -236,3 +236,26 @@ def test_lossy_network_announce_lookup() -> None:
     net.run_until(lambda: b.result(op) is not None)
     assert len(results(b, op)) >= 5
     assert all(m.node.stats["dropped"].get("internal_error", 0) == 0 for m in members)  # type: ignore[attr-defined]
+
+
+def test_query_does_not_wait_for_dead_nodes_once_k_replied() -> None:
+    net = FakeNet(seed=15)
+    members = net.testnet(30)
+    target = blake2b(b"dead ones")
+    asker = members[0]
+    # the asker believes in 3 nodes right next to the target that do not exist
+    ghosts = []
+    i = 0
+    while len(ghosts) < 3:
+        i += 1
+        addr = (f"10.200.{i // 250}.{i % 250 + 1}", 9000)
+        if node_id(*addr)[0] == target[0]:
+            ghosts.append(addr)
+            asker.node.add_node(addr, net.now)
+    start = net.now
+    op = asker.node.find_node(target, net.now)
+    net.run_until(lambda: asker.result(op) is not None)
+    found = asker.done(op)
+    assert isinstance(found, list) and len(found) == 20
+    # query.js: requests that timed out once no longer hold the query back once k replied
+    assert net.now - start < 1.5

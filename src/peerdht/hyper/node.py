@@ -216,6 +216,7 @@ class _Query:
     on_data: Callable[[_Query, Contact, Reply], None] | None = None
     on_finished: Callable[[_Query], None] | None = None
     reqs: set[_Req] = field(default_factory=set)
+    slow: set[_Req] = field(default_factory=set)
     finished: bool = False
     successes: int = 0
     errors: int = 0
@@ -450,6 +451,7 @@ class HyperDHTNode:
             owner = req.owner
             if isinstance(owner, _Query) and not owner.finished:
                 owner.lookup.on_slow(Contact(req.to_id or b"", p.addr[0], p.addr[1]))
+                owner.slow.add(req)
         for p in dead:
             self._on_timeout(p)
         while self._delayed and self._delayed[0][0] <= now:
@@ -1040,10 +1042,16 @@ class HyperDHTNode:
             self._query_send(q, c)
         for ref, down in q.lookup.take_down_hints():
             self._down_hint(ref, down)
-        if q.lookup.done and not q.finished:
+        lookup = q.lookup
+        # query.js _readMore: done when nothing is in flight, or when every request still in
+        # flight is slow (timed out once) and k closest replies are in
+        slow_only = lookup.inflight > 0 and lookup.inflight == len(q.slow) and len(lookup.closest_nodes()) >= K
+        if (slow_only or lookup.done) and not q.finished:
             q.finished = True
             self._queries.discard(q)
             self._queries_stats["active"] -= 1
+            for r in list(q.reqs):
+                self._abort_req(r)
             if q.on_finished is not None:
                 q.on_finished(q)
 
@@ -1081,6 +1089,7 @@ class HyperDHTNode:
 
     def _query_reply(self, q: _Query, c: Contact, req: _Req, r: Reply) -> None:
         q.reqs.discard(req)
+        q.slow.discard(req)
         if q.finished:
             return
         m = r.message
@@ -1105,6 +1114,7 @@ class HyperDHTNode:
 
     def _query_error(self, q: _Query, c: Contact, req: _Req, e: PeerDHTError) -> None:
         q.reqs.discard(req)
+        q.slow.discard(req)
         if q.finished:
             return
         q.errors += 1
