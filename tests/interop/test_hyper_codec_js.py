@@ -8,16 +8,22 @@ signing functions. Checked here:
 * differential decoding of junk (random, truncated and bit-flipped bytes): we reject exactly
   what JS rejects, and where both accept they agree on the value;
 * key pairs from seeds, hashes, node ids, namespaces, announce/unannounce and mutable
-  signatures equal JS's.
+  signatures equal JS's;
+* a live persistent dht-rpc node on 127.0.0.1 (tests/js/hyper-codec-live.js): we decode its
+  requests (with its node id) and it accepts our responses, and the other way round (including
+  its token check and error replies).
+
+``PEERDHT_CODEC_EXAMPLES=60`` runs more hypothesis batches (default 4, about 20 s in all).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -34,11 +40,20 @@ from core.test_hyper_messages_strategies import (
     responses,
     to_js,
 )
-from jsproc import JS_DIR, ROOT, require_node
+from jsproc import JS_DIR, ROOT, require_node, start_js
 from peerdht.errors import DecodeError
 from peerdht.hyper import constants
 from peerdht.hyper import records as r
-from peerdht.hyper.crypto import KeyPair, hash, node_id, sign_announce, sign_mutable, verify_mutable
+from peerdht.hyper.constants import Error, InternalCommand
+from peerdht.hyper.crypto import (
+    KeyPair,
+    hash,
+    node_id,
+    sign_announce,
+    sign_mutable,
+    validate_id,
+    verify_mutable,
+)
 from peerdht.hyper.messages import Request, Response, decode_message, encode_request, encode_response
 
 pytestmark = pytest.mark.interop
@@ -320,3 +335,132 @@ def test_signatures_match_js(
         )
         expected.append(True)
     assert run_js(ops) == expected
+
+
+# ------------------------------------------------------------------------------ live dht-rpc node
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[tuple[bytes, tuple[str, int]]] = asyncio.Queue()
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self.queue.put_nowait((data, (str(addr[0]), int(addr[1]))))
+
+    def send(self, data: bytes, addr: tuple[str, int]) -> None:
+        assert self.transport is not None
+        self.transport.sendto(data, addr)
+
+    async def recv(self) -> tuple[Request | Response, tuple[str, int]]:
+        data, addr = await asyncio.wait_for(self.queue.get(), 10)
+        return decode_message(data), addr
+
+
+async def test_live_dht_rpc_node_speaks_our_datagrams() -> None:
+    js = await start_js("hyper-codec-live.js")
+    loop = asyncio.get_running_loop()
+    transport, udp = await loop.create_datagram_endpoint(_Udp, local_addr=("127.0.0.1", 0))
+    try:
+        ready = await js.line()
+        assert ready["ready"] is True
+        js_addr = ("127.0.0.1", int(ready["port"]))
+        me = ("127.0.0.1", int(transport.get_extra_info("sockname")[1]))
+        target, token, reply_token = b"\x07" * 32, b"\x08" * 32, b"\x09" * 32
+
+        # JS -> us: an application request, answered by our encoder
+        await js.send(
+            {
+                "op": "request",
+                "port": me[1],
+                "command": 5,
+                "target": target.hex(),
+                "value": "0102",
+                "token": token.hex(),
+            }
+        )
+        req, addr = await udp.recv()
+        assert isinstance(req, Request)
+        assert (req.command, req.internal, req.target, req.value, req.token, req.to) == (
+            5,
+            False,
+            target,
+            b"\x01\x02",
+            token,
+            me,
+        )
+        js_id = bytes.fromhex(ready["id"])  # a persistent node: it sends its id from its server socket
+        assert addr == js_addr
+        assert req.id == js_id == validate_id(req.id, addr) == node_id(*js_addr)
+        closer = (("127.0.0.1", 1), ("10.1.2.3", 65535))
+        udp.send(
+            encode_response(
+                Response(tid=req.tid, to=addr, token=reply_token, closer_nodes=closer, value=b"hello")
+            ),
+            addr,
+        )
+        got = (await js.line())["reply"]
+        assert got == {
+            "tid": req.tid,
+            "to": {"host": addr[0], "port": addr[1]},  # how we see the JS node
+            "id": None,
+            "token": reply_token.hex(),
+            "closerNodes": [{"host": h, "port": p} for h, p in closer],
+            "error": 0,
+            "value": b"hello".hex(),
+        }
+
+        # JS -> us: an internal PING
+        await js.send({"op": "ping", "port": me[1]})
+        ping, addr = await udp.recv()
+        assert isinstance(ping, Request)
+        assert (ping.internal, ping.command, ping.value, ping.target) == (
+            True,
+            InternalCommand.PING,
+            None,
+            None,
+        )
+        udp.send(encode_response(Response(tid=ping.tid, to=addr)), addr)
+        assert await js.line() == {"pinged": True}
+
+        # JS -> us: an error reply
+        await js.send({"op": "request", "port": me[1], "command": 6})
+        req, addr = await udp.recv()
+        assert isinstance(req, Request) and req.target is None and req.value is None
+        udp.send(encode_response(Response(tid=req.tid, to=addr, error=Error.SEQ_TOO_LOW)), addr)
+        got = await js.line()
+        assert got.get("reply", {}).get("error") == Error.SEQ_TOO_LOW, got
+
+        # us -> JS: internal FIND_NODE
+        udp.send(
+            encode_request(
+                Request(tid=77, to=js_addr, internal=True, command=InternalCommand.FIND_NODE, target=target)
+            ),
+            js_addr,
+        )
+        res, addr = await udp.recv()
+        assert isinstance(res, Response)
+        assert (res.tid, res.to, res.error, addr) == (77, me, 0, js_addr)
+        assert res.id == js_id
+
+        # us -> JS: an application command gets a value and a token; the token is then accepted,
+        # a wrong one is refused with INVALID_TOKEN, an unknown command gets UNKNOWN_COMMAND
+        udp.send(encode_request(Request(tid=78, to=js_addr, command=42, value=b"")), js_addr)
+        res, _ = await udp.recv()
+        assert isinstance(res, Response) and (res.tid, res.error, res.value) == (78, 0, b"pong")
+        assert res.token is not None and len(res.token) == 32
+        udp.send(encode_request(Request(tid=79, to=js_addr, command=42, token=res.token)), js_addr)
+        res, _ = await udp.recv()
+        assert isinstance(res, Response) and (res.tid, res.error, res.value) == (79, 0, b"pong")
+        udp.send(encode_request(Request(tid=80, to=js_addr, command=42, token=bytes(32))), js_addr)
+        res, _ = await udp.recv()
+        assert isinstance(res, Response) and (res.tid, res.error) == (80, Error.INVALID_TOKEN)
+        udp.send(encode_request(Request(tid=81, to=js_addr, command=99, target=target)), js_addr)
+        res, _ = await udp.recv()
+        assert isinstance(res, Response) and (res.tid, res.error) == (81, Error.UNKNOWN_COMMAND)
+    finally:
+        transport.close()
+        await js.close()
