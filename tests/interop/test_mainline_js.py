@@ -7,6 +7,7 @@ JS stores and Python finds, Python stores and JS finds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import AsyncIterator
 from typing import Any
@@ -55,7 +56,7 @@ async def test_js_announces_python_finds(net: tuple[MainlineTestnet, JSProcess, 
     ih = random.Random(1).randbytes(20)
     res = await ask(js, {"cmd": "announce", "infoHash": ih.hex(), "port": 7001})
     assert res["error"] is None
-    async with testnet.node() as dht:
+    async with contextlib.nullcontext(testnet.nodes[3]) as dht:
         peers = [p async for p in dht.get_peers(ih)]
     assert ("127.0.0.1", 7001) in peers
 
@@ -63,7 +64,7 @@ async def test_js_announces_python_finds(net: tuple[MainlineTestnet, JSProcess, 
 async def test_python_announces_js_finds(net: tuple[MainlineTestnet, JSProcess, dict[str, Any]]) -> None:
     testnet, js, _ = net
     ih = random.Random(2).randbytes(20)
-    async with testnet.node() as dht:
+    async with contextlib.nullcontext(testnet.nodes[3]) as dht:
         assert await dht.announce_peer(ih, 7002) >= 4
         res = await ask(js, {"cmd": "lookup", "infoHash": ih.hex()})
     assert res["error"] is None
@@ -87,7 +88,7 @@ async def test_immutable_both_ways(net: tuple[MainlineTestnet, JSProcess, dict[s
     assert res["error"] is None
     assert res["target"] == "e5f96f6f38320f0f33959cb4d3d656452117aadb"
     assert res["n"] >= 1
-    async with testnet.node() as dht:
+    async with contextlib.nullcontext(testnet.nodes[3]) as dht:
         assert await dht.get(bytes.fromhex(res["target"])) == b"Hello World!"
         value = b"from python " + random.Random(3).randbytes(8).hex().encode()
         target = await dht.put(value)
@@ -107,7 +108,7 @@ async def test_mutable_salted_both_ways(net: tuple[MainlineTestnet, JSProcess, d
     assert res["error"] is None, res
     assert res["publicKey"] == kp.public_key.hex()
     assert res["target"] == mutable_target(kp.public_key, salt).hex()
-    async with testnet.node() as dht:
+    async with contextlib.nullcontext(testnet.nodes[3]) as dht:
         item = await dht.get_mutable(kp.public_key, salt)
         assert item is not None and item.v == b"js v1" and item.seq == 1
         put = await dht.put_mutable(kp, b"py v2", salt=salt)
@@ -119,7 +120,7 @@ async def test_mutable_salted_both_ways(net: tuple[MainlineTestnet, JSProcess, d
     res = await ask(
         js, {"cmd": "putMutable", "seed": SEED.hex(), "v": b"stale".hex(), "salt": salt.hex(), "seq": 1}
     )
-    async with testnet.node() as dht:
+    async with contextlib.nullcontext(testnet.nodes[3]) as dht:
         item = await dht.get_mutable(kp.public_key, salt)
         assert item is not None and item.v == b"py v2"
 
