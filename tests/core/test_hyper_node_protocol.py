@@ -393,3 +393,27 @@ def test_destroy_fails_pending_ops() -> None:
     assert m.node.get_timer() is None and m.node.datagrams_to_send(net.now) == []
     assert m.node.stats["requests"]["active"] == 0  # type: ignore[index]
     assert m.node.stats["queries"]["active"] == 0  # type: ignore[index]
+
+
+def test_stats_are_json_and_relay_keeps_tid() -> None:
+    import json
+
+    net, node = _persistent_node()
+    req = Request(
+        tid=4242, to=("10.0.0.2", 10000), command=Command.PEER_HANDSHAKE, target=b"\x02" * 32, value=b"x"
+    )
+    node.relay(req, b"new value", ("10.3.3.3", 3333), SERVER)
+    (data, addr, sock), *_ = node.datagrams_to_send(net.now)
+    fwd = decode_message(data)
+    assert isinstance(fwd, Request)
+    assert (fwd.tid, fwd.command, fwd.target, fwd.value, fwd.token) == (
+        4242,
+        Command.PEER_HANDSHAKE,
+        b"\x02" * 32,
+        b"new value",
+        None,
+    )
+    assert fwd.to == addr == ("10.3.3.3", 3333) and sock == SERVER and fwd.id == node.id
+    stats = json.loads(json.dumps(node.stats))
+    assert set(stats) >= {"queries", "requests", "commands", "dropped"}
+    assert set(stats["commands"]) >= {"ping", "pingNat", "findNode", "downHint"}
