@@ -27,6 +27,8 @@ class Testnet:
         bootstrap: ``[(host, port)]`` to pass to other nodes (Python or JS) joining this network.
     """
 
+    __test__ = False  # not a pytest test class
+
     def __init__(self, nodes: list[HyperDHT], bootstrap: list[Address], host: str) -> None:
         self.nodes = nodes
         self.bootstrap = bootstrap

@@ -22,15 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (repeatable)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    from peerdht.cli import hyper
+    from peerdht.cli import hyper, mainline
 
     hyper.register(sub)
-    try:
-        from peerdht.cli import mainline
-    except ImportError:  # the Mainline profile is optional while it is being built
-        pass
-    else:
-        mainline.register(sub)
+    mainline.register(sub)
     return parser
 
 
