@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import random
 import socket
 from collections.abc import AsyncIterator
 
@@ -41,8 +42,10 @@ async def connect(js: tuple[JSProcess, int], mode: str = "") -> tuple[UDXSocket,
     return sock, stream, proc
 
 
-async def py_to_js(js: tuple[JSProcess, int], size: int) -> None:
+async def py_to_js(js: tuple[JSProcess, int], size: int, loss: float = 0.0) -> None:
     sock, stream, proc = await connect(js, "sink")
+    if loss:
+        sock.set_test_loss(random.Random(1), loss)
     data = os.urandom(size)
     view = memoryview(data)
     for i in range(0, size, 65536):
@@ -62,8 +65,10 @@ async def py_to_js(js: tuple[JSProcess, int], size: int) -> None:
     sock.close()
 
 
-async def js_to_py(js: tuple[JSProcess, int], size: int) -> None:
+async def js_to_py(js: tuple[JSProcess, int], size: int, loss: float = 0.0) -> None:
     sock, stream, proc = await connect(js)
+    if loss:
+        sock.set_test_loss(random.Random(2), loss)
     await proc.send({"cmd": "source", "bytes": size})
     h = hashlib.sha256()
     n = 0
@@ -178,3 +183,14 @@ async def test_udx_native_packets_decode_byte_for_byte(js: tuple[JSProcess, int]
         assert (p.type, p.payload) == (END, b"")
     finally:
         raw.close()
+
+
+
+@pytest.mark.parametrize("direction", ["py-js", "js-py"])
+async def test_lossy_link_4mib(js: tuple[JSProcess, int], direction: str) -> None:
+    """5 % of the datagrams the Python socket sends and receives are dropped: both SACK paths and both
+    retransmission paths (ours and libudx's RACK/RTO) run against each other."""
+    if direction == "py-js":
+        await py_to_js(js, 4 << 20, loss=0.05)
+    else:
+        await js_to_py(js, 4 << 20, loss=0.05)

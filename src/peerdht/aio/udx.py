@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket as socketlib
 from collections import deque
 from collections.abc import Callable
@@ -66,6 +67,8 @@ class UDXSocket:
         self._closed = False
         self.on_datagram: Callable[[bytes, Addr], None] | None = None
         self._family = sock.family
+        self._loss_rng: random.Random | None = None
+        self._loss = 0.0
         self._loop.add_reader(sock.fileno(), self._on_readable)
 
     @classmethod
@@ -107,6 +110,11 @@ class UDXSocket:
         self._streams[sid] = stream
         return stream
 
+    def set_test_loss(self, rng: random.Random, rate: float) -> None:
+        """Testing aid: drop this fraction of received and of sent datagrams (0 disables)."""
+        self._loss_rng = rng
+        self._loss = rate
+
     def send_datagram(self, data: bytes, addr: Addr) -> None:
         """Send a raw datagram on this socket (for the DHT sharing it)."""
         self._pending.append((data, addr))
@@ -147,6 +155,8 @@ class UDXSocket:
                 break
             except OSError:
                 continue  # e.g. ICMP port unreachable surfacing as ECONNREFUSED
+            if self._loss and self._lossy():
+                continue
             receive(data, (addr[0], addr[1]), now)
         self._after_io()
 
@@ -180,7 +190,13 @@ class UDXSocket:
             else:
                 self._send_list(out)
 
+    def _lossy(self) -> bool:
+        rng = self._loss_rng
+        return rng is not None and rng.random() < self._loss
+
     def _send_list(self, out: list[tuple[bytes, Addr]]) -> None:
+        if self._loss:
+            out = [d for d in out if not self._lossy()]
         sendto = self._sock.sendto
         for i, (data, addr) in enumerate(out):
             try:

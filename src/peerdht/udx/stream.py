@@ -67,6 +67,7 @@ INITIAL_RTO: Final = 1.0
 MIN_RTO: Final = 0.2
 MAX_RTO: Final = 30.0
 MAX_RTO_TIMEOUTS: Final = 6
+MIN_PTO: Final = 0.01
 DUP_THRESH: Final = 3
 _PACK_HEADER = HEADER.pack
 _UNPACK_HEADER = HEADER.unpack_from
@@ -151,6 +152,8 @@ class _Stream:
         self.rto = INITIAL_RTO
         self.backoff = 1
         self.rto_deadline: float | None = None
+        self.pto_deadline: float | None = None
+        self.pto_count = 0
         self.zwp_deadline: float | None = None
         self.keepalive = 0.0
         self.keepalive_deadline: float | None = None
@@ -363,7 +366,7 @@ class UDXSocketCore:
         """When ``handle_timer`` must next be called (seconds, same clock as ``now``), or None."""
         best: float | None = None
         for st in self._streams.values():
-            for t in (st.rto_deadline, st.zwp_deadline, st.keepalive_deadline):
+            for t in (st.rto_deadline, st.pto_deadline, st.zwp_deadline, st.keepalive_deadline):
                 if t is not None and (best is None or t < best):
                     best = t
         return best
@@ -375,6 +378,8 @@ class UDXSocketCore:
                 self._on_rto(st, now)
                 if st.closed:
                     continue
+            elif st.pto_deadline is not None and now >= st.pto_deadline:
+                self._on_pto(st, now)
             if st.zwp_deadline is not None and now >= st.zwp_deadline:
                 if st.send_rwnd == 0 and (st.queued or (st.ending and not st.end_sent)):
                     self._send_heartbeat(st)
@@ -500,7 +505,7 @@ class UDXSocketCore:
         acked_bytes = 0
         end_acked = False
         rack_xmit = st.rack_xmit
-        rtt_sample = -1.0
+        latest_sent = -1.0
         if ack > ra:
             pop = outgoing.pop
             for p in range(ra, ack):
@@ -515,8 +520,7 @@ class UDXSocketCore:
                     st.inflight -= 1
                 if pkt.xmit > rack_xmit:
                     rack_xmit = pkt.xmit
-                if not pkt.retrans:
-                    rtt_sample = now - pkt.time_sent
+                    latest_sent = -1.0 if pkt.retrans else pkt.time_sent
                 if pkt.flags & END:
                     end_acked = True
             st.remote_acked = ack
@@ -551,8 +555,7 @@ class UDXSocketCore:
                             st.inflight -= 1
                         if pkt.xmit > rack_xmit:
                             rack_xmit = pkt.xmit
-                        if not pkt.retrans:
-                            rtt_sample = now - pkt.time_sent
+                            latest_sent = -1.0 if pkt.retrans else pkt.time_sent
                         if pkt.flags & END:
                             end_acked = True
                 st.fack = fack
@@ -560,7 +563,10 @@ class UDXSocketCore:
             return
         st.rack_xmit = rack_xmit
         st.unacked -= acked_bytes
-        if rtt_sample >= 0:
+        if latest_sent >= 0:
+            # RTT of the most recently sent packet this ack covers, unless that was a retransmission
+            # (Karn); the oldest one would include the time its earlier ACKs spent being lost
+            rtt_sample = now - latest_sent
             if st.srtt == 0:
                 st.srtt = rtt_sample
                 st.rttvar = rtt_sample / 2
@@ -572,7 +578,12 @@ class UDXSocketCore:
         if st.fack > st.remote_acked or st.retrans_q:
             self._detect_loss(st)
         st.cc.on_ack(newly, st.remote_acked)
-        st.rto_deadline = now + st.rto * st.backoff if outgoing else None
+        if outgoing:
+            st.rto_deadline = now + st.rto * st.backoff
+            st.pto_count = 0
+            st.pto_deadline = now + self._pto(st)
+        else:
+            st.rto_deadline = st.pto_deadline = None
         if st.hit_hwm and self._below_hwm(st):
             st.hit_hwm = False
             self._events.append(StreamWritable(stream_id=sid))
@@ -623,7 +634,7 @@ class UDXSocketCore:
         st.ooo.clear()
         st.lost_q.clear()
         st.write_q.clear()
-        st.rto_deadline = st.zwp_deadline = st.keepalive_deadline = None
+        st.rto_deadline = st.pto_deadline = st.zwp_deadline = st.keepalive_deadline = None
         self._events.append(StreamClosedEvent(stream_id=st.local_id, error=error))
 
     def _send_ack(self, st: _Stream) -> None:
@@ -681,7 +692,38 @@ class UDXSocketCore:
                 st.fast_recoveries += 1
             st.cc.on_loss(st.seq, st.remote_acked)
 
+    def _pto(self, st: _Stream) -> float:
+        if not st.srtt:
+            return INITIAL_RTO
+        pto = 2 * st.srtt
+        return MIN_PTO if pto < MIN_PTO else pto
+
+    def _on_pto(self, st: _Stream, now: float) -> None:
+        """Tail loss probe (RFC 8985 7, with QUIC's backoff): no ACK progress for two RTTs --
+        retransmit the oldest outstanding packet (usually the hole whose retransmission was lost, or
+        whose ACK was). Probes back off exponentially; the RTO stays the backstop."""
+        st.pto_count += 1
+        st.pto_deadline = now + self._pto(st) * (1 << min(st.pto_count, 10))
+        pkt = st.outgoing.get(st.remote_acked)
+        if pkt is None:
+            if not st.outgoing:
+                return
+            pkt = st.outgoing[min(st.outgoing)]
+        if pkt.lost:
+            pkt.lost = False
+            st.inflight += 1
+        pkt.retrans = True
+        st.xmit += 1
+        pkt.xmit = st.xmit
+        pkt.time_sent = now
+        st.retrans_q.append((st.xmit, pkt.seq))
+        st.retransmits += 1
+        st.packets_tx += 1
+        head = _PACK_HEADER(255, 1, pkt.flags, 0, pkt.rid, self._rwnd(st), pkt.seq & _M, st.ack & _M)
+        self._out.append((head + pkt.payload, pkt.addr))
+
     def _on_rto(self, st: _Stream, now: float) -> None:
+        st.pto_deadline = None
         if not st.outgoing:
             st.rto_deadline = None
             return
@@ -798,6 +840,8 @@ class UDXSocketCore:
             st.advertised = rwnd
             if st.rto_deadline is None:
                 st.rto_deadline = now + st.rto * st.backoff
+            if st.pto_deadline is None:
+                st.pto_deadline = now + self._pto(st) * (1 << min(st.pto_count, 10))
             if st.keepalive:
                 st.keepalive_deadline = now + st.keepalive
         if st.need_ack and (not sent or st.ooo):
