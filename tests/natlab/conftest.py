@@ -7,29 +7,12 @@ a test creates is torn down when the test ends, passed or failed.
 
 from __future__ import annotations
 
-import json
 import os
-import select
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from peerdht.testing.natlab import Host, Lab, lab_ids, sweep, unavailable_reason
-
-UDP_TOOL = str(Path(__file__).resolve().parent / "udp_tool.py")
-PY = sys.executable
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).resolve().parent
-    for item in items:
-        if here in Path(str(item.fspath)).resolve().parents:
-            item.add_marker(pytest.mark.netns)
+from peerdht.testing.natlab import Lab, lab_ids, sweep, unavailable_reason
 
 
 @pytest.fixture(scope="session")
@@ -50,60 +33,3 @@ def lab(netns_ok: None) -> Iterator[Lab]:
     """An empty lab, torn down after the test whatever its outcome."""
     with Lab() as the_lab:
         yield the_lab
-
-
-class LineProc:
-    """A process started in a lab host whose stdout is read as JSON lines, each with a timeout."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.proc = proc
-        self._buf = b""
-
-    def line(self, timeout: float = 10.0) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"no line from {self.proc.args!r} in {timeout} s")
-            ready, _, _ = select.select([fd], [], [], left)
-            if ready:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    err = self.proc.stderr.read() if self.proc.stderr else ""
-                    raise EOFError(f"{self.proc.args!r} exited: {err}")
-                self._buf += chunk
-        raw, self._buf = self._buf.split(b"\n", 1)
-        obj: dict[str, Any] = json.loads(raw)
-        return obj
-
-    def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-
-
-def start_tool(lab: Lab, host: Host | str, *args: str) -> LineProc:
-    """Start ``udp_tool.py`` (unbuffered) inside ``host``."""
-    proc = lab.popen(host, [PY, "-u", UDP_TOOL, *args])
-    return LineProc(proc)
-
-
-def run_tool(lab: Lab, host: Host | str, *args: str, timeout: float = 20.0) -> dict[str, Any]:
-    """Run ``udp_tool.py`` inside ``host`` and return its last JSON line."""
-    proc = lab.run(host, [PY, UDP_TOOL, *args], timeout=timeout)
-    obj: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return obj
-
-
-def start_stun(lab: Lab, host: Host, ports: tuple[int, int] = (3478, 3479)) -> LineProc:
-    """A STUN-like server on all of ``host``'s addresses; returns once it is listening."""
-    ips = [host.ip, *host.extra_ips]
-    p = start_tool(lab, host, "stun", "--ips", *ips, "--ports", *map(str, ports))
-    assert p.line()["ready"]
-    return p

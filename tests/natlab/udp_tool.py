@@ -227,12 +227,12 @@ def cmd_punch(args: argparse.Namespace) -> None:
             pass
         except ConnectionRefusedError:
             res["icmp_refused"] = res.get("icmp_refused", 0) + 1
+    res["time_s"] = round(time.monotonic() - t1, 3)
     if got_from:  # the peer may still be waiting for our confirmation
         for _ in range(5):
             s.sendto(json.dumps({"op": "punch", "from": args.name, "seen": True}).encode(), peer)
             time.sleep(0.02)
     res.update(ok=bool(got_from and confirmed), sent=sent, rx_from=list(got_from) if got_from else None)
-    res["time_s"] = round(time.monotonic() - t1, 3)
     _out(res)
 
 

@@ -182,7 +182,21 @@ def netem_available() -> bool:
         if _ip("netns", "add", name, check=False).returncode == 0:
             try:
                 proc = _cmd(
-                    ["ip", "netns", "exec", name, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
+                    [
+                        "ip",
+                        "netns",
+                        "exec",
+                        name,
+                        "tc",
+                        "qdisc",
+                        "add",
+                        "dev",
+                        "lo",
+                        "root",
+                        "netem",
+                        "delay",
+                        "1ms",
+                    ],
                     check=False,
                 )
                 ok = proc.returncode == 0

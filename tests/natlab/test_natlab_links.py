@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import run_tool, start_stun
+from natlab_tools import run_tool, start_stun
 
 from peerdht.testing.natlab import Lab, NatType, netem_available
+
+pytestmark = pytest.mark.netns
 
 
 def test_loss(lab: Lab) -> None:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from conftest import start_stun, start_tool
+from natlab_tools import start_stun, start_tool
 
 from peerdht.testing.natlab import Host, Lab, NatType
+
+pytestmark = pytest.mark.netns
 
 FC, RC, PRC, SYM = NatType.FULL_CONE, NatType.RESTRICTED_CONE, NatType.PORT_RESTRICTED_CONE, NatType.SYMMETRIC
 FAILS = {frozenset({SYM}), frozenset({SYM, PRC})}
@@ -23,7 +25,16 @@ PAIRS = list(itertools.combinations_with_replacement(list(NatType), 2))
 
 
 def punch(lab: Lab, rdv: Host, a: Host, b: Host, secs: float) -> tuple[dict[str, object], dict[str, object]]:
-    common = ["--rdv", f"{rdv.ip}:3478", "--room", f"{a.name}-{b.name}", "--port", "4000", "--secs", str(secs)]
+    common = [
+        "--rdv",
+        f"{rdv.ip}:3478",
+        "--room",
+        f"{a.name}-{b.name}",
+        "--port",
+        "4000",
+        "--secs",
+        str(secs),
+    ]
     pa = start_tool(lab, a, "punch", "--name", "a", *common)
     pb = start_tool(lab, b, "punch", "--name", "b", *common)
     ra, rb = pa.line(timeout=3 * secs + 5), pb.line(timeout=3 * secs + 5)

@@ -10,9 +10,11 @@ import pytest
 
 from peerdht.testing.natlab import Lab, LabError, NatType, lab_ids, sweep
 
+pytestmark = pytest.mark.netns
+
 
 def test_teardown_on_exception(netns_ok: None) -> None:
-    with pytest.raises(RuntimeError, match="boom"), Lab() as lab:  # noqa: PT012
+    with pytest.raises(RuntimeError, match="boom"), Lab() as lab:
         lab.add_public("boot")
         host = lab.add_private("alice", NatType.SYMMETRIC)
         sleeper = lab.popen(host, [sys.executable, "-c", "import time; time.sleep(60)"])
