@@ -287,7 +287,6 @@ class RPCNode:
         self._nat = NatSampler()
         self._host = host
         self._force_persistent = ephemeral is False
-        self._never_persistent = ephemeral is True
         self._quick_firewall = True
         self._tokens = TokenIssuer(
             _derive_token, (bytes(secrets[:32]), bytes(secrets[32:64])), rotate_every=ROTATE_EVERY
@@ -1388,7 +1387,9 @@ class RPCNode:
     def _update_network_state(self, only_firewall: bool, done: Callable[[bool], None]) -> None:
         """dht-rpc ``_updateNetworkState``: become unfirewalled and (unless ``only_firewall``)
         persistent when the sampled address is consistent and reachable."""
-        if not self.ephemeral or self._never_persistent or self._updating or self._server_addr is None:
+        # ephemeral=True never gets here with only_firewall=False (not adaptive, not forced), so
+        # such a node may become unfirewalled but never persistent, as in dht-rpc
+        if not self.ephemeral or self._updating or self._server_addr is None:
             done(False)
             return
         if only_firewall and not self.firewalled:
