@@ -1,0 +1,169 @@
+"""Mainline DHT get_peers lookups, peerdht vs npm bittorrent-dht, on one 200-node loopback network.
+
+The network: ``size / 2`` Python nodes (one process, :class:`MainlineTestnet`) and ``size / 2``
+bittorrent-dht nodes (one node process, ``tests/js/mainline-bench.js``), all joined through the first
+Python node. Each info hash is announced by one node (alternately Python and JS); then a Python client
+and a JS client look up the same info hashes, in alternating order. Printed per client: median and p90
+lookup time (until the lookup finished), median time to the first peer, mean queries sent per lookup,
+success rate; and the ratios Python / JS (lower is better; issue 6 targets messages <= 1.0, time <= 1.5).
+
+    python bench/mainline.py [--size 200] [--lookups 30] [--json]
+
+Everything binds 127.0.0.1. Needs `npm ci` at the repo root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from jsproc import JSProcess, start_js  # noqa: E402
+from peerdht.aio.mainline import MainlineDHT, MainlineTestnet  # noqa: E402
+
+PEER_PORT_BASE = 20000
+
+
+async def ask(js: JSProcess, cmd: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+    await js.send(cmd)
+    while True:
+        line = await js.line(timeout)
+        if "error" in line and "cmd" not in line:
+            raise RuntimeError(line["error"])
+        if line.get("cmd") == cmd["cmd"]:
+            return line
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+async def py_lookup(client: MainlineDHT, ih: bytes) -> dict[str, Any]:
+    before = client.core.stats["queries_sent"]
+    t0 = time.perf_counter()
+    first: float | None = None
+    peers = []
+    async for peer in client.get_peers(ih):
+        if first is None:
+            first = time.perf_counter()
+        peers.append(peer)
+    t1 = time.perf_counter()
+    return {
+        "ms": (t1 - t0) * 1000,
+        "firstMs": None if first is None else (first - t0) * 1000,
+        "messages": client.core.stats["queries_sent"] - before,
+        "peers": [f"{h}:{p}" for h, p in peers],
+    }
+
+
+def summary(rows: list[dict[str, Any]]) -> dict[str, float]:
+    ms = [r["ms"] for r in rows]
+    first = [r["firstMs"] for r in rows if r["firstMs"] is not None]
+    return {
+        "median_ms": statistics.median(ms),
+        "p90_ms": pct(ms, 0.9),
+        "median_first_peer_ms": statistics.median(first) if first else float("nan"),
+        "messages_per_lookup": statistics.mean(r["messages"] for r in rows),
+        "success": sum(1 for r in rows if r["found"]) / len(rows),
+    }
+
+
+async def main(size: int, lookups: int, as_json: bool) -> int:
+    half = size // 2
+    t = time.perf_counter()
+    testnet = await MainlineTestnet.create(half)
+    boot = testnet.bootstrap[0]
+    js = await start_js("mainline-bench.js", str(size - half), f"{boot[0]}:{boot[1]}")
+    try:
+        ready = await js.line(300)
+        assert ready.get("ready"), ready
+        # let the Python nodes learn the JS nodes too (they answer our verification pings)
+        for node in testnet.nodes[: max(1, half // 4)]:
+            await node.bootstrap()
+        build_s = time.perf_counter() - t
+        client = MainlineDHT(bootstrap=[boot], host="127.0.0.1", rate_limit=None)
+        await client.open()
+        hashes = [os.urandom(20) for _ in range(lookups)]
+        expected: list[str] = []
+        for i, ih in enumerate(hashes):
+            port = PEER_PORT_BASE + i
+            if i % 2 == 0:
+                await testnet.nodes[(7 * i + 1) % half].announce_peer(ih, port)
+            else:
+                res = await ask(js, {"cmd": "announce", "infoHash": ih.hex(), "port": port, "node": 7 * i})
+                assert res["error"] is None, res
+            expected.append(f"127.0.0.1:{port}")
+
+        py_rows: list[dict[str, Any]] = []
+        js_rows: list[dict[str, Any]] = []
+        for i, ih in enumerate(hashes):
+            order = ("py", "js") if i % 2 == 0 else ("js", "py")
+            for who in order:
+                if who == "py":
+                    row = await py_lookup(client, ih)
+                    row["found"] = expected[i] in row["peers"]
+                    py_rows.append(row)
+                else:
+                    row = await ask(js, {"cmd": "lookup", "infoHash": ih.hex()})
+                    row["found"] = expected[i] in row["peers"]
+                    js_rows.append(row)
+        await client.close()
+    finally:
+        await js.close()
+        await testnet.close()
+
+    py, jsr = summary(py_rows), summary(js_rows)
+    ratios = {
+        "messages": py["messages_per_lookup"] / jsr["messages_per_lookup"],
+        "median_ms": py["median_ms"] / jsr["median_ms"],
+        "p90_ms": py["p90_ms"] / jsr["p90_ms"],
+        "median_first_peer_ms": py["median_first_peer_ms"] / jsr["median_first_peer_ms"],
+    }
+    result = {
+        "network": {"size": size, "python_nodes": half, "js_nodes": size - half, "build_s": build_s},
+        "lookups": lookups,
+        "python": py,
+        "bittorrent_dht": jsr,
+        "ratio_python_over_js": ratios,
+    }
+    if as_json:
+        print(json.dumps(result))
+        return 0
+    print(
+        f"network: {half} Python + {size - half} bittorrent-dht nodes on 127.0.0.1 (built in {build_s:.1f} s)"
+    )
+    print(f"{lookups} get_peers lookups per client, same info hashes\n")
+    print(f"{'':28}{'python':>12}{'bittorrent-dht':>16}{'ratio':>9}")
+    rows = [
+        ("lookup time, median (ms)", "median_ms", "median_ms"),
+        ("lookup time, p90 (ms)", "p90_ms", "p90_ms"),
+        ("first peer, median (ms)", "median_first_peer_ms", "median_first_peer_ms"),
+        ("queries sent per lookup", "messages_per_lookup", "messages"),
+    ]
+    for label, key, rkey in rows:
+        print(f"{label:28}{py[key]:12.1f}{jsr[key]:16.1f}{ratios[rkey]:9.2f}")
+    print(f"{'peer found':28}{py['success']:12.0%}{jsr['success']:16.0%}")
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", type=int, default=200, help="nodes in the network (default 200)")
+    parser.add_argument("--lookups", type=int, default=30, help="lookups per client (default 30)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    raise SystemExit(asyncio.run(main(args.size, args.lookups, args.json)))
