@@ -22,7 +22,7 @@ from peerdht.udx.events import (
     StreamWritable,
     UDXEvent,
 )
-from peerdht.udx.packet import DATA, Packet, decode_packet, encode_packet
+from peerdht.udx.packet import DATA, END, Packet, decode_packet, encode_packet
 from peerdht.udx.stream import UDXSocketCore
 
 A = ("10.0.0.1", 1001)
@@ -113,6 +113,27 @@ def test_chaos_4mib(seed: int) -> None:
     net = FakeNet(random.Random(seed), loss=0.1, duplicate=0.05, reorder=0.1, delay=0.01, jitter=0.003)
     transfer(net, 4 << 20)
     assert net.dropped > 100
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_chaos_close_handshake(seed: int) -> None:
+    """Lost final ACKs are repeated from TIME_WAIT, so both ends close cleanly (no timeout reset)."""
+    net = FakeNet(random.Random(seed), loss=0.2, duplicate=0.05, reorder=0.1, delay=0.01, jitter=0.003)
+    transfer(net, 100_000)
+
+
+def test_time_wait_repeats_final_ack() -> None:
+    net = FakeNet(random.Random(12), delay=0.01)
+    a, b = pair(net)
+    a.core.end(a.sid)
+    b.core.end(b.sid)
+    run(net, (a, b), lambda: a.closed and b.closed)
+    late = encode_packet(Packet(type=END, stream_id=1, recv_window=0, seq=0, ack=1))
+    a.core.receive_datagram(late, B, net.now)
+    ((ack, addr),) = a.core.datagrams_to_send(net.now)
+    p = decode_packet(ack)
+    assert addr == B and (p.type, p.stream_id, p.ack) == (0, 2, 1)
+    assert a.core.next_event() is None
 
 
 def test_chaos_16mib() -> None:

@@ -68,6 +68,8 @@ MIN_RTO: Final = 0.2
 MAX_RTO: Final = 30.0
 MAX_RTO_TIMEOUTS: Final = 6
 MIN_PTO: Final = 0.01
+TIME_WAIT: Final = 30.0
+"""Seconds a cleanly closed stream keeps acknowledging retransmissions of the peer's last packets."""
 DUP_THRESH: Final = 3
 _PACK_HEADER = HEADER.pack
 _UNPACK_HEADER = HEADER.unpack_from
@@ -184,6 +186,10 @@ class UDXSocketCore:
         self._out: list[tuple[bytes, Addr]] = []
         self._dirty: set[_Stream] = set()
         self._next_id = 1
+        # cleanly closed streams answer retransmissions for a while (TIME_WAIT; libudx has a TODO):
+        # local id -> (expiry, remote id, addr, seq, ack), all wire values
+        self._time_wait: dict[int, tuple[float, int, Addr, int, int]] = {}
+        self._now = 0.0
         self.dropped = 0
         """Datagrams dropped as malformed or unexpected (counted, never raised)."""
 
@@ -204,6 +210,7 @@ class UDXSocketCore:
             raise LocalProtocolError(f"stream id out of range: {stream_id}")
         if stream_id in self._streams:
             raise LocalProtocolError(f"stream id {stream_id} in use")
+        self._time_wait.pop(stream_id, None)
         st = _Stream(stream_id, self._recv_window)
         st.seq = st.remote_acked = st.wl2 = st.fack = st.loss_scan = seq & _M
         self._streams[stream_id] = st
@@ -373,6 +380,7 @@ class UDXSocketCore:
 
     def handle_timer(self, now: float) -> None:
         """Run the timers that are due: retransmission timeout, zero-window probe, keepalive."""
+        self._now = now
         for st in list(self._streams.values()):
             if st.rto_deadline is not None and now >= st.rto_deadline:
                 self._on_rto(st, now)
@@ -405,13 +413,22 @@ class UDXSocketCore:
 
     def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
         """Process one received datagram (never raises for bad input: it is dropped and counted)."""
+        self._now = now
         if len(data) < HEADER_SIZE or data[0] != 255 or data[1] != 1:
             self._events.append(DatagramReceived(data=data, addr=addr))
             return
         _m, _v, t, off, sid, rwnd, wseq, wack = _UNPACK_HEADER(data, 0)
         st = self._streams.get(sid)
         if st is None:
-            self._events.append(DatagramReceived(data=data, addr=addr))
+            tw = self._time_wait.get(sid) if self._time_wait else None
+            if tw is None:
+                self._events.append(DatagramReceived(data=data, addr=addr))
+            elif now > tw[0]:
+                del self._time_wait[sid]
+                self._events.append(DatagramReceived(data=data, addr=addr))
+            elif t & _DATA_OR_END:
+                # our final ACK was lost: repeat it so the peer can close cleanly too
+                self._out.append((_PACK_HEADER(255, 1, 0, 0, tw[1], self._recv_window, tw[3], tw[4]), tw[2]))
             return
         if not st.connected:
             self.dropped += 1  # udx-native's default firewall drops packets before connect
@@ -503,7 +520,6 @@ class UDXSocketCore:
             return
         newly = 0
         acked_bytes = 0
-        end_acked = False
         rack_xmit = st.rack_xmit
         latest_sent = -1.0
         if ack > ra:
@@ -521,8 +537,6 @@ class UDXSocketCore:
                 if pkt.xmit > rack_xmit:
                     rack_xmit = pkt.xmit
                     latest_sent = -1.0 if pkt.retrans else pkt.time_sent
-                if pkt.flags & END:
-                    end_acked = True
             st.remote_acked = ack
             st.backoff = 1
         if t & SACK:
@@ -556,8 +570,6 @@ class UDXSocketCore:
                         if pkt.xmit > rack_xmit:
                             rack_xmit = pkt.xmit
                             latest_sent = -1.0 if pkt.retrans else pkt.time_sent
-                        if pkt.flags & END:
-                            end_acked = True
                 st.fack = fack
         if not newly:
             return
@@ -587,7 +599,7 @@ class UDXSocketCore:
         if st.hit_hwm and self._below_hwm(st):
             st.hit_hwm = False
             self._events.append(StreamWritable(stream_id=sid))
-        if end_acked or (st.end_sent and not outgoing):
+        if st.end_sent and not outgoing:  # END and everything before it acknowledged
             st.ended = True
             if st.ended_remote:
                 self._close(st, None)
@@ -626,6 +638,17 @@ class UDXSocketCore:
             return
         if st.need_ack and error is None and st.connected:
             self._send_ack(st)  # e.g. the ACK of the peer's END, as libudx sends before closing
+        if error is None and st.ended and st.ended_remote:
+            if len(self._time_wait) > 4096:
+                now = self._now
+                self._time_wait = {k: v for k, v in self._time_wait.items() if v[0] > now}
+            self._time_wait[st.local_id] = (
+                self._now + TIME_WAIT,
+                st.remote_id,
+                st.addr,
+                st.seq & _M,
+                st.ack & _M,
+            )
         st.closed = True
         st.connected = False
         self._streams.pop(st.local_id, None)
