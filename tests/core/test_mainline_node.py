@@ -6,6 +6,8 @@ import random
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from peerdht.encoding.bencode import decode, encode
 from peerdht.errors import LocalProtocolError, RemoteError, RequestTimeout
@@ -501,3 +503,78 @@ def test_stats_snapshot() -> None:
 
 def test_item_target_property() -> None:
     assert Item(v=b"Hello World!").target == immutable_target(b"12:Hello World!")
+
+
+_junk = st.recursive(
+    st.binary(max_size=30) | st.integers(min_value=-(2**70), max_value=2**70),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.binary(max_size=10), c, max_size=4),
+    max_leaves=8,
+)
+_keys = st.sampled_from(
+    [
+        b"id",
+        b"target",
+        b"info_hash",
+        b"port",
+        b"token",
+        b"implied_port",
+        b"v",
+        b"k",
+        b"sig",
+        b"seq",
+        b"salt",
+        b"cas",
+        b"want",
+        b"nodes",
+        b"values",
+        b"samples",
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=120),
+            st.builds(
+                lambda t, y, q, a: encode({b"t": t, b"y": y, b"q": q, b"a": a, b"r": a}),
+                st.binary(min_size=1, max_size=3),
+                st.sampled_from([b"q", b"r", b"e", b"x"]),
+                st.sampled_from(
+                    [
+                        b"ping",
+                        b"find_node",
+                        b"get_peers",
+                        b"announce_peer",
+                        b"get",
+                        b"put",
+                        b"sample_infohashes",
+                        b"zz",
+                    ]
+                ),
+                st.dictionaries(_keys, _junk | st.binary(min_size=20, max_size=20), max_size=6),
+            ),
+        ),
+        max_size=8,
+    )
+)
+def test_fuzz_node_never_raises(datagrams: list[bytes]) -> None:
+    node = MainlineNode(rng=random.Random(0), rate_limit=None)
+    node.ping(("127.0.0.2", 1), 0.0)  # so that some responses match a request in flight
+    sent = node.datagrams_to_send(0.0)
+    tid = decode(sent[0][0])[b"t"]  # type: ignore[index]
+    for i, data in enumerate(datagrams):
+        node.receive_datagram(data, ("127.0.0.2", 1), float(i))
+        node.receive_datagram(data, ("127.0.0.3", 2), float(i))
+        node.handle_timer(float(i))
+    node.receive_datagram(
+        encode({b"t": tid, b"y": b"r", b"r": {b"id": b"x" * 20, b"nodes": b"bad"}}), ("127.0.0.2", 1), 9.0
+    )
+    node.datagrams_to_send(10.0)
+    while node.next_event() is not None:
+        pass
+    # still answers a ping
+    node.receive_datagram(q("ping", {b"id": b"m" * 20}, t=b"ok"), ("127.0.0.9", 9), 11.0)
+    replies = [decode(d) for d, a in node.datagrams_to_send(11.0) if a == ("127.0.0.9", 9)]
+    assert any(r[b"t"] == b"ok" and r[b"y"] == b"r" for r in replies)  # type: ignore[index]

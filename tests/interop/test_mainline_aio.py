@@ -122,3 +122,18 @@ async def test_malformed_barrage_over_udp() -> None:
             assert dht.stats["dropped_malformed"] >= 20  # some may be lost to the socket buffer
         finally:
             transport.close()
+
+
+async def test_ipv6_testnet() -> None:
+    """BEP 32 on ::1: nodes6 in replies, 18-byte peer values, IPv6 compact ``ip``."""
+    try:
+        testnet = await MainlineTestnet.create(8, host="::1")
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    async with testnet, testnet.node() as client:
+        assert len(client.core.table) >= 6
+        assert await client.announce_peer(IH, 4321) >= 4
+        assert ("::1", 4321) in [p async for p in testnet.nodes[3].get_peers(IH)]
+        target = await client.put(b"over IPv6")
+        assert await testnet.nodes[5].get(target) == b"over IPv6"
+        assert client.core.external_address == ("::1", client.address()[1])
