@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from natlab_tools import run_tool, start_stun
 
 from peerdht.testing.natlab import Lab, LabError, NatType, lab_ids, sweep
 
@@ -70,3 +71,16 @@ def test_bad_names_and_use_outside_with(netns_ok: None) -> None:
             lab.add_private("boot", NatType.FULL_CONE)
         with pytest.raises(ValueError):
             lab.add_private("carol", "cgnat")
+
+
+def test_set_nat_changes_behaviour(lab: Lab) -> None:
+    stun = lab.add_public("stun", extra_ips=1)
+    host = lab.add_private("alice", NatType.PORT_RESTRICTED_CONE)
+    server = start_stun(lab, stun)
+    args = ("natcheck", "--server", stun.ip, "--other-ip", stun.extra_ips[0])
+    assert run_tool(lab, host, *args)["mapping"] == "endpoint-independent"
+    host = lab.set_nat(host, "symmetric")
+    assert host.nat is NatType.SYMMETRIC and lab["alice"].nat is NatType.SYMMETRIC
+    assert "fully-random" in lab.ruleset(host)
+    assert run_tool(lab, host, *args)["mapping"] == "address-and-port-dependent"
+    server.close()
