@@ -578,3 +578,25 @@ def test_fuzz_node_never_raises(datagrams: list[bytes]) -> None:
     node.receive_datagram(q("ping", {b"id": b"m" * 20}, t=b"ok"), ("127.0.0.9", 9), 11.0)
     replies = [decode(d) for d, a in node.datagrams_to_send(11.0) if a == ("127.0.0.9", 9)]
     assert any(r[b"t"] == b"ok" and r[b"y"] == b"r" for r in replies)  # type: ignore[index]
+
+
+def test_adopts_bep42_id_from_ip_votes() -> None:
+    from peerdht.mainline.crypto import node_id_matches_ip
+
+    node = MainlineNode(rng=random.Random(3))
+    old = node.id
+    public = ("203.0.113.7", 6881)
+    for i in range(8):
+        addr = (f"127.1.0.{i + 1}", 7000)
+        node.ping(addr, 0.0)
+        data, _ = node.datagrams_to_send(0.0)[-1]
+        t = decode(data)[b"t"]  # type: ignore[index]
+        reply = m.encode_response(t, m.IdResponse(id=bytes([i + 1]) * 20), ip=public)  # type: ignore[arg-type]
+        node.receive_datagram(reply, addr, 0.1)
+    assert node.external_address == public
+    assert node.id != old and node_id_matches_ip(node.id, "203.0.113.7")
+    assert node.stats["id_changes"] == 1
+    assert node.table.local_id == node.id and len(node.table) == 8
+    # an explicit id is never replaced
+    fixed = MainlineNode(rng=random.Random(3), node_id=old)
+    assert not fixed.auto_id

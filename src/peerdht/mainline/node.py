@@ -54,6 +54,7 @@ from peerdht.mainline import messages as m
 from peerdht.mainline.crypto import (
     KeyPair,
     immutable_target,
+    is_bep42_exempt,
     mutable_target,
     node_id_for_ip,
     node_id_matches_ip,
@@ -216,6 +217,7 @@ class MainlineNode:
         version: bytes | None = VERSION,
         now: float = 0.0,
     ) -> None:
+        self.auto_id = node_id is None and external_ip is None
         if node_id is None:
             if external_ip is not None:
                 node_id = node_id_for_ip(external_ip, rng)
@@ -464,6 +466,23 @@ class MainlineNode:
         if not self._ip_votes:
             return None
         return Counter(self._ip_votes).most_common(1)[0][0]
+
+    def _maybe_adopt_bep42_id(self) -> None:
+        """BEP 42: once most responders agree on our public IP and our (random) id does not match it,
+        switch to a compliant id (the routing table is rebuilt around it)."""
+        votes = self._ip_votes
+        if not self.auto_id or len(votes) < 8:
+            return
+        host, count = Counter(h for h, _ in votes).most_common(1)[0]
+        if 2 * count <= len(votes) or is_bep42_exempt(host) or node_id_matches_ip(self.id, host):
+            return
+        try:
+            new_id = node_id_for_ip(host, self.rng)
+        except LocalProtocolError:
+            return
+        self.id = new_id
+        self.table.rebuild(new_id)
+        self.stats["id_changes"] += 1
 
     def snapshot(self) -> dict[str, int]:
         """Counters plus sizes: routing table, peer store, item store, requests in flight."""
@@ -767,6 +786,7 @@ class MainlineNode:
         self.stats["replies_received"] += 1
         if msg.ip is not None:
             self._ip_votes.append(msg.ip)
+            self._maybe_adopt_bep42_id()
         if isinstance(msg, m.ErrorMessage):
             self.stats["errors_received"] += 1
             self._on_error_reply(req, msg, now)
