@@ -106,7 +106,6 @@ class _Op:
     target: bytes = b""
     lookup: Lookup | None = None
     method: str = ""
-    query_args: dict[str, object] = field(default_factory=dict)
     # lookup bookkeeping
     peers: dict[Addr, None] = field(default_factory=dict)
     best: Item | None = None
@@ -143,8 +142,15 @@ class _RateLimiter:
         self.burst = burst
         self._buckets: dict[str, tuple[float, float]] = {}
 
+    MAX_HOSTS = 1 << 16
+
     def allow(self, host: str, now: float) -> bool:
-        tokens, last = self._buckets.get(host, (self.burst, now))
+        entry = self._buckets.get(host)
+        if entry is None and len(self._buckets) >= self.MAX_HOSTS:
+            self.prune(now)
+            if len(self._buckets) >= self.MAX_HOSTS:
+                return False  # a flood from very many sources: refuse newcomers until buckets refill
+        tokens, last = entry if entry is not None else (self.burst, now)
         tokens = min(self.burst, tokens + (now - last) * self.rate)
         if tokens < 1.0:
             self._buckets[host] = (tokens, now)
