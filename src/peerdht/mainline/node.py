@@ -184,7 +184,8 @@ class MainlineNode:
 
     Args:
         rng: injected randomness (ids, transaction ids, token secrets).
-        node_id: our 20-byte id; default: BEP 42 id for ``external_ip`` if given, else random.
+        node_id: our 20-byte id; default: BEP 42 id for ``external_ip`` if given, else random (and replaced
+            by a BEP 42 id once most responders' ``ip`` keys agree on a public address).
         external_ip: our public IP, if known (for a BEP 42 id).
         bootstrap: addresses to start lookups from while the table is small (never a public list in tests).
         read_only: BEP 43 mode: queries carry ``ro=1`` and incoming queries are not answered.
@@ -202,7 +203,10 @@ class MainlineNode:
     Attributes:
         id: our node id.
         table: the routing table.
-        stats: counters (see :attr:`stats`).
+        stats: counters: ``sent``, ``received``, ``queries_sent``, ``resent``, ``timeouts``, drops by reason
+            (``dropped_malformed``, ``dropped_own_id``, ``dropped_rate_limited``, ``dropped_unexpected``,
+            ``dropped_wrong_id``, ``dropped_read_only``), ``bad_tokens``, ``errors_sent``/``received``, ...;
+            :meth:`snapshot` adds table and store sizes.
     """
 
     def __init__(
