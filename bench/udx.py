@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 JS_PEER = ROOT / "tests" / "js" / "udx-peer.js"
 CHUNK = 65536
+POOL = 1 << 20
 
 
 # ---------------------------------------------------------------------------------- python peer
@@ -57,9 +58,11 @@ async def peer_main() -> None:
         assert stream is not None
         h = hashlib.sha256()
         rng = random.Random()
+        pool = os.urandom(POOL + CHUNK)  # random chunks cut at random offsets: cheap to make, never repeating
         sent = 0
         while sent < n:
-            buf = rng.randbytes(min(CHUNK, n - sent))
+            off = rng.randrange(POOL)
+            buf = pool[off : off + min(CHUNK, n - sent)]
             h.update(buf)
             stream.write(buf)
             sent += len(buf)
@@ -112,23 +115,26 @@ class Peer:
     async def start(cls, kind: str) -> Peer:
         if kind == "py":
             argv = [sys.executable, str(Path(__file__).resolve()), "--peer"]
-            if os.environ.get("UDX_BENCH_PROFILE"):
-                argv = [
-                    "py-spy",
-                    "record",
-                    "-o",
-                    os.environ["UDX_BENCH_PROFILE"],
-                    "-f",
-                    "speedscope",
-                    "--",
-                    *argv,
-                ]
         else:
             argv = ["node", str(JS_PEER)]
         proc = await asyncio.create_subprocess_exec(
             *argv, cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 20
         )
-        return cls(proc)
+        peer = cls(proc)
+        peer.spy = None
+        prefix = os.environ.get("UDX_BENCH_PROFILE")
+        if kind == "py" and prefix:  # sample the Python peer with py-spy (collapsed stacks)
+            Peer.count += 1
+            peer.spy = await asyncio.create_subprocess_exec(
+                *["py-spy", "record", "--pid", str(proc.pid), "-o", f"{prefix}-{Peer.count}.txt"],
+                *["-f", "raw", "-r", "200", "--nonblocking"],
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+        return peer
+
+    count = 0
+    spy: asyncio.subprocess.Process | None
 
     async def line(self, timeout: float = 600) -> dict[str, Any]:
         assert self.proc.stdout is not None
@@ -136,7 +142,10 @@ class Peer:
             raw = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
             if not raw:
                 raise RuntimeError("peer exited")
-            msg: dict[str, Any] = json.loads(raw)
+            try:
+                msg: dict[str, Any] = json.loads(raw)
+            except ValueError:
+                raise RuntimeError(f"bad line from peer: {raw!r}") from None
             if "event" not in msg:
                 return msg
 
@@ -146,12 +155,6 @@ class Peer:
         await self.proc.stdin.drain()
 
     def pid(self) -> int:
-        # py-spy wraps the Python peer: measure the whole process tree's leaf (the peer itself)
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        if children.exists():
-            kids = children.read_text().split()
-            if kids and os.environ.get("UDX_BENCH_PROFILE"):
-                return int(kids[0])
         return self.proc.pid
 
     async def close(self) -> None:
@@ -162,6 +165,8 @@ class Peer:
         except TimeoutError:
             self.proc.kill()
             await self.proc.wait()
+        if self.spy is not None:
+            await asyncio.wait_for(self.spy.wait(), 30)
 
 
 async def run_pair(pair: str, mib: int) -> dict[str, Any]:

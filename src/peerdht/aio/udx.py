@@ -21,6 +21,8 @@ import asyncio
 import contextlib
 import random
 import socket as socketlib
+import struct
+import sys
 from collections import deque
 from collections.abc import Callable
 
@@ -41,6 +43,14 @@ Addr = tuple[str, int]
 SOCKET_BUFFER = 4 * 1024 * 1024
 """SO_RCVBUF/SO_SNDBUF requested (bytes; the kernel caps them at rmem_max/wmem_max)."""
 _RECV_BATCH = 512
+USE_GSO = True
+"""Use Linux UDP GSO (send) and GRO (receive) to move up to 64 datagrams per system call."""
+_SOL_UDP = 17
+_UDP_SEGMENT = 103
+_UDP_GRO = 104
+_GSO_MAX_SEGMENTS = 64
+_GRO_CMSG_SPACE = socketlib.CMSG_SPACE(4)
+_U16 = struct.Struct("=H")
 CLOSE_LINGER = 3.0
 """Seconds ``close()`` waits for the peer's END before it resets the stream with DESTROY."""
 
@@ -69,6 +79,14 @@ class UDXSocket:
         self._family = sock.family
         self._loss_rng: random.Random | None = None
         self._loss = 0.0
+        self._gso = sys.platform == "linux" and USE_GSO
+        self._gro = False
+        if self._gso:
+            try:
+                sock.setsockopt(_SOL_UDP, _UDP_GRO, 1)
+                self._gro = True
+            except OSError:
+                pass
         self._loop.add_reader(sock.fileno(), self._on_readable)
 
     @classmethod
@@ -144,20 +162,39 @@ class UDXSocket:
     # ---------------------------------------------------------------- plumbing
 
     def _on_readable(self) -> None:
-        core = self.core
-        recv = self._sock.recvfrom
         now = self._loop.time()
-        receive = core.receive_datagram
-        for _ in range(_RECV_BATCH):
-            try:
-                data, addr = recv(2048)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                continue  # e.g. ICMP port unreachable surfacing as ECONNREFUSED
-            if self._loss and self._lossy():
-                continue
-            receive(data, (addr[0], addr[1]), now)
+        receive = self.core.receive_datagram
+        if self._gro:
+            recvmsg = self._sock.recvmsg
+            for _ in range(_RECV_BATCH):
+                try:
+                    data, anc, _flags, addr = recvmsg(65536, _GRO_CMSG_SPACE)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    continue  # e.g. ICMP port unreachable surfacing as ECONNREFUSED
+                peer = (addr[0], addr[1])
+                if anc and anc[0][1] == _UDP_GRO:
+                    seg = int.from_bytes(anc[0][2][:4], sys.byteorder)
+                    view = memoryview(data)
+                    for k in range(0, len(data), seg):
+                        if self._loss and self._lossy():
+                            continue
+                        receive(view[k : k + seg], peer, now)
+                elif not (self._loss and self._lossy()):
+                    receive(data, peer, now)
+        else:
+            recv = self._sock.recvfrom
+            for _ in range(_RECV_BATCH):
+                try:
+                    data, addr = recv(2048)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    continue
+                if self._loss and self._lossy():
+                    continue
+                receive(data, (addr[0], addr[1]), now)
         self._after_io()
 
     def _on_timer(self) -> None:
@@ -198,7 +235,38 @@ class UDXSocket:
         if self._loss:
             out = [d for d in out if not self._lossy()]
         sendto = self._sock.sendto
-        for i, (data, addr) in enumerate(out):
+        n = len(out)
+        i = 0
+        while i < n:
+            data, addr = out[i]
+            j = i + 1
+            if self._gso and j < n:
+                # UDP GSO: a run of same-size datagrams to one address (the last may be shorter)
+                # leaves in one sendmsg; the kernel splits it (Linux UDP_SEGMENT)
+                size = len(data)
+                limit = min(n, i + min(_GSO_MAX_SEGMENTS, 65000 // size))
+                while j < limit:
+                    d, a = out[j]
+                    if a != addr or len(d) != size:
+                        if a == addr and len(d) < size:
+                            j += 1
+                        break
+                    j += 1
+                if j - i > 1:
+                    try:
+                        self._sock.sendmsg(
+                            [d for d, _ in out[i:j]], [(_SOL_UDP, _UDP_SEGMENT, _U16.pack(size))], 0, addr
+                        )
+                    except (BlockingIOError, InterruptedError):
+                        self._pending.extend(out[i:])
+                        self._want_writer()
+                        return
+                    except OSError:
+                        self._gso = False  # e.g. no checksum offload on the route: plain sendto from now on
+                        j = i + 1
+                    else:
+                        i = j
+                        continue
             try:
                 sendto(data, addr)
             except (BlockingIOError, InterruptedError):
@@ -206,7 +274,8 @@ class UDXSocket:
                 self._want_writer()
                 return
             except OSError:
-                continue  # unreachable peer etc.: UDX retransmits or times out
+                pass  # unreachable peer etc.: UDX retransmits or times out
+            i += 1
 
     def _send_pending(self) -> None:
         pending = self._pending

@@ -120,7 +120,7 @@ class _Stream:
         self.remote_end: int | None = None
         self.ended_remote = False
         self.need_ack = False
-        self.rx_chunks: list[bytes] = []
+        self.rx_chunks: list[bytes | memoryview] = []
         self.rx_marked = False
         self.recv_window_max = recv_window
         self.manual_window = False
@@ -366,7 +366,9 @@ class UDXSocketCore:
             chunks = ev.rx_chunks
             ev.rx_chunks = []
             ev.rx_marked = False
-            return StreamData(stream_id=ev.local_id, data=chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            return StreamData(
+                stream_id=ev.local_id, data=bytes(chunks[0]) if len(chunks) == 1 else b"".join(chunks)
+            )
         return ev
 
     def get_timer(self) -> float | None:
@@ -411,21 +413,21 @@ class UDXSocketCore:
         self._out = []
         return out
 
-    def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
+    def receive_datagram(self, data: bytes | memoryview, addr: Addr, now: float) -> None:
         """Process one received datagram (never raises for bad input: it is dropped and counted)."""
         self._now = now
         if len(data) < HEADER_SIZE or data[0] != 255 or data[1] != 1:
-            self._events.append(DatagramReceived(data=data, addr=addr))
+            self._events.append(DatagramReceived(data=bytes(data), addr=addr))
             return
         _m, _v, t, off, sid, rwnd, wseq, wack = _UNPACK_HEADER(data, 0)
         st = self._streams.get(sid)
         if st is None:
             tw = self._time_wait.get(sid) if self._time_wait else None
             if tw is None:
-                self._events.append(DatagramReceived(data=data, addr=addr))
+                self._events.append(DatagramReceived(data=bytes(data), addr=addr))
             elif now > tw[0]:
                 del self._time_wait[sid]
-                self._events.append(DatagramReceived(data=data, addr=addr))
+                self._events.append(DatagramReceived(data=bytes(data), addr=addr))
             elif t & _DATA_OR_END:
                 # our final ACK was lost: repeat it so the peer can close cleanly too
                 self._out.append((_PACK_HEADER(255, 1, 0, 0, tw[1], self._recv_window, tw[3], tw[4]), tw[2]))
@@ -471,7 +473,7 @@ class UDXSocketCore:
                                 ranges[0][0] = ack
                     st.ack = ack
                 elif seq not in st.ooo and d < 16384:
-                    st.ooo[seq] = (t, data[start:] if t & DATA else b"")
+                    st.ooo[seq] = (t, bytes(data[start:]) if t & DATA else b"")
                     _add_range(st.ranges, seq)
             if t & END:
                 st.remote_end = seq
@@ -479,7 +481,7 @@ class UDXSocketCore:
                 self._close(st, StreamReset("stream destroyed by the peer"))
                 return
         if t & MESSAGE:
-            self._events.append(MessageReceived(stream_id=sid, data=data[start:]))
+            self._events.append(MessageReceived(stream_id=sid, data=bytes(data[start:])))
         if t & _DATA_OR_END:
             st.need_ack = True
             self._dirty.add(st)
@@ -626,7 +628,7 @@ class UDXSocketCore:
         w = st.recv_window_max - st.unread
         return w if w > 0 else 0
 
-    def _deliver(self, st: _Stream, data: bytes) -> None:
+    def _deliver(self, st: _Stream, data: bytes | memoryview) -> None:
         st.rx_chunks.append(data)
         st.unread += len(data)
         if not st.rx_marked:
