@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 from peerdht.cli.common import (
@@ -127,10 +128,17 @@ async def _wait_forever() -> None:
     await stop.wait()
 
 
-def _client(args: argparse.Namespace) -> Any:
+@contextlib.asynccontextmanager
+async def _client(args: argparse.Namespace) -> AsyncIterator[Any]:
+    """An ephemeral client node, fully bootstrapped; a clear error when no bootstrap node answers."""
     from peerdht.aio.hyperdht import HyperDHT
 
-    return HyperDHT(bootstrap=require_bootstrap(args), ephemeral=True)
+    boot = require_bootstrap(args)
+    async with HyperDHT(bootstrap=boot, ephemeral=True) as dht:
+        await dht.fully_bootstrapped()
+        if not dht.to_array():
+            raise CLIError("no bootstrap node answered: " + ", ".join(fmt_addr(a) for a in boot))
+        yield dht
 
 
 def cmd_keypair(args: argparse.Namespace) -> int:
@@ -201,7 +209,6 @@ def cmd_announce(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         async with _client(args) as dht:
-            await dht.fully_bootstrapped()
             while True:
                 stored = await dht.announce(topic, kp)
                 status(f"announced {kp.public_key.hex()} to {stored} nodes")
@@ -224,7 +231,6 @@ def cmd_unannounce(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         async with _client(args) as dht:
-            await dht.fully_bootstrapped()
             await dht.unannounce(topic, kp)
             status(f"unannounced {kp.public_key.hex()}")
             emit(args, {"topic": topic.hex(), "publicKey": kp.public_key.hex()},
@@ -240,7 +246,6 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     async def main() -> int:
         seen: set[bytes] = set()
         async with _client(args) as dht:
-            await dht.fully_bootstrapped()
             async for reply in dht.lookup(topic):
                 for peer in reply.peers:
                     if peer.public_key in seen:
@@ -261,7 +266,6 @@ def cmd_immutable_put(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         async with _client(args) as dht:
-            await dht.fully_bootstrapped()
             digest = await dht.immutable_put(value)
         emit(args, {"hash": digest.hex()}, digest.hex() if not args.json else None)
         return 0
@@ -272,7 +276,6 @@ def cmd_immutable_put(args: argparse.Namespace) -> int:
 def cmd_immutable_get(args: argparse.Namespace) -> int:
     async def main() -> int:
         async with _client(args) as dht:
-            await dht.fully_bootstrapped()
             value = await dht.immutable_get(args.hash)
         if value is None:
             raise CLIError("not found")
@@ -294,7 +297,6 @@ def cmd_mutable_put(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         async with _client(args) as dht:
-            await dht.fully_bootstrapped()
             result = await dht.mutable_put(kp, value, seq=args.seq)
         emit(args, {"publicKey": result.public_key.hex(), "seq": result.seq},
              result.public_key.hex() if not args.json else None)
@@ -306,7 +308,6 @@ def cmd_mutable_put(args: argparse.Namespace) -> int:
 def cmd_mutable_get(args: argparse.Namespace) -> int:
     async def main() -> int:
         async with _client(args) as dht:
-            await dht.fully_bootstrapped()
             record = await dht.mutable_get(args.public_key, seq=args.seq)
         if record is None:
             raise CLIError("not found")
