@@ -1,4 +1,5 @@
-"""secret-stream over TCP on 127.0.0.1 against the real @hyperswarm/secret-stream, both directions.
+"""secret-stream against the real @hyperswarm/secret-stream on 127.0.0.1, both directions: over TCP,
+and over UDX (our UDX streams vs udx-native, the HyperDHT transport).
 
 In-band Noise XX (secret-stream's own handshake) and a Noise IK handshake passed in (the HyperDHT
 case; keys from our NoiseState on one side and JS noise-handshake on the other).
@@ -16,13 +17,15 @@ import pytest
 
 from jsproc import JSProcess, start_js
 from peerdht.aio.secretstream import SecretStream, TCPRawStream, open_secret_stream
+from peerdht.aio.udx import UDXSocket
 from peerdht.errors import RemoteProtocolError
-from peerdht.secure import NS_PEER_HANDSHAKE, HandshakeResult, KeyPair, NoiseState
+from peerdht.secure import NS_PEER_HANDSHAKE, HandshakeResult, KeyPair, NoiseState, peer_handshake
 
 pytestmark = pytest.mark.interop
 
 MIB = 1 << 20
 TIMEOUT = 30.0
+UDX_TIMEOUT = 60.0
 
 
 def seed(label: str) -> bytes:
@@ -60,7 +63,10 @@ async def event(js: JSProcess, name: str, conn: int | None = None) -> dict[str, 
         for i, line in enumerate(backlog):
             if line.get("event") == name and (conn is None or line.get("conn") == conn):
                 return backlog.pop(i)
-        line = await js.line(TIMEOUT)
+        try:
+            line = await js.line(TIMEOUT)
+        except TimeoutError:
+            raise AssertionError(f"no JS {name!r} event; unclaimed: {backlog}") from None
         if line.get("event") == "error" and name != "error":
             raise AssertionError(f"JS stream error: {line}")
         backlog.append(line)
@@ -266,3 +272,66 @@ async def test_unordered_datagrams(js: JSProcess, py_initiator: bool) -> None:
     assert stream.core.decrypt_datagram(theirs) == b"from js"
     stream.close()
     await stream.wait_closed()
+
+
+@pytest.mark.parametrize("py_initiator", [True, False])
+async def test_16mib_both_ways_against_js_udx(js: JSProcess, py_initiator: bool) -> None:
+    size = 16 * MIB
+    handshake = await ik_handshake(js, py_initiator, "u")
+    js_port = (await call(js, op="udx-bind"))["port"]
+    sock = await UDXSocket.bind("127.0.0.1", 0)
+    try:
+        raw = sock.create_stream(7)
+        await raw.connect(9, ("127.0.0.1", js_port))
+        cmd: dict[str, Any] = {"id": 9, "remoteId": 7, "port": sock.address[1]}
+        await call(js, op="udx-connect", initiator=not py_initiator, handshake="u", send=size, **cmd)
+        stream = await asyncio.wait_for(
+            open_secret_stream(raw, initiator=py_initiator, handshake=handshake), UDX_TIMEOUT
+        )
+        opened = await event(js, "open")
+        assert opened["remotePublicKey"] == PY.public_key.hex()
+        assert stream.remote_public_key == JSK.public_key
+        sent_sha, (n, got_sha) = await asyncio.wait_for(
+            asyncio.gather(send_all(stream, size), read_all(stream)), UDX_TIMEOUT
+        )
+        js_end = await event(js, "end")
+        js_sent = await event(js, "sent")
+        assert (js_end["received"], js_end["sha256"]) == (size, sent_sha)
+        assert (n, got_sha) == (size, js_sent["sha256"])
+        stream.close()
+        await asyncio.wait_for(stream.wait_closed(), UDX_TIMEOUT)
+    finally:
+        sock.close()
+
+
+async def test_python_to_python_over_udx() -> None:
+    a_kp, b_kp = (
+        KeyPair.from_seed(hashlib.sha256(b"ua").digest()),
+        KeyPair.from_seed(hashlib.sha256(b"ub").digest()),
+    )
+    client = peer_handshake(a_kp, b_kp.public_key, os.urandom(32))
+    server = peer_handshake(b_kp, None, os.urandom(32))
+    server.recv(client.send(b""))
+    client.recv(server.send(b""))
+    sa, sb = await UDXSocket.bind("127.0.0.1", 0), await UDXSocket.bind("127.0.0.1", 0)
+    try:
+        ra, rb = sa.create_stream(1), sb.create_stream(2)
+        await ra.connect(2, ("127.0.0.1", sb.address[1]))
+        await rb.connect(1, ("127.0.0.1", sa.address[1]))
+        a = await open_secret_stream(ra, initiator=True, handshake=client.result())
+        b = await open_secret_stream(rb, initiator=False, handshake=server.result())
+        size = 8 * MIB
+        (sha_a, (nb, got_b)), (sha_b, (na, got_a)) = await asyncio.wait_for(
+            asyncio.gather(
+                asyncio.gather(send_all(a, size), read_all(b)),
+                asyncio.gather(send_all(b, size), read_all(a)),
+            ),
+            UDX_TIMEOUT,
+        )
+        assert (nb, got_b) == (size, sha_a) and (na, got_a) == (size, sha_b)
+        for s in (a, b):
+            s.close()
+        await asyncio.wait_for(asyncio.gather(a.wait_closed(), b.wait_closed()), UDX_TIMEOUT)
+    finally:
+        sa.close()
+        sb.close()

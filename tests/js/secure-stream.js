@@ -1,9 +1,11 @@
 // @hyperswarm/secret-stream over TCP on 127.0.0.1 for tests/interop/test_secure_stream.py.
 // Commands (JSON lines): ik-respond / ik-initiate / ik-finish (JS noise-handshake IK, keys kept by name),
 // listen / connect (one NoiseSecretStream per connection, in-band XX or a named handshake passed in),
+// udx-bind / udx-connect (the same over a udx-native stream),
 // corrupt (write a forged frame on a connection's raw socket). Events: {conn, event, ...}.
 'use strict'
 const net = require('net')
+const UDX = require('udx-native')
 const crypto = require('crypto')
 const Noise = require('noise-handshake')
 const curve = require('noise-curve-ed')
@@ -17,6 +19,8 @@ const handshakes = new Map()
 const pending = new Map()
 const conns = new Map()
 let nextConn = 0
+let udx = null
+let udxSocket = null
 
 function keysOf (hs, keyPair) {
   return { tx: hs.tx, rx: hs.rx, hash: hs.hash, publicKey: keyPair.publicKey, remotePublicKey: hs.rs }
@@ -30,7 +34,8 @@ async function pump (stream, id, n) {
     const chunk = crypto.randomBytes(Math.min(left, 65536))
     left -= chunk.length
     sha.update(chunk)
-    if (!stream.write(chunk)) await new Promise((resolve) => stream.once('drain', resolve))
+    // no drain wait after the last chunk: the stream may finish (and close) before 'drain' fires
+    if (!stream.write(chunk) && left > 0) await new Promise((resolve) => stream.once('drain', resolve))
   }
   out({ conn: id, event: 'sent', bytes: n, sha256: sha.digest('hex') })
   stream.end()
@@ -94,11 +99,23 @@ serve(async (cmd) => {
     handshakes.set(cmd.name, keysOf(hs, kp))
     out({ hash: hex(hs.hash) })
   } else if (cmd.op === 'listen') {
-    const server = net.createServer((socket) => attach(socket, cmd))
+    // allowHalfOpen: a TCP FIN from us must not end JS's sending side (UDX streams are half-open too)
+    const server = net.createServer({ allowHalfOpen: true }, (socket) => attach(socket, cmd))
     server.listen(0, '127.0.0.1', () => out({ port: server.address().port }))
   } else if (cmd.op === 'connect') {
-    const socket = net.connect(cmd.port, '127.0.0.1')
+    const socket = net.connect({ port: cmd.port, host: '127.0.0.1', allowHalfOpen: true })
     attach(socket, cmd)
+    out({ conn: nextConn - 1, event: 'connecting' })
+  } else if (cmd.op === 'udx-bind') {
+    udx = new UDX()
+    udxSocket = udx.createSocket()
+    udxSocket.bind(0, '127.0.0.1')
+    out({ port: udxSocket.address().port })
+  } else if (cmd.op === 'udx-connect') {
+    // a udx-native stream as the raw stream (the HyperDHT transport)
+    const raw = udx.createStream(cmd.id)
+    raw.connect(udxSocket, cmd.remoteId, cmd.port, '127.0.0.1')
+    attach(raw, cmd)
     out({ conn: nextConn - 1, event: 'connecting' })
   } else if (cmd.op === 'corrupt') {
     // a well-formed length prefix followed by bytes that cannot authenticate
