@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import signal
 import sys
 from collections.abc import Coroutine
 from typing import Any
@@ -100,3 +102,24 @@ def run(coro: Coroutine[Any, Any, int]) -> int:
         return asyncio.run(coro)
     except KeyboardInterrupt:
         return 130
+
+
+def fmt_addr(addr: tuple[str, int]) -> str:
+    """``host:port``, or ``[v6]:port``."""
+    host, port = addr
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def read_value(arg: str) -> bytes:
+    """A VALUE argument: its UTF-8 bytes, or all of stdin for ``-``."""
+    return sys.stdin.buffer.read() if arg == "-" else arg.encode()
+
+
+async def wait_forever() -> None:
+    """Wait until SIGINT or SIGTERM (long-lived commands: node, testnet, bootstrap)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,10 +14,13 @@ from peerdht.cli.common import (
     add_json_arg,
     add_network_args,
     emit,
+    fmt_addr,
     hex_bytes,
+    read_value,
     require_bootstrap,
     run,
     status,
+    wait_forever,
 )
 from peerdht.hyper.crypto import KeyPair
 from peerdht.hyper.crypto import hash as blake2b256
@@ -36,10 +38,6 @@ def parse_topic(value: str) -> bytes:
     status(f"topic: {topic.hex()} (BLAKE2b-256 of {value!r})")
     return topic
 
-
-def fmt_addr(addr: Address) -> str:
-    host, port = addr
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def register(sub: Any) -> None:
@@ -115,17 +113,6 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_demo)
 
 
-def _value(arg: str) -> bytes:
-    return sys.stdin.buffer.read() if arg == "-" else arg.encode()
-
-
-async def _wait_forever() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
 
 
 @contextlib.asynccontextmanager
@@ -160,7 +147,7 @@ def cmd_node(args: argparse.Namespace) -> int:
                  f"node listening on {fmt_addr((host, port))}")
             await dht.fully_bootstrapped()
             status(f"bootstrapped: {len(dht.to_array())} nodes in the routing table")
-            await _wait_forever()
+            await wait_forever()
         return 0
 
     return run(main())
@@ -178,7 +165,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
             emit(args, {"host": host, "port": port, "id": (dht.id or b"").hex()},
                  f"bootstrap node on {fmt_addr((host, port))}")
             await dht.fully_bootstrapped()
-            await _wait_forever()
+            await wait_forever()
         return 0
 
     return run(main())
@@ -195,7 +182,7 @@ def cmd_testnet(args: argparse.Namespace) -> int:
         try:
             emit(args, {"bootstrap": [fmt_addr(a) for a in testnet.bootstrap]})
             status(f"testnet of {args.size} nodes running; join with --bootstrap {fmt_addr(testnet.bootstrap[0])}")
-            await _wait_forever()
+            await wait_forever()
         finally:
             await testnet.destroy()
         return 0
@@ -219,7 +206,7 @@ def cmd_announce(args: argparse.Namespace) -> int:
                 if not args.keep:
                     return 0
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_wait_forever(), args.interval)
+                    await asyncio.wait_for(wait_forever(), args.interval)
                     return 0
 
     return run(main())
@@ -262,7 +249,7 @@ def cmd_lookup(args: argparse.Namespace) -> int:
 
 
 def cmd_immutable_put(args: argparse.Namespace) -> int:
-    value = _value(args.value)
+    value = read_value(args.value)
 
     async def main() -> int:
         async with _client(args) as dht:
@@ -290,7 +277,7 @@ def cmd_immutable_get(args: argparse.Namespace) -> int:
 
 
 def cmd_mutable_put(args: argparse.Namespace) -> int:
-    value = _value(args.value)
+    value = read_value(args.value)
     kp = KeyPair.from_seed(args.seed)
     if args.seq < 0:
         raise CLIError("--seq must be >= 0", 2)

@@ -9,9 +9,7 @@ One-shot client commands run a BEP 43 read-only node, so they never enter other 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import signal
 import sys
 from typing import Any
 
@@ -20,21 +18,20 @@ from peerdht.cli.common import (
     add_json_arg,
     add_network_args,
     emit,
+    fmt_addr,
     hex_bytes,
     parse_hostport,
+    read_value,
     require_bootstrap,
     run,
     status,
+    wait_forever,
 )
 from peerdht.encoding.bencode import Value, encode
 from peerdht.mainline.crypto import KeyPair
 
 Address = tuple[str, int]
 
-
-def _fmt(addr: Address) -> str:
-    host, port = addr
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _salt(value: str) -> bytes:
@@ -119,22 +116,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=cmd_sample)
 
 
-def _value(arg: str) -> bytes:
-    return sys.stdin.buffer.read() if arg == "-" else arg.encode()
-
 
 def _value_bytes(value: Value) -> bytes:
     """A fetched value for stdout: byte strings as they are, other bencode types bencoded."""
     return value if isinstance(value, bytes) else encode(value)
 
-
-async def _wait_forever() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -165,15 +151,15 @@ def cmd_node(args: argparse.Namespace) -> int:
                     "host": host,
                     "port": port,
                     "id": dht.node_id.hex(),
-                    "bootstrap": [_fmt(a) for a in args.bootstrap],
+                    "bootstrap": [fmt_addr(a) for a in args.bootstrap],
                 },
-                f"mainline node {dht.node_id.hex()} listening on {_fmt((host, port))}",
+                f"mainline node {dht.node_id.hex()} listening on {fmt_addr((host, port))}",
             )
             if args.bootstrap or len(dht.core.table):
                 with contextlib.suppress(Exception):
                     await dht.bootstrap()
                 status(f"bootstrapped: {len(dht.core.table)} nodes in the routing table")
-            await _wait_forever()
+            await wait_forever()
         finally:
             await dht.close()
         return 0
@@ -190,11 +176,11 @@ def cmd_testnet(args: argparse.Namespace) -> int:
     async def main() -> int:
         testnet = await MainlineTestnet.create(args.size, host=args.host)
         try:
-            emit(args, {"bootstrap": [_fmt(a) for a in testnet.bootstrap]})
+            emit(args, {"bootstrap": [fmt_addr(a) for a in testnet.bootstrap]})
             status(
-                f"mainline testnet of {args.size} nodes; join with --bootstrap {_fmt(testnet.bootstrap[0])}"
+                f"mainline testnet of {args.size} nodes; join with --bootstrap {fmt_addr(testnet.bootstrap[0])}"
             )
-            await _wait_forever()
+            await wait_forever()
         finally:
             await testnet.close()
         return 0
@@ -208,7 +194,7 @@ def cmd_get_peers(args: argparse.Namespace) -> int:
         async with _client(args) as dht:
             async for host, port in dht.get_peers(args.info_hash):
                 found += 1
-                emit(args, {"host": host, "port": port}, _fmt((host, port)) if not args.json else None)
+                emit(args, {"host": host, "port": port}, fmt_addr((host, port)) if not args.json else None)
         if not found:
             raise CLIError("no peers found for this info hash")
         status(f"{found} peer(s) found")
@@ -234,7 +220,7 @@ def cmd_announce(args: argparse.Namespace) -> int:
 
 
 def cmd_put(args: argparse.Namespace) -> int:
-    value = _value(args.value)
+    value = read_value(args.value)
     if len(encode(value)) > 1000:
         raise CLIError("VALUE is longer than 1000 bytes once bencoded", 2)
 
@@ -275,7 +261,7 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 
 def cmd_put_mutable(args: argparse.Namespace) -> int:
-    value = _value(args.value)
+    value = read_value(args.value)
     if len(encode(value)) > 1000:
         raise CLIError("VALUE is longer than 1000 bytes once bencoded", 2)
     if args.seq is not None and not 0 <= args.seq < 2**63:
