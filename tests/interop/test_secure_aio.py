@@ -53,6 +53,8 @@ async def test_stream_semantics(pair: tuple[SecretStream, SecretStream]) -> None
     a, b = pair
     assert a.remote_public_key == B.public_key and b.remote_public_key == A.public_key
     assert a.public_key == A.public_key
+    with pytest.raises(LocalProtocolError):
+        a.send(b"TCP carries no datagrams")
     assert a.handshake_hash == b.handshake_hash and a.handshake_hash is not None
     a.write(b"line one\nline two\npartial")
     await a.drain()

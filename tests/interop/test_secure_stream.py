@@ -291,6 +291,11 @@ async def test_16mib_both_ways_against_js_udx(js: JSProcess, py_initiator: bool)
         opened = await event(js, "open")
         assert opened["remotePublicKey"] == PY.public_key.hex()
         assert stream.remote_public_key == JSK.public_key
+        # unordered datagrams both ways (UDX MESSAGE packets, secretbox-encrypted)
+        stream.send(b"datagram from python")
+        assert (await event(js, "message"))["data"] == b"datagram from python".hex()
+        await call(js, op="send-message", conn=opened["conn"], data=b"datagram from js".hex())
+        assert await asyncio.wait_for(stream.receive_message(), UDX_TIMEOUT) == b"datagram from js"
         sent_sha, (n, got_sha) = await asyncio.wait_for(
             asyncio.gather(send_all(stream, size), read_all(stream)), UDX_TIMEOUT
         )

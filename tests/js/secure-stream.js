@@ -65,6 +65,7 @@ function attach (socket, cmd) {
   })
   stream.on('error', (err) => out({ conn: id, event: 'error', message: String(err.message) }))
   stream.on('close', () => out({ conn: id, event: 'close' }))
+  stream.on('message', (m) => out({ conn: id, event: 'message', data: hex(m) }))
   stream.opened.then((ok) => {
     if (!ok) return
     out({
@@ -132,6 +133,9 @@ serve(async (cmd) => {
     stream._onmessage(buf(cmd.data))
     stream.off('message', onmessage)
     out({ data: got })
+  } else if (cmd.op === 'send-message') {
+    conns.get(cmd.conn).stream.send(buf(cmd.data)) // NoiseSecretStream.send: a UDX MESSAGE datagram
+    out({ ok: true })
   } else if (cmd.op === 'write') {
     conns.get(cmd.conn).stream.write(buf(cmd.data))
     out({ ok: true })

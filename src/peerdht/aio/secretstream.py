@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from peerdht.errors import (
+    DecodeError,
     LocalProtocolError,
     PeerDHTError,
     RemoteProtocolError,
@@ -115,6 +116,8 @@ class SecretStream:
         self._handshake: asyncio.Future[None] = self._loop.create_future()
         self._last_write = self._loop.time()
         self._timer: asyncio.TimerHandle | None = None
+        self.dropped_messages = 0
+        """Datagrams dropped because they failed authentication."""
         self._pump_events()
         self._flush()
         self._reader = asyncio.ensure_future(self._read_loop())
@@ -319,6 +322,40 @@ class SecretStream:
     async def _chunks(self) -> AsyncIterator[bytes]:
         while chunk := await self.read(_RAW_READ):
             yield chunk
+
+    # -- unordered datagrams (UDX MESSAGE packets) ----------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        """Send ``data`` as one encrypted, unordered, unreliable datagram (``NoiseSecretStream.send``).
+
+        Needs a raw stream with ``send_message`` (a UDX stream).
+
+        Raises:
+            LocalProtocolError: the raw stream carries no datagrams.
+            StreamClosed: after :meth:`close`.
+        """
+        send_message = getattr(self._raw, "send_message", None)
+        if send_message is None:
+            raise LocalProtocolError("the raw stream carries no datagrams")
+        if self._closed:
+            raise StreamClosed("stream closed")
+        send_message(self._core.encrypt_datagram(data))
+
+    async def receive_message(self) -> bytes:
+        """The next datagram the peer sent with ``send``; ones that fail authentication are dropped.
+
+        Raises:
+            LocalProtocolError: the raw stream carries no datagrams.
+        """
+        receive_message = getattr(self._raw, "receive_message", None)
+        if receive_message is None:
+            raise LocalProtocolError("the raw stream carries no datagrams")
+        while True:
+            box: bytes = await receive_message()
+            try:
+                return self._core.decrypt_datagram(box)
+            except DecodeError:
+                self.dropped_messages += 1
 
     # -- writing --------------------------------------------------------------------------------
 
