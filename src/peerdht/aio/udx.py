@@ -361,7 +361,9 @@ class UDXStream:
         self.remote_addr: Addr | None = None
         self._core = socket.core
         self._loop = socket._loop
-        self._buf = bytearray()
+        self._chunks: deque[bytes] = deque()
+        self._head_off = 0
+        self._size = 0
         self._eof = False
         self._error: StreamError | None = None
         self._closed = False
@@ -411,21 +413,13 @@ class UDXStream:
                 if not chunk:
                     return b"".join(chunks)
                 chunks.append(chunk)
-        while not self._buf:
+        while not self._size:
             if self._error is not None:
                 raise self._error
             if self._eof or self._closed:
                 return b""
             await self._wait_read()
-        buf = self._buf
-        if len(buf) <= n:
-            data = bytes(buf)
-            buf.clear()
-        else:
-            data = bytes(buf[:n])
-            del buf[:n]
-        self._consumed(len(data))
-        return data
+        return self._take(n)
 
     async def readexactly(self, n: int) -> bytes:
         """Exactly ``n`` bytes.
@@ -434,22 +428,40 @@ class UDXStream:
             asyncio.IncompleteReadError: EOF came first.
             StreamReset: the stream was destroyed by the peer or timed out.
         """
-        while len(self._buf) < n:
+        while self._size < n:
             if self._error is not None:
                 raise self._error
             if self._eof or self._closed:
-                partial = bytes(self._buf)
-                self._buf.clear()
-                raise asyncio.IncompleteReadError(partial, n)
+                raise asyncio.IncompleteReadError(self._take(self._size), n)
             await self._wait_read()
-        data = bytes(self._buf[:n])
-        del self._buf[:n]
-        self._consumed(n)
-        return data
+        return self._take(n)
 
     def at_eof(self) -> bool:
         """True when the peer ended the stream and the buffer is empty."""
-        return (self._eof or self._closed) and not self._buf
+        return (self._eof or self._closed) and not self._size
+
+    def _take(self, n: int) -> bytes:
+        """Up to ``n`` buffered bytes (whole chunks are handed out without copying)."""
+        chunks = self._chunks
+        parts: list[bytes] = []
+        want = n
+        while want and chunks:
+            head = chunks[0]
+            off = self._head_off
+            avail = len(head) - off
+            if avail <= want:
+                parts.append(head if off == 0 else head[off:])
+                chunks.popleft()
+                self._head_off = 0
+                want -= avail
+            else:
+                parts.append(head[off : off + want])
+                self._head_off = off + want
+                want = 0
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        self._size -= len(data)
+        self._consumed(len(data))
+        return data
 
     async def _wait_read(self) -> None:
         fut = self._read_waiter = self._loop.create_future()
@@ -574,7 +586,8 @@ class UDXStream:
         if self._closing:
             self._core.stream_consumed(self.id, len(data))
             return
-        self._buf += data
+        self._chunks.append(data)
+        self._size += len(data)
         self._wake_reader()
 
     def _on_end(self) -> None:
