@@ -45,7 +45,8 @@ class _Candidate:
         self.contact = contact
         self.dist = dist
         self.state = _PENDING
-        self.referrers: list[Contact] = []
+        # by address, first first (a dict: a node is referred by many others, dedup must be O(1))
+        self.referrers: dict[tuple[str, int], Contact] = {}
         self.slow = False
 
 
@@ -127,26 +128,45 @@ class Lookup:
         Raises:
             LocalProtocolError: an id has a wrong (non-zero) length.
         """
+        by_addr = self._by_addr
+        ids = self._ids
+        t = self._t
+        tlen = len(self.target)
+        closest = self._closest
+        k = self.k
+        ref_addr = (referrer.host, referrer.port) if referrer is not None else None
         for c in contacts:
-            cand = self._by_addr.get(c.addr)
+            addr = (c.host, c.port)
+            cand = by_addr.get(addr)
             if cand is not None:
-                if referrer is not None and referrer.addr != c.addr:
-                    if cand.state == _DOWN:
+                if ref_addr is not None and ref_addr != addr:
+                    state = cand.state
+                    if state == _DOWN:
+                        assert referrer is not None
                         self._down_hints.append((referrer, cand.contact))
-                    elif cand.state != _DONE and all(r.addr != referrer.addr for r in cand.referrers):
-                        cand.referrers.append(referrer)
+                    elif state != _DONE and ref_addr not in cand.referrers:
+                        assert referrer is not None
+                        cand.referrers[ref_addr] = referrer
                 continue
-            if c.id and c.id in self._ids:
-                continue
-            dist = self._dist(c.id)
-            if not self._is_closer(dist):
+            cid = c.id
+            if cid:
+                if cid in ids:
+                    continue
+                if len(cid) != tlen:
+                    raise LocalProtocolError(f"id of {len(cid)} bytes, target has {tlen}")
+                dist = int.from_bytes(cid, "big") ^ t
+            else:
+                dist = -1
+            # _is_closer, inlined (this loop runs for every closer node of every reply)
+            if len(closest) >= k and dist >= closest[-1][0]:
                 continue
             cand = _Candidate(c, dist)
-            if referrer is not None:
-                cand.referrers.append(referrer)
-            self._by_addr[c.addr] = cand
-            if c.id:
-                self._ids.add(c.id)
+            if ref_addr is not None:
+                assert referrer is not None
+                cand.referrers[ref_addr] = referrer
+            by_addr[addr] = cand
+            if cid:
+                ids.add(cid)
             self._seq += 1
             heapq.heappush(self._heap, (dist, self._seq, cand))
 
@@ -241,7 +261,7 @@ class Lookup:
         if cand is None:
             return None
         self.failures += 1
-        return cand.referrers[0] if cand.referrers else None
+        return next(iter(cand.referrers.values()), None)
 
     def on_slow(self, contact: Contact) -> None:
         """The request to ``contact`` is being retried: stop counting it against ``concurrency``.
@@ -259,7 +279,7 @@ class Lookup:
     def referrers(self, contact: Contact) -> list[Contact]:
         """Every node that listed ``contact`` as a closer node (by address), first first."""
         cand = self._by_addr.get(contact.addr)
-        return list(cand.referrers) if cand is not None else []
+        return list(cand.referrers.values()) if cand is not None else []
 
     def take_down_hints(self) -> list[tuple[Contact, Contact]]:
         """``(referrer, down_node)`` pairs seen since the last call: a node that had already failed
