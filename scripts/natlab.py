@@ -4,7 +4,8 @@
   python scripts/natlab.py up                 # build a lab: public "boot" + one host behind each NAT type,
                                               # print it, keep it until Ctrl-C, then tear it down
   python scripts/natlab.py up --detach        # build it and leave it (until `down`)
-  python scripts/natlab.py up --public boot --nat alice=symmetric --nat bob=full-cone --loss alice=0.05
+  python scripts/natlab.py up --public boot --nat alice=symmetric --nat bob=full-cone --loss alice=0.05 \
+                             --behind carol=bob   # carol shares bob's LAN and NAT
   python scripts/natlab.py run alice -- python3 -m peerdht lookup --bootstrap 203.0.113.10:PORT TOPIC
   python scripts/natlab.py shell alice        # an interactive shell inside alice's namespace
   python scripts/natlab.py list               # labs on this machine and their namespaces
@@ -74,6 +75,7 @@ def _interrupt(signum: int, frame: object) -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     _need_root()
     nats = _pairs(args.nat) or {name: nat.value for name, nat in DEFAULT_HOSTS.items()}
+    behind = _pairs(args.behind)
     losses = {k: float(v) for k, v in _pairs(args.loss).items()}
     delays = {k: float(v) for k, v in _pairs(args.delay).items()}
     lab = Lab(prefix=MANUAL_PREFIX if args.detach else DEFAULT_PREFIX)
@@ -89,6 +91,8 @@ def cmd_up(args: argparse.Namespace) -> int:
                 loss=losses.get(name, 0.0),
                 delay=delays.get(name, 0.0),
             )
+        for name, other in behind.items():
+            lab.add_private(name, behind=other)
     except BaseException:
         lab.close()
         raise
@@ -237,6 +241,9 @@ def main() -> int:
         action="append",
         metavar="NAME=TYPE",
         help=f"a host behind a NAT ({', '.join(n.value for n in NatType)}), repeatable",
+    )
+    q.add_argument(
+        "--behind", action="append", metavar="NAME=OTHER", help="a host on the LAN of private host OTHER"
     )
     q.add_argument("--loss", action="append", metavar="NAME=P", help="packet loss on NAME's link, 0-1")
     q.add_argument("--delay", action="append", metavar="NAME=SECONDS", help="one-way delay (needs netem)")

@@ -85,3 +85,44 @@ def test_mapping_expires(lab: Lab) -> None:
     got = {key: proc.line(timeout=10)["got"] for key, proc in procs.items()}
     server.close()
     assert got == {("prc", "0.2"): True, ("prc", "2.2"): False, ("full", "0.2"): True, ("full", "2.2"): False}
+
+
+@pytest.mark.parametrize("nat", list(NatType), ids=lambda n: n.value)
+def test_two_hosts_behind_one_router(lab: Lab, nat: NatType) -> None:
+    """A shared LAN: each host keeps its NAT type's behaviour, and they reach each other on LAN addresses."""
+    stun = lab.add_public("stun", extra_ips=1)
+    first = lab.add_private("first", nat)
+    second = lab.add_private("second", behind=first)
+    assert second.public_ip == first.public_ip and second.nat is nat and second.ip != first.ip
+    server = start_stun(lab, stun)
+    mapping, same, other_port, other_ip = EXPECTED[nat]
+    checks = [
+        start_tool(lab, host, "natcheck", "--server", stun.ip, "--other-ip", stun.extra_ips[0])
+        for host in (second, first)
+    ]  # at the same time, so both hosts' mappings live in the router together
+    for check in checks:
+        res = check.line(timeout=20)
+        assert res["mapping"] == mapping, res
+        assert (res["from_same"], res["from_other_port"], res["from_other_ip"]) == (
+            same,
+            other_port,
+            other_ip,
+        )
+    server.close()
+    # LAN: no NAT between them, the server sees the LAN address
+    lan_server = start_stun(lab, first)
+    res = run_tool(lab, second, "ask", "--server", f"{first.ip}:3478")
+    lan_server.close()
+    assert res["mapped"] == [second.ip, res["local_port"]]
+
+
+def test_behind_checks(lab: Lab) -> None:
+    first = lab.add_private("first", NatType.SYMMETRIC)
+    with pytest.raises(ValueError):
+        lab.add_private("second", NatType.FULL_CONE, behind=first)
+    with pytest.raises(ValueError):
+        lab.add_private("third", behind="nobody")
+    with pytest.raises(ValueError):
+        lab.add_private("fourth", behind=first, loss=0.1)
+    with pytest.raises(ValueError):
+        lab.add_private("fifth")

@@ -11,9 +11,10 @@ from peerdht.testing.natlab import NatType
 def _rules(nat: NatType, **kw: object) -> str:
     router = natlab._Router(
         netns="x",
+        index=1,
         wan_ip="203.0.113.201",
-        lan_ip="10.0.1.1",
-        host_ip="10.0.1.2",
+        lan_prefix="10.0.1",
+        hosts=["alice"],
         nat=nat,
         udp_timeout=kw.get("udp_timeout"),  # type: ignore[arg-type]
         bridge_port="p-r1",
@@ -33,8 +34,12 @@ def test_rules_per_type() -> None:
     assert "dnat" not in _rules(NatType.SYMMETRIC)
     assert "dnat" not in _rules(NatType.PORT_RESTRICTED_CONE)
     assert "fully-random" not in _rules(NatType.PORT_RESTRICTED_CONE)
-    assert "udp dport @mapped dnat to 10.0.1.2" in _rules(NatType.FULL_CONE)
-    assert "ip saddr . udp dport @c_a dnat to 10.0.1.2" in _rules(NatType.RESTRICTED_CONE)
+    assert 'iifname "wan" meta l4proto udp dnat ip addr . port to udp dport map @fc' in _rules(
+        NatType.FULL_CONE
+    )
+    assert "ip saddr . udp dport @c_a dnat ip addr . port to udp dport map @fc" in _rules(
+        NatType.RESTRICTED_CONE
+    )
     assert "timeout 120s" in _rules(NatType.FULL_CONE)
     assert "timeout 2s" in _rules(NatType.FULL_CONE, udp_timeout=2)
 

@@ -6,20 +6,22 @@ namespaces it created (nothing is added to the namespace it is called from)::
     public host "boot" (203.0.113.10) ─┐
     public host "stun" (203.0.113.11) ─┼─ bridge "br0" in namespace <lab>-inet (the "public internet")
     NAT router r1 (wan 203.0.113.201) ─┘
-      └─ lan 10.0.1.1 ── private host "alice" (10.0.1.2, default route via 10.0.1.1)
+      └─ bridge "lan" 10.0.1.1 ─┬─ private host "alice" (10.0.1.2, default route via 10.0.1.1)
+                                └─ private host "carol" (10.0.1.3), added with ``behind="alice"``
 
 Public addresses are in TEST-NET-3 (203.0.113.0/24, RFC 5737), LANs in 10.0.N.0/24. Each private host sits
-behind its own NAT router namespace whose type is one of :class:`NatType`, built with nftables. The rules
+behind a NAT router namespace (its own, or shared with ``behind=``) whose type is one of :class:`NatType`,
+built with nftables. The rules
 follow the recipe in ``research/peers.md`` §3b, which was checked with an RFC 5780-style classifier:
 
 ===================== =========================== ================================================
 type                  mapping / filtering (RFC     rules (in the router's namespace)
                       4787)
 ===================== =========================== ================================================
-full cone             endpoint-independent / EI    masquerade; inbound UDP to a port the host has
-                                                   used recently is DNATed to the host
-restricted cone       EI / address-dependent       masquerade; inbound UDP from an IP the host has
-                                                   sent to (from that port) is DNATed to the host
+full cone             endpoint-independent / EI    masquerade; inbound UDP to a public port mapped
+                                                   recently is DNATed to its internal host:port
+restricted cone       EI / address-dependent       masquerade; inbound UDP from an IP that public
+                                                   port has sent to is DNATed likewise
 port-restricted cone  EI / address+port-dep.       masquerade; conntrack does the filtering
 symmetric             address+port-dependent /     ``masquerade fully-random``: a random port per
                       address+port-dependent       destination
@@ -127,9 +129,10 @@ class Host:
 @dataclass(kw_only=True, slots=True)
 class _Router:
     netns: str
+    index: int
     wan_ip: str
-    lan_ip: str
-    host_ip: str
+    lan_prefix: str
+    hosts: list[str]
     nat: NatType
     udp_timeout: float | None
     bridge_port: str
@@ -290,27 +293,37 @@ def sweep(prefix: str = DEFAULT_PREFIX, *, everything: bool = False) -> list[str
 
 
 def _nft_ruleset(router: _Router) -> str:
-    """The nftables ruleset of one NAT router (``research/peers.md`` §3b, with a mapped-port gate for EIF)."""
+    """The nftables ruleset of one NAT router (``research/peers.md`` §3b, cone filters keyed per mapping).
+
+    After source NAT, a filter chain records every outbound UDP mapping: ``fc`` maps the public port to the
+    internal host and port (patchbay's "fullcone" map, keyed by the port as translated, so it stays right
+    with several hosts; the internal end is the flow's original source, or for a reply to an inbound
+    flow its reply source), ``c_a`` holds (remote IP, public port) pairs for address-dependent filtering. The
+    cone types DNAT inbound packets through ``fc``; a packet that matches no mapping and no conntrack entry
+    reaches the router's input hook and is dropped there (the input-drop rule).
+    """
     timeout = max(1, round(router.udp_timeout)) if router.udp_timeout is not None else 120
-    host = router.host_ip
     pre = ""
     post = 'oifname "wan" masquerade'
+    via_map = "dnat ip addr . port to udp dport map @fc"
     if router.nat is NatType.FULL_CONE:
-        # only ports the host has sent from recently are open (to anyone): EIM + EIF
-        pre = f'iifname "wan" meta l4proto udp udp dport @mapped dnat to {host}'
+        # only ports mapped recently are open (to anyone): EIM + EIF
+        pre = f'iifname "wan" meta l4proto udp {via_map}'
     elif router.nat is NatType.RESTRICTED_CONE:
-        pre = f'iifname "wan" meta l4proto udp ip saddr . udp dport @c_a dnat to {host}'
+        pre = f'iifname "wan" meta l4proto udp ip saddr . udp dport @c_a {via_map}'
     elif router.nat is NatType.SYMMETRIC:
         post = 'oifname "wan" masquerade fully-random'
     # PORT_RESTRICTED_CONE: plain masquerade, conntrack filters by remote IP and port
     drop = 'iifname "wan" meta l4proto udp drop' if router.input_drop else ""
     return f"""
 table ip natlab {{
-  set mapped {{ type inet_service; flags dynamic,timeout; timeout {timeout}s; }}
+  map fc {{ type inet_service : ipv4_addr . inet_service; flags dynamic,timeout; timeout {timeout}s; }}
   set c_a {{ type ipv4_addr . inet_service; flags dynamic,timeout; timeout {timeout}s; }}
-  chain lab_fwd {{
-    type filter hook forward priority filter; policy accept;
-    oifname "wan" meta l4proto udp update @mapped {{ udp sport }} update @c_a {{ ip daddr . udp sport }}
+  chain lab_map {{
+    type filter hook postrouting priority srcnat + 50; policy accept;
+    oifname "wan" meta l4proto udp ct direction original update @fc {{ udp sport : ct original ip saddr . ct original proto-src }}
+    oifname "wan" meta l4proto udp ct direction reply update @fc {{ udp sport : ct reply ip saddr . ct reply proto-src }}
+    oifname "wan" meta l4proto udp update @c_a {{ ip daddr . udp sport }}
   }}
   chain lab_in {{
     type filter hook input priority filter; policy accept;
@@ -331,7 +344,7 @@ table ip natlab {{
 @dataclass(kw_only=True)
 class _State:
     hosts: dict[str, Host] = field(default_factory=dict)
-    routers: dict[str, _Router] = field(default_factory=dict)
+    routers: dict[str, _Router] = field(default_factory=dict)  # by private host name
     links: dict[str, _Link] = field(default_factory=dict)
     namespaces: list[str] = field(default_factory=list)
     next_public: int = 10
@@ -495,21 +508,29 @@ class Lab:
     def add_private(
         self,
         name: str,
-        nat: NatType | str,
+        nat: NatType | str | None = None,
         *,
+        behind: Host | str | None = None,
         udp_timeout: float | None = None,
         input_drop: bool = True,
         delay: float = 0.0,
         jitter: float = 0.0,
         loss: float = 0.0,
     ) -> Host:
-        """Add a host behind its own NAT router of type ``nat``.
+        """Add a host behind a NAT router: a new router of type ``nat``, or the router of host ``behind``.
+
+        Hosts behind one router share a LAN (10.0.N.0/24, a bridge in the router's namespace) and its
+        public address, so they can reach each other directly on LAN addresses. Give them distinct local
+        ports if they must keep cone behaviour: Linux masquerade only keeps a port while the tuple is unique.
 
         Args:
             name: 1-12 lowercase letters/digits.
-            nat: the router's NAT type (a :class:`NatType` or its value, e.g. ``"symmetric"``).
+            nat: the new router's NAT type (a :class:`NatType` or its value, e.g. ``"symmetric"``); with
+                ``behind``, ``None`` or the existing router's type.
+            behind: join the LAN of this private host instead of getting a new router; the router options
+                below then must keep their defaults.
             udp_timeout: if given, the router's conntrack UDP timeouts (unreplied and replied) and the
-                lifetime of its cone filter entries, seconds (Linux defaults: 30 and 120).
+                lifetime of its cone mappings, seconds (Linux defaults: 30 and 120).
             input_drop: drop UDP from the WAN addressed to the router itself. Leave it on; ``False``
                 exists only to demonstrate the conntrack port-clash pitfall (see the module docstring).
             delay: one-way delay added in each direction of the router's WAN link, seconds.
@@ -520,48 +541,78 @@ class Lab:
             The new host (``public_ip`` is the router's WAN address).
 
         Raises:
-            ValueError: bad name or NAT type. LabError: a command failed.
+            ValueError: bad name or NAT type, or router options given with ``behind``.
+            LabError: a command failed.
         """
-        nat = NatType(nat)
         self._check_new(name)
+        st = self._state
+        if behind is not None:
+            other = behind if isinstance(behind, str) else behind.name
+            if other not in st.routers:
+                raise ValueError(f"{other!r} is not a private host of this lab")
+            router = st.routers[other]
+            if nat is not None and NatType(nat) is not router.nat:
+                raise ValueError(f"{other!r} is behind a {router.nat.value} NAT, not {NatType(nat).value}")
+            if udp_timeout is not None or not input_drop or delay or jitter or loss:
+                raise ValueError("router options cannot be given with behind=")
+        else:
+            if nat is None:
+                raise ValueError("a NAT type is needed (or behind=)")
+            router = self._add_router(NatType(nat), udp_timeout=udp_timeout, input_drop=input_drop)
+        number = len(router.hosts) + 2
+        if number > 254:
+            raise LabError("the LAN is full")
+        netns = self._add_netns(name)
+        port = f"h{number}"
+        ip = f"{router.lan_prefix}.{number}"
+        _ip(
+            "link", "add", "eth0", "netns", netns, "type", "veth", "peer", "name", port, "netns", router.netns
+        )
+        _ip("-n", router.netns, "link", "set", port, "master", "lan", "up")
+        _ip("-n", netns, "addr", "add", f"{ip}/24", "dev", "eth0")
+        _ip("-n", netns, "link", "set", "eth0", "up")
+        _ip("-n", netns, "route", "add", "default", "via", f"{router.lan_prefix}.1")
+        router.hosts.append(name)
+        st.routers[name] = router
+        host = Host(
+            name=name, netns=netns, ip=ip, public_ip=router.wan_ip, nat=router.nat, router_netns=router.netns
+        )
+        st.hosts[name] = host
+        st.links[name] = _Link(near=(router.netns, "wan"), far=(f"{self.id}-inet", router.bridge_port))
+        if delay or loss or jitter:
+            self.netem(host, delay=delay, jitter=jitter, loss=loss)
+        return host
+
+    def _add_router(self, nat: NatType, *, udp_timeout: float | None, input_drop: bool) -> _Router:
         st = self._state
         index = st.next_router
         if index > 54:
             raise LabError("at most 54 NAT routers per lab")
         st.next_router += 1
         router_ns = self._add_netns(f"r{index}")
-        netns = self._add_netns(name)
         wan_ip = self._public_address(200 + index)
         lan = f"10.0.{index}"
         port = f"p-r{index}"
         self._attach(router_ns, "wan", port)
         _ip("-n", router_ns, "addr", "add", f"{wan_ip}/24", "dev", "wan")
         _ip("-n", router_ns, "link", "set", "wan", "up")
-        _ip("link", "add", "lan", "netns", router_ns, "type", "veth", "peer", "name", "eth0", "netns", netns)
+        _ip("-n", router_ns, "link", "add", "lan", "type", "bridge")
         _ip("-n", router_ns, "addr", "add", f"{lan}.1/24", "dev", "lan")
         _ip("-n", router_ns, "link", "set", "lan", "up")
-        _ip("-n", netns, "addr", "add", f"{lan}.2/24", "dev", "eth0")
-        _ip("-n", netns, "link", "set", "eth0", "up")
-        _ip("-n", netns, "route", "add", "default", "via", f"{lan}.1")
         _cmd(["ip", "netns", "exec", router_ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
         router = _Router(
             netns=router_ns,
+            index=index,
             wan_ip=wan_ip,
-            lan_ip=f"{lan}.1",
-            host_ip=f"{lan}.2",
+            lan_prefix=lan,
+            hosts=[],
             nat=nat,
             udp_timeout=udp_timeout,
             bridge_port=port,
             input_drop=input_drop,
         )
-        st.routers[name] = router
         self._load_nat(router)
-        host = Host(name=name, netns=netns, ip=f"{lan}.2", public_ip=wan_ip, nat=nat, router_netns=router_ns)
-        st.hosts[name] = host
-        st.links[name] = _Link(near=(router_ns, "wan"), far=(f"{self.id}-inet", port))
-        if delay or loss or jitter:
-            self.netem(host, delay=delay, jitter=jitter, loss=loss)
-        return host
+        return router
 
     def _load_nat(self, router: _Router) -> None:
         ns = router.netns
@@ -573,28 +624,28 @@ class Lab:
                 _cmd(["ip", "netns", "exec", ns, "sysctl", "-qw", f"net.netfilter.{key}={secs}"])
 
     def set_nat(self, host: Host | str, nat: NatType | str) -> Host:
-        """Change the NAT type in front of a private host (reloads its router's rules).
+        """Change the NAT type of a private host's router (for every host behind it); reloads its rules.
 
         Conntrack entries the router already has stay until they expire, so use fresh ports afterwards.
 
         Returns:
-            The updated host (the old :class:`Host` object keeps its old ``nat``).
+            The updated host (old :class:`Host` objects keep their old ``nat``).
         """
         name = host if isinstance(host, str) else host.name
         router = self._state.routers[name]
         router.nat = NatType(nat)
         self._load_nat(router)
-        new = self._state.hosts[name]
-        new = Host(
-            name=new.name,
-            netns=new.netns,
-            ip=new.ip,
-            public_ip=new.public_ip,
-            nat=router.nat,
-            router_netns=new.router_netns,
-        )
-        self._state.hosts[name] = new
-        return new
+        for member in router.hosts:
+            old = self._state.hosts[member]
+            self._state.hosts[member] = Host(
+                name=old.name,
+                netns=old.netns,
+                ip=old.ip,
+                public_ip=old.public_ip,
+                nat=router.nat,
+                router_netns=old.router_netns,
+            )
+        return self._state.hosts[name]
 
     def netem(self, host: Host | str, *, delay: float = 0.0, jitter: float = 0.0, loss: float = 0.0) -> None:
         """Set (or clear, with all zero) delay and loss on a host's link to the internet.
