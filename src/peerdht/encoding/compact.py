@@ -82,14 +82,42 @@ def _ipv4_bytes(host: str) -> bytes:
     return bytes(values)
 
 
+# Addresses repeat endlessly in a DHT (every reply lists up to 20 nodes, every request names its
+# receiver): memoise both directions. Only validated entries are stored; the caches are cleared when
+# full, so hostile input costs at most one re-validation per entry.
+_CACHE_MAX = 1 << 14
+_IPV4_ENC: dict[tuple[str, int], bytes] = {}
+_IPV4_DEC: dict[bytes, Address] = {}
+
+
 def encode_ipv4_address(host: str, port: int) -> bytes:
     """Return the 6-byte ``ipv4Address`` encoding of ``(host, port)``.
 
     Raises:
         LocalProtocolError: ``host`` is not a dotted quad or ``port`` is not in [0, 65535].
     """
+    if type(port) is int and type(host) is str:  # a bool port must not hit the cache of 0/1
+        b = _IPV4_ENC.get((host, port))
+        if b is not None:
+            return b
     _check_int(port, 0xFFFF, "port")
-    return _ipv4_bytes(host) + _U16.pack(port)
+    b = _ipv4_bytes(host) + _U16.pack(port)
+    if type(host) is str:
+        if len(_IPV4_ENC) >= _CACHE_MAX:
+            _IPV4_ENC.clear()
+        _IPV4_ENC[(host, port)] = b
+    return b
+
+
+def _decode_ipv4(b: bytes) -> Address:
+    """The address of one 6-byte ``ipv4Address`` (``b`` is exactly 6 bytes, a ``bytes``)."""
+    a = _IPV4_DEC.get(b)
+    if a is None:
+        a = f"{b[0]}.{b[1]}.{b[2]}.{b[3]}", b[4] | (b[5] << 8)
+        if len(_IPV4_DEC) >= _CACHE_MAX:
+            _IPV4_DEC.clear()
+        _IPV4_DEC[b] = a
+    return a
 
 
 class Encoder:
@@ -213,8 +241,9 @@ class Encoder:
     def ipv4_array(self, addrs: tuple[Address, ...] | list[Address]) -> None:
         """``c.array(ipv4Address)``: count then 6 bytes per address."""
         self.uint(len(addrs))
-        for a in addrs:
-            self.ipv4_address(a)
+        buf = self._buf
+        for host, port in addrs:
+            buf += encode_ipv4_address(host, port)
 
     def ipv6_array(self, addrs: tuple[Address, ...] | list[Address]) -> None:
         """``c.array(ipv6Address)``: count then 18 bytes per address."""
@@ -347,8 +376,7 @@ class Decoder:
 
     def ipv4_address(self) -> Address:
         """6 bytes: dotted quad + uint16 LE port."""
-        b = self._take(6)
-        return f"{b[0]}.{b[1]}.{b[2]}.{b[3]}", b[4] | (b[5] << 8)
+        return _decode_ipv4(self._take(6))
 
     def ipv6_address(self) -> Address:
         """18 bytes: IPv6 (network order) + uint16 LE port.
@@ -362,9 +390,19 @@ class Decoder:
     def ipv4_array(self, max_items: int = MAX_ARRAY_LENGTH) -> tuple[Address, ...]:
         """``c.array(ipv4Address)``."""
         n = self.array_length(max_items)
-        if n * 6 > self.remaining:
+        start = self.offset
+        end = start + 6 * n
+        if end > self._end:
             raise DecodeError("out of bounds")
-        return tuple(self.ipv4_address() for _ in range(n))
+        data = self._data
+        cache = _IPV4_DEC
+        out: list[Address] = []
+        for o in range(start, end, 6):
+            b = data[o : o + 6]
+            a = cache.get(b)
+            out.append(a if a is not None else _decode_ipv4(b))
+        self.offset = end
+        return tuple(out)
 
     def ipv6_array(self, max_items: int = MAX_ARRAY_LENGTH) -> tuple[Address, ...]:
         """``c.array(ipv6Address)``."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from peerdht.encoding.compact import Address, Decoder, Encoder
+from peerdht.encoding.compact import Address, Decoder, Encoder, encode_ipv4_address
 from peerdht.errors import DecodeError, LocalProtocolError
 
 __all__ = [
@@ -92,10 +92,34 @@ class Response:
     value: bytes | None = None
 
 
-def _fixed32(enc: Encoder, b: bytes, what: str) -> None:
+def _fixed32(buf: bytearray, b: bytes, what: str) -> None:
     if len(b) != 32:
         raise LocalProtocolError(f"{what} must be 32 bytes, got {len(b)}")
-    enc.raw(b)
+    buf += b
+
+
+def _uint(buf: bytearray, n: int) -> None:
+    """Append a compact ``uint`` (the one-byte case inline: commands, errors, short lengths)."""
+    if type(n) is int and 0 <= n <= 0xFC:
+        buf.append(n)
+    else:
+        enc = Encoder()
+        enc.uint(n)  # validates, raises LocalProtocolError
+        buf += enc.getvalue()
+
+
+def _head(kind: int, flags: int, tid: int, to: Address) -> bytearray:
+    if type(tid) is not int or not 0 <= tid <= 0xFFFF:
+        raise LocalProtocolError(f"tid must be an int in [0, 65535], got {tid!r}")
+    host, port = to
+    buf = bytearray((kind, flags, tid & 0xFF, tid >> 8))
+    buf += encode_ipv4_address(host, port)
+    return buf
+
+
+# The encoders below write the bytes directly (no Encoder round trip): they run for every datagram
+# a node sends. The layout is the one of the module docstring; test_hyper_codec_js.py checks it
+# byte for byte against dht-rpc.
 
 
 def encode_request(m: Request) -> bytes:
@@ -104,27 +128,28 @@ def encode_request(m: Request) -> bytes:
     Raises:
         LocalProtocolError: a field is out of range (tid, id/token/target length, address).
     """
-    enc = Encoder()
-    enc.uint8(REQUEST_ID)
-    enc.uint8(
-        (1 if m.id is not None else 0)
-        | (2 if m.token is not None else 0)
+    id_, token, target, value = m.id, m.token, m.target, m.value
+    buf = _head(
+        REQUEST_ID,
+        (1 if id_ is not None else 0)
+        | (2 if token is not None else 0)
         | (4 if m.internal else 0)
-        | (8 if m.target is not None else 0)
-        | (16 if m.value is not None else 0)
+        | (8 if target is not None else 0)
+        | (16 if value is not None else 0),
+        m.tid,
+        m.to,
     )
-    enc.uint16(m.tid)
-    enc.ipv4_address(m.to)
-    if m.id is not None:
-        _fixed32(enc, m.id, "id")
-    if m.token is not None:
-        _fixed32(enc, m.token, "token")
-    enc.uint(m.command)
-    if m.target is not None:
-        _fixed32(enc, m.target, "target")
-    if m.value is not None:
-        enc.buffer(m.value)
-    return enc.getvalue()
+    if id_ is not None:
+        _fixed32(buf, id_, "id")
+    if token is not None:
+        _fixed32(buf, token, "token")
+    _uint(buf, m.command)
+    if target is not None:
+        _fixed32(buf, target, "target")
+    if value is not None:
+        _uint(buf, len(value))
+        buf += value
+    return bytes(buf)
 
 
 def encode_response(m: Response) -> bytes:
@@ -133,30 +158,34 @@ def encode_response(m: Response) -> bytes:
     Raises:
         LocalProtocolError: a field is out of range.
     """
-    if m.error < 0:
-        raise LocalProtocolError(f"error code must be >= 0, got {m.error}")
-    enc = Encoder()
-    enc.uint8(RESPONSE_ID)
-    enc.uint8(
-        (1 if m.id is not None else 0)
-        | (2 if m.token is not None else 0)
-        | (4 if m.closer_nodes else 0)
-        | (8 if m.error > 0 else 0)
-        | (16 if m.value is not None else 0)
+    error = m.error
+    if error < 0:
+        raise LocalProtocolError(f"error code must be >= 0, got {error}")
+    id_, token, closer, value = m.id, m.token, m.closer_nodes, m.value
+    buf = _head(
+        RESPONSE_ID,
+        (1 if id_ is not None else 0)
+        | (2 if token is not None else 0)
+        | (4 if closer else 0)
+        | (8 if error > 0 else 0)
+        | (16 if value is not None else 0),
+        m.tid,
+        m.to,
     )
-    enc.uint16(m.tid)
-    enc.ipv4_address(m.to)
-    if m.id is not None:
-        _fixed32(enc, m.id, "id")
-    if m.token is not None:
-        _fixed32(enc, m.token, "token")
-    if m.closer_nodes:
-        enc.ipv4_array(m.closer_nodes)
-    if m.error > 0:
-        enc.uint(m.error)
-    if m.value is not None:
-        enc.buffer(m.value)
-    return enc.getvalue()
+    if id_ is not None:
+        _fixed32(buf, id_, "id")
+    if token is not None:
+        _fixed32(buf, token, "token")
+    if closer:
+        _uint(buf, len(closer))
+        for host, port in closer:
+            buf += encode_ipv4_address(host, port)
+    if error > 0:
+        _uint(buf, error)
+    if value is not None:
+        _uint(buf, len(value))
+        buf += value
+    return bytes(buf)
 
 
 def decode_message(data: bytes | bytearray | memoryview) -> Request | Response:
