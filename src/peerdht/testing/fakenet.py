@@ -40,6 +40,8 @@ class FakeNet:
         delay: one-way latency in seconds.
         jitter: extra uniform random latency in [0, jitter) seconds.
         reorder_delay: extra latency of reordered datagrams, seconds.
+        rate: bottleneck bandwidth into each address, bytes/s (None: unlimited).
+        queue: bottleneck buffer per address, bytes; datagrams beyond it are tail-dropped.
         start: initial clock value, seconds.
 
     Attributes:
@@ -57,6 +59,8 @@ class FakeNet:
         delay: float = 0.001,
         jitter: float = 0.0,
         reorder_delay: float = 0.005,
+        rate: float | None = None,
+        queue: int = 65536,
         start: float = 1000.0,
     ) -> None:
         self.rng = rng
@@ -66,6 +70,10 @@ class FakeNet:
         self.delay = delay
         self.jitter = jitter
         self.reorder_delay = reorder_delay
+        self.rate = rate
+        self.queue = queue
+        self.queue_drops = 0
+        self._busy_until: dict[Addr, float] = {}
         self.now = start
         self.sent = 0
         self.delivered = 0
@@ -89,6 +97,15 @@ class FakeNet:
                 copies = 2 if self.duplicate and rng.random() < self.duplicate else 1
                 for _ in range(copies):
                     t = self.now + self.delay
+                    if self.rate:
+                        free = max(self._busy_until.get(dst, 0.0), self.now)
+                        if (free - self.now) * self.rate > self.queue:
+                            self.dropped += 1
+                            self.queue_drops += 1
+                            continue
+                        free += len(data) / self.rate
+                        self._busy_until[dst] = free
+                        t = free + self.delay
                     if self.jitter:
                         t += rng.random() * self.jitter
                     if self.reorder and rng.random() < self.reorder:

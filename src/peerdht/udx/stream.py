@@ -28,7 +28,7 @@ from collections import deque
 from typing import Final
 
 from peerdht.errors import LocalProtocolError, StreamClosed, StreamReset
-from peerdht.udx.congestion import AIMD
+from peerdht.udx.congestion import Congestion
 from peerdht.udx.events import (
     DatagramReceived,
     MessageReceived,
@@ -68,6 +68,7 @@ MIN_RTO: Final = 0.2
 MAX_RTO: Final = 30.0
 MAX_RTO_TIMEOUTS: Final = 6
 MIN_PTO: Final = 0.01
+MIN_RTT_WINDOW: Final = 10.0
 TIME_WAIT: Final = 30.0
 """Seconds a cleanly closed stream keeps acknowledging retransmissions of the peer's last packets."""
 DUP_THRESH: Final = 3
@@ -148,7 +149,9 @@ class _Stream:
         self.send_rwnd = DEFAULT_RECV_WINDOW
         self.wl1 = 0
         self.wl2 = 0
-        self.cc = AIMD()
+        self.cc = Congestion()
+        self.min_rtt = 0.0
+        self.min_rtt_stamp = 0.0
         self.srtt = 0.0
         self.rttvar = 0.0
         self.rto = INITIAL_RTO
@@ -589,9 +592,12 @@ class UDXSocketCore:
                 st.srtt = 0.875 * st.srtt + 0.125 * rtt_sample
             rto = st.srtt + 4 * st.rttvar
             st.rto = MIN_RTO if rto < MIN_RTO else MAX_RTO if rto > MAX_RTO else rto
+            if rtt_sample < st.min_rtt or now - st.min_rtt_stamp > MIN_RTT_WINDOW or not st.min_rtt:
+                st.min_rtt = rtt_sample
+                st.min_rtt_stamp = now
         if st.fack > st.remote_acked or st.retrans_q:
             self._detect_loss(st)
-        st.cc.on_ack(newly, st.remote_acked)
+        st.cc.on_ack(newly, max(st.remote_acked, st.fack), st.seq, st.srtt > 1.25 * st.min_rtt + 0.005)
         if outgoing:
             st.rto_deadline = now + st.rto * st.backoff
             st.pto_count = 0
@@ -687,7 +693,7 @@ class UDXSocketCore:
 
     def _detect_loss(self, st: _Stream) -> None:
         outgoing = st.outgoing
-        lost_any = False
+        lost_any = 0
         limit = st.fack - DUP_THRESH
         p = st.loss_scan
         if p < st.remote_acked:
@@ -698,7 +704,7 @@ class UDXSocketCore:
                 pkt.lost = True
                 st.inflight -= 1
                 st.lost_q.append(p)
-                lost_any = True
+                lost_any += 1
             p += 1
         if p > st.loss_scan:
             st.loss_scan = p
@@ -711,11 +717,10 @@ class UDXSocketCore:
                 pkt.lost = True
                 st.inflight -= 1
                 st.lost_q.append(seq)
-                lost_any = True
+                lost_any += 1
         if lost_any:
-            if not st.cc.in_recovery:
-                st.fast_recoveries += 1
-            st.cc.on_loss(st.seq, st.remote_acked)
+            st.fast_recoveries += 1
+            st.cc.on_loss(lost_any)
 
     def _pto(self, st: _Stream) -> float:
         if not st.srtt:
