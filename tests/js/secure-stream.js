@@ -128,10 +128,12 @@ serve(async (cmd) => {
   } else if (cmd.op === 'unbox') {
     const { stream } = conns.get(cmd.conn)
     let got = null
-    const onmessage = (m) => { got = hex(m) }
-    stream.on('message', onmessage)
+    const listeners = stream.listeners('message')
+    stream.removeAllListeners('message')
+    stream.on('message', (m) => { got = hex(m) })
     stream._onmessage(buf(cmd.data))
-    stream.off('message', onmessage)
+    stream.removeAllListeners('message')
+    for (const l of listeners) stream.on('message', l)
     out({ data: got })
   } else if (cmd.op === 'send-message') {
     conns.get(cmd.conn).stream.send(buf(cmd.data)) // NoiseSecretStream.send: a UDX MESSAGE datagram

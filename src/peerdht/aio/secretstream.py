@@ -175,7 +175,12 @@ class SecretStream:
         self._cancel_timer()
         self._wakeup.set()
         self._resume.set()
-        self._raw.close()
+        # reset rather than end: the peer broke the protocol (JS: rawStream.destroy(err))
+        destroy = getattr(self._raw, "destroy", None)
+        if destroy is not None:
+            destroy()
+        else:
+            self._raw.close()
 
     async def _read_loop(self) -> None:
         try:
@@ -219,7 +224,13 @@ class SecretStream:
             return
         if self._loop.time() - self._last_write >= self._keep_alive - 1e-3:
             self._core.send_keep_alive()
-            self._flush()
+            try:
+                self._flush()
+            except (PeerDHTError, OSError) as exc:
+                self._fail(
+                    exc if isinstance(exc, PeerDHTError) else StreamReset(f"raw stream failed: {exc!r}")
+                )
+                return
         self._schedule_keep_alive()
 
     def _check_readable(self) -> None:
