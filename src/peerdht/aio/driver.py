@@ -51,6 +51,28 @@ class _Protocol(asyncio.DatagramProtocol):
         log.debug("socket %d error: %s", self.index, exc)
 
 
+class _UDXTransport:
+    """Adapts a :class:`peerdht.aio.udx.UDXSocket` to the bits of a DatagramTransport the driver uses."""
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.closed = False
+
+    def sendto(self, data: bytes, addr: Address) -> None:
+        self.sock.send_datagram(data, addr)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str) -> Any:
+        return self.sock.address if name == "sockname" else None
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.sock.close()
+
+
 class DatagramDriver:
     """Drives one sans-IO core on one or more UDP sockets.
 
@@ -67,6 +89,50 @@ class DatagramDriver:
         self._timer_at: float | None = None
         self._closed = False
         self._in_step = False
+        self.udx_sockets: list[Any] = []
+        #: Called with ``(data, addr, socket_index)`` for datagrams on shared UDX sockets that are
+        #: not dht-rpc messages (1-byte holepunch probes, UDX packets for streams not yet connected).
+        self.on_other: Callable[[bytes, Address, int], None] | None = None
+
+    @classmethod
+    async def create_udx(
+        cls,
+        core: Any,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        on_event: Callable[[object], None] | None = None,
+        *,
+        sockets: int = 1,
+    ) -> DatagramDriver:
+        """Like :meth:`create`, but each socket is a :class:`peerdht.aio.udx.UDXSocket` that the
+        DHT shares with UDX streams, as hyperdht does: datagrams starting with 0x03/0x13 go to the
+        core, UDX packets of known streams to their stream, everything else to :attr:`on_other`.
+
+        Raises:
+            OSError: the address cannot be bound.
+        """
+        from peerdht.aio.udx import UDXSocket
+
+        driver = cls(core, on_event or (lambda ev: None), sockets > 1)
+        try:
+            for i in range(sockets):
+                sock = await UDXSocket.bind(host, port if i == 0 else 0)
+                sock.on_datagram = lambda data, addr, i=i: driver._on_shared(data, addr, i)
+                driver.udx_sockets.append(sock)
+                driver.transports.append(_UDXTransport(sock))  # type: ignore[arg-type]
+        except BaseException:
+            driver.close()
+            raise
+        return driver
+
+    def _on_shared(self, data: bytes, addr: Address, index: int) -> None:
+        if data and data[0] in (0x03, 0x13) and len(data) > 1:
+            self._on_datagram(data, addr, index)
+        elif self.on_other is not None and not self._closed:
+            try:
+                self.on_other(data, addr, index)
+            except Exception:
+                log.exception("on_other raised on a datagram from %s", addr)
 
     @classmethod
     async def create(

@@ -20,7 +20,7 @@ import os
 import random
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from peerdht.aio.driver import DatagramDriver
 from peerdht.errors import LocalProtocolError, PeerDHTError
@@ -37,6 +37,9 @@ from peerdht.hyper.events import (
 from peerdht.hyper.messages import Response
 from peerdht.hyper.node import HyperDHTNode
 from peerdht.kademlia.table import Contact
+
+if TYPE_CHECKING:
+    from peerdht.aio.socketpool import RawStreams
 
 Address = tuple[str, int]
 
@@ -65,6 +68,8 @@ class HyperDHT:
         public_host: our public IPv4 address when known (bootstrap nodes): with the port it gives the node id.
         key_pair: default key pair for announce/servers.
         seed: 32 random bytes for the node's internal randomness (tests); default from the OS.
+        connectable: share the two sockets with UDX streams (needed by :meth:`connect` and
+            :meth:`create_server`); False runs the DHT alone on plain asyncio datagram sockets.
 
     Use as ``async with HyperDHT(...) as dht`` or ``await dht.open()`` / ``await dht.destroy()``.
     """
@@ -80,6 +85,7 @@ class HyperDHT:
         public_host: str | None = None,
         key_pair: KeyPair | None = None,
         seed: bytes | None = None,
+        connectable: bool = True,
     ) -> None:
         self._bootstrap_nodes = list(bootstrap)
         self._host = host
@@ -100,6 +106,9 @@ class HyperDHT:
         self._bootstrapped = asyncio.Event()
         self._bootstrap_error: PeerDHTError | None = None
         self._destroyed = False
+        self._connectable = connectable
+        self._raw: RawStreams | None = None
+        self._servers: set[Any] = set()
 
     # ------------------------------------------------------------------ lifetime
 
@@ -111,7 +120,8 @@ class HyperDHT:
         """
         if self._driver is not None:
             return self
-        self._driver = await DatagramDriver.create(self.core, self._host, self._port, self._on_event, sockets=2)
+        create = DatagramDriver.create_udx if self._connectable else DatagramDriver.create
+        self._driver = await create(self.core, self._host, self._port, self._on_event, sockets=2)
         now = self._driver.now()
         self.core.bind(self._driver.address(0), self._driver.address(1), now)
         op = self.core.bootstrap(now)
@@ -133,6 +143,11 @@ class HyperDHT:
         if self._destroyed:
             return
         self._destroyed = True
+        for server in list(self._servers):
+            server.closed = True
+            self.core.router.unlisten(server.target, server)
+            for t in list(server._tasks):
+                t.cancel()
         if self._driver is not None:
             self._driver.close()
         for fut in self._futures.values():
@@ -265,6 +280,41 @@ class HyperDHT:
             lambda now: self.core.mutable_get(public_key, now, seq=seq, latest=latest)
         )
         return result
+
+    def create_server(
+        self, handler: Any, firewall: Any = None
+    ) -> Any:
+        """A :class:`peerdht.aio.server.Server` calling ``handler(stream)`` for each connection;
+        ``firewall(remote_public_key, payload, client_address)`` returning True rejects a client.
+        Call ``await server.listen(key_pair)`` to start accepting (hyperdht ``createServer``)."""
+        from peerdht.aio.server import Server
+
+        return Server(self, handler, firewall)
+
+    async def connect(
+        self, public_key: bytes, *, key_pair: KeyPair | None = None, relay_addresses: Sequence[Address] = ()
+    ) -> Any:
+        """Connect to the server with ``public_key`` (32 bytes); returns the encrypted stream
+        (:class:`peerdht.aio.secretstream.SecretStream`). See :func:`peerdht.aio.connect.connect`.
+
+        Raises:
+            peerdht.hyper.handshake.ConnectError: PEER_NOT_FOUND, PEER_CONNECTION_FAILED,
+                SERVER_ERROR, HOLEPUNCH_ABORTED, ... (``err.code``).
+        """
+        from peerdht.aio.connect import connect
+
+        _check_len("public_key", public_key, 32)
+        return await connect(self, bytes(public_key), key_pair=key_pair, relay_addresses=list(relay_addresses))
+
+    def _raw_streams(self) -> RawStreams:
+        if self._raw is None:
+            from peerdht.aio.socketpool import RawStreams
+
+            driver = self._require_open()
+            if not driver.udx_sockets:
+                raise LocalProtocolError("this node was created with connectable=False")
+            self._raw = RawStreams(driver)
+        return self._raw
 
     @staticmethod
     def hash(data: bytes) -> bytes:

@@ -51,6 +51,7 @@ from peerdht.hyper.records import (
     encode_announce,
     encode_mutable_put_request,
 )
+from peerdht.hyper.router import Router
 from peerdht.hyper.rpc import (
     CLIENT,
     REFRESH_TICKS,
@@ -89,6 +90,8 @@ class HyperDHTNode(RPCNode):
 
     Attributes:
         storage: the records this node keeps for others (served while persistent).
+        router: PEER_HANDSHAKE / PEER_HOLEPUNCH routing and the servers hosted here
+            (:class:`peerdht.hyper.router.Router`).
     """
 
     def __init__(
@@ -112,6 +115,7 @@ class HyperDHTNode(RPCNode):
             nodes=nodes,
         )
         self.storage = Storage(rng)
+        self.router = Router()
 
     # ------------------------------------------------------------------ serving (index.js onrequest)
 
@@ -161,7 +165,7 @@ class HyperDHTNode(RPCNode):
         Returns:
             True if handled; False answers UNKNOWN_COMMAND.
         """
-        return False
+        return self.router.handle(self, req, addr, socket, now)
 
     def _on_tick(self, now: float) -> None:
         super()._on_tick(now)

@@ -1,0 +1,138 @@
+"""Raw UDX streams on the DHT's own sockets (hyperdht ``dht.createRawStream`` + its firewall hook).
+
+A connect or an accepted handshake reserves a UDX stream id before it knows where the peer will
+send from. Whichever comes first opens the stream: our own decision to connect to an address
+(:meth:`RawStreams.connect`), or the first UDX packet the peer sends to that id on either DHT
+socket (udx-native's ``firewall(socket, port, host)`` hook, which hyperdht uses to learn the
+peer's address). Other non-DHT datagrams (1-byte holepunch probes) are counted and dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from typing import TYPE_CHECKING
+
+from peerdht.errors import LocalProtocolError
+
+if TYPE_CHECKING:
+    from peerdht.aio.driver import DatagramDriver
+    from peerdht.aio.udx import UDXSocket, UDXStream
+
+Address = tuple[str, int]
+
+_UDX_HEADER = 20
+
+
+class _Pending:
+    __slots__ = ("early", "future", "remote_id")
+
+    def __init__(self, future: asyncio.Future[UDXStream]) -> None:
+        self.future = future
+        self.remote_id: int | None = None
+        self.early: list[tuple[bytes, Address, int]] = []
+
+
+class RawStreams:
+    """Reserved UDX stream ids on a DHT's shared sockets.
+
+    Attributes:
+        stats: ``probes`` (1-byte datagrams), ``early`` (streams opened by the peer's first packet),
+            ``unknown`` (other dropped datagrams).
+    """
+
+    def __init__(self, driver: DatagramDriver) -> None:
+        self._driver = driver
+        self._pending: dict[int, _Pending] = {}
+        self.stats = {"probes": 0, "early": 0, "unknown": 0}
+        driver.on_other = self._on_other
+
+    def reserve(self) -> int:
+        """A fresh, unused u32 stream id, waiting for :meth:`connect` or the peer's first packet."""
+        used = {sid for s in self._driver.udx_sockets for sid in s._streams}
+        while True:
+            sid = int.from_bytes(os.urandom(4), "little")
+            if sid and sid not in used and sid not in self._pending:
+                break
+        self._pending[sid] = _Pending(asyncio.get_running_loop().create_future())
+        return sid
+
+    def expect(self, sid: int, remote_id: int) -> None:
+        """The peer's UDX id is known: a packet from it may now open the stream."""
+        p = self._pending.get(sid)
+        if p is not None:
+            p.remote_id = remote_id
+            early, p.early = p.early, []
+            for data, addr, index in early:
+                self._on_other(data, addr, index)
+
+    def release(self, sid: int) -> None:
+        """Give up a reserved id (the connect failed)."""
+        p = self._pending.pop(sid, None)
+        if p is not None and not p.future.done():
+            p.future.cancel()
+
+    def opened(self, sid: int) -> UDXStream | None:
+        """The stream if the peer's first packet already opened it."""
+        p = self._pending.get(sid)
+        if p is not None and p.future.done() and not p.future.cancelled():
+            return p.future.result()
+        return None
+
+    async def wait(self, sid: int, timeout: float) -> UDXStream:
+        """Wait up to ``timeout`` seconds for the peer to open stream ``sid``.
+
+        Raises:
+            TimeoutError: it did not.
+        """
+        p = self._pending.get(sid)
+        if p is None:
+            raise LocalProtocolError("stream id not reserved")
+        return await asyncio.wait_for(asyncio.shield(p.future), timeout)
+
+    def connect(self, sid: int, socket: int, remote_id: int, addr: Address) -> UDXStream:
+        """Open reserved stream ``sid`` on DHT socket ``socket`` towards ``remote_id`` at ``addr``
+        (returns the already opened stream if the peer was first)."""
+        p = self._pending.get(sid)
+        if p is None:
+            raise LocalProtocolError("stream id not reserved")
+        if p.future.done() and not p.future.cancelled():
+            return p.future.result()
+        stream = self._open(sid, socket, remote_id, addr)
+        p.future.set_result(stream)
+        return stream
+
+    def forget(self, sid: int) -> None:
+        """Drop the bookkeeping of an opened stream."""
+        self._pending.pop(sid, None)
+
+    def _open(self, sid: int, socket: int, remote_id: int, addr: Address) -> UDXStream:
+        sock: UDXSocket = self._driver.udx_sockets[socket]
+        stream = sock.create_stream(sid)
+        sock.core.connect(sid, remote_id, addr)
+        stream.remote_id = remote_id
+        stream.remote_addr = addr
+        sock._schedule_flush()
+        return stream
+
+    def _on_other(self, data: bytes, addr: Address, index: int) -> None:
+        if len(data) == 1:
+            self.stats["probes"] += 1
+            return
+        if len(data) >= _UDX_HEADER and data[0] == 0xFF and data[1] == 1:
+            sid = int.from_bytes(data[4:8], "little")
+            p = self._pending.get(sid)
+            if p is not None and p.remote_id is None and len(p.early) < 32:
+                p.early.append((bytes(data), addr, index))  # before we know the peer's id
+                return
+            if p is not None and p.remote_id is not None and not p.future.done():
+                stream = self._open(sid, index, p.remote_id, addr)
+                p.future.set_result(stream)
+                self.stats["early"] += 1
+                sock = self._driver.udx_sockets[index]
+                with contextlib.suppress(Exception):
+                    sock.core.receive_datagram(data, addr, asyncio.get_running_loop().time())
+                sock._schedule_flush()
+                return
+        self.stats["unknown"] += 1
