@@ -16,7 +16,7 @@ const { out, serve } = require('./stdio.js')
 
 const u = new UDX()
 const socket = u.createSocket()
-socket.bind(0, '127.0.0.1')
+socket.bind(0, process.argv[2] || '127.0.0.1')
 socket.on('message', (buf) => out({ event: 'socket-message', hex: buf.toString('hex') }))
 let stream = null
 let started = 0
