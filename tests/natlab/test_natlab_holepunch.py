@@ -55,7 +55,7 @@ def test_punch_pair(lab: Lab, nat_a: NatType, nat_b: NatType) -> None:
     assert ra["peer_public"] == rb["you_public"] and rb["peer_public"] == ra["you_public"]
     assert (ra["ok"], rb["ok"]) == (expect, expect), (ra, rb)
     if expect:
-        assert isinstance(ra["time_s"], float) and ra["time_s"] < 1.0, ra
+        assert isinstance(ra["time_s"], float) and ra["time_s"] < 2.5, ra
         if SYM in (nat_a, nat_b) and nat_a != nat_b:
             # the cone side learnt the symmetric side's new port, not the one the rendezvous saw
             cone = ra if nat_a is not SYM else rb

@@ -150,7 +150,8 @@ class _Link:
 def unavailable_reason() -> str | None:
     """Say why a lab cannot be built here, or return ``None`` if it can.
 
-    Checks that we are root and that ``ip``, ``nft`` and ``tc`` exist and ``ip netns`` works.
+    Checks that we are root, that ``ip``, ``nft`` and ``tc`` exist, and that a throwaway namespace can be
+    made and given an nftables NAT table (then deletes it).
 
     Returns:
         A one-line human-readable reason, or ``None``.
@@ -160,14 +161,20 @@ def unavailable_reason() -> str | None:
     for tool, package in (("ip", "iproute2"), ("nft", "nftables"), ("tc", "iproute2")):
         if shutil.which(tool) is None:
             return f"`{tool}` not found: apt-get install {package}"
+    name = f"{DEFAULT_PREFIX}-{os.getpid()}-{os.urandom(3).hex()}-probe"
     try:
-        proc = subprocess.run(
-            ["ip", "netns", "list"], capture_output=True, text=True, timeout=_CMD_TIMEOUT, check=False
-        )
+        proc = _ip("netns", "add", name, check=False)
+        if proc.returncode != 0:
+            return f"`ip netns add` failed: {proc.stderr.strip()}"
+        probe = "table ip probe {\n chain post {\n type nat hook postrouting priority srcnat;\n masquerade\n }\n}\n"
+        proc = _cmd(["ip", "netns", "exec", name, "nft", "-f", "-"], input=probe, check=False)
+        if proc.returncode != 0:
+            return f"nftables NAT unavailable in a namespace: {proc.stderr.strip()}"
     except (OSError, subprocess.SubprocessError) as exc:
-        return f"`ip netns list` failed: {exc}"
-    if proc.returncode != 0:
-        return f"`ip netns` unavailable: {proc.stderr.strip()}"
+        return f"network namespaces unavailable: {exc}"
+    finally:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            _ip("netns", "del", name, check=False)
     return None
 
 
