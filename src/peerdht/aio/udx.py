@@ -396,6 +396,12 @@ class UDXStream:
         self.socket._after_io()
         await self._remote_changed
 
+    def set_keepalive(self, interval: float) -> None:
+        """Send a HEARTBEAT after ``interval`` seconds without traffic (0 disables; udx-native ``setKeepalive``)."""
+        self._check()
+        self._core.set_keepalive(self.id, interval, self._loop.time())
+        self.socket._arm_timer()
+
     # ---------------------------------------------------------------- reading
 
     async def read(self, n: int = -1) -> bytes:
