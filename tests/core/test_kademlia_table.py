@@ -379,6 +379,31 @@ def test_property_closest_equals_brute_force(
         assert got == brute_closest(t, target, n)
 
 
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32), split=st.booleans())
+def test_property_closest_tracks_membership_changes(seed: int, split: bool) -> None:
+    # closest() caches the deepest non-empty bucket: interleave queries with adds, removes,
+    # replaces and a rebuild so a stale cache would show
+    rng = random.Random(seed)
+    local = rng.randbytes(8)
+    t = RoutingTable(local, k=3, split=split)
+    for i in range(80):
+        op = rng.random()
+        if op < 0.55:
+            cpl = min(int(rng.expovariate(0.3)), 63)
+            victim = t.add(contact(id_with_prefix(local, cpl, rng)), float(i))
+            if victim is not None and rng.random() < 0.5:
+                t.replace(victim.id, contact(id_with_prefix(local, cpl, rng)), float(i))
+        elif op < 0.85 and len(t):
+            deepest = max(t, key=lambda c: t.bucket_index(c.id))
+            t.remove(deepest.id if rng.random() < 0.7 else rng.choice(list(t)).id)
+        elif op < 0.9:
+            t.rebuild(rng.randbytes(8))
+            local = t.local_id
+        for target in (rng.randbytes(8), local):
+            assert [c.id for c in t.closest(target, 5)] == brute_closest(t, target, 5)
+
+
 def test_random_contact() -> None:
     rng = random.Random(18)
     t = RoutingTable(bytes(32))

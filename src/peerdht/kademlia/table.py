@@ -87,7 +87,7 @@ class RoutingTable:
         split: the bucket policy.
     """
 
-    __slots__ = ("_buckets", "_by_id", "_int", "_nbits", "k", "local_id", "split")
+    __slots__ = ("_buckets", "_by_id", "_deepest", "_int", "_nbits", "k", "local_id", "split")
 
     def __init__(self, local_id: bytes, *, k: int = 20, split: bool = False, now: float = 0.0) -> None:
         if not local_id:
@@ -102,6 +102,8 @@ class RoutingTable:
         self._by_id: dict[bytes, Contact] = {}
         nbuckets = 1 if split else self._nbits
         self._buckets: list[_Bucket] = [_Bucket(now) for _ in range(nbuckets)]
+        # index of the deepest non-empty bucket, None when membership changed (see _deepest_bucket)
+        self._deepest: int | None = None
 
     # -- indexing ---------------------------------------------------------------------------
 
@@ -180,6 +182,7 @@ class RoutingTable:
         bucket.contacts[id] = contact
         bucket.changed = now
         self._by_id[id] = contact
+        self._deepest = None
         return None
 
     def _can_split(self, index: int) -> bool:
@@ -201,6 +204,7 @@ class RoutingTable:
                 keep[cid] = c
         old.contacts = keep
         old.changed = now
+        self._deepest = None
 
     def _insert(self, contact: Contact) -> bool:
         """Insert keeping the contact's timestamps (used by :meth:`rebuild`); False if no room."""
@@ -218,6 +222,7 @@ class RoutingTable:
         bucket.contacts[id] = contact
         bucket.changed = max(bucket.changed, contact.seen)
         self._by_id[id] = contact
+        self._deepest = None
         return True
 
     def touch(self, id: bytes, now: float) -> None:
@@ -237,6 +242,7 @@ class RoutingTable:
         if self._by_id.pop(id, None) is None:
             return False
         del self._buckets[self.bucket_index(id)].contacts[id]
+        self._deepest = None
         return True
 
     def replace(self, old_id: bytes, new: Contact, now: float) -> None:
@@ -277,6 +283,7 @@ class RoutingTable:
         self._by_id = {}
         nbuckets = 1 if self.split else self._nbits
         self._buckets = [_Bucket(oldest_change) for _ in range(nbuckets)]
+        self._deepest = None
         for c in contacts:
             self._insert(c)
 
@@ -312,7 +319,7 @@ class RoutingTable:
 
         buckets = self._buckets
         result: list[Contact] = []
-        for i in self._bucket_order(d, t ^ self._int):
+        for i in self._bucket_order(d, t ^ self._int, self._deepest_bucket()):
             contacts = buckets[i].contacts
             if not contacts:
                 continue
@@ -326,8 +333,20 @@ class RoutingTable:
                 break
         return result
 
-    def _bucket_order(self, d: int, x: int) -> Iterator[int]:
-        """Bucket indices by increasing distance to a target in bucket ``d`` (``x = target ^ local``).
+    def _deepest_bucket(self) -> int:
+        """Index of the deepest non-empty bucket (-1 if none); cached until membership changes."""
+        deepest = self._deepest
+        if deepest is None:
+            buckets = self._buckets
+            deepest = len(buckets) - 1
+            while deepest >= 0 and not buckets[deepest].contacts:
+                deepest -= 1
+            self._deepest = deepest
+        return deepest
+
+    def _bucket_order(self, d: int, x: int, hi: int) -> Iterator[int]:
+        """Bucket indices by increasing distance to a target in bucket ``d`` (``x = target ^ local``),
+        leaving out buckets deeper than ``hi`` (empty ones: a 256-row table is mostly empty).
 
         Bucket ``j`` holds ids sharing bits ``[0, j)`` with the local id and differing at bit
         ``j`` (the last bucket: sharing ``[0, last)``). Against the target:
@@ -342,12 +361,13 @@ class RoutingTable:
         last = len(self._buckets) - 1
         top = self._nbits - 1
         yield d
-        if d < last:
-            for j in range(d + 1, last):
+        if d < last and d < hi:
+            for j in range(d + 1, min(last, hi + 1)):
                 if (x >> (top - j)) & 1:
                     yield j
-            yield last
-            for j in range(last - 1, d, -1):
+            if last <= hi:
+                yield last
+            for j in range(min(last - 1, hi), d, -1):
                 if not (x >> (top - j)) & 1:
                     yield j
         yield from range(d - 1, -1, -1)
