@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from natlab_tools import run_tool, start_stun
@@ -84,3 +86,25 @@ def test_set_nat_changes_behaviour(lab: Lab) -> None:
     assert "fully-random" in lab.ruleset(host)
     assert run_tool(lab, host, *args)["mapping"] == "address-and-port-dependent"
     server.close()
+
+
+def test_fixture_tears_down_after_a_failing_test(netns_ok: None, tmp_path: Path) -> None:
+    """Run a failing test that uses the real ``lab`` fixture in a child pytest; its lab must be gone."""
+    shutil.copy(Path(__file__).with_name("conftest.py"), tmp_path / "conftest.py")
+    (tmp_path / "test_fails.py").write_text(
+        "def test_fails(lab):\n"
+        "    lab.add_private('alice', 'symmetric')\n"
+        "    print('LAB-ID', lab.id, flush=True)\n"
+        "    assert False, 'on purpose'\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "1 failed" in proc.stdout and "on purpose" in proc.stdout
+    lab_id = next(line.split()[1] for line in proc.stdout.splitlines() if line.startswith("LAB-ID"))
+    assert lab_id not in lab_ids()
