@@ -217,7 +217,7 @@ def test_immutable_put_get() -> None:
 def test_mutable_put_get_seq_cas_salt() -> None:
     net = network(30, seed=5)
     addrs = list(net.nodes)
-    kp = KeyPair(bytes(32))
+    kp = KeyPair.from_seed(bytes(32))
     r1 = net.do(addrs[2], "put_mutable", kp, b"one", salt=b"foobar")
     assert r1.seq == 1 and r1.stored >= 6
     assert r1.target == mutable_target(kp.public_key, b"foobar")
@@ -265,7 +265,7 @@ def test_bep44_server_errors() -> None:
     net = FakeNet()
     a, _node = net.add()
     me = b"m" * 20
-    kp = KeyPair(b"\x07" * 32)
+    kp = KeyPair.from_seed(b"\x07" * 32)
     tok = query(net, a, q("get", {b"id": me, b"target": b"x" * 20}))[b"r"][b"token"]
 
     def put(**a: Any) -> dict[bytes, Any]:

@@ -33,7 +33,7 @@ async def test_testnet_announce_lookup_put_get(tmp_path: Path) -> None:
             assert await b.get(target) == b"Hello World!"
             assert await b.get(bytes(20)) is None
 
-            kp = KeyPair(bytes(range(32)))
+            kp = KeyPair.from_seed(bytes(range(32)))
             r1 = await a.put_mutable(kp, b"v1", salt=b"salt")
             assert r1.seq == 1 and r1.stored >= 4
             r2 = await b.put_mutable(kp, b"v2", salt=b"salt")

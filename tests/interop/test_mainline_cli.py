@@ -71,7 +71,7 @@ async def test_cli_roundtrip(testnet: str) -> None:
     assert {"host": "127.0.0.1", "port": 5555} in [json.loads(line) for line in r.stdout.splitlines()]
 
     seed = "11" * 32
-    pk = KeyPair(bytes.fromhex(seed)).public_key
+    pk = KeyPair.from_seed(bytes.fromhex(seed)).public_key
     r = await run("put-mutable", "-", "--seed", seed, "--salt", "foo", *boot, "--json", stdin=b"first")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)

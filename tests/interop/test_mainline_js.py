@@ -100,7 +100,7 @@ async def test_immutable_both_ways(net: tuple[MainlineTestnet, JSProcess, dict[s
 
 async def test_mutable_salted_both_ways(net: tuple[MainlineTestnet, JSProcess, dict[str, Any]]) -> None:
     testnet, js, _ = net
-    kp = KeyPair(SEED)
+    kp = KeyPair.from_seed(SEED)
     salt = b"foobar"
     res = await ask(
         js, {"cmd": "putMutable", "seed": SEED.hex(), "v": b"js v1".hex(), "salt": salt.hex(), "seq": 1}

@@ -143,7 +143,7 @@ async def test_immutable_both_ways(net: tuple[MainlineTestnet, LT]) -> None:
 async def test_mutable_both_ways(net: tuple[MainlineTestnet, LT]) -> None:
     testnet, peer = net
     seed = bytes(range(100, 132))
-    kp = KeyPair(seed)
+    kp = KeyPair.from_seed(seed)
     salt = b"salty"
     peer.ses.dht_put_mutable_item(lt_secret_key(seed), kp.public_key, b"lt v1", salt)
     put = await peer.wait(lambda a: isinstance(a, lt.dht_put_alert))

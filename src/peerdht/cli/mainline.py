@@ -266,7 +266,7 @@ def cmd_put_mutable(args: argparse.Namespace) -> int:
         raise CLIError("VALUE is longer than 1000 bytes once bencoded", 2)
     if args.seq is not None and not 0 <= args.seq < 2**63:
         raise CLIError("--seq must be in [0, 2^63)", 2)
-    kp = KeyPair(args.seed)
+    kp = KeyPair.from_seed(args.seed)
 
     async def main() -> int:
         async with _client(args) as dht:

@@ -19,7 +19,6 @@ one node only. ``peer`` is the ``peer`` encoding (:func:`peerdht.hyper.records.e
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 
 import nacl.bindings
 import nacl.exceptions
@@ -28,6 +27,7 @@ from peerdht.encoding.compact import encode_ipv4_address
 from peerdht.errors import LocalProtocolError
 from peerdht.hyper.constants import NS_ANNOUNCE, NS_MUTABLE_PUT, NS_UNANNOUNCE
 from peerdht.hyper.records import Peer, encode_mutable_signable, encode_peer
+from peerdht.keys import KeyPair
 
 __all__ = [
     "KeyPair",
@@ -71,45 +71,6 @@ def validate_id(id: bytes | None, addr: tuple[str, int]) -> bytes | None:
     except LocalProtocolError:
         return None
     return expected if expected == id else None
-
-
-@dataclass(frozen=True)
-class KeyPair:
-    """An Ed25519 key pair in libsodium layout.
-
-    Attributes:
-        public_key: 32 bytes.
-        secret_key: 64 bytes, ``seed || public_key`` (redacted in ``repr``).
-    """
-
-    public_key: bytes
-    secret_key: bytes = field(repr=False)
-
-    def __post_init__(self) -> None:
-        if len(self.public_key) != 32 or len(self.secret_key) != 64:
-            raise LocalProtocolError("KeyPair needs a 32-byte public key and 64-byte secret key")
-
-    @classmethod
-    def from_seed(cls, seed: bytes) -> KeyPair:
-        """Derive the key pair of a 32-byte seed (``DHT.keyPair(seed)``).
-
-        Raises:
-            LocalProtocolError: ``seed`` is not 32 bytes.
-        """
-        if len(seed) != 32:
-            raise LocalProtocolError("seed must be 32 bytes")
-        pk, sk = nacl.bindings.crypto_sign_seed_keypair(bytes(seed))
-        return cls(public_key=pk, secret_key=sk)
-
-    @classmethod
-    def generate(cls) -> KeyPair:
-        """A fresh key pair from the OS CSPRNG (``DHT.keyPair()``)."""
-        pk, sk = nacl.bindings.crypto_sign_keypair()
-        return cls(public_key=pk, secret_key=sk)
-
-    def sign(self, message: bytes) -> bytes:
-        """Detached Ed25519 signature of ``message``; 64 bytes."""
-        return sign(message, self)
 
 
 def sign(message: bytes, key_pair: KeyPair) -> bytes:

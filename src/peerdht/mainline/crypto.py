@@ -19,6 +19,7 @@ import nacl.exceptions
 import nacl.signing
 
 from peerdht.errors import LocalProtocolError
+from peerdht.keys import KeyPair
 
 if TYPE_CHECKING:
     import random
@@ -161,44 +162,6 @@ def verify_mutable(
     except (nacl.exceptions.BadSignatureError, nacl.exceptions.CryptoError, ValueError, TypeError):
         return False
     return True
-
-
-class KeyPair:
-    """An Ed25519 key pair for BEP 44 mutable items (PyNaCl / libsodium).
-
-    Attributes:
-        public_key: ``bytes``, 32 long.
-    """
-
-    __slots__ = ("_signing", "public_key")
-
-    def __init__(self, seed: bytes) -> None:
-        """Derive the key pair from a 32-byte ``seed``.
-
-        Raises:
-            LocalProtocolError: ``seed`` is not 32 bytes.
-        """
-        if len(seed) != 32:
-            raise LocalProtocolError("Ed25519 seed must be 32 bytes")
-        self._signing = nacl.signing.SigningKey(seed)
-        self.public_key: bytes = bytes(self._signing.verify_key)
-
-    @classmethod
-    def generate(cls, rng: random.Random) -> KeyPair:
-        """A key pair from a seed drawn from ``rng`` (pass a ``random.SystemRandom`` for real keys)."""
-        return cls(rng.getrandbits(256).to_bytes(32, "big"))
-
-    @property
-    def seed(self) -> bytes:
-        """The 32-byte secret seed."""
-        return bytes(self._signing)
-
-    def sign(self, message: bytes) -> bytes:
-        """Ed25519 signature (64 bytes) of ``message``."""
-        return bytes(self._signing.sign(message).signature)
-
-    def __repr__(self) -> str:
-        return f"KeyPair(public_key={self.public_key.hex()}, seed=<redacted>)"
 
 
 def sign_mutable(key_pair: KeyPair, encoded_value: bytes, seq: int, salt: bytes = b"") -> bytes:

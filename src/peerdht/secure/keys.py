@@ -7,12 +7,12 @@ Sources: hypercore-crypto ``index.js`` (``keyPair``, ``namespace``), noise-curve
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 
 import nacl.bindings as sodium
 import nacl.exceptions
 
-from peerdht.errors import LocalProtocolError, RemoteProtocolError
+from peerdht.errors import RemoteProtocolError
+from peerdht.keys import KeyPair
 
 __all__ = [
     "NS_INITIATOR",
@@ -25,9 +25,6 @@ __all__ = [
     "stream_id",
 ]
 
-PUBLIC_KEY_BYTES = 32
-SECRET_KEY_BYTES = 64
-SEED_BYTES = 32
 
 
 def blake2b(data: bytes, *, key: bytes = b"", size: int = 32) -> bytes:
@@ -54,44 +51,6 @@ def namespace(name: str | bytes, ids: int | list[int]) -> list[bytes]:
     root = blake2b(name.encode() if isinstance(name, str) else name)
     id_list = list(range(ids)) if isinstance(ids, int) else ids
     return [blake2b(root + bytes([i])) for i in id_list]
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class KeyPair:
-    """An Ed25519 key pair in libsodium's layout (hypercore-crypto ``keyPair``).
-
-    Attributes:
-        public_key: 32 bytes.
-        secret_key: 64 bytes, ``seed(32) || public_key(32)``; never shown in ``repr``.
-    """
-
-    public_key: bytes
-    secret_key: bytes = field(repr=False)
-
-    def __post_init__(self) -> None:
-        if len(self.public_key) != PUBLIC_KEY_BYTES or len(self.secret_key) != SECRET_KEY_BYTES:
-            raise LocalProtocolError("a key pair has a 32-byte public key and a 64-byte secret key")
-
-    @classmethod
-    def from_seed(cls, seed: bytes) -> KeyPair:
-        """The key pair of a 32-byte seed (``crypto_sign_seed_keypair``).
-
-        Raises:
-            LocalProtocolError: ``seed`` is not 32 bytes.
-        """
-        if len(seed) != SEED_BYTES:
-            raise LocalProtocolError("a seed is 32 bytes")
-        public_key, secret_key = sodium.crypto_sign_seed_keypair(bytes(seed))
-        return cls(public_key=public_key, secret_key=secret_key)
-
-    @property
-    def scalar(self) -> bytes:
-        """The clamped 32-byte scalar used for Diffie-Hellman: SHA-512(seed)[0:32], clamped."""
-        h = bytearray(hashlib.sha512(self.secret_key[:32]).digest()[:32])
-        h[0] &= 248
-        h[31] &= 127
-        h[31] |= 64
-        return bytes(h)
 
 
 def dh(scalar: bytes, public_key: bytes) -> bytes:
