@@ -76,3 +76,14 @@ def start_stun(lab: Lab, host: Host, ports: tuple[int, int] = (3478, 3479)) -> L
     p = start_tool(lab, host, "stun", "--ips", *ips, "--ports", *map(str, ports))
     assert p.line()["ready"]
     return p
+
+
+def start_testnet(lab: Lab, host: Host, size: int = 3) -> tuple[LineProc, list[str]]:
+    """Run ``peerdht testnet`` (``size`` nodes) on a public host; returns it and its bootstrap addresses.
+
+    Stop it with ``proc.close(interrupt=True)`` (the lab kills it anyway when it closes).
+    """
+    argv = [PY, "-u", "-m", "peerdht", "testnet", "--size", str(size), "--host", host.ip, "--json"]
+    proc = LineProc(lab.popen(host, argv))
+    bootstrap: list[str] = proc.line(timeout=20)["bootstrap"]
+    return proc, bootstrap

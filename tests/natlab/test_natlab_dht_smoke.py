@@ -6,7 +6,7 @@ import json
 import sys
 
 import pytest
-from natlab_tools import LineProc
+from natlab_tools import start_testnet
 
 from peerdht.testing.natlab import Lab, NatType
 
@@ -17,13 +17,7 @@ def test_immutable_put_get_across_nats(lab: Lab) -> None:
     boot = lab.add_public("boot")
     alice = lab.add_private("alice", NatType.PORT_RESTRICTED_CONE)
     bob = lab.add_private("bob", NatType.SYMMETRIC)
-    testnet = LineProc(
-        lab.popen(
-            boot,
-            [sys.executable, "-u", "-m", "peerdht", "testnet", "--size", "3", "--host", boot.ip, "--json"],
-        )
-    )
-    bootstrap = testnet.line(timeout=20)["bootstrap"]
+    testnet, bootstrap = start_testnet(lab, boot, size=3)
     assert bootstrap and all(addr.startswith(f"{boot.ip}:") for addr in bootstrap)
     dht = [sys.executable, "-m", "peerdht"]
     args = [arg for addr in bootstrap for arg in ("--bootstrap", addr)]

@@ -361,14 +361,15 @@ class _State:
 
 
 class Lab:
-    """A NAT lab: a bridge "internet", public hosts, and private hosts each behind its own NAT router.
+    """A NAT lab: a bridge "internet", public hosts, and private hosts behind NAT routers.
 
     Use it as a context manager; leaving the block (normally or by an exception) always tears it down::
 
         with Lab() as lab:
             boot = lab.add_public("boot")
-            alice = lab.add_private("alice", NatType.SYMMETRIC, delay=0.02)
-            lab.run(alice, ["ping", "-c1", boot.ip])
+            alice = lab.add_private("alice", NatType.SYMMETRIC, loss=0.01)
+            server = lab.popen(boot, ["python3", "-m", "peerdht", "testnet", "--host", boot.ip, "--json"])
+            lab.run(alice, ["python3", "-m", "peerdht", "lookup", "--bootstrap", "203.0.113.10:PORT", "T"])
 
     Args:
         prefix: namespace prefix (lowercase letters); :func:`sweep` finds stale labs by it.
