@@ -330,3 +330,48 @@ def test_property_lookup_invariants(seed: int, k: int, concurrency: int) -> None
     else:
         raise AssertionError("lookup did not finish")
     assert q.done and q.next_to_query() == []
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**32))
+def test_property_add_addresses_equals_add_candidates(seed: int) -> None:
+    # add_addresses (closer nodes as bare addresses, ids derived on demand) must drive a lookup
+    # exactly as on_reply with the equivalent contacts does
+    rng = random.Random(seed)
+    target = rng.randbytes(8)
+    addrs = [(f"10.0.0.{i}", 1000 + i) for i in range(24)]
+    ids = {a: rng.randbytes(8) for a in addrs}
+    own = addrs[0]  # plays our own id: id_of skips it
+
+    def id_of(h: str, p: int) -> bytes | None:
+        return None if (h, p) == own else ids[(h, p)]
+
+    def contact(a: tuple[str, int]) -> Contact:
+        return Contact(ids[a], a[0], a[1])
+
+    one = Lookup(target, k=4, concurrency=3)
+    two = Lookup(target, k=4, concurrency=3)
+    seeds = [contact(a) for a in rng.sample(addrs[1:], 3)]
+    one.add_candidates(seeds)
+    two.add_candidates(seeds)
+    inflight: list[Contact] = []
+    for _ in range(60):
+        sent = one.next_to_query()
+        assert two.next_to_query() == sent
+        inflight += sent
+        if not inflight:
+            break
+        c = inflight.pop(rng.randrange(len(inflight)))
+        if rng.random() < 0.2:
+            assert one.on_failure(c) == two.on_failure(c)
+            continue
+        closer = [rng.choice(addrs) for _ in range(rng.randrange(8))]
+        counts = rng.random() < 0.8
+        one.on_reply(c, [contact(a) for a in closer if a != own], c, counts=counts)
+        if two.on_reply(c, (), c, counts=counts):
+            two.add_addresses(closer, c, id_of)
+        assert one.take_down_hints() == two.take_down_hints()
+        for a in addrs:
+            assert one.referrers(contact(a)) == two.referrers(contact(a))
+    assert one.closest_replies() == two.closest_replies()
+    assert one.done == two.done

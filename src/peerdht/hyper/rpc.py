@@ -845,16 +845,16 @@ class RPCNode:
         else:
             q.errors += 1
         local = self.table.local_id
-        closer: list[Contact] = []
-        for h, p in m.closer_nodes:
+
+        def id_of(h: str, p: int) -> bytes | None:
             if not 0 < p < 65536:
-                continue
+                return None
             cid = _cached_node_id(h, p)
-            if cid == local:
-                continue
-            closer.append(Contact(cid, h, p))
+            return None if cid == local else cid
+
         responder = Contact(r.from_id or c.id, r.from_addr[0], r.from_addr[1])
-        q.lookup.on_reply(responder, closer, r, counts=m.error == 0 and r.from_id is not None)
+        if q.lookup.on_reply(responder, (), r, counts=m.error == 0 and r.from_id is not None):
+            q.lookup.add_addresses(m.closer_nodes, responder, id_of)
         if m.error == 0 and q.on_data is not None:
             q.on_data(q, responder, r)
         self._pump(q)

@@ -24,7 +24,7 @@ Typical driver::
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from peerdht.errors import LocalProtocolError
@@ -170,6 +170,43 @@ class Lookup:
             self._seq += 1
             heapq.heappush(self._heap, (dist, self._seq, cand))
 
+    def add_addresses(
+        self,
+        addrs: Iterable[tuple[str, int]],
+        referrer: Contact,
+        id_of: Callable[[str, int], bytes | None],
+    ) -> None:
+        """:meth:`add_candidates` for the ``closer nodes`` of a reply given as bare addresses.
+
+        Addresses already offered only get ``referrer`` recorded (or a down hint); ``id_of`` is
+        called for new ones only and gives the id (dht-rpc derives it from the address), or
+        ``None`` to skip the address (e.g. our own id, a bad port). Equivalent to
+        ``add_candidates([Contact(id_of(h, p), h, p) for h, p in addrs if id_of(h, p)], referrer)``
+        without building contacts or ids for the (many) nodes seen before.
+
+        Raises:
+            LocalProtocolError: ``id_of`` returned an id of the wrong (non-zero) length.
+        """
+        by_addr = self._by_addr
+        ref_addr = (referrer.host, referrer.port)
+        new: list[Contact] = []
+        for addr in addrs:
+            cand = by_addr.get(addr)
+            if cand is None:
+                host, port = addr
+                cid = id_of(host, port)
+                if cid is not None:
+                    new.append(Contact(cid, host, port))
+                continue
+            if ref_addr != addr:
+                state = cand.state
+                if state == _DOWN:
+                    self._down_hints.append((referrer, cand.contact))
+                elif state != _DONE and ref_addr not in cand.referrers:
+                    cand.referrers[ref_addr] = referrer
+        if new:
+            self.add_candidates(new, referrer)
+
     def next_to_query(self) -> list[Contact]:
         """Contacts to send the lookup request to now, closest first.
 
@@ -209,7 +246,7 @@ class Lookup:
 
     def on_reply(
         self, contact: Contact, closer: Iterable[Contact], data: object = None, *, counts: bool = True
-    ) -> None:
+    ) -> bool:
         """A reply to a request of this lookup arrived.
 
         Replies from addresses not in flight (duplicates, or after :meth:`on_failure`) are
@@ -223,9 +260,12 @@ class Lookup:
             counts: ``False`` when the responder gave no verified id (dht-rpc: no ``id`` in the
                 reply, i.e. an ephemeral node): its closer nodes are used but it is not one of the
                 closest replies.
+
+        Returns:
+            ``False`` if the reply was ignored (``contact`` not in flight).
         """
         if self._finish(contact, _DONE) is None:
-            return
+            return False
         self.replies += 1
         if contact.id:
             self._ids.add(contact.id)  # e.g. a bootstrap node's id, learnt only now
@@ -245,6 +285,7 @@ class Lookup:
                     dropped = lst.pop()
                     self._closest_ids.discard(dropped[2].id)
         self.add_candidates(closer, contact)
+        return True
 
     def on_failure(self, contact: Contact) -> Contact | None:
         """A request timed out after its retries (or failed otherwise).
