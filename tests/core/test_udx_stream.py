@@ -261,3 +261,26 @@ def test_garbage_never_raises(tail: bytes, off: int, t: int) -> None:
         decode_packet(data)
     while core.next_event() is not None:
         pass
+
+
+def test_mtu_search_reaches_1500() -> None:
+    net = FakeNet(random.Random(13), delay=0.01)
+    a, _ = pair(net)
+    a.core.send(a.sid, bytes(16 << 20))
+    run(net, (a,), lambda: a.core.write_buffer_size(a.sid) == 0)
+    st = a.core._streams[a.sid]
+    assert st.mtu == 1500 and st.payload_size == 1500 - 48
+
+
+@pytest.mark.parametrize("limit", [1200 - 28, 1300 - 28])
+def test_mtu_search_stops_at_the_path_limit(limit: int) -> None:
+    """Probes bigger than the path carries are lost three times, the search stops below the limit and
+    every byte still arrives (lost probes are retransmitted unpadded)."""
+    net = FakeNet(random.Random(14), delay=0.01, max_size=limit, loss=0.02)
+    a, b = pair(net)
+    data = random.Random(1).randbytes(2 << 20)
+    a.core.send(a.sid, data)
+    run(net, (a, b), lambda: len(b.data) == len(data))
+    assert b.data == data
+    st = a.core._streams[a.sid]
+    assert st.mtu - 28 <= limit and st.mtu > limit - 28 - 32

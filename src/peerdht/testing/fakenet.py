@@ -42,6 +42,7 @@ class FakeNet:
         reorder_delay: extra latency of reordered datagrams, seconds.
         rate: bottleneck bandwidth into each address, bytes/s (None: unlimited).
         queue: bottleneck buffer per address, bytes; datagrams beyond it are tail-dropped.
+        max_size: datagrams longer than this (bytes of UDP payload) are dropped, like a small path MTU.
         start: initial clock value, seconds.
 
     Attributes:
@@ -61,6 +62,7 @@ class FakeNet:
         reorder_delay: float = 0.005,
         rate: float | None = None,
         queue: int = 65536,
+        max_size: int | None = None,
         start: float = 1000.0,
     ) -> None:
         self.rng = rng
@@ -73,6 +75,7 @@ class FakeNet:
         self.rate = rate
         self.queue = queue
         self.queue_drops = 0
+        self.max_size = max_size
         self._busy_until: dict[Addr, float] = {}
         self.now = start
         self.sent = 0
@@ -91,6 +94,9 @@ class FakeNet:
         for src, core in self._cores.items():
             for data, dst in core.datagrams_to_send(self.now):
                 self.sent += 1
+                if self.max_size is not None and len(data) > self.max_size:
+                    self.dropped += 1
+                    continue
                 if self.loss and rng.random() < self.loss:
                     self.dropped += 1
                     continue

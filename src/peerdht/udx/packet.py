@@ -35,6 +35,12 @@ HEARTBEAT = 0b100000
 
 MTU_BASE = 1200
 """Base MTU in bytes (``UDX_MTU_BASE``)."""
+MTU_MAX = 1500
+"""Largest MTU probed (``UDX_MTU_MAX``)."""
+MTU_STEP = 32
+"""MTU probe step in bytes (``UDX_MTU_STEP``)."""
+MTU_MAX_PROBES = 3
+"""Failed probes of one size before the search stops (``UDX_MTU_MAX_PROBES``)."""
 IPV4_OVERHEAD = 20 + 8 + HEADER_SIZE
 IPV6_OVERHEAD = 40 + 8 + HEADER_SIZE
 MAX_SACKS = 50

@@ -51,6 +51,9 @@ from peerdht.udx.packet import (
     MAX_SACKS,
     MESSAGE,
     MTU_BASE,
+    MTU_MAX,
+    MTU_MAX_PROBES,
+    MTU_STEP,
     SACK,
 )
 
@@ -75,6 +78,9 @@ DUP_THRESH: Final = 3
 _PACK_HEADER = HEADER.pack
 _UNPACK_HEADER = HEADER.unpack_from
 _DATA_OR_END: Final = DATA | END
+_MTU_BASE: Final = 0
+_MTU_SEARCH: Final = 1
+_MTU_DONE: Final = 2
 
 
 class _Pkt:
@@ -112,6 +118,14 @@ class _Stream:
         self.remote_id = 0
         self.addr: Addr = ("", 0)
         self.payload_size = MTU_BASE - IPV4_OVERHEAD
+        self.overhead = IPV4_OVERHEAD
+        # MTU search (RFC 8899 style, as libudx): probe with padded packets, 32 bytes up at a time
+        self.mtu = MTU_BASE
+        self.mtu_state = _MTU_BASE
+        self.probe_size = MTU_BASE
+        self.probe_wanted = False
+        self.probe_seq = -1
+        self.probe_failures = 0
         self.connected = False
         self.closed = False
         # receive side
@@ -177,13 +191,16 @@ class UDXSocketCore:
 
     Args:
         recv_window: bytes advertised as receive window per stream (libudx default 4 MiB).
+        mtu_probing: search the path MTU from 1200 up to 1500 bytes in 32-byte steps with padded
+            probe packets (libudx does the same); off: every packet fits 1200 bytes.
 
     Commands raise :class:`~peerdht.errors.LocalProtocolError` on misuse (unknown stream id, wrong
     state) and :class:`~peerdht.errors.StreamClosed` when the stream is already closed.
     """
 
-    def __init__(self, *, recv_window: int = DEFAULT_RECV_WINDOW) -> None:
+    def __init__(self, *, recv_window: int = DEFAULT_RECV_WINDOW, mtu_probing: bool = True) -> None:
         self._recv_window = recv_window
+        self.mtu_probing = mtu_probing
         self._streams: dict[int, _Stream] = {}
         self._events: deque[UDXEvent | _Stream] = deque()
         self._out: list[tuple[bytes, Addr]] = []
@@ -233,7 +250,7 @@ class UDXSocketCore:
         st.ack = st.wl1 = ack & _M
         st.remote_id = remote_id
         st.addr = addr
-        st.payload_size = MTU_BASE - (IPV6_OVERHEAD if ":" in addr[0] else IPV4_OVERHEAD)
+        self._reset_mtu(st)
 
     def change_remote(self, stream_id: int, remote_id: int, addr: Addr) -> None:
         """Move a connected stream to a new remote (relay -> direct upgrade; libudx ``udx_stream_change_remote``).
@@ -246,7 +263,7 @@ class UDXSocketCore:
             raise LocalProtocolError("stream not connected")
         st.remote_id = remote_id
         st.addr = addr
-        st.payload_size = MTU_BASE - (IPV6_OVERHEAD if ":" in addr[0] else IPV4_OVERHEAD)
+        self._reset_mtu(st)
         if st.seq != st.remote_acked:
             st.remote_changing = True
             st.seq_on_change = st.seq
@@ -595,6 +612,23 @@ class UDXSocketCore:
             if rtt_sample < st.min_rtt or now - st.min_rtt_stamp > MIN_RTT_WINDOW or not st.min_rtt:
                 st.min_rtt = rtt_sample
                 st.min_rtt_stamp = now
+        if st.mtu_state != _MTU_DONE:
+            ps = st.probe_seq
+            if ps >= 0:
+                if ps not in outgoing:  # the padded probe arrived: the path carries probe_size
+                    st.mtu = st.probe_size
+                    st.payload_size = st.mtu - st.overhead
+                    st.probe_seq = -1
+                    st.probe_failures = 0
+                    if st.mtu >= MTU_MAX:
+                        st.mtu_state = _MTU_DONE
+                    else:
+                        st.probe_size = min(st.mtu + MTU_STEP, MTU_MAX)
+                        st.probe_wanted = True
+            elif st.mtu_state == _MTU_BASE:
+                st.mtu_state = _MTU_SEARCH
+                st.probe_size = MTU_BASE + MTU_STEP
+                st.probe_wanted = True
         if st.fack > st.remote_acked or st.retrans_q:
             self._detect_loss(st)
         st.cc.on_ack(newly, max(st.remote_acked, st.fack), st.seq, st.srtt > 1.25 * st.min_rtt + 0.005)
@@ -615,6 +649,24 @@ class UDXSocketCore:
         self._dirty.add(st)
 
     # ------------------------------------------------------------------ internals
+
+    def _reset_mtu(self, st: _Stream) -> None:
+        st.overhead = IPV6_OVERHEAD if ":" in st.addr[0] else IPV4_OVERHEAD
+        st.mtu = MTU_BASE
+        st.payload_size = MTU_BASE - st.overhead
+        st.mtu_state = _MTU_BASE if self.mtu_probing else _MTU_DONE
+        st.probe_size = MTU_BASE
+        st.probe_wanted = False
+        st.probe_seq = -1
+        st.probe_failures = 0
+
+    def _probe_failed(self, st: _Stream) -> None:
+        st.probe_seq = -1
+        st.probe_failures += 1
+        if st.probe_failures >= MTU_MAX_PROBES:
+            st.mtu_state = _MTU_DONE
+        else:
+            st.probe_wanted = True
 
     def _get(self, stream_id: int) -> _Stream:
         st = self._streams.get(stream_id)
@@ -742,6 +794,8 @@ class UDXSocketCore:
         if pkt.lost:
             pkt.lost = False
             st.inflight += 1
+        if pkt.seq == st.probe_seq:
+            self._probe_failed(st)
         pkt.retrans = True
         st.xmit += 1
         pkt.xmit = st.xmit
@@ -791,6 +845,8 @@ class UDXSocketCore:
             pkt = outgoing.get(seq)
             if pkt is None or not pkt.lost:
                 continue
+            if seq == st.probe_seq:
+                self._probe_failed(st)
             pkt.lost = False
             pkt.retrans = True
             st.xmit += 1
@@ -860,7 +916,15 @@ class UDXSocketCore:
                 pkt.time_sent = now
                 outgoing[seq] = pkt
                 st.inflight += 1
-                append((_PACK_HEADER(255, 1, flags, 0, rid, rwnd, seq & _M, ackv) + payload, addr))
+                if st.probe_wanted and len(payload) == size and not st.remote_changing:
+                    # MTU probe: same payload, padded (data_offset) up to probe_size on the wire
+                    pad = st.probe_size - st.mtu
+                    st.probe_wanted = False
+                    st.probe_seq = seq
+                    probe = _PACK_HEADER(255, 1, flags, pad, rid, rwnd, seq & _M, ackv) + bytes(pad)
+                    append((probe + payload, addr))
+                else:
+                    append((_PACK_HEADER(255, 1, flags, 0, rid, rwnd, seq & _M, ackv) + payload, addr))
                 sent += 1
             if st.queued and window == 0 and not outgoing and st.zwp_deadline is None:
                 self._send_heartbeat(st)
