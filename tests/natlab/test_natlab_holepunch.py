@@ -72,3 +72,19 @@ def test_punch_with_public_host(lab: Lab, nat: NatType) -> None:
     ra, rb = punch(lab, rdv, pub, b, secs=3.0)
     server.close()
     assert ra["ok"] and rb["ok"], (ra, rb)
+
+
+def test_birthday_punch_through_symmetric(lab: Lab) -> None:
+    """Symmetric <-> port-restricted fails with a plain punch, but port guessing gets through.
+
+    The hard side opens 256 mappings (random public ports), the easy side sprays up to 4096 random ports:
+    P(miss) = (1 - 256/64512)**4096 < 1e-7 (research/peers.md §2, birthday arithmetic).
+    """
+    hard = lab.add_private("hard", SYM)
+    easy = lab.add_private("easy", PRC)
+    h = start_tool(lab, hard, "hard", "--easy", f"{easy.public_ip}:4000", "--n", "256", "--secs", "8")
+    assert h.line()["ready"]
+    res_easy = start_tool(lab, easy, "easy", "--hard-ip", hard.public_ip, "--port", "4000", "--k", "4096")
+    got_easy, got_hard = res_easy.line(timeout=15), h.line(timeout=15)
+    assert got_easy["ok"] and got_hard["ok"], (got_easy, got_hard)
+    assert 1024 <= got_easy["hit_port"] <= 65535

@@ -29,6 +29,12 @@ Commands:
       Send one datagram from IP:PORT (an unsolicited packet).
   ask [--port P] --server IP:PORT
       One bind request from local port P: what public address does the server see?
+  hard --easy IP:PORT [--n N] [--secs S]
+      Birthday punch, symmetric side: N sockets each send to the easy side's public endpoint (N random
+      public ports), then wait for a probe and answer it.
+  easy --hard-ip IP --port P [--k K] [--lo LO] [--hi HI]
+      Birthday punch, easy side: from local port P, probe K random ports of the hard side's public IP in
+      [LO, HI] (about 4000 probes/s) until one is answered.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import argparse
 import heapq
 import json
 import os
+import random
 import select
 import socket
 import statistics
@@ -267,6 +274,72 @@ def cmd_ask(args: argparse.Namespace) -> None:
     _out({"local_port": s.getsockname()[1], "mapped": list(got) if got else None})
 
 
+# -- birthday-paradox punch through a symmetric NAT ------------------------------------------------------------
+
+
+def cmd_hard(args: argparse.Namespace) -> None:
+    easy = _addr(args.easy)
+    socks = [_udp() for _ in range(args.n)]
+    for s in socks:
+        s.setblocking(False)
+        s.sendto(b"open", easy)  # each socket gets its own random public port towards `easy`
+    _out({"ready": True, "sockets": len(socks)})
+    t0 = last = time.monotonic()
+    while time.monotonic() - t0 < args.secs:
+        ready, _, _ = select.select(socks, [], [], 0.1)
+        for s in ready:
+            try:
+                data, src = s.recvfrom(2048)
+            except (BlockingIOError, ConnectionRefusedError):
+                continue
+            if data.startswith(b"probe"):
+                for _ in range(5):
+                    s.sendto(b"ack", src)
+                    time.sleep(0.01)
+                _out({"ok": True, "probe": data.decode(), "time_s": round(time.monotonic() - t0, 3)})
+                return
+        if time.monotonic() - last > 1.0:  # keep the mappings alive
+            for s in socks:
+                s.sendto(b"open", easy)
+            last = time.monotonic()
+    _out({"ok": False})
+
+
+def cmd_easy(args: argparse.Namespace) -> None:
+    s = _udp(("0.0.0.0", args.port))
+    s.setblocking(False)
+    ports = random.sample(range(args.lo, args.hi + 1), args.k)
+    res: dict[str, Any] = {"ok": False, "probes": args.k}
+    t0 = time.monotonic()
+    deadline = None
+    i = 0
+    while True:
+        if i < len(ports):
+            i += 1
+            s.sendto(b"probe %d" % i, (args.hard_ip, ports[i - 1]))
+            if i % 8 == 0:
+                time.sleep(0.002)  # about 4000 probes/s
+        elif deadline is None:
+            deadline = time.monotonic() + 0.5
+        elif time.monotonic() > deadline:
+            break
+        else:
+            time.sleep(0.01)
+        try:
+            data, src = s.recvfrom(2048)
+        except (BlockingIOError, ConnectionRefusedError):
+            continue
+        if data == b"ack":
+            res = {
+                "ok": True,
+                "probes_sent": i,
+                "hit_port": src[1],
+                "time_s": round(time.monotonic() - t0, 3),
+            }
+            break
+    _out(res)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -305,6 +378,18 @@ def main() -> None:
     q.add_argument("--port", type=int, default=0)
     q.add_argument("--server", required=True)
     q.set_defaults(func=cmd_ask)
+    q = sub.add_parser("hard")
+    q.add_argument("--easy", required=True)
+    q.add_argument("--n", type=int, default=256)
+    q.add_argument("--secs", type=float, default=10.0)
+    q.set_defaults(func=cmd_hard)
+    q = sub.add_parser("easy")
+    q.add_argument("--hard-ip", required=True)
+    q.add_argument("--port", type=int, required=True)
+    q.add_argument("--k", type=int, default=4096)
+    q.add_argument("--lo", type=int, default=1024)
+    q.add_argument("--hi", type=int, default=65535)
+    q.set_defaults(func=cmd_easy)
     args = p.parse_args()
     args.func(args)
 
