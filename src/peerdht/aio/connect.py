@@ -12,21 +12,43 @@ rounds is not implemented yet: such servers fail with :class:`CannotHolepunch`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import random
 from typing import TYPE_CHECKING
 
 from peerdht.aio.secretstream import SecretStream, open_secret_stream
 from peerdht.errors import PeerDHTError
-from peerdht.hyper.constants import Command, Firewall
+from peerdht.holepunch.nat import MIN_SAMPLES, NatAnalyzer
+from peerdht.holepunch.payload import SecurePayload
+from peerdht.holepunch.strategy import (
+    CONSISTENT_INTERVAL,
+    CONSISTENT_TRIES,
+    RANDOM_INTERVAL,
+    RANDOM_TRIES,
+    Strategy,
+    choose_strategy,
+    consistent_targets,
+    random_port,
+)
+from peerdht.hyper.constants import Command, Firewall, InternalCommand
 from peerdht.hyper.constants import ConnectError as Err
 from peerdht.hyper.crypto import KeyPair
 from peerdht.hyper.crypto import hash as blake2b
 from peerdht.hyper.handshake import (
     CannotHolepunch,
+    ConnectError,
     HandshakeInvalid,
     HolepunchAborted,
+    HolepunchDoubleRandomized,
+    HolepunchInvalid,
+    HolepunchProbeTimeout,
     PeerConnectionFailed,
     PeerNotFound,
+    RemoteAborted,
+    RemoteNotHolepunchable,
+    RemoteNotHolepunching,
     ServerError,
     ServerIncompatible,
     first_remote_address,
@@ -35,10 +57,15 @@ from peerdht.hyper.handshake import (
 )
 from peerdht.hyper.records import (
     Handshake,
+    Holepunch,
+    HolepunchPayload,
     NoisePayload,
+    RelayInfo,
     decode_handshake,
+    decode_holepunch,
     decode_noise_payload,
     encode_handshake,
+    encode_holepunch,
     encode_noise_payload,
 )
 from peerdht.hyper.router import FROM_CLIENT, REPLY
@@ -118,7 +145,7 @@ async def connect(
         relayed = server_address != relay
         stream = raws.opened(sid)
         if stream is None:
-            stream = await _open(dht, sid, remote, relayed, server_address, relay, ours)
+            stream = await _open(dht, sid, remote, relayed, server_address, relay, ours, result, target)
         raws.forget(sid)
         sid = 0
         driver.kick()
@@ -158,6 +185,8 @@ async def _open(
     server_address: Address,
     relay: Address,
     ours: NoisePayload,
+    result: HandshakeResult,
+    target: bytes,
 ) -> UDXStream:
     raws = dht._raw_streams()
     assert remote.udx is not None
@@ -173,7 +202,9 @@ async def _open(
             return await raws.wait(sid, PASSIVE_CONNECT_TIMEOUT)
         except TimeoutError:
             raise HolepunchAborted("the server never connected to us") from None
-    raise CannotHolepunch("holepunching through PEER_HOLEPUNCH is not implemented yet")
+    if not holepunchable:
+        raise CannotHolepunch()
+    return await Puncher(dht, sid, remote, result, target).run(relay, server_address)
 
 
 async def _secure(stream: UDXStream, initiator: bool, result: HandshakeResult, dht: HyperDHT) -> SecretStream:
@@ -182,3 +213,197 @@ async def _secure(stream: UDXStream, initiator: bool, result: HandshakeResult, d
     except PeerDHTError:
         stream.destroy()
         raise
+
+
+class Puncher:
+    """The client side of PEER_HOLEPUNCH (connect.js ``holepunch`` / ``probeRound`` / ``roundPunch``
+    with holepuncher.js ``punch``). The punch socket is the DHT's client socket."""
+
+    def __init__(
+        self, dht: HyperDHT, sid: int, remote: NoisePayload, result: HandshakeResult, target: bytes
+    ) -> None:
+        assert remote.holepunch is not None and remote.udx is not None
+        self.dht = dht
+        self.raws = dht._raw_streams()
+        self.sid = sid
+        self.remote_udx = remote.udx.id
+        self.hp_id = remote.holepunch.id
+        self.relays = remote.holepunch.relays
+        self.target = target
+        self.socket = CLIENT
+        self.nat = NatAnalyzer(firewalled=dht.core.firewalled)
+        self.payload = SecurePayload(result.holepunch_secret, os.urandom(32))
+        self.round = 0
+        self.remote_firewall = remote.firewall
+        self.remote_addresses: list[tuple[Address, bool]] = []
+        self.remote_punching = False
+
+    async def run(self, relay: Address, server_address: Address) -> UDXStream:
+        await self._sample_nat()
+        server_relay = next((r for r in self.relays if r.relay_address == relay), self.relays[0])
+        token, peer_address = await self._probe_round(server_address, server_relay, retry=True)
+        if server_relay.relay_address == relay and server_address != peer_address:
+            server_address = peer_address
+            self.raws.send_probe(self.socket, server_address)
+        return await self._round_punch(server_address, token, relay, server_relay)
+
+    async def _sample_nat(self) -> None:
+        """PING up to 4 recent nodes from the punch socket (nat.js ``autoSample``)."""
+        nodes = [c.addr for c in self.dht.core.table][-8:]
+        pings = []
+        for addr in reversed(nodes):
+            if len(pings) >= MIN_SAMPLES:
+                break
+            pings.append(self._ping(addr))
+        for fut in asyncio.as_completed(pings):
+            with contextlib.suppress(PeerDHTError):
+                reply = await fut
+                self.nat.add(reply.to, reply.from_addr)
+            if self.nat.done:
+                break
+        self.nat.give_up()
+
+    async def _ping(self, addr: Address) -> Reply:
+        r: Reply = await self.dht._run(
+            lambda now: self.dht.core.request(
+                addr, InternalCommand.PING, now, internal=True, retries=0, socket=self.socket
+            )
+        )
+        return r
+
+    async def _update(
+        self, peer_address: Address, relay: Address, hp: HolepunchPayload
+    ) -> tuple[Reply, Address, HolepunchPayload]:
+        value = encode_holepunch(
+            Holepunch(
+                mode=FROM_CLIENT,
+                id=self.hp_id,
+                payload=self.payload.encrypt(hp, os.urandom(24)),
+                peer_address=peer_address,
+            )
+        )
+        try:
+            reply: Reply = await self.dht._run(
+                lambda now: self.dht.core.request(
+                    relay, Command.PEER_HOLEPUNCH, now, target=self.target, value=value, socket=self.socket
+                )
+            )
+        except PeerDHTError as exc:
+            raise HolepunchAborted(f"holepunch request failed: {exc}") from exc
+        try:
+            msg = decode_holepunch(reply.message.value or b"")
+        except PeerDHTError:
+            raise HolepunchInvalid("bad holepunch reply") from None
+        if msg.mode != REPLY or reply.from_addr != relay:
+            raise HolepunchInvalid("bad holepunch reply")
+        rp = self.payload.decrypt(msg.payload)
+        if rp is None:
+            raise HolepunchInvalid()
+        if rp.error == Err.TRY_LATER:
+            raise HolepunchAborted("server asked to try later (TRY_LATER)")
+        if rp.error != Err.NONE:
+            raise RemoteAborted(f"remote aborted with error code {rp.error}")
+        echoed = rp.remote_token is not None and hp.token is not None and rp.remote_token == hp.token
+        verified_hosts = {a[0] for a, v in self.remote_addresses if v}
+        if echoed:
+            verified_hosts.add(peer_address[0])
+        self.remote_firewall = rp.firewall
+        self.remote_addresses = [(a, a[0] in verified_hosts) for a in rp.addresses or ()]
+        self.remote_punching = rp.punching
+        return reply, msg.peer_address or relay, rp
+
+    async def _abort(self, server_relay: RelayInfo) -> None:
+        hp = HolepunchPayload(error=Err.ABORTED, firewall=Firewall.UNKNOWN, round=self.round)
+        self.round += 1
+        with contextlib.suppress(ConnectError):
+            await self._update(server_relay.peer_address, server_relay.relay_address, hp)
+
+    async def _probe_round(
+        self, server_address: Address, server_relay: RelayInfo, retry: bool
+    ) -> tuple[bytes | None, Address]:
+        self.raws.send_probe(self.socket, server_address)  # openSession
+        hp = HolepunchPayload(
+            firewall=self.nat.firewall,
+            round=self.round,
+            addresses=self.nat.addresses,
+            remote_address=server_address,
+        )
+        self.round += 1
+        reply, peer_address, rp = await self._update(
+            server_relay.peer_address, server_relay.relay_address, hp
+        )
+        self.nat.add(reply.to, reply.from_addr)
+        if self.remote_firewall == Firewall.UNKNOWN:
+            await asyncio.sleep(1.0)  # let the server finish its own analysis
+        if (self.remote_firewall == Firewall.UNKNOWN or rp.token is None) and retry:
+            return await self._probe_round(server_address, server_relay, False)
+        if self.remote_firewall == Firewall.UNKNOWN or self.nat.firewall == Firewall.UNKNOWN:
+            await self._abort(server_relay)
+            raise HolepunchProbeTimeout()
+        if self.remote_firewall >= Firewall.RANDOM and self.nat.firewall >= Firewall.RANDOM:
+            await self._abort(server_relay)
+            raise HolepunchDoubleRandomized()
+        return rp.token, peer_address
+
+    async def _round_punch(
+        self, server_address: Address, remote_token: bytes | None, relay: Address, server_relay: RelayInfo
+    ) -> UDXStream:
+        self.nat.freeze()
+        hp = HolepunchPayload(
+            firewall=self.nat.firewall,
+            round=self.round,
+            punching=True,
+            addresses=self.nat.addresses,
+            token=self.payload.token(server_address[0]),
+            remote_token=remote_token,
+        )
+        self.round += 1
+        await self._update(server_address, relay, hp)
+        if not self.remote_punching:
+            raise RemoteNotHolepunching()
+        has_verified = any(v for _, v in self.remote_addresses)
+        strategy = choose_strategy(self.nat.firewall, self.remote_firewall, has_verified)
+        if strategy is Strategy.CONSISTENT:
+            return await self._punch_consistent()
+        if strategy is Strategy.RANDOM_PROBES:
+            return await self._punch_random()
+        raise RemoteNotHolepunchable(
+            "birthday sockets (we are RANDOM) are not implemented" if strategy is Strategy.BIRTHDAY else ""
+        )
+
+    async def _connected(self, timeout: float) -> UDXStream | None:
+        """Wait up to ``timeout`` for a probe from the server (or its first UDX packet)."""
+        probe = self.raws.probe_future(self.socket)
+        opened = asyncio.ensure_future(self.raws.wait(self.sid, timeout))
+        try:
+            done, _ = await asyncio.wait(
+                {probe, opened}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            opened.cancel()
+        if probe in done:
+            return self.raws.connect(self.sid, self.socket, self.remote_udx, probe.result())
+        if opened in done and not opened.cancelled() and opened.exception() is None:
+            s: UDXStream = opened.result()
+            return s
+        probe.cancel()
+        return self.raws.opened(self.sid)
+
+    async def _punch_consistent(self) -> UDXStream:
+        for tries in range(1, CONSISTENT_TRIES + 1):
+            for addr in consistent_targets(self.remote_addresses, tries):
+                self.raws.send_probe(self.socket, addr)
+            stream = await self._connected(CONSISTENT_INTERVAL)
+            if stream is not None:
+                return stream
+        raise HolepunchAborted()
+
+    async def _punch_random(self) -> UDXStream:
+        host = next(a[0] for a, v in self.remote_addresses if v)
+        rng = random.Random(os.urandom(16))
+        for _ in range(RANDOM_TRIES):
+            self.raws.send_probe(self.socket, (host, random_port(rng)))
+            stream = await self._connected(RANDOM_INTERVAL)
+            if stream is not None:
+                return stream
+        raise HolepunchAborted()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from peerdht.errors import LocalProtocolError
@@ -46,7 +47,21 @@ class RawStreams:
         self._driver = driver
         self._pending: dict[int, _Pending] = {}
         self.stats = {"probes": 0, "early": 0, "unknown": 0}
+        self._probe_waiters: dict[int, list[asyncio.Future[Address]]] = {}
+        #: Called with ``(addr, socket)`` for every 1-byte probe (a server echoes them).
+        self.probe_listeners: list[Callable[[Address, int], None]] = []
         driver.on_other = self._on_other
+
+    def send_probe(self, socket: int, addr: Address) -> None:
+        """Send a 1-byte holepunch probe from DHT socket ``socket`` to ``addr``."""
+        if 0 < addr[1] < 65536:
+            self._driver.udx_sockets[socket].send_datagram(b"\x00", addr)
+
+    def probe_future(self, socket: int) -> asyncio.Future[Address]:
+        """A future resolved with the sender of the next probe arriving on ``socket``."""
+        fut: asyncio.Future[Address] = asyncio.get_running_loop().create_future()
+        self._probe_waiters.setdefault(socket, []).append(fut)
+        return fut
 
     def reserve(self) -> int:
         """A fresh, unused u32 stream id, waiting for :meth:`connect` or the peer's first packet."""
@@ -119,6 +134,11 @@ class RawStreams:
     def _on_other(self, data: bytes, addr: Address, index: int) -> None:
         if len(data) == 1:
             self.stats["probes"] += 1
+            for fut in self._probe_waiters.pop(index, []):
+                if not fut.done():
+                    fut.set_result(addr)
+            for cb in list(self.probe_listeners):
+                cb(addr, index)
             return
         if len(data) >= _UDX_HEADER and data[0] == 0xFF and data[1] == 1:
             sid = int.from_bytes(data[4:8], "little")

@@ -21,8 +21,14 @@ __all__ = [
     "ConnectError",
     "HandshakeInvalid",
     "HolepunchAborted",
+    "HolepunchDoubleRandomized",
+    "HolepunchInvalid",
+    "HolepunchProbeTimeout",
     "PeerConnectionFailed",
     "PeerNotFound",
+    "RemoteAborted",
+    "RemoteNotHolepunchable",
+    "RemoteNotHolepunching",
     "ServerError",
     "ServerIncompatible",
     "first_remote_address",
@@ -82,6 +88,42 @@ class CannotHolepunch(ConnectError):
     """The server cannot be holepunched and has no reachable address."""
 
     code = "CANNOT_HOLEPUNCH"
+
+
+class HolepunchInvalid(ConnectError):
+    """A holepunch reply did not decrypt or decode."""
+
+    code = "HOLEPUNCH_INVALID"
+
+
+class HolepunchProbeTimeout(ConnectError):
+    """The NAT analysis of one side did not conclude."""
+
+    code = "HOLEPUNCH_PROBE_TIMEOUT"
+
+
+class HolepunchDoubleRandomized(ConnectError):
+    """Both sides are behind port-randomising NATs."""
+
+    code = "HOLEPUNCH_DOUBLE_RANDOMIZED_NATS"
+
+
+class RemoteAborted(ConnectError):
+    """The server aborted the holepunch."""
+
+    code = "REMOTE_ABORTED"
+
+
+class RemoteNotHolepunching(ConnectError):
+    """The server did not start punching."""
+
+    code = "REMOTE_NOT_HOLEPUNCHING"
+
+
+class RemoteNotHolepunchable(ConnectError):
+    """No punch strategy fits the two NATs."""
+
+    code = "REMOTE_NOT_HOLEPUNCHABLE"
 
 
 def is_bogon(host: str) -> bool:
