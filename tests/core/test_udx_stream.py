@@ -284,3 +284,44 @@ def test_mtu_search_stops_at_the_path_limit(limit: int) -> None:
     assert b.data == data
     st = a.core._streams[a.sid]
     assert st.mtu - 28 <= limit and st.mtu > limit - 28 - 32
+
+
+def test_many_streams_share_a_socket_and_fail_alone() -> None:
+    net = FakeNet(random.Random(15), delay=0.01, loss=0.05, reorder=0.05)
+    a, b = UDXSocketCore(), UDXSocketCore()
+    net.add(A, a)
+    net.add(B, b)
+    data = {10 + i: random.Random(i).randbytes(300_000) for i in range(4)}
+    got: dict[int, bytearray] = {20 + i: bytearray() for i in range(4)}
+    closed: dict[int, StreamClosed] = {}
+    ended: set[int] = set()
+    for i in range(4):
+        a.connect(a.create_stream(10 + i), 20 + i, B)
+        b.connect(b.create_stream(20 + i), 10 + i, A)
+    for sid, payload in data.items():
+        if sid != 12:
+            a.send(sid, payload)
+            a.end(sid)
+    # noise for stream 21: truncated, bad data_offset, unknown type bits; then stream 12 is destroyed
+    b.receive_datagram(b"\xff\x01\x01", A, net.now)
+    b.receive_datagram(bytes([0xFF, 1, DATA, 200]) + struct.pack("<IIII", 21, 0, 0, 0) + b"x", A, net.now)
+    b.receive_datagram(bytes([0xFF, 1, 0xC0, 0]) + struct.pack("<IIII", 21, 0, 0, 0), A, net.now)
+    a.send(12, b"doomed")
+    a.destroy(12)
+
+    def pump() -> bool:
+        for core in (a, b):
+            while (e := core.next_event()) is not None:
+                if isinstance(e, StreamData):
+                    got[e.stream_id] += e.data
+                elif isinstance(e, StreamEnd):
+                    ended.add(e.stream_id)
+                elif isinstance(e, StreamClosed):
+                    closed[e.stream_id] = e
+        return ended >= {20, 21, 23} and 22 in closed
+
+    net.run(pump, max_time=600)
+    for i in (0, 1, 3):
+        assert bytes(got[20 + i]) == data[10 + i]
+    assert isinstance(closed[22].error, StreamReset)
+    assert b.dropped >= 1
