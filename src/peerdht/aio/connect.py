@@ -16,7 +16,8 @@ import asyncio
 import contextlib
 import os
 import random
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
 
 from peerdht.aio.secretstream import SecretStream, open_secret_stream
 from peerdht.errors import PeerDHTError
@@ -78,6 +79,8 @@ if TYPE_CHECKING:
 
 Address = tuple[str, int]
 
+PARALLEL = 3
+"""Handshakes in flight through different relays at once (connect.js uses 2-3)."""
 PASSIVE_CONNECT_TIMEOUT = 10.0
 """Seconds we wait for a server to open the stream to us (connect.js ``passiveConnectTimeout``)."""
 
@@ -106,24 +109,7 @@ async def connect(
         noise = peer_handshake(noise_key_pair(kp), bytes(public_key), os.urandom(32))
         ours = make_payload(remote_address=dht.core.remote_address(), udx_id=sid)
         msg1 = noise.send(encode_noise_payload(ours))
-        attempts = 0
-        got: tuple[Reply, Handshake, Address] | None = None
-        tried: set[Address] = set()
-        for addr in relay_addresses or []:
-            tried.add(addr)
-            attempts += 1
-            got = await _try_node(dht, addr, target, msg1)
-            if got is not None:
-                break
-        if got is None:
-            async for res in dht.find_peer(public_key):
-                if res.from_addr in tried:
-                    continue
-                tried.add(res.from_addr)
-                attempts += 1
-                got = await _try_node(dht, res.from_addr, target, msg1)
-                if got is not None:
-                    break
+        got, attempts = await _handshake(dht, public_key, target, msg1, relay_addresses or [])
         if got is None:
             raise PeerConnectionFailed() if attempts else PeerNotFound()
         _reply, hs, relay = got
@@ -153,6 +139,52 @@ async def connect(
     finally:
         if sid:
             raws.release(sid)
+
+
+async def _handshake(
+    dht: HyperDHT, public_key: bytes, target: bytes, msg1: bytes, relay_addresses: list[Address]
+) -> tuple[tuple[Reply, Handshake, Address] | None, int]:
+    """Send the handshake through the given relays and every node FIND_PEER finds, up to
+    ``PARALLEL`` at a time (connect.js ``findAndConnect``); the first valid reply wins."""
+    tried: set[Address] = set()
+    pending: set[asyncio.Task[tuple[Reply, Handshake, Address] | None]] = set()
+    attempts = 0
+
+    def winner() -> tuple[Reply, Handshake, Address] | None:
+        for t in [t for t in pending if t.done()]:
+            pending.discard(t)
+            if not t.cancelled() and t.exception() is None and t.result() is not None:
+                return t.result()
+        return None
+
+    async def start(addr: Address) -> tuple[Reply, Handshake, Address] | None:
+        nonlocal attempts
+        while len(pending) >= PARALLEL:
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if (w := winner()) is not None:
+                return w
+        tried.add(addr)
+        attempts += 1
+        pending.add(asyncio.ensure_future(_try_node(dht, addr, target, msg1)))
+        return winner()
+
+    try:
+        for addr in relay_addresses:
+            if (w := await start(addr)) is not None:
+                return w, attempts
+        async for res in dht.find_peer(public_key):
+            if res.from_addr in tried:
+                continue
+            if (w := await start(res.from_addr)) is not None:
+                return w, attempts
+        while pending:
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if (w := winner()) is not None:
+                return w, attempts
+        return None, attempts
+    finally:
+        for t in pending:
+            t.cancel()
 
 
 async def _try_node(
@@ -250,7 +282,7 @@ class Puncher:
     async def _sample_nat(self) -> None:
         """PING up to 4 recent nodes from the punch socket (nat.js ``autoSample``)."""
         nodes = [c.addr for c in self.dht.core.table][-8:]
-        pings = []
+        pings: list[Awaitable[Reply]] = []
         for addr in reversed(nodes):
             if len(pings) >= MIN_SAMPLES:
                 break
@@ -375,10 +407,9 @@ class Puncher:
         """Wait up to ``timeout`` for a probe from the server (or its first UDX packet)."""
         probe = self.raws.probe_future(self.socket)
         opened = asyncio.ensure_future(self.raws.wait(self.sid, timeout))
+        waiting: set[asyncio.Future[Any]] = {probe, opened}
         try:
-            done, _ = await asyncio.wait(
-                {probe, opened}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
+            done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             opened.cancel()
         if probe in done:
