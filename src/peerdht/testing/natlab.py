@@ -11,8 +11,8 @@ namespaces it created (nothing is added to the namespace it is called from)::
 
 Public addresses are in TEST-NET-3 (203.0.113.0/24, RFC 5737), LANs in 10.0.N.0/24. Each private host sits
 behind a NAT router namespace (its own, or shared with ``behind=``) whose type is one of :class:`NatType`,
-built with nftables. The rules
-follow the recipe in ``research/peers.md`` §3b, which was checked with an RFC 5780-style classifier:
+built with nftables. The rules follow the recipe in ``research/peers.md`` §3b, which was checked with an
+RFC 5780-style classifier:
 
 ===================== =========================== ================================================
 type                  mapping / filtering (RFC     rules (in the router's namespace)
@@ -34,13 +34,13 @@ behaves like a symmetric one (``research/peers.md`` §3b, pitfall "conntrack por
 
 Linux keeps an unreplied UDP conntrack entry for ``nf_conntrack_udp_timeout`` = 30 s and a replied one for
 ``nf_conntrack_udp_timeout_stream`` = 120 s; both are per namespace, and ``udp_timeout=`` of
-:meth:`Lab.add_private` sets them (and the lifetime of the cone filter sets) for one router, so tests can
+:meth:`Lab.add_private` sets them (and the lifetime of the cone mappings) for one router, so tests can
 watch a mapping expire in a second or two.
 
 Names are unique per lab: every namespace is called ``<prefix>-<pid>-<hex>-<role>``, so parallel and
 aborted runs never collide, and :func:`sweep` removes the namespaces of labs whose process is gone.
 :class:`Lab` is a context manager whose exit always tears everything down (processes it started in its
-namespaces are killed first).
+namespaces are killed first; an ``atexit`` hook covers a lab left open at interpreter exit).
 
 Needs root, ``ip`` (iproute2) and ``nft`` (nftables); delay needs ``tc`` and a kernel with the netem
 qdisc (:func:`netem_available`), loss is done with nftables. This module is I/O by nature (it runs
@@ -49,6 +49,7 @@ commands); it never opens a socket itself.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import enum
 import ipaddress
@@ -409,6 +410,7 @@ class Lab:
         if self._started:
             return
         self._started = True
+        atexit.register(self.close)
         try:
             inet = self._add_netns("inet")
             _ip("-n", inet, "link", "add", "br0", "type", "bridge")
@@ -422,6 +424,7 @@ class Lab:
         if self._closed:
             return
         self._closed = True
+        atexit.unregister(self.close)
         for proc in self._procs:
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
