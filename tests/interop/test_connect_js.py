@@ -221,7 +221,6 @@ async def test_closed_servers_are_not_found(net: Net) -> None:
     assert res.get("code") == "PEER_NOT_FOUND", res
 
 
-@pytest.mark.slow
 async def test_64mib_each_way(net: Net) -> None:
     info = await net.js.call("serve", seed="55" * 32, send=BIG)
     n, _sha, first = await py_connect(net.py, bytes.fromhex(info["publicKey"]), BIG)

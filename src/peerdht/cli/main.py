@@ -22,9 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (repeatable)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    from peerdht.cli import hyper, mainline
+    from peerdht.cli import hyper, mainline, pipe
 
     hyper.register(sub)
+    pipe.register(sub)
     mainline.register(sub)
     return parser
 
