@@ -15,6 +15,7 @@ from peerdht.testing import FakeNet
 from peerdht.udx.events import (
     DatagramReceived,
     MessageReceived,
+    PreConnectPacket,
     RemoteChanged,
     StreamClosed,
     StreamData,
@@ -325,3 +326,38 @@ def test_many_streams_share_a_socket_and_fail_alone() -> None:
         assert bytes(got[20 + i]) == data[10 + i]
     assert isinstance(closed[22].error, StreamReset)
     assert b.dropped >= 1
+
+
+def test_packets_before_connect_without_firewall() -> None:
+    """hyperdht's client stream: the server sends first; the client learns its address from the first
+    packet (PreConnectPacket), connects, and the deferred ACK goes out."""
+    net = FakeNet(random.Random(16), delay=0.01)
+    a, b = UDXSocketCore(), UDXSocketCore()
+    net.add(A, a)
+    net.add(B, b)
+    sa = a.create_stream(1)
+    sb = b.create_stream(2, firewall=False)
+    a.connect(sa, 2, B)
+    a.send(sa, b"first words")
+    events: list[object] = []
+
+    def until() -> bool:
+        while (e := b.next_event()) is not None:
+            events.append(e)
+            if isinstance(e, PreConnectPacket):
+                b.connect(sb, 1, e.addr)
+        return a.write_buffer_size(sa) == 0
+
+    net.run(until, max_time=30)
+    assert events[0] == PreConnectPacket(stream_id=2, addr=A)
+    assert StreamData(stream_id=2, data=b"first words") in events
+    assert net.now - 1000 < 0.5  # acked without waiting for a retransmission timeout
+
+
+def test_firewalled_stream_drops_packets_before_connect() -> None:
+    core = UDXSocketCore()
+    core.create_stream(2)
+    core.receive_datagram(
+        encode_packet(Packet(type=DATA, stream_id=2, recv_window=0, seq=0, ack=0, payload=b"x")), A, 1.0
+    )
+    assert core.next_event() is None and core.dropped == 1

@@ -185,7 +185,6 @@ async def test_udx_native_packets_decode_byte_for_byte(js: tuple[JSProcess, int]
         raw.close()
 
 
-
 @pytest.mark.parametrize("direction", ["py-js", "js-py"])
 async def test_lossy_link_4mib(js: tuple[JSProcess, int], direction: str) -> None:
     """5 % of the datagrams the Python socket sends and receives are dropped: both SACK paths and both
@@ -194,3 +193,28 @@ async def test_lossy_link_4mib(js: tuple[JSProcess, int], direction: str) -> Non
         await py_to_js(js, 4 << 20, loss=0.05)
     else:
         await js_to_py(js, 4 << 20, loss=0.05)
+
+
+async def test_js_sends_first_python_connects_on_first_packet(js: tuple[JSProcess, int]) -> None:
+    """hyperdht's client side: an unconnected, un-firewalled stream learns the peer's address from its
+    first packet and connects to it; nothing is lost."""
+    proc, port = js
+    sock = await UDXSocket.bind("127.0.0.1", 0)
+    stream = sock.create_stream(7, firewall=False)
+    seen: list[tuple[str, int]] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    def preconnect(addr: tuple[str, int]) -> None:
+        seen.append(addr)
+        tasks.append(asyncio.ensure_future(stream.connect(9, addr)))
+
+    stream.on_preconnect = preconnect
+    await proc.send({"cmd": "stream", "id": 9, "remoteId": 7, "port": sock.address[1]})
+    assert (await proc.line())["connected"]
+    await proc.send({"cmd": "write", "hex": b"server speaks first".hex()})
+    assert await asyncio.wait_for(stream.readexactly(19), T) == b"server speaks first"
+    assert seen == [("127.0.0.1", port)]
+    stream.write(b"ok")
+    await proc.send({"cmd": "end"})
+    assert await asyncio.wait_for(stream.read(), T) == b""
+    sock.close()

@@ -30,6 +30,7 @@ from peerdht.errors import LocalProtocolError, StreamClosed, StreamError, Stream
 from peerdht.udx.events import (
     DatagramReceived,
     MessageReceived,
+    PreConnectPacket,
     RemoteChanged,
     StreamData,
     StreamEnd,
@@ -115,15 +116,18 @@ class UDXSocket:
         name = self._sock.getsockname()
         return (name[0], name[1])
 
-    def create_stream(self, local_id: int | None = None, *, seq: int = 0) -> UDXStream:
+    def create_stream(self, local_id: int | None = None, *, seq: int = 0, firewall: bool = True) -> UDXStream:
         """Create a stream with local id ``local_id`` (u32, allocated when None).
+
+        With ``firewall=False`` packets that arrive before :meth:`UDXStream.connect` are accepted and
+        ``stream.on_preconnect(addr)`` is called for each new source (hyperdht's firewall hook).
 
         Raises:
             LocalProtocolError: the id is in use or out of range.
         """
         if self._closed:
             raise StreamClosed("socket closed")
-        sid = self.core.create_stream(local_id, seq=seq)
+        sid = self.core.create_stream(local_id, seq=seq, firewall=firewall)
         stream = UDXStream(self, sid)
         self._streams[sid] = stream
         return stream
@@ -341,6 +345,10 @@ class UDXSocket:
                 s = streams.get(ev.stream_id)
                 if s is not None:
                     s._on_remote_changed()
+            elif isinstance(ev, PreConnectPacket):
+                s = streams.get(ev.stream_id)
+                if s is not None and s.on_preconnect is not None:
+                    s.on_preconnect(ev.addr)
 
 
 class UDXStream:
@@ -376,12 +384,14 @@ class UDXStream:
         self._messages: asyncio.Queue[bytes] = asyncio.Queue()
         self._remote_changed: asyncio.Future[None] | None = None
         self._linger: asyncio.TimerHandle | None = None
+        self.on_preconnect: Callable[[Addr], None] | None = None
+        """Called with the source address of packets that arrive before connect (``firewall=False``)."""
         self._core.set_manual_window(stream_id)
 
-    async def connect(self, remote_id: int, addr: Addr) -> None:
+    async def connect(self, remote_id: int, addr: Addr, *, ack: int | None = None) -> None:
         """Connect to stream ``remote_id`` at ``addr`` (udx-native ``stream.connect``)."""
         self._check()
-        self._core.connect(self.id, remote_id, addr)
+        self._core.connect(self.id, remote_id, addr, ack=ack)
         self.remote_id = remote_id
         self.remote_addr = addr
         self.socket._schedule_flush()

@@ -11,6 +11,7 @@ The asyncio layer is :mod:`peerdht.aio.udx`.
 from peerdht.udx.events import (
     DatagramReceived,
     MessageReceived,
+    PreConnectPacket,
     RemoteChanged,
     StreamClosed,
     StreamData,
@@ -25,6 +26,7 @@ __all__ = [
     "DatagramReceived",
     "MessageReceived",
     "Packet",
+    "PreConnectPacket",
     "RemoteChanged",
     "StreamClosed",
     "StreamData",

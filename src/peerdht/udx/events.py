@@ -55,6 +55,15 @@ class RemoteChanged:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class PreConnectPacket:
+    """A packet for a stream created with ``firewall=False`` arrived before it was connected, from a
+    new address (udx-native calls its ``firewall`` hook here; hyperdht connects the stream to it)."""
+
+    stream_id: int
+    addr: tuple[str, int]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class DatagramReceived:
     """A datagram that is not UDX, or UDX for a stream id this socket does not know.
 
@@ -72,5 +81,6 @@ UDXEvent = (
     | StreamWritable
     | MessageReceived
     | RemoteChanged
+    | PreConnectPacket
     | DatagramReceived
 )

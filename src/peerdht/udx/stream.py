@@ -32,6 +32,7 @@ from peerdht.udx.congestion import Congestion
 from peerdht.udx.events import (
     DatagramReceived,
     MessageReceived,
+    PreConnectPacket,
     RemoteChanged,
     StreamData,
     StreamEnd,
@@ -128,6 +129,8 @@ class _Stream:
         self.probe_failures = 0
         self.connected = False
         self.closed = False
+        self.firewall = True
+        self.seen: set[Addr] = set()
         # receive side
         self.ack = 0  # next expected seq (unwrapped)
         self.ooo: dict[int, tuple[int, bytes]] = {}
@@ -215,11 +218,14 @@ class UDXSocketCore:
 
     # ------------------------------------------------------------------ commands
 
-    def create_stream(self, stream_id: int | None = None, *, seq: int = 0) -> int:
+    def create_stream(self, stream_id: int | None = None, *, seq: int = 0, firewall: bool = True) -> int:
         """Create a stream with local id ``stream_id`` (u32; allocated when None) and return the id.
 
-        ``seq`` is the first sequence number to send (udx-native ``createStream(id, {seq})``). The stream
-        receives nothing until :meth:`connect` (udx-native's default firewall).
+        ``seq`` is the first sequence number to send (udx-native ``createStream(id, {seq})``).
+        With ``firewall`` (udx-native's default) the stream drops every packet until :meth:`connect`.
+        Without it, packets that arrive before connect are processed (data is delivered, the ACK waits
+        for connect) and each new source address is reported once as :class:`PreConnectPacket` --
+        what hyperdht's ``firewall`` hook in ``lib/connect.js`` uses to learn where to connect.
         """
         if stream_id is None:
             while self._next_id in self._streams:
@@ -232,14 +238,16 @@ class UDXSocketCore:
             raise LocalProtocolError(f"stream id {stream_id} in use")
         self._time_wait.pop(stream_id, None)
         st = _Stream(stream_id, self._recv_window)
+        st.firewall = firewall
         st.seq = st.remote_acked = st.wl2 = st.fack = st.loss_scan = seq & _M
         self._streams[stream_id] = st
         return stream_id
 
-    def connect(self, stream_id: int, remote_id: int, addr: Addr, *, ack: int = 0) -> None:
+    def connect(self, stream_id: int, remote_id: int, addr: Addr, *, ack: int | None = None) -> None:
         """Connect a stream to stream ``remote_id`` (u32) at ``addr`` (libudx ``udx_stream_connect``).
 
-        ``ack`` is the first sequence number expected from the peer (udx-native ``connect(..., {ack})``).
+        ``ack`` is the first sequence number expected from the peer (udx-native ``connect(..., {ack})``;
+        default 0, or wherever packets received before connect left it).
         """
         st = self._get(stream_id)
         if st.connected:
@@ -247,10 +255,13 @@ class UDXSocketCore:
         if not 0 <= remote_id <= _M or not 0 < addr[1] < 65536:
             raise LocalProtocolError("bad remote id or port")
         st.connected = True
-        st.ack = st.wl1 = ack & _M
+        if ack is not None:
+            st.ack = st.wl1 = ack & _M
         st.remote_id = remote_id
         st.addr = addr
         self._reset_mtu(st)
+        if st.need_ack:  # data arrived before connect
+            self._dirty.add(st)
 
     def change_remote(self, stream_id: int, remote_id: int, addr: Addr) -> None:
         """Move a connected stream to a new remote (relay -> direct upgrade; libudx ``udx_stream_change_remote``).
@@ -453,8 +464,12 @@ class UDXSocketCore:
                 self._out.append((_PACK_HEADER(255, 1, 0, 0, tw[1], self._recv_window, tw[3], tw[4]), tw[2]))
             return
         if not st.connected:
-            self.dropped += 1  # udx-native's default firewall drops packets before connect
-            return
+            if st.firewall:
+                self.dropped += 1  # udx-native's default firewall drops packets before connect
+                return
+            if addr not in st.seen:
+                st.seen.add(addr)
+                self._events.append(PreConnectPacket(stream_id=sid, addr=addr))
         st.packets_rx += 1
         if t & HEARTBEAT:
             st.need_ack = True
