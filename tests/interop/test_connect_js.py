@@ -29,6 +29,10 @@ SMALL = 256 * 1024
 BIG = 64 * 1024 * 1024
 
 
+def pattern(n: int) -> bytes:
+    return (BLOCK * (n // len(BLOCK) + 1))[:n]
+
+
 def pattern_sha(n: int) -> str:
     h = hashlib.sha256()
     for k in range(0, n, len(BLOCK)):
@@ -150,6 +154,7 @@ async def test_py_client_js_server(net: Net) -> None:
     pk = bytes.fromhex(info["publicKey"])
     n, sha, first = await py_connect(net.py, pk, SMALL)
     assert first == bytes.fromhex(pattern_sha(SMALL))  # the server got our bytes intact
+    assert sha == hashlib.sha256(first + pattern(SMALL)).hexdigest()  # and we got its bytes intact
     ev = await net.js.event()
     assert ev["remotePublicKey"] == net.py.default_key_pair.public_key.hex()
     assert ev["received"] == SMALL
@@ -165,6 +170,7 @@ async def test_js_client_py_server(net: Net) -> None:
     res = await net.js.call("connect", publicKey=kp.public_key.hex(), send=SMALL)
     assert "code" not in res, res
     assert res["received"] == 32 + SMALL
+    assert res["sha256"] == hashlib.sha256(bytes.fromhex(pattern_sha(SMALL)) + pattern(SMALL)).hexdigest()
     assert seen and seen[0]["sha256"] == pattern_sha(SMALL)
     assert seen[0]["remote"] == net.js.public_key
     await server.close()
@@ -223,8 +229,9 @@ async def test_closed_servers_are_not_found(net: Net) -> None:
 
 async def test_64mib_each_way(net: Net) -> None:
     info = await net.js.call("serve", seed="55" * 32, send=BIG)
-    n, _sha, first = await py_connect(net.py, bytes.fromhex(info["publicKey"]), BIG)
+    n, sha, first = await py_connect(net.py, bytes.fromhex(info["publicKey"]), BIG)
     assert first == bytes.fromhex(pattern_sha(BIG)) and n == 32 + BIG
+    assert sha == hashlib.sha256(first + pattern(BIG)).hexdigest()
     await net.js.call("closeServer")
 
     seen: list[dict[str, Any]] = []
@@ -233,6 +240,7 @@ async def test_64mib_each_way(net: Net) -> None:
     await server.listen(kp)
     res = await net.js.call("connect", publicKey=kp.public_key.hex(), send=BIG, timeout=180)
     assert res["received"] == 32 + BIG, res
+    assert res["sha256"] == hashlib.sha256(bytes.fromhex(pattern_sha(BIG)) + pattern(BIG)).hexdigest()
     assert seen[0]["sha256"] == pattern_sha(BIG)
     await server.close()
 
