@@ -38,6 +38,7 @@ __all__ = [
     "Address",
     "Decoder",
     "Encoder",
+    "decode_ipv4_address",
     "encode_ipv4_address",
     "uint_length",
 ]
@@ -109,8 +110,12 @@ def encode_ipv4_address(host: str, port: int) -> bytes:
     return b
 
 
-def _decode_ipv4(b: bytes) -> Address:
-    """The address of one 6-byte ``ipv4Address`` (``b`` is exactly 6 bytes, a ``bytes``)."""
+def decode_ipv4_address(b: bytes) -> Address:
+    """Decode one ``ipv4Address`` from exactly 6 bytes (the caller checks the length).
+
+    Returns:
+        ``(dotted quad, port)``; memoised, so the same tuple may be returned again.
+    """
     a = _IPV4_DEC.get(b)
     if a is None:
         a = f"{b[0]}.{b[1]}.{b[2]}.{b[3]}", b[4] | (b[5] << 8)
@@ -376,7 +381,7 @@ class Decoder:
 
     def ipv4_address(self) -> Address:
         """6 bytes: dotted quad + uint16 LE port."""
-        return _decode_ipv4(self._take(6))
+        return decode_ipv4_address(self._take(6))
 
     def ipv6_address(self) -> Address:
         """18 bytes: IPv6 (network order) + uint16 LE port.
@@ -395,14 +400,12 @@ class Decoder:
         if end > self._end:
             raise DecodeError("out of bounds")
         data = self._data
-        cache = _IPV4_DEC
-        out: list[Address] = []
-        for o in range(start, end, 6):
-            b = data[o : o + 6]
-            a = cache.get(b)
-            out.append(a if a is not None else _decode_ipv4(b))
+        chunks = [data[o : o + 6] for o in range(start, end, 6)]
         self.offset = end
-        return tuple(out)
+        try:
+            return tuple(map(_IPV4_DEC.__getitem__, chunks))
+        except KeyError:  # some not memoised yet
+            return tuple(map(decode_ipv4_address, chunks))
 
     def ipv6_array(self, max_items: int = MAX_ARRAY_LENGTH) -> tuple[Address, ...]:
         """``c.array(ipv6Address)``."""

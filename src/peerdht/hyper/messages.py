@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from peerdht.encoding.compact import Address, Decoder, Encoder, encode_ipv4_address
+from peerdht.encoding.compact import Address, Decoder, Encoder, decode_ipv4_address, encode_ipv4_address
 from peerdht.errors import DecodeError, LocalProtocolError
 
 __all__ = [
@@ -200,14 +200,39 @@ def decode_message(data: bytes | bytearray | memoryview) -> Request | Response:
     """
     if len(data) < 2:
         raise DecodeError("datagram shorter than 2 bytes")
-    dec = Decoder(data, 1)
+    if not isinstance(data, bytes):
+        data = bytes(data)
     kind = data[0]
-    if kind == REQUEST_ID:
+    if kind != REQUEST_ID and kind != RESPONSE_ID:
+        raise DecodeError(f"unknown message type 0x{kind:02x}")
+    # flags (a uint: one byte unless >= 0xFD), tid u16, ipv4Address: read in place (every datagram)
+    flags = data[1]
+    if flags > 0xFC:
+        dec = Decoder(data, 1)
         flags = dec.uint()
         tid = dec.uint16()
         to = dec.ipv4_address()
-        id_ = dec.fixed(32) if flags & 1 else None
-        token = dec.fixed(32) if flags & 2 else None
+        o = dec.offset
+    else:
+        if len(data) < 10:
+            raise DecodeError("out of bounds")
+        tid = data[2] | (data[3] << 8)
+        to = decode_ipv4_address(data[4:10])
+        o = 10
+    n = len(data)
+    id_ = token = None
+    if flags & 1:
+        if o + 32 > n:
+            raise DecodeError("out of bounds")
+        id_ = data[o : o + 32]
+        o += 32
+    if flags & 2:
+        if o + 32 > n:
+            raise DecodeError("out of bounds")
+        token = data[o : o + 32]
+        o += 32
+    dec = Decoder(data, o)
+    if kind == REQUEST_ID:
         command = dec.uint()
         target = dec.fixed(32) if flags & 8 else None
         value = dec.buffer() if flags & 16 else None
@@ -221,22 +246,15 @@ def decode_message(data: bytes | bytearray | memoryview) -> Request | Response:
             target=target,
             value=value,
         )
-    if kind == RESPONSE_ID:
-        flags = dec.uint()
-        tid = dec.uint16()
-        to = dec.ipv4_address()
-        id_ = dec.fixed(32) if flags & 1 else None
-        token = dec.fixed(32) if flags & 2 else None
-        closer = dec.ipv4_array() if flags & 4 else ()
-        error = dec.uint() if flags & 8 else 0
-        value = dec.buffer() if flags & 16 else None
-        return Response(
-            tid=tid,
-            to=to,
-            id=id_,
-            token=token,
-            closer_nodes=closer,
-            error=error,
-            value=value,
-        )
-    raise DecodeError(f"unknown message type 0x{kind:02x}")
+    closer = dec.ipv4_array() if flags & 4 else ()
+    error = dec.uint() if flags & 8 else 0
+    value = dec.buffer() if flags & 16 else None
+    return Response(
+        tid=tid,
+        to=to,
+        id=id_,
+        token=token,
+        closer_nodes=closer,
+        error=error,
+        value=value,
+    )
