@@ -98,6 +98,33 @@ async def demo(args: argparse.Namespace) -> int:
         if rec is None or rec.seq != 2:
             raise CLIError("mutable value did not round-trip")
 
+        async def on_connection(stream: Any) -> None:
+            line = await stream.readline()
+            stream.write(b"hi bob, alice here. you said: " + line)
+            stream.write_eof()
+            await stream.drain()
+
+        server = alice.create_server(on_connection)
+        await n.run("alice listens on her key (self-announce)", lambda: server.listen(alice_kp),
+                    lambda s: f"{s.relays} relay node(s)")
+        try:
+            stream: Any = await n.run("bob connects to alice by public key", lambda: bob.connect(alice_kp.public_key),
+                                      lambda s: f"encrypted stream, alice proved key {s.remote_public_key.hex()[:16]}...")
+
+            async def chat() -> bytes:
+                stream.write(b"hello alice\n")
+                stream.write_eof()
+                await stream.drain()
+                reply: bytes = await stream.read()
+                stream.close()
+                return reply
+
+            answer = await n.run("bob and alice exchange messages", chat, lambda r: repr(r.decode()))
+            if not answer.startswith(b"hi bob"):
+                raise CLIError("the connection did not carry the messages")
+        finally:
+            await server.close()
+
         if not args.json:
             total = (time.perf_counter() - n.t0) * 1000
             print(f"\nall steps passed in {total:.0f} ms")
