@@ -94,3 +94,24 @@ async def test_transfer_sha256_both_ways() -> None:
         assert hashlib.sha256(got[32:]).digest() == hashlib.sha256(data).digest()
         stream.close()
         await server.close()
+
+
+async def test_holepunch_py_py_firewalled() -> None:
+    """Both nodes firewalled: the server offers holepunch relays; consistent punch on loopback."""
+    async with await Testnet.create(6) as tn, tn.node() as a, tn.node() as b:
+        await a.fully_bootstrapped()
+        await b.fully_bootstrapped()
+        a.core.firewalled = True
+        b.core.firewalled = True
+        server = a.create_server(_echo)
+        kp = HyperDHT.key_pair()
+        await server.listen(kp)
+        assert server.relay_infos
+        stream = await asyncio.wait_for(b.connect(kp.public_key), 20)
+        stream.write(b"punched")
+        stream.write_eof()
+        await stream.drain()
+        assert await asyncio.wait_for(stream.read(), 10) == b"punched"
+        assert server.stats["punches"] == 1
+        stream.close()
+        await server.close()

@@ -248,3 +248,27 @@ async def test_64mib_each_way(net: Net) -> None:
 def test_error_codes() -> None:
     assert issubclass(PeerNotFound, ConnectError)
     assert PeerNotFound().code == "PEER_NOT_FOUND"
+
+
+async def test_holepunch_js_client_firewalled_py_server(net: Net) -> None:
+    """Our server is firewalled: it offers holepunch relays and the JS client punches to it."""
+    net.py.core.firewalled = True
+    seen: list[dict[str, Any]] = []
+    server = net.py.create_server(py_handler(SMALL, seen))
+    kp = HyperDHT.key_pair()
+    await server.listen(kp)
+    assert server.relay_infos
+    res = await net.js.call("connect", publicKey=kp.public_key.hex(), send=SMALL)
+    assert "code" not in res, res
+    assert res["received"] == 32 + SMALL
+    assert seen and seen[0]["sha256"] == pattern_sha(SMALL)
+    # (the JS client may already be unfirewalled, OPEN: then we connect to it without punching)
+    await server.close()
+
+
+async def test_holepunch_firewalled_py_client_js_server(net: Net) -> None:
+    net.py.core.firewalled = True
+    info = await net.js.call("serve", seed="66" * 32, send=SMALL)
+    n, _sha, first = await py_connect(net.py, bytes.fromhex(info["publicKey"]), SMALL)
+    assert n == 32 + SMALL and first == bytes.fromhex(pattern_sha(SMALL))
+    await net.js.call("closeServer")

@@ -17,22 +17,45 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import logging
 import os
+import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from peerdht.aio.secretstream import SecretStream, open_secret_stream
 from peerdht.errors import LocalProtocolError, PeerDHTError
+from peerdht.holepunch.nat import MIN_SAMPLES, NatAnalyzer
+from peerdht.holepunch.payload import SecurePayload
+from peerdht.holepunch.strategy import (
+    CONSISTENT_INTERVAL,
+    CONSISTENT_TRIES,
+    RANDOM_INTERVAL,
+    RANDOM_PUNCH_INTERVAL,
+    RANDOM_TRIES,
+    Strategy,
+    choose_strategy,
+    coerce_firewall,
+    consistent_targets,
+    random_port,
+)
 from peerdht.hyper.constants import ConnectError as Err
-from peerdht.hyper.constants import Firewall
+from peerdht.hyper.constants import Firewall, InternalCommand
 from peerdht.hyper.crypto import KeyPair
 from peerdht.hyper.crypto import hash as blake2b
 from peerdht.hyper.handshake import make_payload, noise_key_pair, server_error_code
-from peerdht.hyper.records import NoisePayload, decode_noise_payload, encode_noise_payload
+from peerdht.hyper.records import (
+    HolepunchInfo,
+    HolepunchPayload,
+    NoisePayload,
+    RelayInfo,
+    decode_noise_payload,
+    encode_noise_payload,
+)
 from peerdht.hyper.router import ServerAnswer
-from peerdht.hyper.rpc import CLIENT, SERVER
+from peerdht.hyper.rpc import CLIENT, SERVER, Reply
 from peerdht.secure.noise import HandshakeResult, peer_handshake
 
 if TYPE_CHECKING:
@@ -49,8 +72,32 @@ REFRESH_INTERVAL = 5 * 60.0
 """Seconds between self-announce refreshes (records live 20 minutes on the relays)."""
 HANDSHAKE_CLEAR_WAIT = 10.0
 """Seconds a handshake reply is kept for clients retrying through other relays (server.js)."""
+PUNCH_SOCKET = CLIENT
+"""The DHT socket we holepunch from (JS acquires a fresh pool socket per punch)."""
 ACCEPT_TIMEOUT = 10.0
 """Seconds we wait for the client to open the stream (server.js ``HANDSHAKE_INITIAL_TIMEOUT``)."""
+PUNCH_TIMEOUT = 45.0
+"""Seconds we wait for the stream when holepunching (random probing runs ~35 s)."""
+
+
+class _Pending:
+    """One accepted handshake waiting for its stream (server.js ``_holepunches[id]``)."""
+
+    def __init__(
+        self, sid: int, remote_udx: int, payload: SecurePayload | None, nat: NatAnalyzer | None
+    ) -> None:
+        self.sid = sid
+        self.remote_udx = remote_udx
+        self.payload = payload
+        self.nat = nat
+        self.round = 0
+        self.remote_firewall = 0
+        self.remote_addresses: list[tuple[Address, bool]] = []
+        self.remote_punching = False
+        self.punching = False
+        self.connected = False
+        self.analyzed: asyncio.Future[None] | None = None
+        self.punch_task: asyncio.Task[None] | None = None
 
 
 class Server:
@@ -78,6 +125,10 @@ class Server:
         self._replies: dict[bytes, tuple[float, ServerAnswer | None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._refresher: asyncio.Task[None] | None = None
+        self._holepunches: list[_Pending | None] = []
+        self.relay_infos: tuple[RelayInfo, ...] = ()
+        self._last_random_punch = -1e9
+        self.stats = {"holepunch_rounds": 0, "bad_payloads": 0, "try_later": 0, "punches": 0}
 
     @property
     def public_key(self) -> bytes | None:
@@ -106,6 +157,7 @@ class Server:
         self.key_pair = kp
         self.target = target
         self.dht.core.router.listen(target, self)
+        self.dht._raw_streams().probe_listeners.append(self._on_probe)
         self.dht._servers.add(self)
         await self.dht.fully_bootstrapped()
         await self._announce()
@@ -119,6 +171,23 @@ class Server:
         except PeerDHTError as exc:
             log.debug("self-announce failed: %s", exc)
             self.relays = 0
+        await self._find_relays()
+
+    async def _find_relays(self) -> None:
+        """Up to 3 nodes holding our self-announce, with our address as each sees it (the
+        ``relays`` a client holepunches through; announcer.js keeps the same list)."""
+        assert self.key_pair is not None
+        found: list[Address] = []
+        with contextlib.suppress(PeerDHTError):
+            async for res in self.dht.find_peer(self.key_pair.public_key):
+                if res.from_addr not in found:
+                    found.append(res.from_addr)
+        infos: list[RelayInfo] = []
+        for addr in found[:3]:
+            with contextlib.suppress(PeerDHTError):
+                reply = await self.dht.ping(addr)
+                infos.append(RelayInfo(relay_address=addr, peer_address=reply.to))
+        self.relay_infos = tuple(infos)
 
     async def _refresh_loop(self) -> None:
         while not self.closed:
@@ -136,6 +205,8 @@ class Server:
         if self.target is not None:
             self.dht.core.router.unlisten(self.target, self)
         self.dht._servers.discard(self)
+        if self._on_probe in self.dht._raw_streams().probe_listeners:
+            self.dht._raw_streams().probe_listeners.remove(self._on_probe)
         if self.target is not None and self.key_pair is not None and not self.dht._destroyed:
             with contextlib.suppress(PeerDHTError):
                 await asyncio.wait_for(self.dht.unannounce(self.target, self.key_pair), 10)
@@ -192,7 +263,13 @@ class Server:
         error = server_error_code(remote)
         raws = self.dht._raw_streams()
         sid = raws.reserve() if error == Err.NONE else 0
-        ours = make_payload(remote_address=self.dht.core.remote_address(), udx_id=sid, error=error)
+        our_remote = self.dht.core.remote_address()
+        hid = self._holepunches.index(None) if None in self._holepunches else len(self._holepunches)
+        holepunch = None
+        if our_remote is None and error == Err.NONE:
+            holepunch = HolepunchInfo(id=hid, relays=self.relay_infos)
+        ours = make_payload(remote_address=our_remote, udx_id=sid, error=error)
+        ours = dataclasses.replace(ours, holepunch=holepunch)
         reply = hs.send(encode_noise_payload(ours))
         result = hs.result()
         if error != Err.NONE:
@@ -203,15 +280,173 @@ class Server:
             sock = socket if direct else (CLIENT if self.dht.core.firewalled else SERVER)
             stream = raws.connect(sid, sock, remote.udx.id, client_address)
             self._spawn(self._accept(sid, stream, result))
+            return ServerAnswer(value=reply)
+        pending = _Pending(sid, remote.udx.id, None, None)
+        if holepunch is not None:
+            pending.payload = SecurePayload(result.holepunch_secret, os.urandom(32))
+            pending.nat = NatAnalyzer(firewalled=self.dht.core.firewalled)
+            pending.remote_firewall = remote.firewall
+            pending.analyzed = asyncio.ensure_future(self._sample_nat(pending.nat))
+        if hid == len(self._holepunches):
+            self._holepunches.append(pending)
         else:
-            self._spawn(self._accept(sid, None, result))
-        return ServerAnswer(value=reply)
+            self._holepunches[hid] = pending
+        self._spawn(self._accept(sid, None, result, hid))
+        return ServerAnswer(value=reply, socket=PUNCH_SOCKET if holepunch is not None else None)
 
     def on_peer_holepunch(
-        self, id: int, payload: bytes, peer_address: Address, from_addr: Address, socket: int, now: float
-    ) -> ServerAnswer | None:
-        """PEER_HOLEPUNCH rounds: not implemented (we never advertise holepunch relays)."""
-        return None
+        self,
+        id: int,
+        payload: bytes,
+        peer_address: Address,
+        from_addr: Address,
+        socket: int,
+        now: float,
+        respond: Callable[[ServerAnswer], None],
+    ) -> None:
+        """A PEER_HOLEPUNCH round (server.js ``_onpeerholepunch``): decrypt, update what we know of
+        the client, wait for our NAT analysis, start punching if the client punches, answer."""
+        h = self._holepunches[id] if 0 <= id < len(self._holepunches) else None
+        if h is None or self.closed:
+            return
+        if h.payload is None or h.nat is None:
+            return  # not holepunching (server.js answers an abort only once it has a payload)
+        rp = h.payload.decrypt(payload)
+        if rp is None:
+            self.stats["bad_payloads"] += 1
+            return
+        self.stats["holepunch_rounds"] += 1
+        self._spawn(self._holepunch_round(h, rp, peer_address, from_addr, respond))
+
+    def _abort_payload(self, h: _Pending, error: int = Err.ABORTED) -> ServerAnswer:
+        if h.punch_task is not None:
+            h.punching = False
+        assert h.payload is not None
+        hp = HolepunchPayload(error=error, firewall=Firewall.UNKNOWN, round=h.round)
+        return ServerAnswer(value=h.payload.encrypt(hp, os.urandom(24)))
+
+    async def _holepunch_round(
+        self,
+        h: _Pending,
+        rp: HolepunchPayload,
+        peer_address: Address,
+        from_addr: Address,
+        respond: Callable[[ServerAnswer], None],
+    ) -> None:
+        assert h.payload is not None and h.nat is not None
+        driver = self.dht._require_open()
+
+        def answer(ans: ServerAnswer) -> None:
+            respond(ans)
+            driver.kick()
+
+        if rp.error != Err.NONE:
+            h.round = max(h.round, rp.round)
+            answer(self._abort_payload(h))
+            return
+        is_server_relay = any(r.relay_address == from_addr for r in self.relay_infos)
+        token = h.payload.token(peer_address[0])
+        echoed = is_server_relay and rp.remote_token is not None and rp.remote_token == token
+        if rp.round >= h.round:
+            h.round = rp.round
+            verified = {a[0] for a, v in h.remote_addresses if v}
+            if echoed:
+                verified.add(peer_address[0])
+            h.remote_firewall = rp.firewall
+            h.remote_addresses = [(a, a[0] in verified) for a in rp.addresses or ()]
+            h.remote_punching = rp.punching
+        if h.analyzed is not None:
+            await h.analyzed
+        if h.nat.firewall == Firewall.UNKNOWN:
+            answer(self._abort_payload(h))
+            return
+        raws = self.dht._raw_streams()
+        if (
+            coerce_firewall(h.nat.firewall) == Firewall.CONSISTENT
+            and rp.remote_address is not None
+            and h.nat.addresses is not None
+            and rp.remote_address in h.nat.addresses
+        ):
+            raws.send_probe(PUNCH_SOCKET, peer_address)  # fast mode: the client opened a session to us
+        if h.remote_punching and h.punch_task is None:
+            strategy = choose_strategy(
+                h.nat.firewall, h.remote_firewall, any(v for _, v in h.remote_addresses)
+            )
+            if strategy is None or strategy is Strategy.BIRTHDAY:
+                answer(self._abort_payload(h))
+                return
+            loop_now = asyncio.get_running_loop().time()
+            if strategy is Strategy.RANDOM_PROBES:
+                if loop_now - self._last_random_punch < RANDOM_PUNCH_INTERVAL:
+                    self.stats["try_later"] += 1
+                    answer(self._abort_payload(h, Err.TRY_LATER))
+                    return
+                self._last_random_punch = loop_now
+            h.punching = True
+            self.stats["punches"] += 1
+            h.punch_task = asyncio.ensure_future(self._punch(h, strategy))
+        if h.nat.firewall != Firewall.UNKNOWN:
+            h.nat.freeze()
+        hp = HolepunchPayload(
+            firewall=h.nat.firewall,
+            round=h.round,
+            connected=h.connected,
+            punching=h.punching,
+            addresses=h.nat.addresses,
+            token=token if is_server_relay else None,
+            remote_token=rp.token,
+        )
+        answer(ServerAnswer(value=h.payload.encrypt(hp, os.urandom(24)), socket=PUNCH_SOCKET))
+
+    async def _sample_nat(self, nat: NatAnalyzer) -> None:
+        """PING up to 4 recent nodes from the punch socket (nat.js ``autoSample``)."""
+        nodes = [c.addr for c in self.dht.core.table][-8:]
+        pings = [self._ping(addr) for addr in list(reversed(nodes))[:MIN_SAMPLES]]
+        for fut in asyncio.as_completed(pings):
+            with contextlib.suppress(PeerDHTError):
+                reply = await fut
+                nat.add(reply.to, reply.from_addr)
+            if nat.done:
+                break
+        nat.give_up()
+
+    async def _ping(self, addr: Address) -> Reply:
+        r: Reply = await self.dht._run(
+            lambda now: self.dht.core.request(
+                addr, InternalCommand.PING, now, internal=True, retries=0, socket=PUNCH_SOCKET
+            )
+        )
+        return r
+
+    async def _punch(self, h: _Pending, strategy: Strategy) -> None:
+        """Probe the client (holepuncher.js ``_consistentProbe`` / ``_randomProbes``); the client's
+        first UDX packet to our stream id opens the connection (see :meth:`_accept`)."""
+        raws = self.dht._raw_streams()
+        rng = random.Random(os.urandom(16))
+        try:
+            if strategy is Strategy.CONSISTENT:
+                await asyncio.sleep(CONSISTENT_INTERVAL)  # the client's fast-mode ping goes first
+                for tries in range(1, CONSISTENT_TRIES + 1):
+                    if not h.punching or h.connected:
+                        return
+                    for addr in consistent_targets(h.remote_addresses, tries):
+                        raws.send_probe(PUNCH_SOCKET, addr)
+                    await asyncio.sleep(CONSISTENT_INTERVAL)
+            else:
+                host = next(a[0] for a, v in h.remote_addresses if v)
+                for _ in range(RANDOM_TRIES):
+                    if not h.punching or h.connected:
+                        return
+                    raws.send_probe(PUNCH_SOCKET, (host, random_port(rng)))
+                    await asyncio.sleep(RANDOM_INTERVAL)
+        finally:
+            h.punching = False
+
+    def _on_probe(self, addr: Address, socket: int) -> None:
+        """Answer every probe with a probe while we have punches running (holepuncher.js: the
+        responder echoes so the initiator learns the path is open)."""
+        if socket == PUNCH_SOCKET and any(h is not None and not h.connected for h in self._holepunches):
+            self.dht._raw_streams().send_probe(socket, addr)
 
     # ------------------------------------------------------------------ accepting
 
@@ -220,15 +455,25 @@ class Server:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _accept(self, sid: int, stream: UDXStream | None, result: HandshakeResult) -> None:
+    async def _accept(
+        self, sid: int, stream: UDXStream | None, result: HandshakeResult, hid: int | None = None
+    ) -> None:
         raws = self.dht._raw_streams()
         try:
             if stream is None:
                 try:
-                    stream = await raws.wait(sid, ACCEPT_TIMEOUT)
+                    stream = await raws.wait(sid, ACCEPT_TIMEOUT if hid is None else PUNCH_TIMEOUT)
                 except TimeoutError:
                     return
         finally:
+            if hid is not None and hid < len(self._holepunches):
+                h = self._holepunches[hid]
+                if h is not None:
+                    h.connected = stream is not None
+                    h.punching = False
+                self._holepunches[hid] = None
+                while self._holepunches and self._holepunches[-1] is None:
+                    self._holepunches.pop()
             if stream is None:
                 raws.release(sid)
             else:

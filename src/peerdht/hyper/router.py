@@ -15,6 +15,7 @@ Sans-IO: :meth:`Router.handle` only queues datagrams on the node (``reply`` / ``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -76,9 +77,18 @@ class ServerHandler(Protocol):
         ...
 
     def on_peer_holepunch(
-        self, id: int, payload: bytes, peer_address: Address, from_addr: Address, socket: int, now: float
-    ) -> ServerAnswer | None:
-        """A holepunch round from the client (relayed: ``peer_address`` is the client)."""
+        self,
+        id: int,
+        payload: bytes,
+        peer_address: Address,
+        from_addr: Address,
+        socket: int,
+        now: float,
+        respond: Callable[[ServerAnswer], None],
+    ) -> None:
+        """A holepunch round from the client (relayed: ``peer_address`` is the client). Call
+        ``respond`` (now or later, at most once) to send the answer back through ``from_addr``;
+        never calling it drops the round."""
         ...
 
 
@@ -213,14 +223,16 @@ class Router:
             server = self.servers.get(req.target) if req.target is not None else None
             if server is None or hp.peer_address is None:
                 return self._drop()
-            ans = server.on_peer_holepunch(hp.id, hp.payload, hp.peer_address, addr, socket, now)
-            if ans is None:
-                return self._drop()
-            value = encode_holepunch(
-                Holepunch(mode=FROM_SERVER, id=0, payload=ans.value, peer_address=hp.peer_address)
-            )
-            node.relay(req, value, addr, socket if ans.socket is None else ans.socket)
-            self.stats["served"] += 1
+            peer = hp.peer_address
+
+            def respond(ans: ServerAnswer) -> None:
+                value = encode_holepunch(
+                    Holepunch(mode=FROM_SERVER, id=0, payload=ans.value, peer_address=peer)
+                )
+                node.relay(req, value, addr, socket if ans.socket is None else ans.socket)
+                self.stats["served"] += 1
+
+            server.on_peer_holepunch(hp.id, hp.payload, peer, addr, socket, now, respond)
             return None
         if hp.mode == FROM_SERVER:
             if hp.peer_address is None:
