@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import random
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from peerdht.errors import LocalProtocolError
+from peerdht.kademlia import table as table_module
 from peerdht.kademlia.ids import common_prefix_length, distance, random_id_in_bucket
 from peerdht.kademlia.table import Contact, RoutingTable
 
@@ -377,6 +379,9 @@ def test_property_closest_equals_brute_force(
     for target in (rng.randbytes(id_len), local):
         got = [c.id for c in t.closest(target, n)]
         assert got == brute_closest(t, target, n)
+        with mock.patch.object(table_module, "_SMALL_TABLE", 0):  # the row walk, whatever the size
+            got = [c.id for c in t.closest(target, n)]
+        assert got == brute_closest(t, target, n)
 
 
 @settings(max_examples=60, deadline=None)
@@ -402,6 +407,8 @@ def test_property_closest_tracks_membership_changes(seed: int, split: bool) -> N
             local = t.local_id
         for target in (rng.randbytes(8), local):
             assert [c.id for c in t.closest(target, 5)] == brute_closest(t, target, 5)
+            with mock.patch.object(table_module, "_SMALL_TABLE", 0):  # the row walk
+                assert [c.id for c in t.closest(target, 5)] == brute_closest(t, target, 5)
 
 
 def test_random_contact() -> None:
