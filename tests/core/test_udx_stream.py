@@ -361,3 +361,20 @@ def test_firewalled_stream_drops_packets_before_connect() -> None:
         encode_packet(Packet(type=DATA, stream_id=2, recv_window=0, seq=0, ack=0, payload=b"x")), A, 1.0
     )
     assert core.next_event() is None and core.dropped == 1
+
+
+def test_lost_ack_of_our_end_from_a_peer_without_time_wait() -> None:
+    """libudx has no TIME_WAIT: when it closes and the ACK of our END is lost, our END is retransmitted
+    into the void. We close cleanly after a few timeouts instead of resetting after six."""
+    net = FakeNet(random.Random(17), delay=0.01)
+    a, b = pair(net)
+    b.core.end(b.sid)
+    run(net, (a, b), lambda: a.eof)
+    real = b.core.datagrams_to_send
+    b.core.datagrams_to_send = lambda now: [] if b.closed else real(now)  # type: ignore[method-assign]
+    a.core.end(a.sid)
+    run(net, (a, b), lambda: b.closed)
+    start = net.now
+    run(net, (a, b), lambda: a.closed)
+    assert a.closed == StreamClosed(stream_id=1, error=None)
+    assert net.now - start < 20  # 1 + 2 + 4 + 8 s of backed-off timeouts (no RTT sample yet)

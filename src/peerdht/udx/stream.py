@@ -71,6 +71,8 @@ INITIAL_RTO: Final = 1.0
 MIN_RTO: Final = 0.2
 MAX_RTO: Final = 30.0
 MAX_RTO_TIMEOUTS: Final = 6
+END_RTO_TIMEOUTS: Final = 3
+"""Timeouts of a lone END (peer already ended) after which the stream closes cleanly."""
 MIN_PTO: Final = 0.01
 MIN_RTT_WINDOW: Final = 10.0
 TIME_WAIT: Final = 30.0
@@ -827,6 +829,17 @@ class UDXSocketCore:
             st.rto_deadline = None
             return
         first = st.outgoing.get(st.remote_acked) or next(iter(st.outgoing.values()))
+        if (
+            first.rto_count >= END_RTO_TIMEOUTS
+            and st.ended_remote
+            and st.unacked == 0
+            and len(st.outgoing) == 1
+        ):
+            # Only our END is unconfirmed and the peer already ended: libudx closes as soon as it has
+            # acked our END and has no TIME_WAIT, so that ACK was lost and the peer is gone.
+            st.ended = True
+            self._close(st, None)
+            return
         if first.rto_count >= MAX_RTO_TIMEOUTS:
             self._close(st, StreamReset("stream timed out"))
             return
