@@ -1,0 +1,69 @@
+"""Connect by public key across real NATs: ``peerdht serve`` and ``peerdht connect`` behind cone NATs
+holepunch to each other through a testnet on the lab's public segment."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import select
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from natlab_tools import start_testnet
+
+from peerdht.hyper.crypto import KeyPair
+from peerdht.testing.natlab import Lab, NatType
+
+pytestmark = pytest.mark.netns
+
+PY = sys.executable
+
+
+def _sha(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("server_nat", "client_nat"),
+    [
+        (NatType.PORT_RESTRICTED_CONE, NatType.PORT_RESTRICTED_CONE),
+        (NatType.FULL_CONE, NatType.RESTRICTED_CONE),
+    ],
+)
+def test_serve_connect_through_cone_nats(
+    lab: Lab, tmp_path: Path, server_nat: NatType, client_nat: NatType
+) -> None:
+    boot = lab.add_public("boot")
+    alice = lab.add_private("alice", server_nat)
+    bob = lab.add_private("bob", client_nat)
+    testnet, bootstrap = start_testnet(lab, boot, size=5)
+    args = " ".join(f"--bootstrap {b}" for b in bootstrap)
+    a_in, b_in = tmp_path / "a_in", tmp_path / "b_in"
+    a_in.write_bytes(os.urandom(2 * 1024 * 1024 + 3))
+    b_in.write_bytes(os.urandom(1024 * 1024 + 1))
+    seed = "cd" * 32
+    key = KeyPair.from_seed(bytes.fromhex(seed)).public_key.hex()
+    serve = (
+        f"exec {shlex.quote(PY)} -m peerdht serve --seed {seed} --once {args} < {a_in} > {tmp_path / 'a_out'}"
+    )
+    server = lab.popen(alice, ["sh", "-c", serve], stdin=None, stdout=None)
+    assert server.stderr is not None
+    fd = server.stderr.fileno()
+    deadline, err = time.monotonic() + 30, b""
+    while b"listening on:" not in err and time.monotonic() < deadline:
+        if select.select([fd], [], [], 1)[0]:
+            chunk = os.read(fd, 4096)
+            assert chunk, "serve exited"
+            err += chunk
+    assert f"listening on: {key}".encode() in err
+    connect = f"exec {shlex.quote(PY)} -m peerdht connect {key} {args} < {b_in} > {tmp_path / 'b_out'}"
+    res = lab.run(bob, ["sh", "-c", connect], timeout=90, check=False)
+    assert res.returncode == 0, res.stderr
+    server.wait(timeout=30)
+    assert server.returncode == 0
+    assert _sha(tmp_path / "b_out") == _sha(a_in)
+    assert _sha(tmp_path / "a_out") == _sha(b_in)
+    testnet.close(interrupt=True)
