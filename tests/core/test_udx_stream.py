@@ -39,6 +39,7 @@ class Side:
         self.outbox = b""
         self.pos = 0
         self.end_after = False
+        self.end_sent = False
 
     @property
     def eof(self) -> bool:
@@ -59,10 +60,11 @@ class Side:
         while self.pos < len(self.outbox):
             ok = self.core.send(self.sid, self.outbox[self.pos : self.pos + 100_000])
             self.pos += 100_000
-            if self.pos >= len(self.outbox) and self.end_after:
-                self.core.end(self.sid)
             if not ok:
                 break
+        if self.end_after and self.pos >= len(self.outbox) and not self.end_sent:
+            self.end_sent = True
+            self.core.end(self.sid)
 
 
 def pair(net: FakeNet, *, seq_a: int = 0, seq_b: int = 0) -> tuple[Side, Side]:
@@ -378,3 +380,20 @@ def test_lost_ack_of_our_end_from_a_peer_without_time_wait() -> None:
     run(net, (a, b), lambda: a.closed)
     assert a.closed == StreamClosed(stream_id=1, error=None)
     assert net.now - start < 20  # 1 + 2 + 4 + 8 s of backed-off timeouts (no RTT sample yet)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32),
+    loss=st.floats(0, 0.3),
+    duplicate=st.floats(0, 0.2),
+    reorder=st.floats(0, 0.3),
+    size=st.integers(0, 200_000),
+)
+def test_any_chaos_delivers_intact_and_closes(
+    seed: int, loss: float, duplicate: float, reorder: float, size: int
+) -> None:
+    net = FakeNet(
+        random.Random(seed), loss=loss, duplicate=duplicate, reorder=reorder, delay=0.01, jitter=0.005
+    )
+    transfer(net, size)
