@@ -45,7 +45,7 @@ def test_rules_per_type() -> None:
 
 
 def test_not_root_gives_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(natlab.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
     reason = natlab.unavailable_reason()
     assert reason is not None and "root" in reason
 
