@@ -100,14 +100,23 @@ class _Pkt:
         "xmit",
     )
 
-    def __init__(self, seq: int, flags: int, payload: bytes | memoryview, rid: int, addr: Addr) -> None:
+    def __init__(
+        self,
+        seq: int,
+        flags: int,
+        payload: bytes | memoryview,
+        rid: int,
+        addr: Addr,
+        xmit: int,
+        time_sent: float,
+    ) -> None:
         self.seq = seq
         self.flags = flags
         self.payload = payload
         self.rid = rid
         self.addr = addr
-        self.time_sent = 0.0
-        self.xmit = 0
+        self.time_sent = time_sent
+        self.xmit = xmit
         self.lost = False
         self.retrans = False
         self.rto_count = 0
@@ -896,27 +905,36 @@ class UDXSocketCore:
             if cwnd < window:
                 window = cwnd
         if st.queued or (st.ending and not st.end_sent):
+            # hot loop: locals only, state written back once
             size = st.payload_size
             q = st.write_q
             rid = st.remote_id
             addr = st.addr
-            while st.inflight < window and (st.queued or (st.ending and not st.end_sent)):
-                if st.queued:
+            queued = st.queued
+            woff = st.write_off
+            inflight = st.inflight
+            seq = st.seq
+            xmit = st.xmit
+            end_pending = st.ending and not st.end_sent
+            probe_wanted = st.probe_wanted and not st.remote_changing
+            pack = _PACK_HEADER
+            new_pkt = _Pkt
+            while inflight < window and (queued or end_pending):
+                if queued:
                     head = q[0]
-                    off = st.write_off
-                    avail = len(head) - off
+                    avail = len(head) - woff
                     if avail >= size:
-                        payload: bytes | memoryview = head[off : off + size]
+                        payload: bytes | memoryview = head[woff : woff + size]
                         if avail == size:
                             q.popleft()
-                            st.write_off = 0
+                            woff = 0
                         else:
-                            st.write_off = off + size
+                            woff += size
                     else:
-                        parts = [head[off:]]
+                        parts = [head[woff:]]
                         q.popleft()
                         need = size - avail
-                        st.write_off = 0
+                        woff = 0
                         while need and q:
                             h = q[0]
                             if len(h) <= need:
@@ -925,35 +943,37 @@ class UDXSocketCore:
                                 q.popleft()
                             else:
                                 parts.append(h[:need])
-                                st.write_off = need
+                                woff = need
                                 need = 0
                         payload = b"".join(parts)
-                    st.queued -= len(payload)
+                    queued -= len(payload)
                     flags = DATA
                 else:
                     payload = b""
                     flags = 0
-                if st.ending and not st.queued:
+                if end_pending and not queued:
                     flags |= END
+                    end_pending = False
                     st.end_sent = True
-                seq = st.seq
-                st.seq = seq + 1
-                pkt = _Pkt(seq, flags, payload, rid, addr)
-                st.xmit += 1
-                pkt.xmit = st.xmit
-                pkt.time_sent = now
-                outgoing[seq] = pkt
-                st.inflight += 1
-                if st.probe_wanted and len(payload) == size and not st.remote_changing:
+                xmit += 1
+                outgoing[seq] = new_pkt(seq, flags, payload, rid, addr, xmit, now)
+                inflight += 1
+                if probe_wanted and len(payload) == size:
                     # MTU probe: same payload, padded (data_offset) up to probe_size on the wire
+                    probe_wanted = st.probe_wanted = False
                     pad = st.probe_size - st.mtu
-                    st.probe_wanted = False
                     st.probe_seq = seq
-                    probe = _PACK_HEADER(255, 1, flags, pad, rid, rwnd, seq & _M, ackv) + bytes(pad)
+                    probe = pack(255, 1, flags, pad, rid, rwnd, seq & _M, ackv) + bytes(pad)
                     append((probe + payload, addr))
                 else:
-                    append((_PACK_HEADER(255, 1, flags, 0, rid, rwnd, seq & _M, ackv) + payload, addr))
+                    append((pack(255, 1, flags, 0, rid, rwnd, seq & _M, ackv) + payload, addr))
+                seq += 1
                 sent += 1
+            st.queued = queued
+            st.write_off = woff
+            st.inflight = inflight
+            st.seq = seq
+            st.xmit = xmit
             if st.queued and window == 0 and not outgoing and st.zwp_deadline is None:
                 self._send_heartbeat(st)
                 st.zwp_deadline = now + st.rto
