@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import socket as socketlib
 import struct
@@ -40,6 +41,7 @@ from peerdht.udx.events import StreamClosed as StreamClosedEvent
 from peerdht.udx.stream import DEFAULT_RECV_WINDOW, UDXSocketCore
 
 Addr = tuple[str, int]
+log = logging.getLogger(__name__)
 
 SOCKET_BUFFER = 4 * 1024 * 1024
 """SO_RCVBUF/SO_SNDBUF requested (bytes; the kernel caps them at rmem_max/wmem_max)."""
@@ -324,7 +326,10 @@ class UDXSocket:
                     s._on_data(ev.data)
             elif isinstance(ev, DatagramReceived):
                 if self.on_datagram is not None:
-                    self.on_datagram(ev.data, ev.addr)
+                    try:
+                        self.on_datagram(ev.data, ev.addr)
+                    except Exception:  # a broken consumer must not stall the streams
+                        log.exception("on_datagram callback failed")
             elif isinstance(ev, StreamWritable):
                 s = streams.get(ev.stream_id)
                 if s is not None:
@@ -348,7 +353,10 @@ class UDXSocket:
             elif isinstance(ev, PreConnectPacket):
                 s = streams.get(ev.stream_id)
                 if s is not None and s.on_preconnect is not None:
-                    s.on_preconnect(ev.addr)
+                    try:
+                        s.on_preconnect(ev.addr)
+                    except Exception:
+                        log.exception("on_preconnect callback failed")
 
 
 class UDXStream:
