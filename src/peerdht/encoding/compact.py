@@ -40,6 +40,7 @@ __all__ = [
     "Encoder",
     "decode_ipv4_address",
     "encode_ipv4_address",
+    "encode_ipv4_list",
     "uint_length",
 ]
 
@@ -108,6 +109,23 @@ def encode_ipv4_address(host: str, port: int) -> bytes:
             _IPV4_ENC.clear()
         _IPV4_ENC[(host, port)] = b
     return b
+
+
+def encode_ipv4_list(addrs: tuple[Address, ...] | list[Address]) -> bytes:
+    """Return the ``ipv4Address`` encodings of ``addrs`` concatenated (6 bytes each, no count).
+
+    Raises:
+        LocalProtocolError: an address is not a dotted quad with a port in [0, 65535].
+    """
+    for a in addrs:
+        if a.__class__ is not tuple or len(a) != 2 or a[1].__class__ is not int:  # bool port: no memo
+            break
+    else:
+        try:
+            return b"".join(map(_IPV4_ENC.__getitem__, addrs))
+        except KeyError:  # some not memoised yet
+            pass
+    return b"".join([encode_ipv4_address(host, port) for host, port in addrs])
 
 
 def decode_ipv4_address(b: bytes) -> Address:
@@ -246,9 +264,7 @@ class Encoder:
     def ipv4_array(self, addrs: tuple[Address, ...] | list[Address]) -> None:
         """``c.array(ipv4Address)``: count then 6 bytes per address."""
         self.uint(len(addrs))
-        buf = self._buf
-        for host, port in addrs:
-            buf += encode_ipv4_address(host, port)
+        self._buf += encode_ipv4_list(addrs)
 
     def ipv6_array(self, addrs: tuple[Address, ...] | list[Address]) -> None:
         """``c.array(ipv6Address)``: count then 18 bytes per address."""

@@ -24,7 +24,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from peerdht.encoding.compact import Address, Decoder, Encoder, decode_ipv4_address, encode_ipv4_address
+from peerdht.encoding.compact import (
+    Address,
+    Decoder,
+    Encoder,
+    decode_ipv4_address,
+    encode_ipv4_address,
+    encode_ipv4_list,
+)
 from peerdht.errors import DecodeError, LocalProtocolError
 
 __all__ = [
@@ -178,8 +185,7 @@ def encode_response(m: Response) -> bytes:
         _fixed32(buf, token, "token")
     if closer:
         _uint(buf, len(closer))
-        for host, port in closer:
-            buf += encode_ipv4_address(host, port)
+        buf += encode_ipv4_list(closer)
     if error > 0:
         _uint(buf, error)
     if value is not None:

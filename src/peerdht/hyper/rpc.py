@@ -1089,17 +1089,22 @@ class RPCNode:
         if len(data) > MAX_DATAGRAM:
             self._drop("oversized")
             return
-        if (
-            not isinstance(addr, tuple)
-            or len(addr) < 2
-            or not isinstance(addr[0], str)
-            or not isinstance(addr[1], int)
-            or not 0 < addr[1] < 65536
-            or not _is_ipv4(addr[0])
-        ):
-            self._drop("bad_address")
-            return
-        addr = (addr[0], addr[1])
+        if addr.__class__ is not tuple or addr not in _GOOD_ADDRS:  # validated before: skip the checks
+            if (
+                not isinstance(addr, tuple)
+                or len(addr) < 2
+                or not isinstance(addr[0], str)
+                or not isinstance(addr[1], int)
+                or not 0 < addr[1] < 65536
+                or not _is_ipv4(addr[0])
+            ):
+                self._drop("bad_address")
+                return
+            addr = (addr[0], addr[1])
+            if addr[0].__class__ is str and addr[1].__class__ is int:
+                if len(_GOOD_ADDRS) >= _GOOD_ADDRS_MAX:
+                    _GOOD_ADDRS.clear()
+                _GOOD_ADDRS.add(addr)
         if socket not in (SERVER, CLIENT):
             self._drop("bad_socket")
             return
@@ -1235,7 +1240,7 @@ class RPCNode:
         to = reply_to or addr
         closer_nodes: tuple[Address, ...] = ()
         if req.target is not None and closer:
-            closer_nodes = tuple(c.addr for c in self.table.closest(req.target, K))
+            closer_nodes = tuple([(c.host, c.port) for c in self.table.closest(req.target, K)])
         msg = Response(
             tid=req.tid,
             to=to,
@@ -1495,6 +1500,8 @@ class RPCNode:
             )
 
 
+_GOOD_ADDRS: set[Address] = set()  # source addresses that passed _receive's checks
+_GOOD_ADDRS_MAX = 1 << 14
 _ID_CACHE: dict[Address, bytes] = {}
 _ID_CACHE_MAX = 1 << 14
 
