@@ -10,7 +10,10 @@ import asyncio
 import contextlib
 import hashlib
 import itertools
+import os
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -272,3 +275,73 @@ async def test_holepunch_firewalled_py_client_js_server(net: Net) -> None:
     n, _sha, first = await py_connect(net.py, bytes.fromhex(info["publicKey"]), SMALL)
     assert n == 32 + SMALL and first == bytes.fromhex(pattern_sha(SMALL))
     await net.js.call("closeServer")
+
+
+CLI = [sys.executable, "-m", "peerdht.cli.main"]
+FILE_MIB = 128
+
+
+@pytest.fixture(scope="module")
+def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    p = tmp_path_factory.mktemp("big") / "in"
+    with open(p, "wb") as f:
+        for _ in range(FILE_MIB):
+            f.write(os.urandom(1 << 20))
+    return p
+
+
+def _file_sha(p: Path) -> str:
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("net", ["py-testnet"], indirect=True)
+async def test_cli_connect_to_js_server_128mib(net: Net, big_file: Path, tmp_path: Path) -> None:
+    """``peerdht connect KEY < 128 MiB > out`` against a JS server that sends 128 MiB back."""
+    info = await net.js.call("serve", seed="77" * 32, send=FILE_MIB << 20)
+    boot = net.js.bootstrap[0]
+    out = tmp_path / "out"
+    with open(big_file, "rb") as fin, open(out, "wb") as fout:
+        proc = await asyncio.create_subprocess_exec(
+            *CLI, "connect", info["publicKey"], "--bootstrap", f"{boot[0]}:{boot[1]}", stdin=fin, stdout=fout
+        )
+    assert await asyncio.wait_for(proc.wait(), 180) == 0
+    ev = await net.js.event(60)
+    assert ev["received"] == FILE_MIB << 20 and ev["sha256"] == _file_sha(big_file)
+    data = out.read_bytes()
+    assert len(data) == 32 + (FILE_MIB << 20)
+    assert data[:32] == bytes.fromhex(_file_sha(big_file))
+    assert hashlib.sha256(data[32:]).hexdigest() == pattern_sha(FILE_MIB << 20)
+    await net.js.call("closeServer")
+
+
+@pytest.mark.parametrize("net", ["py-testnet"], indirect=True)
+async def test_js_client_to_cli_serve_128mib(net: Net, big_file: Path, tmp_path: Path) -> None:
+    """A JS client sends 128 MiB to ``peerdht serve --once < 128 MiB > out`` and gets the file back."""
+    boot = net.js.bootstrap[0]
+    out = tmp_path / "out"
+    seed = "88" * 32
+    with open(big_file, "rb") as fin, open(out, "wb") as fout:
+        proc = await asyncio.create_subprocess_exec(
+            *CLI,
+            "serve",
+            "--seed",
+            seed,
+            "--once",
+            "--bootstrap",
+            f"{boot[0]}:{boot[1]}",
+            stdin=fin,
+            stdout=fout,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    assert proc.stderr is not None
+    line = await asyncio.wait_for(proc.stderr.readline(), TIMEOUT)
+    key = line.split(b": ")[1].strip().decode()
+    res = await net.js.call("connect", publicKey=key, send=FILE_MIB << 20, timeout=180)
+    assert "code" not in res, res
+    assert res["received"] == FILE_MIB << 20 and res["sha256"] == _file_sha(big_file)
+    assert await asyncio.wait_for(proc.wait(), 60) == 0
+    assert _file_sha(out) == pattern_sha(FILE_MIB << 20)
