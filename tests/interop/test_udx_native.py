@@ -218,3 +218,25 @@ async def test_js_sends_first_python_connects_on_first_packet(js: tuple[JSProces
     await proc.send({"cmd": "end"})
     assert await asyncio.wait_for(stream.read(), T) == b""
     sock.close()
+
+
+async def test_receive_window_stops_udx_native_until_we_read(js: tuple[JSProcess, int]) -> None:
+    """Flow control: a Python reader that stops reading advertises a shrinking window; udx-native stops
+    at it (zero-window probes meanwhile) and resumes on our window update."""
+    sock, stream, proc = await connect(js)
+    await proc.send({"cmd": "source", "bytes": 16 << 20})
+    core_stream = sock.core._streams[7]
+    for _ in range(100):  # until the window is exhausted
+        await asyncio.sleep(0.02)
+        if core_stream.unread >= core_stream.recv_window_max - 65536:
+            break
+    await asyncio.sleep(0.3)
+    assert core_stream.recv_window_max - 65536 <= core_stream.unread <= core_stream.recv_window_max + 65536
+    h = hashlib.sha256()
+    n = 0
+    while chunk := await asyncio.wait_for(stream.read(1 << 20), T):
+        h.update(chunk)
+        n += len(chunk)
+    sent = await proc.line(timeout=T)
+    assert sent == {"sent": 16 << 20, "sha256": h.hexdigest()} and n == 16 << 20
+    sock.close()
