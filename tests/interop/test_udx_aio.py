@@ -173,3 +173,12 @@ async def test_dht_datagrams_share_the_socket(pair: tuple[UDXStream, UDXStream])
     sb.socket.on_datagram = lambda data, addr: got.put_nowait(data)
     sa.socket.send_datagram(b"\x03not udx", sb.socket.address)
     assert await asyncio.wait_for(got.get(), T) == b"\x03not udx"
+
+
+async def test_close_unconnected_stream() -> None:
+    sock = await UDXSocket.bind("127.0.0.1", 0)
+    stream = sock.create_stream()
+    stream.close()
+    await asyncio.wait_for(stream.wait_closed(), T)
+    assert stream.at_eof()
+    sock.close()

@@ -568,6 +568,9 @@ class UDXStream:
         if self._closed or self._closing:
             return
         self._closing = True
+        if self.remote_id is None:  # never connected: nothing to end
+            self.destroy()
+            return
         self.write_eof()
         self._linger = self._loop.call_later(CLOSE_LINGER, self.destroy)
 
