@@ -2,9 +2,19 @@
 
 Runs the same rounds (new ephemeral client -> fully bootstrapped, announce, lookup, mutable put, mutable get)
 with a Python client and a JS client, first on a JS testnet and then on a Python testnet, and prints medians
-and ratios (Python / JS; lower is better, target <= 1.5).
+and ratios (Python / JS; lower is better, target <= 1.5). The rounds are split in ``--chunks`` batches that
+alternate between the two clients (JS first, then Python first, ...), so a change in machine load during
+the run (a shared CI box) weighs on both sides alike. Each JS process first runs ``--js-warmup`` (15)
+untimed rounds (V8 reaches its steady state after ~15 rounds: timing cold rounds would flatter Python),
+and the Python client 3 untimed rounds per network. ``--chunks 1 --js-warmup 0`` gives the old layout.
 
-    python bench/hyperdht.py [--rounds 20] [--size 32] [--json]
+    python bench/hyperdht.py [--rounds 20] [--size 32] [--chunks 4] [--json]
+    python bench/hyperdht.py --core [--rounds 30] [--size 32]
+
+``--core`` needs no sockets and no node: it runs the sans-IO cores only (``size`` persistent
+:class:`~peerdht.hyper.node.HyperDHTNode` s and an ephemeral client on an in-memory network, delivered in
+order, fake clock) and prints the CPU time of each operation for the whole network, plus the client's
+request count. It is far less noisy than the loopback rows: use it to compare protocol-core changes.
 
 Everything binds 127.0.0.1. Needs `npm ci` at the repo root (scripts/test.sh does it).
 """
@@ -27,8 +37,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 from jsproc import start_js  # noqa: E402
 from peerdht.aio.hyperdht import HyperDHT  # noqa: E402
 from peerdht.hyper.crypto import KeyPair  # noqa: E402
+from peerdht.hyper.node import HyperDHTNode  # noqa: E402
 
 OPS = ("bootstrap", "announce", "lookup", "mutablePut", "mutableGet")
+WARMUP = 3  # untimed Python rounds per network (imports, first-use caches)
+JS_WARMUP = 15  # untimed rounds per JS process: V8 needs ~15 rounds to reach its steady state
 
 
 async def python_rounds(rounds: int, bootstrap: list[tuple[str, int]]) -> dict[str, list[float]]:
@@ -79,6 +92,125 @@ async def js_rounds_async(rounds: int, bootstrap: list[tuple[str, int]]) -> dict
     return await asyncio.to_thread(js_rounds, rounds, bootstrap)
 
 
+async def both_rounds(
+    rounds: int, chunks: int, bootstrap: list[tuple[str, int]], js_warmup: int = JS_WARMUP
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Python and JS rounds on ``bootstrap``, in ``chunks`` alternating batches: (python, js)."""
+    py: dict[str, list[float]] = {op: [] for op in OPS}
+    js: dict[str, list[float]] = {op: [] for op in OPS}
+    chunks = max(1, min(chunks, rounds))
+    await python_rounds(WARMUP, bootstrap)  # imports, first-use caches: not timed
+    for i in range(chunks):
+        n = rounds // chunks + (1 if i < rounds % chunks else 0)
+        order = ("js", "py") if i % 2 == 0 else ("py", "js")
+        for who in order:
+            if who == "js":  # a fresh node process each batch: drop its rounds run before the JIT warmed up
+                got = await js_rounds_async(n + js_warmup, bootstrap)
+                got = {op: got[op][js_warmup:] for op in OPS}
+            else:
+                got = await python_rounds(n, bootstrap)
+            for op in OPS:
+                (js if who == "js" else py)[op].extend(got[op])
+    return py, js
+
+
+def start(cl: HyperDHTNode, op: str, kp: KeyPair, topic: bytes, now: float) -> int:
+    """Start operation ``op`` of a ``--core`` round on client core ``cl``."""
+    if op == "bootstrap":
+        return cl.bootstrap(now)
+    if op == "announce":
+        return cl.announce(topic, kp, [], now)
+    if op == "lookup":
+        return cl.lookup(topic, now)
+    if op == "mutablePut":
+        return cl.mutable_put(kp, b"bench", 1, now)
+    return cl.mutable_get(kp.public_key, now)
+
+
+def core_rounds(rounds: int, size: int) -> None:
+    """The ``--core`` mode: CPU per operation of the sans-IO cores on an in-memory network."""
+    import random
+    from collections import deque
+
+    from peerdht.hyper.events import OpDone, OpFailed
+
+    Addr = tuple[str, int]
+    where: dict[Addr, tuple[HyperDHTNode, int]] = {}
+    home: dict[int, tuple[Addr, Addr]] = {}
+    queue: deque[tuple[bytes, Addr, Addr]] = deque()
+    clock = [1000.0]
+    ports = iter(range(10000, 65536))
+    rng = random.Random(1)
+
+    def attach(core: HyperDHTNode) -> None:
+        server, client = ("127.0.0.1", next(ports)), ("127.0.0.1", next(ports))
+        where[server], where[client] = (core, 0), (core, 1)
+        home[id(core)] = (server, client)
+        core.bind(server, client, clock[0])
+
+    def flush(core: HyperDHTNode) -> None:
+        for data, to, sock in core.datagrams_to_send(clock[0]):
+            queue.append((data, home[id(core)][sock], to))
+
+    def run(cores: list[HyperDHTNode], core: HyperDHTNode, op: int) -> None:
+        for c in cores:
+            flush(c)
+        while True:
+            while (ev := core.next_event()) is not None:
+                if isinstance(ev, OpFailed) and ev.op == op:
+                    raise RuntimeError(f"op {op} failed: {ev.error}")
+                if isinstance(ev, OpDone) and ev.op == op:
+                    return
+            if queue:
+                data, src, to = queue.popleft()
+                clock[0] += 20e-6
+                if to in where:
+                    dst, sock = where[to]
+                    dst.receive_datagram(data, src, clock[0], socket=sock)
+                    flush(dst)
+                continue
+            clock[0] = max(clock[0], min(t for c in cores if (t := c.get_timer()) is not None))
+            for c in cores:
+                t = c.get_timer()
+                if t is not None and t <= clock[0]:
+                    c.handle_timer(clock[0])
+                    flush(c)
+
+    nodes: list[HyperDHTNode] = []
+    for i in range(size):
+        boot = [home[id(nodes[0])][0]] if nodes else []
+        node = HyperDHTNode(
+            rng=random.Random(i), secrets=rng.randbytes(64), bootstrap=boot,
+            ephemeral=False, firewalled=False, host="127.0.0.1",
+        )
+        attach(node)
+        nodes.append(node)
+        run(nodes, node, node.bootstrap(clock[0]))
+    cpu: dict[str, list[float]] = {op: [] for op in OPS}
+    sent: dict[str, list[int]] = {op: [] for op in OPS}
+    for r in range(rounds):
+        cl = HyperDHTNode(rng=random.Random(1000 + r), secrets=rng.randbytes(64), bootstrap=[home[id(nodes[0])][0]])
+        attach(cl)
+        everyone = [*nodes, cl]
+        kp, topic = KeyPair.generate(), rng.randbytes(32)
+        for op in OPS:
+            requests = cl.stats["requests"]
+            assert isinstance(requests, dict)
+            t, before = time.process_time(), requests["total"]
+            run(everyone, cl, start(cl, op, kp, topic, clock[0]))
+            cpu[op].append((time.process_time() - t) * 1000)
+            sent[op].append(requests["total"] - before)
+        cl.destroy()
+        for a in home.pop(id(cl)):
+            del where[a]
+    total = 0.0
+    for op in OPS:
+        m = statistics.median(cpu[op])
+        total += m
+        print(f"core {size:<3}     {op:<11} cpu {m:6.2f} ms (whole network)   client requests {statistics.mean(sent[op]):5.1f}")
+    print(f"core {size:<3}     total       cpu {total:6.2f} ms")
+
+
 def report(network: str, py: dict[str, list[float]], js: dict[str, list[float]], as_json: bool) -> None:
     for op in OPS:
         p, j = statistics.median(py[op]), statistics.median(js[op])
@@ -93,16 +225,21 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--chunks", type=int, default=4, help="alternating JS/Python batches per network")
+    ap.add_argument("--js-warmup", type=int, default=JS_WARMUP, help="untimed rounds per JS process")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--core", action="store_true", help="sans-IO cores only: CPU per operation, no sockets")
     args = ap.parse_args()
+    if args.core:
+        core_rounds(args.rounds, args.size)
+        return
 
     # 1. a JS testnet of `size` persistent nodes
     js_net = await start_js("hyper-peer.js", "--testnet", str(args.size))
     ready = await js_net.line(120)
     boot = [(h, int(p)) for h, _, p in (b.rpartition(":") for b in ready["bootstrap"])]
     try:
-        js = await js_rounds_async(args.rounds, boot)
-        py = await python_rounds(args.rounds, boot)
+        py, js = await both_rounds(args.rounds, args.chunks, boot, args.js_warmup)
         report("js-testnet", py, js, args.json)
     finally:
         await js_net.close()
@@ -119,8 +256,7 @@ async def main() -> None:
         if not args.json:
             print(f"(python testnet of {args.size} nodes up in {(time.perf_counter() - t) * 1000:.0f} ms)")
         boot = [(h, int(p)) for h, _, p in (b.rpartition(":") for b in first["bootstrap"])]
-        js = await js_rounds_async(args.rounds, boot)
-        py = await python_rounds(args.rounds, boot)
+        py, js = await both_rounds(args.rounds, args.chunks, boot, args.js_warmup)
         report("py-testnet", py, js, args.json)
     finally:
         proc.terminate()
