@@ -10,7 +10,8 @@ backpressure, then ends the stream; the receiver hashes what it reads and report
 Printed per pair: ``{"pair", "MBps" (10^6 bytes/s, wall time from the first write to the receiver's
 EOF), "cpu_s_per_gib" (user+system CPU seconds of both processes per GiB moved), "sha256_ok"}``.
 
-Status: raw UDX streams (no secret-stream encryption yet; the lead plugs that in).
+``--encrypt`` wraps every stream in secret-stream (in-band Noise XX on both sides:
+peerdht.aio.secretstream and @hyperswarm/secret-stream); the default moves raw UDX.
 Installs what it needs: runs ``npm ci`` when node_modules/udx-native is missing.
 """
 
@@ -47,7 +48,7 @@ async def peer_main() -> None:
     reader = asyncio.StreamReader(limit=1 << 20)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     sock = await UDXSocket.bind("127.0.0.1", 0)
-    stream: UDXStream | None = None
+    stream: Any = None
     tasks: list[asyncio.Task[None]] = []
 
     def out(obj: dict[str, Any]) -> None:
@@ -85,8 +86,13 @@ async def peer_main() -> None:
     while line := await reader.readline():
         cmd = json.loads(line)
         if cmd["cmd"] == "stream":
-            stream = sock.create_stream(cmd["id"])
-            await stream.connect(cmd["remoteId"], (cmd.get("host") or "127.0.0.1", cmd["port"]))
+            raw: UDXStream = sock.create_stream(cmd["id"])
+            await raw.connect(cmd["remoteId"], (cmd.get("host") or "127.0.0.1", cmd["port"]))
+            stream = raw
+            if cmd.get("secret"):
+                from peerdht.aio.secretstream import open_secret_stream
+
+                stream = await open_secret_stream(raw, initiator=bool(cmd.get("initiator")))
             if cmd.get("mode") == "sink":
                 tasks.append(asyncio.create_task(sink()))
             out({"connected": True})
@@ -169,16 +175,21 @@ class Peer:
             await asyncio.wait_for(self.spy.wait(), 30)
 
 
-async def run_pair(pair: str, mib: int) -> dict[str, Any]:
+async def run_pair(pair: str, mib: int, encrypt: bool = False) -> dict[str, Any]:
     send_kind, recv_kind = pair.split("-")
     size = mib << 20
     sender, receiver = await Peer.start(send_kind), await Peer.start(recv_kind)
     try:
         sport = (await sender.line(60))["port"]
         rport = (await receiver.line(60))["port"]
-        await receiver.send({"cmd": "stream", "id": 2, "remoteId": 1, "port": sport, "mode": "sink"})
+        secret = {"secret": encrypt}
+        await receiver.send(
+            {"cmd": "stream", "id": 2, "remoteId": 1, "port": sport, "mode": "sink", **secret}
+        )
+        await sender.send(
+            {"cmd": "stream", "id": 1, "remoteId": 2, "port": rport, "initiator": True, **secret}
+        )
         await receiver.line(60)
-        await sender.send({"cmd": "stream", "id": 1, "remoteId": 2, "port": rport})
         await sender.line(60)
         cpu0 = cpu_seconds(sender.pid()) + cpu_seconds(receiver.pid())
         t0 = time.perf_counter()
@@ -193,6 +204,7 @@ async def run_pair(pair: str, mib: int) -> dict[str, Any]:
             "MBps": round(size / wall / 1e6, 1),
             "cpu_s_per_gib": round(cpu / (size / (1 << 30)), 2),
             "sha256_ok": got["received"] == size and got["sha256"] == sent["sha256"],
+            **({"encrypted": True} if encrypt else {}),
         }
     finally:
         await sender.close()
@@ -211,13 +223,14 @@ async def harness(args: argparse.Namespace) -> None:
     if any("js" in p for p in pairs):
         ensure_js()
     for pair in pairs:
-        result = await run_pair(pair, args.mib)
+        result = await run_pair(pair, args.mib, args.encrypt)
         if args.json:
             print(json.dumps(result), flush=True)
         else:
             print(
                 f"{pair:6} {result['MBps']:8.1f} MB/s  {result['cpu_s_per_gib']:7.2f} cpu s/GiB  "
-                f"sha256 {'ok' if result['sha256_ok'] else 'MISMATCH'}",
+                f"sha256 {'ok' if result['sha256_ok'] else 'MISMATCH'}"
+                f"{'  (secret-stream)' if args.encrypt else '  (raw UDX)'}",
                 flush=True,
             )
 
@@ -229,6 +242,7 @@ def main() -> None:
     ap.add_argument(
         "--pairs", default="py-py,py-js,js-py,js-js", help="comma separated sender-receiver pairs"
     )
+    ap.add_argument("--encrypt", action="store_true", help="secret-stream over UDX (in-band Noise XX)")
     ap.add_argument("--peer", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.peer:

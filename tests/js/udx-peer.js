@@ -1,6 +1,7 @@
 // udx-native peer for the Python UDX interop tests and bench/udx.py.
 // stdout: {"ready": true, "port": N} then event lines; stdin commands (JSON lines):
 //   {"cmd": "stream", "id": I, "remoteId": R, "port": P, "host": H}  create + connect a stream
+//       (+ "secret": true, "initiator": bool: wrap it in @hyperswarm/secret-stream, in-band Noise XX)
 //   {"cmd": "source", "bytes": N}   write N pseudo-random bytes, then end(); prints {"sent": N, "sha256": hex}
 //   {"cmd": "sink"}                 hash everything read; on 'end' prints {"received": N, "sha256": hex, "ms": t}
 //   {"cmd": "end"}                  stream.end()
@@ -11,6 +12,7 @@
 //         {"event": "data", "hex": X} (only in "echo-events" mode), {"event": "socket-message", "hex": X}
 'use strict'
 const UDX = require('udx-native')
+const SecretStream = require('@hyperswarm/secret-stream')
 const crypto = require('crypto')
 const { out, serve } = require('./stdio.js')
 
@@ -54,6 +56,10 @@ serve(async (cmd) => {
     stream.on('error', (err) => out({ event: 'error', error: err.code || String(err) }))
     stream.on('message', (buf) => out({ event: 'message', hex: buf.toString('hex') }))
     stream.connect(socket, cmd.remoteId, cmd.port, cmd.host || '127.0.0.1')
+    if (cmd.secret) {
+      stream = new SecretStream(!!cmd.initiator, stream)
+      stream.on('error', (err) => out({ event: 'error', error: err.code || String(err) }))
+    }
     if (cmd.mode === 'sink') sink()
     else if (cmd.mode === 'echo-events') stream.on('data', (buf) => out({ event: 'data', hex: buf.toString('hex') }))
     out({ connected: true })
