@@ -132,3 +132,19 @@ def test_malformed_barrage_then_ping() -> None:
     assert dropped.get("malformed", 0) > 1000
     assert dropped.get("unknown_tid", 0) >= 800
     assert _answers_ping(node, now)
+
+
+def test_bad_source_addresses_are_dropped_even_after_good_ones() -> None:
+    # _receive memoises source addresses that passed its checks: junk must still be caught
+    node = _node()
+    now = 2000.0
+    ping = encode_request(Request(tid=1, to=("10.0.0.1", 10000), internal=True, command=InternalCommand.PING))
+    for _ in range(2):  # the second time through the memo
+        node.receive_datagram(ping, FROM, now, SERVER)
+        assert [addr for _, addr, _ in node.datagrams_to_send(now)] == [FROM]
+    for junk in ((["10.9.8.7"], 3333), ("10.9.8.7", 0), ("10.9.8.7", 70000), ("not-an-ip", 3333), ("10.9.8.7",)):
+        node.receive_datagram(ping, junk, now, SERVER)  # type: ignore[arg-type]
+        assert node.datagrams_to_send(now) == []
+    dropped = node.stats["dropped"]
+    assert dropped["bad_address"] == 5  # type: ignore[index]
+    assert dropped.get("internal_error", 0) == 0  # type: ignore[attr-defined]

@@ -1089,7 +1089,11 @@ class RPCNode:
         if len(data) > MAX_DATAGRAM:
             self._drop("oversized")
             return
-        if addr.__class__ is not tuple or addr not in _GOOD_ADDRS:  # validated before: skip the checks
+        try:
+            known = addr.__class__ is tuple and addr in _GOOD_ADDRS  # validated before: skip the checks
+        except TypeError:  # unhashable junk in the tuple
+            known = False
+        if not known:
             if (
                 not isinstance(addr, tuple)
                 or len(addr) < 2
