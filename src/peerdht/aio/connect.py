@@ -20,6 +20,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from peerdht.aio.secretstream import SecretStream, open_secret_stream
+from peerdht.aio.socketpool import birthday_punch
 from peerdht.errors import PeerDHTError
 from peerdht.holepunch.nat import MIN_SAMPLES, NatAnalyzer
 from peerdht.holepunch.payload import SecurePayload
@@ -399,9 +400,9 @@ class Puncher:
             return await self._punch_consistent()
         if strategy is Strategy.RANDOM_PROBES:
             return await self._punch_random()
-        raise RemoteNotHolepunchable(
-            "birthday sockets (we are RANDOM) are not implemented" if strategy is Strategy.BIRTHDAY else ""
-        )
+        if strategy is Strategy.BIRTHDAY:
+            return await self._punch_birthday()
+        raise RemoteNotHolepunchable()
 
     async def _connected(self, timeout: float) -> UDXStream | None:
         """Wait up to ``timeout`` for a probe from the server (or its first UDX packet)."""
@@ -428,6 +429,55 @@ class Puncher:
             if stream is not None:
                 return stream
         raise HolepunchAborted()
+
+    async def _punch_birthday(self) -> UDXStream:
+        """We are RANDOM, the server CONSISTENT: many sockets probe its verified address while it
+        sprays our host's ports; the first socket a probe (or UDX packet) reaches wins."""
+        remote = next(a for a, v in self.remote_addresses if v)
+        got: list[tuple[Address, int]] = []
+        members: set[int] = set()
+
+        def on_probe(addr: Address, index: int) -> None:
+            if index in members and not got:
+                got.append((addr, index))
+
+        def done() -> bool:
+            return bool(got) or self.raws.opened(self.sid) is not None
+
+        self.raws.probe_listeners.append(on_probe)
+        sockets: list[int] = []
+        task = asyncio.ensure_future(
+            birthday_punch(
+                self.raws,
+                remote,
+                done,
+                echo=False,
+                tries=RANDOM_TRIES,
+                interval=RANDOM_INTERVAL,
+                on_socket=members.add,
+            )
+        )
+        stream: UDXStream | None = None
+        try:
+            while not task.done():
+                if done():
+                    break
+                await asyncio.sleep(RANDOM_INTERVAL)
+            sockets = await task
+            stream = self.raws.opened(self.sid)
+            if stream is None and got:
+                addr, index = got[0]
+                stream = self.raws.connect(self.sid, index, self.remote_udx, addr)
+            if stream is None:
+                raise HolepunchAborted()
+            return stream
+        finally:
+            self.raws.probe_listeners.remove(on_probe)
+            if not task.done():
+                task.cancel()
+            winner = self.raws.sockets.get(self.sid)
+            for index in sockets:
+                self.raws.close_socket(index, after=stream if index == winner else None)
 
     async def _punch_random(self) -> UDXStream:
         host = next(a[0] for a, v in self.remote_addresses if v)

@@ -148,6 +148,8 @@ class HyperDHT:
             self.core.router.unlisten(server.target, server)
             for t in list(server._tasks):
                 t.cancel()
+        if self._raw is not None:
+            self._raw.close_all()
         if self._driver is not None:
             self._driver.close()
         for fut in self._futures.values():

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from peerdht.aio.secretstream import SecretStream, open_secret_stream
+from peerdht.aio.socketpool import birthday_punch
 from peerdht.errors import LocalProtocolError, PeerDHTError
 from peerdht.holepunch.nat import MIN_SAMPLES, NatAnalyzer
 from peerdht.holepunch.payload import SecurePayload
@@ -98,6 +99,7 @@ class _Pending:
         self.connected = False
         self.analyzed: asyncio.Future[None] | None = None
         self.punch_task: asyncio.Task[None] | None = None
+        self.birthday: list[int] = []
 
 
 class Server:
@@ -174,20 +176,25 @@ class Server:
         await self._find_relays()
 
     async def _find_relays(self) -> None:
-        """Up to 3 nodes holding our self-announce, with our address as each sees it (the
-        ``relays`` a client holepunches through; announcer.js keeps the same list)."""
+        """The nodes holding our self-announce, with our address as each sees it: the ``relays``
+        a client holepunches through, and whose holepunch rounds we trust for address tokens
+        (announcer.js ``relays`` / ``isRelay``)."""
         assert self.key_pair is not None
         found: list[Address] = []
         with contextlib.suppress(PeerDHTError):
             async for res in self.dht.find_peer(self.key_pair.public_key):
                 if res.from_addr not in found:
                     found.append(res.from_addr)
-        infos: list[RelayInfo] = []
-        for addr in found[:3]:
-            with contextlib.suppress(PeerDHTError):
+
+        async def info(addr: Address) -> RelayInfo | None:
+            try:
                 reply = await self.dht.ping(addr)
-                infos.append(RelayInfo(relay_address=addr, peer_address=reply.to))
-        self.relay_infos = tuple(infos)
+            except PeerDHTError:
+                return None
+            return RelayInfo(relay_address=addr, peer_address=reply.to)
+
+        infos = await asyncio.gather(*(info(a) for a in found))
+        self.relay_infos = tuple(i for i in infos if i is not None)
 
     async def _refresh_loop(self) -> None:
         while not self.closed:
@@ -372,11 +379,11 @@ class Server:
             strategy = choose_strategy(
                 h.nat.firewall, h.remote_firewall, any(v for _, v in h.remote_addresses)
             )
-            if strategy is None or strategy is Strategy.BIRTHDAY:
+            if strategy is None:
                 answer(self._abort_payload(h))
                 return
             loop_now = asyncio.get_running_loop().time()
-            if strategy is Strategy.RANDOM_PROBES:
+            if strategy is not Strategy.CONSISTENT:
                 if loop_now - self._last_random_punch < RANDOM_PUNCH_INTERVAL:
                     self.stats["try_later"] += 1
                     answer(self._abort_payload(h, Err.TRY_LATER))
@@ -432,6 +439,17 @@ class Server:
                     for addr in consistent_targets(h.remote_addresses, tries):
                         raws.send_probe(PUNCH_SOCKET, addr)
                     await asyncio.sleep(CONSISTENT_INTERVAL)
+            elif strategy is Strategy.BIRTHDAY:
+                remote = next(a for a, v in h.remote_addresses if v)
+                await birthday_punch(
+                    raws,
+                    remote,
+                    lambda: h.connected or not h.punching or self.closed,
+                    echo=True,
+                    tries=RANDOM_TRIES,
+                    interval=RANDOM_INTERVAL,
+                    on_socket=h.birthday.append,
+                )
             else:
                 host = next(a[0] for a, v in h.remote_addresses if v)
                 for _ in range(RANDOM_TRIES):
@@ -471,6 +489,9 @@ class Server:
                 if h is not None:
                     h.connected = stream is not None
                     h.punching = False
+                    winner = raws.sockets.get(sid)
+                    for index in h.birthday:
+                        raws.close_socket(index, after=stream if index == winner else None)
                 self._holepunches[hid] = None
                 while self._holepunches and self._holepunches[-1] is None:
                     self._holepunches.pop()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket as socketlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 Address = tuple[str, int]
 
 _UDX_HEADER = 20
+EXTRA_BASE = 100
+"""Indices of extra (birthday) sockets start here; 0 and 1 are the DHT's server and client sockets."""
 
 
 class _Pending:
@@ -48,14 +51,78 @@ class RawStreams:
         self._pending: dict[int, _Pending] = {}
         self.stats = {"probes": 0, "early": 0, "unknown": 0}
         self._probe_waiters: dict[int, list[asyncio.Future[Address]]] = {}
+        self._extra: dict[int, UDXSocket] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        #: The socket index each opened stream runs on, by stream id.
+        self.sockets: dict[int, int] = {}
+        self._next_extra = EXTRA_BASE
         #: Called with ``(addr, socket)`` for every 1-byte probe (a server echoes them).
         self.probe_listeners: list[Callable[[Address, int], None]] = []
         driver.on_other = self._on_other
 
-    def send_probe(self, socket: int, addr: Address) -> None:
-        """Send a 1-byte holepunch probe from DHT socket ``socket`` to ``addr``."""
-        if 0 < addr[1] < 65536:
-            self._driver.udx_sockets[socket].send_datagram(b"\x00", addr)
+    def send_probe(self, socket: int, addr: Address, ttl: int | None = None) -> None:
+        """Send a 1-byte holepunch probe from socket ``socket`` to ``addr``; ``ttl`` (e.g. 5) lets
+        it open our NAT mapping without reaching the peer's NAT (holepuncher.js ``HOLEPUNCH_TTL``)."""
+        if not 0 < addr[1] < 65536:
+            return
+        sock = self._sock(socket)
+        if ttl is None:
+            sock.send_datagram(b"\x00", addr)
+            return
+        raw = sock._sock
+        try:
+            raw.setsockopt(socketlib.IPPROTO_IP, socketlib.IP_TTL, ttl)
+            with contextlib.suppress(OSError):
+                raw.sendto(b"\x00", addr)
+        finally:
+            with contextlib.suppress(OSError):
+                raw.setsockopt(socketlib.IPPROTO_IP, socketlib.IP_TTL, 64)
+
+    async def add_socket(self) -> int:
+        """Bind one more UDP socket (a birthday socket) next to the DHT's; returns its index.
+
+        Raises:
+            OSError: it cannot be bound.
+        """
+        from peerdht.aio.udx import UDXSocket
+
+        host = self._driver.udx_sockets[0].address[0]
+        sock = await UDXSocket.bind(host, 0)
+        index = self._next_extra
+        self._next_extra += 1
+        sock.on_datagram = lambda data, addr: self._on_other(data, addr, index)
+        self._extra[index] = sock
+        return index
+
+    def close_socket(self, index: int, after: UDXStream | None = None) -> None:
+        """Close extra socket ``index`` now, or once stream ``after`` (which runs on it) closed."""
+        sock = self._extra.get(index)
+        if sock is None:
+            return
+        if after is None:
+            del self._extra[index]
+            sock.close()
+            return
+
+        async def later() -> None:
+            with contextlib.suppress(Exception):
+                await after.wait_closed()
+            self.close_socket(index)
+
+        task = asyncio.ensure_future(later())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def close_all(self) -> None:
+        """Close every extra socket (the DHT is being destroyed)."""
+        for index in list(self._extra):
+            self.close_socket(index)
+
+    def _sock(self, index: int) -> UDXSocket:
+        if index >= EXTRA_BASE:
+            return self._extra[index]
+        s: UDXSocket = self._driver.udx_sockets[index]
+        return s
 
     def probe_future(self, socket: int) -> asyncio.Future[Address]:
         """A future resolved with the sender of the next probe arriving on ``socket``."""
@@ -121,9 +188,11 @@ class RawStreams:
     def forget(self, sid: int) -> None:
         """Drop the bookkeeping of an opened stream."""
         self._pending.pop(sid, None)
+        self.sockets.pop(sid, None)
 
     def _open(self, sid: int, socket: int, remote_id: int, addr: Address) -> UDXStream:
-        sock: UDXSocket = self._driver.udx_sockets[socket]
+        sock = self._sock(socket)
+        self.sockets[sid] = socket
         stream = sock.create_stream(sid)
         sock.core.connect(sid, remote_id, addr)
         stream.remote_id = remote_id
@@ -150,9 +219,58 @@ class RawStreams:
                 stream = self._open(sid, index, p.remote_id, addr)
                 p.future.set_result(stream)
                 self.stats["early"] += 1
-                sock = self._driver.udx_sockets[index]
+                sock = self._sock(index)
                 with contextlib.suppress(Exception):
                     sock.core.receive_datagram(data, addr, asyncio.get_running_loop().time())
                 sock._schedule_flush()
                 return
         self.stats["unknown"] += 1
+
+
+async def birthday_punch(
+    raws: RawStreams,
+    remote: Address,
+    done: Callable[[], bool],
+    *,
+    echo: bool,
+    count: int = 256,
+    tries: int = 1750,
+    interval: float = 0.02,
+    ttl: int = 5,
+    on_socket: Callable[[int], None] | None = None,
+) -> list[int]:
+    """Open up to ``count`` extra sockets, each probing ``remote`` with a low TTL, then keep probing
+    round-robin every ``interval`` seconds (``tries`` times) until ``done()`` (holepuncher.js
+    ``_openBirthdaySockets`` + ``_keepAliveRandomNat``). With ``echo`` (the server side), probes
+    arriving on these sockets are answered. Returns the sockets' indices; the caller closes them.
+    """
+    mine: list[int] = []
+    members: set[int] = set()
+
+    def on_probe(addr: Address, index: int) -> None:
+        if echo and index in members:
+            raws.send_probe(index, addr)
+
+    raws.probe_listeners.append(on_probe)
+    try:
+        while len(mine) < count and not done():
+            index = await raws.add_socket()
+            mine.append(index)
+            members.add(index)
+            if on_socket is not None:
+                on_socket(index)
+            raws.send_probe(index, remote, ttl=ttl)
+        await asyncio.sleep(0.1)
+        i, low_rounds = 0, 1
+        for _ in range(tries):
+            if done() or not mine:
+                break
+            if i == len(mine):
+                i = 0
+                low_rounds = max(0, low_rounds - 1)
+            raws.send_probe(mine[i], remote, ttl=ttl if low_rounds else None)
+            i += 1
+            await asyncio.sleep(interval)
+    finally:
+        raws.probe_listeners.remove(on_probe)
+    return mine
