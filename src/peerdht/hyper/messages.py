@@ -41,6 +41,7 @@ __all__ = [
     "Response",
     "decode_message",
     "encode_request",
+    "encode_request_fields",
     "encode_response",
 ]
 
@@ -135,22 +136,40 @@ def encode_request(m: Request) -> bytes:
     Raises:
         LocalProtocolError: a field is out of range (tid, id/token/target length, address).
     """
-    id_, token, target, value = m.id, m.token, m.target, m.value
+    return encode_request_fields(m.tid, m.to, m.id, m.token, m.internal, m.command, m.target, m.value)
+
+
+def encode_request_fields(
+    tid: int,
+    to: Address,
+    id: bytes | None,
+    token: bytes | None,
+    internal: bool,
+    command: int,
+    target: bytes | None,
+    value: bytes | None,
+) -> bytes:
+    """:func:`encode_request` of the fields of a :class:`Request`, without building one (a node's
+    send path: one object less per datagram).
+
+    Raises:
+        LocalProtocolError: a field is out of range (tid, id/token/target length, address).
+    """
     buf = _head(
         REQUEST_ID,
-        (1 if id_ is not None else 0)
+        (1 if id is not None else 0)
         | (2 if token is not None else 0)
-        | (4 if m.internal else 0)
+        | (4 if internal else 0)
         | (8 if target is not None else 0)
         | (16 if value is not None else 0),
-        m.tid,
-        m.to,
+        tid,
+        to,
     )
-    if id_ is not None:
-        _fixed32(buf, id_, "id")
+    if id is not None:
+        _fixed32(buf, id, "id")
     if token is not None:
         _fixed32(buf, token, "token")
-    _uint(buf, m.command)
+    _uint(buf, command)
     if target is not None:
         _fixed32(buf, target, "target")
     if value is not None:

@@ -50,7 +50,14 @@ from peerdht.hyper.events import (
     OpFailed,
     PersistentChanged,
 )
-from peerdht.hyper.messages import Request, Response, decode_message, encode_request, encode_response
+from peerdht.hyper.messages import (
+    Request,
+    Response,
+    decode_message,
+    encode_request,
+    encode_request_fields,
+    encode_response,
+)
 from peerdht.hyper.nat import NatSampler
 from peerdht.kademlia.lookup import Lookup
 from peerdht.kademlia.requests import PendingRequest, RequestTable, Window
@@ -1029,17 +1036,16 @@ class RPCNode:
 
     def _send_now(self, req: OutgoingRequest) -> None:
         tid = self._requests.new_tid()
-        msg = Request(
-            tid=tid,
-            to=req.addr,
-            id=self.table.local_id if (not self.ephemeral and req.socket == SERVER) else None,
-            token=req.token,
-            internal=req.internal,
-            command=req.command,
-            target=req.target,
-            value=req.value,
+        payload = encode_request_fields(
+            tid,
+            req.addr,
+            self.table.local_id if (not self.ephemeral and req.socket == SERVER) else None,
+            req.token,
+            req.internal,
+            req.command,
+            req.target,
+            req.value,
         )
-        payload = encode_request(msg)
         req.tid = tid
         self._requests.add(tid, req.addr, payload, self._now, req, timeout=req.timeout, retries=req.retries)
         self._window.send(self._now)
