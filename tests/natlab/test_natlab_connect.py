@@ -69,3 +69,35 @@ def test_serve_connect_through_cone_nats(
     assert _sha(tmp_path / "b_out") == _sha(a_in)
     assert _sha(tmp_path / "a_out") == _sha(b_in)
     testnet.close(interrupt=True)
+
+
+@pytest.mark.parametrize("nat", [NatType.PORT_RESTRICTED_CONE, NatType.SYMMETRIC])
+def test_same_lan_behind_one_nat(lab: Lab, tmp_path: Path, nat: NatType) -> None:
+    """Server and client on one LAN behind the same NAT (no hairpinning): the LAN shortcut."""
+    boot = lab.add_public("boot")
+    alice = lab.add_private("alice", nat)
+    carol = lab.add_private("carol", behind="alice")
+    testnet, bootstrap = start_testnet(lab, boot, size=5)
+    args = " ".join(f"--bootstrap {b}" for b in bootstrap)
+    a_in, c_in = tmp_path / "a_in", tmp_path / "c_in"
+    a_in.write_bytes(os.urandom(512 * 1024))
+    c_in.write_bytes(os.urandom(256 * 1024))
+    seed = "ce" * 32
+    key = KeyPair.from_seed(bytes.fromhex(seed)).public_key.hex()
+    serve = f"exec {shlex.quote(PY)} -m peerdht serve --seed {seed} --once {args} < {a_in} > {tmp_path / 'a_out'}"
+    server = lab.popen(alice, ["sh", "-c", serve], stdin=None, stdout=None)
+    assert server.stderr is not None
+    fd = server.stderr.fileno()
+    deadline, err = time.monotonic() + 30, b""
+    while b"listening on:" not in err and time.monotonic() < deadline:
+        if select.select([fd], [], [], 1)[0]:
+            chunk = os.read(fd, 4096)
+            assert chunk, "serve exited"
+            err += chunk
+    connect = f"exec {shlex.quote(PY)} -m peerdht connect {key} {args} < {c_in} > {tmp_path / 'c_out'}"
+    res = lab.run(carol, ["sh", "-c", connect], timeout=90, check=False)
+    assert res.returncode == 0, res.stderr
+    server.wait(timeout=30)
+    assert _sha(tmp_path / "c_out") == _sha(a_in)
+    assert _sha(tmp_path / "a_out") == _sha(c_in)
+    testnet.close(interrupt=True)

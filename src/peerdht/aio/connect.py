@@ -20,7 +20,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from peerdht.aio.secretstream import SecretStream, open_secret_stream
-from peerdht.aio.socketpool import birthday_punch
+from peerdht.aio.socketpool import birthday_punch, local_addresses
 from peerdht.errors import PeerDHTError
 from peerdht.holepunch.nat import MIN_SAMPLES, NatAnalyzer
 from peerdht.holepunch.payload import SecurePayload
@@ -32,6 +32,7 @@ from peerdht.holepunch.strategy import (
     Strategy,
     choose_strategy,
     consistent_targets,
+    match_address,
     random_port,
 )
 from peerdht.hyper.constants import Command, Firewall, InternalCommand
@@ -54,6 +55,7 @@ from peerdht.hyper.handshake import (
     ServerError,
     ServerIncompatible,
     first_remote_address,
+    is_reserved,
     make_payload,
     noise_key_pair,
 )
@@ -92,6 +94,7 @@ async def connect(
     *,
     key_pair: KeyPair | None = None,
     relay_addresses: list[Address] | None = None,
+    lan: bool = True,
 ) -> SecretStream:
     """Connect to the server with ``public_key`` (32 bytes) and return the encrypted stream.
 
@@ -108,12 +111,16 @@ async def connect(
     sid = raws.reserve()
     try:
         noise = peer_handshake(noise_key_pair(kp), bytes(public_key), os.urandom(32))
-        ours = make_payload(remote_address=dht.core.remote_address(), udx_id=sid)
+        ours = make_payload(
+            remote_address=dht.core.remote_address(),
+            udx_id=sid,
+            local_addresses=local_addresses(dht.local_address()) if lan else (),
+        )
         msg1 = noise.send(encode_noise_payload(ours))
         got, attempts = await _handshake(dht, public_key, target, msg1, relay_addresses or [])
         if got is None:
             raise PeerConnectionFailed() if attempts else PeerNotFound()
-        _reply, hs, relay = got
+        reply, hs, relay = got
         try:
             remote = decode_noise_payload(noise.recv(hs.noise))
         except (PeerDHTError, ValueError) as exc:
@@ -132,7 +139,11 @@ async def connect(
         relayed = server_address != relay
         stream = raws.opened(sid)
         if stream is None:
-            stream = await _open(dht, sid, remote, relayed, server_address, relay, ours, result, target)
+            stream = None
+            if lan and relayed and reply.to[0] == server_address[0]:
+                stream = await _lan_shortcut(dht, sid, remote)
+            if stream is None:
+                stream = await _open(dht, sid, remote, relayed, server_address, relay, ours, result, target)
         raws.forget(sid)
         sid = 0
         driver.kick()
@@ -186,6 +197,28 @@ async def _handshake(
     finally:
         for t in pending:
             t.cancel()
+
+
+async def _lan_shortcut(dht: HyperDHT, sid: int, remote: NoisePayload) -> UDXStream | None:
+    """We share the server's public IP: try its LAN address first (connect.js, ``c.lan``): a PING
+    to it from our server socket, and on an answer open the stream there."""
+    assert remote.udx is not None
+    candidates = [a for a in remote.addresses4 if not is_reserved(a[0])]
+    if not candidates:
+        return None
+    addr = match_address(list(local_addresses(dht.local_address())), candidates) or candidates[0]
+    try:
+        await dht._run(
+            lambda now: dht.core.request(
+                addr, InternalCommand.PING, now, internal=True, retries=1, socket=SERVER
+            )
+        )
+    except PeerDHTError:
+        return None
+    stream = dht._raw_streams().opened(sid)
+    if stream is not None:
+        return stream
+    return dht._raw_streams().connect(sid, SERVER, remote.udx.id, addr)
 
 
 async def _try_node(

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from peerdht.aio.secretstream import SecretStream, open_secret_stream
-from peerdht.aio.socketpool import birthday_punch
+from peerdht.aio.socketpool import birthday_punch, local_addresses
 from peerdht.errors import LocalProtocolError, PeerDHTError
 from peerdht.holepunch.nat import MIN_SAMPLES, NatAnalyzer
 from peerdht.holepunch.payload import SecurePayload
@@ -275,7 +275,12 @@ class Server:
         holepunch = None
         if our_remote is None and error == Err.NONE:
             holepunch = HolepunchInfo(id=hid, relays=self.relay_infos)
-        ours = make_payload(remote_address=our_remote, udx_id=sid, error=error)
+        ours = make_payload(
+            remote_address=our_remote,
+            udx_id=sid,
+            error=error,
+            local_addresses=local_addresses(self.dht.local_address()),
+        )
         ours = dataclasses.replace(ours, holepunch=holepunch)
         reply = hs.send(encode_noise_payload(ours))
         result = hs.result()

@@ -29,6 +29,24 @@ EXTRA_BASE = 100
 """Indices of extra (birthday) sockets start here; 0 and 1 are the DHT's server and client sockets."""
 
 
+def local_addresses(bound: Address) -> tuple[Address, ...]:
+    """Our LAN address(es) with the port of the socket bound at ``bound`` (holepuncher.js
+    ``localAddresses``): the bound host itself, or, bound to any address, the source address of
+    the default route (found with a connected UDP socket; nothing is sent)."""
+    host, port = bound
+    if host not in ("0.0.0.0", ""):
+        return ((host, port),)
+    probe = socketlib.socket(socketlib.AF_INET, socketlib.SOCK_DGRAM)
+    try:
+        probe.connect(("203.0.113.1", 9))
+        ip = probe.getsockname()[0]
+    except OSError:
+        ip = "127.0.0.1"
+    finally:
+        probe.close()
+    return ((ip, port),)
+
+
 class _Pending:
     __slots__ = ("early", "future", "remote_id")
 

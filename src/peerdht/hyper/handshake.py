@@ -33,6 +33,7 @@ __all__ = [
     "ServerIncompatible",
     "first_remote_address",
     "is_bogon",
+    "is_reserved",
     "make_payload",
     "noise_key_pair",
     "server_error_code",
@@ -143,6 +144,16 @@ def is_bogon(host: str) -> bool:
     )
 
 
+def is_reserved(host: str) -> bool:
+    """True for addresses never worth dialling on a LAN (npm ``bogon`` ``isReserved``: unspecified,
+    loopback, link-local, multicast, reserved)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return bool(ip.is_unspecified or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved)
+
+
 def first_remote_address(addresses: tuple[Address, ...], fallback: Address) -> Address:
     """The first public address of ``addresses``, else ``fallback`` (connect.js ``getFirstRemoteAddress``)."""
     for a in addresses:
@@ -152,13 +163,19 @@ def first_remote_address(addresses: tuple[Address, ...], fallback: Address) -> A
 
 
 def make_payload(
-    *, remote_address: Address | None, udx_id: int, error: int = Err.NONE, holepunch: None = None
+    *,
+    remote_address: Address | None,
+    udx_id: int,
+    error: int = Err.NONE,
+    holepunch: None = None,
+    local_addresses: tuple[Address, ...] = (),
 ) -> NoisePayload:
     """The Noise payload both sides send (connect.js ``connectThroughNode`` / server.js ``_addHandshake``).
 
     Args:
         remote_address: our publicly reachable server-socket address (firewall OPEN) or None (UNKNOWN).
         udx_id: the id of our (not yet connected) UDX stream, u32.
+        local_addresses: our LAN addresses (server socket port), for the same-LAN shortcut.
         error: hyperdht ``ERROR`` code.
     """
     return NoisePayload(
@@ -166,7 +183,7 @@ def make_payload(
         error=error,
         firewall=Firewall.OPEN if remote_address is not None else Firewall.UNKNOWN,
         holepunch=holepunch,
-        addresses4=(remote_address,) if remote_address is not None else (),
+        addresses4=((remote_address,) if remote_address is not None else ()) + tuple(local_addresses),
         udx=UdxInfo(id=udx_id, seq=0),
         secret_stream=SecretStreamInfo(),
     )
