@@ -4,10 +4,17 @@ FIND_PEER finds the nodes holding the server's self-announce; a PEER_HANDSHAKE (
 payload inside) goes through one of them to the server; the reply tells where to open the UDX
 stream; secret-stream runs on top with the keys of the Noise handshake.
 
-Paths implemented: the server is reachable (firewall OPEN, or relayed without holepunch relays:
-its address as the relay saw it, as JS does), we are reachable (the server connects to us), or
-the handshake went straight to the server's own node. Holepunching through PEER_HOLEPUNCH
-rounds is not implemented yet: such servers fail with :class:`CannotHolepunch`.
+Paths, in connect.js's order: the server is reachable (firewall OPEN, or relayed without
+holepunch relays: its address as the relay saw it); the handshake went straight to the server's
+own node; we share the server's public IP (same-LAN shortcut: PING its LAN address); we are
+reachable (the server connects to us); else holepunching (:class:`Puncher`): NAT sampling of our
+client socket, a probe round and a punch round of PEER_HOLEPUNCH through the relays (payloads
+sealed with the handshake's holepunch secret, address tokens echoed), then consistent probing,
+random-port probing (the server randomises) or birthday sockets (we randomise).
+
+Differences from JS: the punch socket is the DHT's client socket (JS takes a fresh pool socket
+and may re-open it when the NAT looks unstable); no blind relays (``relayThrough``); no
+connection pool / reusable sockets; TRY_LATER ends the attempt (JS waits when it has a relay).
 """
 
 from __future__ import annotations
