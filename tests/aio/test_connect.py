@@ -115,3 +115,61 @@ async def test_holepunch_py_py_firewalled() -> None:
         assert server.stats["punches"] == 1
         stream.close()
         await server.close()
+
+
+async def test_forged_handshakes_and_holepunches_are_dropped() -> None:
+    """Garbage Noise, replayed handshakes and undecryptable holepunch rounds: dropped, counted, and
+    the server keeps serving real clients."""
+    from peerdht.errors import RequestTimeout
+    from peerdht.hyper.constants import Command
+    from peerdht.hyper.records import Handshake, Holepunch, encode_handshake, encode_holepunch
+    from peerdht.hyper.router import FROM_CLIENT, FROM_RELAY
+
+    async with await Testnet.create(4) as tn, tn.node() as a, tn.node() as b:
+        await a.fully_bootstrapped()
+        await b.fully_bootstrapped()
+        server = a.create_server(_echo)
+        kp = HyperDHT.key_pair()
+        await server.listen(kp)
+        target = HyperDHT.hash(kp.public_key)
+        to = a.local_address()
+
+        async def request(command: int, value: bytes) -> object:
+            return await b._run(
+                lambda now: b.core.request(to, command, now, target=target, value=value, retries=0)
+            )
+
+        forged = encode_handshake(Handshake(mode=FROM_CLIENT, noise=b"\x01" * 96))
+        with pytest.raises(RequestTimeout):
+            await request(Command.PEER_HANDSHAKE, forged)
+        bad_round = encode_holepunch(Holepunch(mode=FROM_RELAY, id=0, payload=b"\x02" * 80, peer_address=to))
+        with pytest.raises(RequestTimeout):
+            await request(Command.PEER_HOLEPUNCH, bad_round)
+        assert a.core.router.stats["dropped"] >= 1
+        assert server.stats["unknown_rounds"] + server.stats["bad_payloads"] >= 1
+        stream = await asyncio.wait_for(b.connect(kp.public_key), 10)
+        stream.write(b"still here")
+        stream.write_eof()
+        await stream.drain()
+        assert await asyncio.wait_for(stream.read(), 10) == b"still here"
+        stream.close()
+        await server.close()
+
+
+async def test_replayed_handshake_gets_the_same_reply() -> None:
+    from peerdht.hyper.handshake import make_payload, noise_key_pair
+    from peerdht.hyper.records import encode_noise_payload
+    from peerdht.secure.noise import peer_handshake
+
+    async with await Testnet.create(3) as tn, tn.node() as a:
+        await a.fully_bootstrapped()
+        server = a.create_server(_echo)
+        kp = HyperDHT.key_pair()
+        await server.listen(kp)
+        client = peer_handshake(noise_key_pair(HyperDHT.key_pair()), kp.public_key, b"\x03" * 32)
+        msg1 = client.send(encode_noise_payload(make_payload(remote_address=None, udx_id=5)))
+        first = server.on_peer_handshake(msg1, ("127.0.0.1", 9), ("127.0.0.1", 10), 0, 1.0)
+        again = server.on_peer_handshake(msg1, ("127.0.0.1", 9), ("127.0.0.1", 10), 0, 2.0)
+        assert first is not None and again is first  # one pending connection, not two
+        assert server.on_peer_handshake(b"\x00" * 48, None, ("127.0.0.1", 10), 0, 3.0) is None
+        await server.close()

@@ -130,7 +130,13 @@ class Server:
         self._holepunches: list[_Pending | None] = []
         self.relay_infos: tuple[RelayInfo, ...] = ()
         self._last_random_punch = -1e9
-        self.stats = {"holepunch_rounds": 0, "bad_payloads": 0, "try_later": 0, "punches": 0}
+        self.stats = {
+            "holepunch_rounds": 0,
+            "bad_payloads": 0,
+            "unknown_rounds": 0,
+            "try_later": 0,
+            "punches": 0,
+        }
 
     @property
     def public_key(self) -> bytes | None:
@@ -320,6 +326,7 @@ class Server:
         the client, wait for our NAT analysis, start punching if the client punches, answer."""
         h = self._holepunches[id] if 0 <= id < len(self._holepunches) else None
         if h is None or self.closed:
+            self.stats["unknown_rounds"] += 1
             return
         if h.payload is None or h.nat is None:
             return  # not holepunching (server.js answers an abort only once it has a payload)
