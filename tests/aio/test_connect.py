@@ -173,3 +173,30 @@ async def test_replayed_handshake_gets_the_same_reply() -> None:
         assert first is not None and again is first  # one pending connection, not two
         assert server.on_peer_handshake(b"\x00" * 48, None, ("127.0.0.1", 10), 0, 3.0) is None
         await server.close()
+
+
+@pytest.mark.slow
+async def test_reannounce_when_relays_drop(monkeypatch: pytest.MonkeyPatch) -> None:
+    import peerdht.aio.server as server_mod
+
+    monkeypatch.setattr(server_mod, "RELAY_CHECK_INTERVAL", 0.05)
+    async with await Testnet.create(25) as tn, tn.node() as a, tn.node() as b:
+        await a.fully_bootstrapped()
+        await b.fully_bootstrapped()
+        server = a.create_server(_echo)
+        kp = HyperDHT.key_pair()
+        await server.listen(kp)
+        before = {r.relay_address for r in server.relay_infos}
+        assert len(before) >= 3
+        doomed = [n for n in tn.nodes if n.local_address() in before][:-2]  # keep 2: fewer than 3
+        for node in doomed:
+            await node.destroy()
+        for _ in range(400):
+            if server.stats["relays_lost"] and {r.relay_address for r in server.relay_infos} - before:
+                break
+            await asyncio.sleep(0.05)
+        assert server.stats["relays_lost"] >= 1
+        assert {r.relay_address for r in server.relay_infos} - before  # announced to the survivors
+        stream = await asyncio.wait_for(b.connect(kp.public_key), 15)
+        stream.close()
+        await server.close()

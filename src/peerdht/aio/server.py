@@ -69,8 +69,12 @@ Address = tuple[str, int]
 Handler = Callable[[SecretStream], Awaitable[None] | None]
 Firewall_ = Callable[[bytes, NoisePayload, Address], bool]
 
-REFRESH_INTERVAL = 5 * 60.0
-"""Seconds between self-announce refreshes (records live 20 minutes on the relays)."""
+RELAY_CHECK_INTERVAL = 3.0
+"""Seconds between two pings of our relays (announcer.js)."""
+REFRESH_ROUNDS = 100
+"""Relay checks between two re-announces (~5 min; records live 20 minutes on the relays)."""
+MIN_ACTIVE = 3
+"""Re-announce at once when fewer relays than this answer (announcer.js ``MIN_ACTIVE``)."""
 HANDSHAKE_CLEAR_WAIT = 10.0
 """Seconds a handshake reply is kept for clients retrying through other relays (server.js)."""
 PUNCH_SOCKET = CLIENT
@@ -136,6 +140,7 @@ class Server:
             "unknown_rounds": 0,
             "try_later": 0,
             "punches": 0,
+            "relays_lost": 0,
         }
 
     @property
@@ -203,10 +208,29 @@ class Server:
         self.relay_infos = tuple(i for i in infos if i is not None)
 
     async def _refresh_loop(self) -> None:
+        """announcer.js ``_background``: every 3 s ping the relays; re-announce when fewer than 3
+        (or all, if fewer) answer, and anyway after 100 rounds (~5 min)."""
         while not self.closed:
-            await asyncio.sleep(REFRESH_INTERVAL)
+            for _ in range(REFRESH_ROUNDS):
+                if self.closed:
+                    return
+                relays = [r.relay_address for r in self.relay_infos]
+                answers = await asyncio.gather(*(self._alive(a) for a in relays))
+                if sum(answers) < min(len(relays), MIN_ACTIVE):
+                    self.stats["relays_lost"] += 1
+                    break
+                await asyncio.sleep(RELAY_CHECK_INTERVAL)
             if not self.closed:
                 await self._announce()
+
+    async def _alive(self, addr: Address) -> bool:
+        try:
+            await self.dht._run(
+                lambda now: self.dht.core.request(addr, InternalCommand.PING, now, internal=True, retries=1)
+            )
+        except PeerDHTError:
+            return False
+        return True
 
     async def close(self) -> None:
         """Stop accepting, unannounce, and close open connections. Idempotent."""
