@@ -7,8 +7,9 @@ hypercore-crypto ``namespace()``.
 
 from __future__ import annotations
 
-import hashlib
 from enum import IntEnum
+
+from peerdht.secure.keys import namespace
 
 __all__ = [
     "BUMP_MAX_DRIFT",
@@ -107,23 +108,6 @@ INTERNAL_COMMANDS = InternalCommand
 COMMANDS = Command
 ERROR = Error
 FIREWALL = Firewall
-
-
-def namespace(name: bytes | str, ids: list[int] | tuple[int, ...]) -> tuple[bytes, ...]:
-    """hypercore-crypto ``namespace(name, ids)``.
-
-    Each entry is ``BLAKE2b-256(BLAKE2b-256(name) || byte(id))``.
-
-    Args:
-        name: the namespace name (str is UTF-8 encoded).
-        ids: one byte (0..255) per namespace wanted.
-
-    Returns:
-        One 32-byte namespace per id, in order.
-    """
-    raw = name.encode() if isinstance(name, str) else name
-    prefix = hashlib.blake2b(raw, digest_size=32).digest()
-    return tuple(hashlib.blake2b(prefix + bytes([i]), digest_size=32).digest() for i in ids)
 
 
 (

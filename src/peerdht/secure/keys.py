@@ -7,6 +7,7 @@ Sources: hypercore-crypto ``index.js`` (``keyPair``, ``namespace``), noise-curve
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 import nacl.bindings as sodium
 import nacl.exceptions
@@ -26,7 +27,6 @@ __all__ = [
 ]
 
 
-
 def blake2b(data: bytes, *, key: bytes = b"", size: int = 32) -> bytes:
     """BLAKE2b of ``data`` (libsodium ``crypto_generichash``).
 
@@ -38,7 +38,7 @@ def blake2b(data: bytes, *, key: bytes = b"", size: int = 32) -> bytes:
     return hashlib.blake2b(data, digest_size=size, key=key).digest()
 
 
-def namespace(name: str | bytes, ids: int | list[int]) -> list[bytes]:
+def namespace(name: str | bytes, ids: int | Sequence[int]) -> list[bytes]:
     """hypercore-crypto ``namespace(name, ids)``: ``BLAKE2b-256(BLAKE2b-256(name) || byte(id))`` per id.
 
     Args:

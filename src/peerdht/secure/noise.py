@@ -21,7 +21,8 @@ import nacl.bindings as sodium
 import nacl.exceptions
 
 from peerdht.errors import LocalProtocolError, RemoteProtocolError
-from peerdht.secure.keys import KeyPair, blake2b, dh, namespace, stream_id
+from peerdht.hyper.constants import NS_PEER_HANDSHAKE, NS_PEER_HOLEPUNCH
+from peerdht.secure.keys import KeyPair, blake2b, dh, stream_id
 
 __all__ = [
     "NS_PEER_HANDSHAKE",
@@ -38,10 +39,6 @@ KEYLEN = 32
 PKLEN = 32
 MACLEN = 16
 MAX_MESSAGE = 65535
-
-# hyperdht lib/constants.js: namespace('hyperswarm/dht', [ANNOUNCE, UNANNOUNCE, MUTABLE_PUT,
-# PEER_HANDSHAKE, PEER_HOLEPUNCH, PLUGIN]) -- the ids are the command numbers.
-NS_PEER_HANDSHAKE, NS_PEER_HOLEPUNCH = namespace("hyperswarm/dht", [0, 1])
 
 
 class _Token(Enum):
