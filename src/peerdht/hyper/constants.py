@@ -10,6 +10,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 from peerdht.secure.keys import namespace
+from peerdht.secure.noise import NS_PEER_HANDSHAKE, NS_PEER_HOLEPUNCH
 
 __all__ = [
     "BUMP_MAX_DRIFT",
@@ -110,23 +111,8 @@ ERROR = Error
 FIREWALL = Firewall
 
 
-(
-    NS_ANNOUNCE,
-    NS_UNANNOUNCE,
-    NS_MUTABLE_PUT,
-    NS_PEER_HANDSHAKE,
-    NS_PEER_HOLEPUNCH,
-    NS_PLUGIN,
-) = namespace(
-    "hyperswarm/dht",
-    (
-        Command.ANNOUNCE,
-        Command.UNANNOUNCE,
-        Command.MUTABLE_PUT,
-        Command.PEER_HANDSHAKE,
-        Command.PEER_HOLEPUNCH,
-        Command.PLUGIN,
-    ),
+NS_ANNOUNCE, NS_UNANNOUNCE, NS_MUTABLE_PUT, NS_PLUGIN = namespace(
+    "hyperswarm/dht", (Command.ANNOUNCE, Command.UNANNOUNCE, Command.MUTABLE_PUT, Command.PLUGIN)
 )
 """32-byte signing/prologue namespaces of ``lib/constants.js`` ``NS``."""
 

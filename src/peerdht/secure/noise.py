@@ -21,8 +21,7 @@ import nacl.bindings as sodium
 import nacl.exceptions
 
 from peerdht.errors import LocalProtocolError, RemoteProtocolError
-from peerdht.hyper.constants import NS_PEER_HANDSHAKE, NS_PEER_HOLEPUNCH
-from peerdht.secure.keys import KeyPair, blake2b, dh, stream_id
+from peerdht.secure.keys import KeyPair, blake2b, dh, namespace, stream_id
 
 __all__ = [
     "NS_PEER_HANDSHAKE",
@@ -39,6 +38,11 @@ KEYLEN = 32
 PKLEN = 32
 MACLEN = 16
 MAX_MESSAGE = 65535
+
+# hyperdht lib/constants.js NS: namespace('hyperswarm/dht', [...]) with the command numbers as ids;
+# PEER_HANDSHAKE (0) is the Noise prologue, PEER_HOLEPUNCH (1) keys the holepunch secret.
+# peerdht.hyper.constants re-exports these two.
+NS_PEER_HANDSHAKE, NS_PEER_HOLEPUNCH = namespace("hyperswarm/dht", [0, 1])
 
 
 class _Token(Enum):
