@@ -35,6 +35,7 @@ from peerdht.holepunch.strategy import (
     CONSISTENT_INTERVAL,
     CONSISTENT_TRIES,
     RANDOM_INTERVAL,
+    RANDOM_PUNCH_INTERVAL,
     RANDOM_TRIES,
     Strategy,
     choose_strategy,
@@ -422,6 +423,10 @@ class Puncher:
         self, server_address: Address, remote_token: bytes | None, relay: Address, server_relay: RelayInfo
     ) -> UDXStream:
         self.nat.freeze()
+        is_random = self.remote_firewall >= Firewall.RANDOM or self.nat.firewall >= Firewall.RANDOM
+        loop = asyncio.get_running_loop()
+        if is_random and not self.raws.random_punch_allowed(loop.time(), RANDOM_PUNCH_INTERVAL):
+            raise HolepunchAborted("another random punch ran less than 20 s ago (no relay to wait on)")
         hp = HolepunchPayload(
             firewall=self.nat.firewall,
             round=self.round,
@@ -438,11 +443,15 @@ class Puncher:
         strategy = choose_strategy(self.nat.firewall, self.remote_firewall, has_verified)
         if strategy is Strategy.CONSISTENT:
             return await self._punch_consistent()
-        if strategy is Strategy.RANDOM_PROBES:
-            return await self._punch_random()
-        if strategy is Strategy.BIRTHDAY:
+        if strategy is None:
+            raise RemoteNotHolepunchable()
+        self.raws.begin_random_punch()
+        try:
+            if strategy is Strategy.RANDOM_PROBES:
+                return await self._punch_random()
             return await self._punch_birthday()
-        raise RemoteNotHolepunchable()
+        finally:
+            self.raws.end_random_punch(loop.time())
 
     async def _connected(self, timeout: float) -> UDXStream | None:
         """Wait up to ``timeout`` for a probe from the server (or its first UDX packet)."""

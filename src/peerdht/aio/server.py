@@ -133,7 +133,6 @@ class Server:
         self._refresher: asyncio.Task[None] | None = None
         self._holepunches: list[_Pending | None] = []
         self.relay_infos: tuple[RelayInfo, ...] = ()
-        self._last_random_punch = -1e9
         self.stats = {
             "holepunch_rounds": 0,
             "bad_payloads": 0,
@@ -420,11 +419,11 @@ class Server:
                 return
             loop_now = asyncio.get_running_loop().time()
             if strategy is not Strategy.CONSISTENT:
-                if loop_now - self._last_random_punch < RANDOM_PUNCH_INTERVAL:
+                if not raws.random_punch_allowed(loop_now, RANDOM_PUNCH_INTERVAL):
                     self.stats["try_later"] += 1
                     answer(self._abort_payload(h, Err.TRY_LATER))
                     return
-                self._last_random_punch = loop_now
+                raws.begin_random_punch()
             h.punching = True
             self.stats["punches"] += 1
             h.punch_task = asyncio.ensure_future(self._punch(h, strategy))
@@ -495,6 +494,8 @@ class Server:
                     await asyncio.sleep(RANDOM_INTERVAL)
         finally:
             h.punching = False
+            if strategy is not Strategy.CONSISTENT:
+                raws.end_random_punch(asyncio.get_running_loop().time())
 
     def _on_probe(self, addr: Address, socket: int) -> None:
         """Answer every probe with a probe while we have punches running (holepuncher.js: the

@@ -71,12 +71,26 @@ class RawStreams:
         self._probe_waiters: dict[int, list[asyncio.Future[Address]]] = {}
         self._extra: dict[int, UDXSocket] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.random_punches = 0
+        self.last_random_punch = -1e9
         #: The socket index each opened stream runs on, by stream id.
         self.sockets: dict[int, int] = {}
         self._next_extra = EXTRA_BASE
         #: Called with ``(addr, socket)`` for every 1-byte probe (a server echoes them).
         self.probe_listeners: list[Callable[[Address, int], None]] = []
         driver.on_other = self._on_other
+
+    def random_punch_allowed(self, now: float, interval: float) -> bool:
+        """No random punch (one side RANDOM) running, and none ended less than ``interval`` seconds
+        ago (hyperdht ``_randomPunches`` / ``_lastRandomPunch``, limit 1)."""
+        return self.random_punches == 0 and now - self.last_random_punch >= interval
+
+    def begin_random_punch(self) -> None:
+        self.random_punches += 1
+
+    def end_random_punch(self, now: float) -> None:
+        self.random_punches = max(0, self.random_punches - 1)
+        self.last_random_punch = now
 
     def send_probe(self, socket: int, addr: Address, ttl: int | None = None) -> None:
         """Send a 1-byte holepunch probe from socket ``socket`` to ``addr``; ``ttl`` (e.g. 5) lets
