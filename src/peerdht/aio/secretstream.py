@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Protocol
 
@@ -118,6 +119,9 @@ class SecretStream:
         self._timer: asyncio.TimerHandle | None = None
         self.dropped_messages = 0
         """Datagrams dropped because they failed authentication."""
+        # lengths of the buffered messages, for read_message (protomux needs message boundaries);
+        # None once a byte read (read/readexactly/readline) mixed them up
+        self._msg_lens: deque[int] | None = deque()
         self._pump_events()
         self._flush()
         self._reader = asyncio.ensure_future(self._read_loop())
@@ -155,6 +159,8 @@ class SecretStream:
         while (event := self._core.next_event()) is not None:
             if isinstance(event, Message):
                 self._buffer += event.data
+                if self._msg_lens is not None:
+                    self._msg_lens.append(len(event.data))
                 self._wakeup.set()
             elif isinstance(event, HandshakeComplete) and not self._handshake.done():
                 self._handshake.set_result(None)
@@ -250,6 +256,7 @@ class SecretStream:
             self._wanted = 0
 
     def _take(self, n: int) -> bytes:
+        self._msg_lens = None
         data = bytes(self._buffer[:n])
         del self._buffer[:n]
         if len(self._buffer) < self._read_limit:
@@ -286,6 +293,30 @@ class SecretStream:
                 continue
             if self._buffer:
                 return self._take(n)
+            if self._eof:
+                return b""
+            await self._wait_data()
+
+    async def read_message(self) -> bytes:
+        """The plaintext of the peer's next secret-stream message, whole (JS ``'data'`` events carry
+        one message each; protomux relies on it); ``b""`` at EOF. Keep-alives (empty) are skipped.
+
+        Raises:
+            LocalProtocolError: bytes were already read with :meth:`read` (boundaries are lost).
+            RemoteProtocolError, StreamReset, StreamClosed: as :meth:`read`.
+        """
+        while True:
+            self._check_readable()
+            lens = self._msg_lens
+            if lens is None:
+                raise LocalProtocolError("message boundaries lost: the stream was read as bytes")
+            if lens:
+                n = lens.popleft()
+                data = bytes(self._buffer[:n])
+                del self._buffer[:n]
+                if len(self._buffer) < self._read_limit:
+                    self._resume.set()
+                return data
             if self._eof:
                 return b""
             await self._wait_data()

@@ -1,0 +1,1 @@
+"""Blind relays (npm ``blind-relay`` over ``protomux``), sans-IO: framing, messages, pairing state."""
