@@ -84,7 +84,9 @@ def test_same_lan_behind_one_nat(lab: Lab, tmp_path: Path, nat: NatType) -> None
     c_in.write_bytes(os.urandom(256 * 1024))
     seed = "ce" * 32
     key = KeyPair.from_seed(bytes.fromhex(seed)).public_key.hex()
-    serve = f"exec {shlex.quote(PY)} -m peerdht serve --seed {seed} --once {args} < {a_in} > {tmp_path / 'a_out'}"
+    serve = (
+        f"exec {shlex.quote(PY)} -m peerdht serve --seed {seed} --once {args} < {a_in} > {tmp_path / 'a_out'}"
+    )
     server = lab.popen(alice, ["sh", "-c", serve], stdin=None, stdout=None)
     assert server.stderr is not None
     fd = server.stderr.fileno()
@@ -100,4 +102,37 @@ def test_same_lan_behind_one_nat(lab: Lab, tmp_path: Path, nat: NatType) -> None
     server.wait(timeout=30)
     assert _sha(tmp_path / "c_out") == _sha(a_in)
     assert _sha(tmp_path / "a_out") == _sha(c_in)
+    testnet.close(interrupt=True)
+
+
+@pytest.mark.slow
+def test_random_punches_are_throttled(lab: Lab, tmp_path: Path) -> None:
+    """A server punches one RANDOM NAT at a time, 20 s apart: a second symmetric-NAT client right
+    after the first is told TRY_LATER (HOLEPUNCH_ABORTED on our client, which has no relay to wait on)."""
+    boot = lab.add_public("boot")
+    alice = lab.add_private("alice", NatType.PORT_RESTRICTED_CONE)
+    bob = lab.add_private("bob", NatType.SYMMETRIC)
+    dave = lab.add_private("dave", NatType.SYMMETRIC)
+    testnet, bootstrap = start_testnet(lab, boot, size=5)
+    args = " ".join(f"--bootstrap {b}" for b in bootstrap)
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    seed = "cf" * 32
+    key = KeyPair.from_seed(bytes.fromhex(seed)).public_key.hex()
+    serve = f"exec {shlex.quote(PY)} -m peerdht serve --seed {seed} {args} < {empty} > /dev/null"
+    server = lab.popen(alice, ["sh", "-c", serve], stdin=None, stdout=None)
+    assert server.stderr is not None
+    fd = server.stderr.fileno()
+    deadline, err = time.monotonic() + 30, b""
+    while b"listening on:" not in err and time.monotonic() < deadline:
+        if select.select([fd], [], [], 1)[0]:
+            chunk = os.read(fd, 4096)
+            assert chunk, "serve exited"
+            err += chunk
+    connect = f"exec {shlex.quote(PY)} -m peerdht connect {key} {args} < {empty} > /dev/null"
+    first = lab.run(bob, ["sh", "-c", connect], timeout=90, check=False)
+    assert first.returncode == 0, first.stderr
+    second = lab.run(dave, ["sh", "-c", connect], timeout=90, check=False)
+    assert second.returncode == 1
+    assert "TRY_LATER" in second.stderr
     testnet.close(interrupt=True)
