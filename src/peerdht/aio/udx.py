@@ -38,7 +38,7 @@ from peerdht.udx.events import (
     StreamWritable,
 )
 from peerdht.udx.events import StreamClosed as StreamClosedEvent
-from peerdht.udx.stream import DEFAULT_RECV_WINDOW, UDXSocketCore
+from peerdht.udx.stream import DEFAULT_RECV_WINDOW, RelayLimiter, UDXSocketCore
 
 Addr = tuple[str, int]
 log = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ class UDXSocket:
         self._timer_at: float | None = None
         self._flush_scheduled = False
         self._closed = False
+        self._relay_peers: set[UDXSocket] = set()
         self.on_datagram: Callable[[bytes, Addr], None] | None = None
         self._family = sock.family
         self._loss_rng: random.Random | None = None
@@ -224,6 +225,9 @@ class UDXSocket:
         self._flush()
         self._dispatch()
         self._arm_timer()
+        if self._relay_peers:  # packets we relayed leave through other sockets
+            for peer in self._relay_peers:
+                peer._schedule_flush()
 
     def _flush(self) -> None:
         out = self.core.datagrams_to_send(self._loop.time())
@@ -413,6 +417,19 @@ class UDXStream:
         self.remote_addr = addr
         self.socket._after_io()
         await self._remote_changed
+
+    def relay_to(self, other: UDXStream, *, limiter: RelayLimiter | None = None) -> None:
+        """Forward every packet this stream receives to ``other``'s remote, untouched but for the
+        stream id (udx-native ``stream.relayTo``; see :meth:`UDXSocketCore.relay_to`). Both streams
+        must be connected; call it both ways to splice two streams. ``limiter`` bounds the rate.
+
+        Raises:
+            LocalProtocolError: not connected or already relaying. StreamClosed: a stream is closed.
+        """
+        self._check()
+        self._core.relay_to(self.id, other._core, other.id, limiter=limiter)
+        if other.socket is not self.socket:
+            self.socket._relay_peers.add(other.socket)
 
     def set_keepalive(self, interval: float) -> None:
         """Send a HEARTBEAT after ``interval`` seconds without traffic (0 disables; udx-native ``setKeepalive``)."""

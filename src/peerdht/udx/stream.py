@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import struct
 from collections import deque
-from typing import Final
+from typing import Final, Protocol
 
 from peerdht.errors import LocalProtocolError, StreamClosed, StreamReset
 from peerdht.udx.congestion import Congestion
@@ -84,6 +84,15 @@ _DATA_OR_END: Final = DATA | END
 _MTU_BASE: Final = 0
 _MTU_SEARCH: Final = 1
 _MTU_DONE: Final = 2
+
+
+class RelayLimiter(Protocol):
+    """What :meth:`UDXSocketCore.relay_to` accepts as a rate limit (e.g.
+    :class:`peerdht.relay.pairing.TokenBucket`)."""
+
+    def allow(self, nbytes: int, now: float) -> bool:
+        """Whether ``nbytes`` may pass at time ``now`` (seconds)."""
+        ...
 
 
 class _Pkt:
@@ -198,6 +207,11 @@ class _Stream:
         self.fast_recoveries = 0
         self.packets_rx = 0
         self.packets_tx = 0
+        # relaying (libudx udx_stream_relay_to): packets received here go to another stream's remote
+        self.relay: tuple[UDXSocketCore, _Stream, RelayLimiter | None] | None = None
+        self.relayed_by: list[tuple[UDXSocketCore, _Stream]] = []
+        self.relayed_bytes = 0
+        self.relay_drops = 0
 
 
 class UDXSocketCore:
@@ -292,6 +306,40 @@ class UDXSocketCore:
         else:
             self._events.append(RemoteChanged(stream_id=stream_id))
 
+    def relay_to(
+        self,
+        stream_id: int,
+        destination: UDXSocketCore,
+        destination_id: int,
+        *,
+        limiter: RelayLimiter | None = None,
+    ) -> None:
+        """Forward every packet stream ``stream_id`` receives to the remote of stream
+        ``destination_id`` of core ``destination`` (may be this core), without decrypting or
+        acknowledging anything (libudx ``udx_stream_relay_to``, what a blind relay splices with).
+
+        Only the header's stream id is rewritten (to the destination's remote id); the packet leaves
+        through the destination's socket (read it from ``destination.datagrams_to_send``). Both
+        streams must be connected: packets from any address other than this stream's remote are
+        dropped (a third party cannot inject into a splice). ``limiter`` may refuse packets (dropped
+        and counted; UDX retransmits). A DESTROY passes through and closes this stream; closing a
+        stream closes the streams relaying into it (as libudx). Relay both ways for a splice.
+
+        Raises:
+            LocalProtocolError: not connected, or already relaying.
+            StreamClosed: a stream is closed.
+        """
+        st = self._get(stream_id)
+        dst = destination._get(destination_id)
+        if not st.connected or not dst.connected:
+            raise LocalProtocolError("relay needs connected streams")
+        if st.relay is not None:
+            raise LocalProtocolError("stream already relays")
+        st.relay = (destination, dst, limiter)
+        dst.relayed_by.append((self, st))
+        st.keepalive = 0.0
+        st.keepalive_deadline = None
+
     def send(self, stream_id: int, data: bytes | bytearray | memoryview) -> bool:
         """Queue bytes on the stream (libudx ``udx_stream_write``).
 
@@ -333,7 +381,7 @@ class UDXSocketCore:
         st = self._streams.get(stream_id)
         if st is None or st.closed:
             return
-        if st.connected:
+        if st.connected and st.relay is None:  # a relaying stream closes silently (libudx)
             rwnd = self._rwnd(st)
             self._out.append(
                 (_PACK_HEADER(255, 1, DESTROY, 0, st.remote_id, rwnd, st.seq & _M, st.ack & _M), st.addr)
@@ -390,6 +438,8 @@ class UDXSocketCore:
             "fast_recoveries": st.fast_recoveries,
             "packets_rx": st.packets_rx,
             "packets_tx": st.packets_tx,
+            "relayed_bytes": st.relayed_bytes,
+            "relay_drops": st.relay_drops,
         }
 
     def has_stream(self, stream_id: int) -> bool:
@@ -473,6 +523,9 @@ class UDXSocketCore:
             elif t & _DATA_OR_END:
                 # our final ACK was lost: repeat it so the peer can close cleanly too
                 self._out.append((_PACK_HEADER(255, 1, 0, 0, tw[1], self._recv_window, tw[3], tw[4]), tw[2]))
+            return
+        if st.relay is not None:
+            self._relay_packet(st, data, addr, t, now)
             return
         if not st.connected:
             if st.firewall:
@@ -719,6 +772,26 @@ class UDXSocketCore:
             st.rx_marked = True
             self._events.append(st)
 
+    def _relay_packet(self, st: _Stream, data: bytes | memoryview, addr: Addr, t: int, now: float) -> None:
+        if addr != st.addr:
+            self.dropped += 1
+            return
+        assert st.relay is not None
+        dcore, dst, limiter = st.relay
+        st.packets_rx += 1
+        n = len(data)
+        if dst.closed or not dst.connected:
+            st.relay_drops += 1
+        elif limiter is None or limiter.allow(n, now):
+            buf = bytearray(data)
+            buf[4:8] = dst.remote_id.to_bytes(4, "little")
+            dcore._out.append((bytes(buf), dst.addr))
+            st.relayed_bytes += n
+        else:
+            st.relay_drops += 1
+        if t & DESTROY:
+            self._close(st, StreamReset("relayed stream destroyed by the peer"))
+
     def _close(self, st: _Stream, error: StreamReset | None) -> None:
         if st.closed:
             return
@@ -745,6 +818,9 @@ class UDXSocketCore:
         st.write_q.clear()
         st.rto_deadline = st.pto_deadline = st.zwp_deadline = st.keepalive_deadline = None
         self._events.append(StreamClosedEvent(stream_id=st.local_id, error=error))
+        relayed_by, st.relayed_by = st.relayed_by, []
+        for core, other in relayed_by:
+            core._close(other, error)
 
     def _send_ack(self, st: _Stream) -> None:
         st.need_ack = False

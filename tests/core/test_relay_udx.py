@@ -1,0 +1,128 @@
+"""UDX relay splicing (libudx ``udx_stream_relay_to``) in the sans-IO core: three cores on a
+simulated network, client A <-> relay R <-> client B."""
+
+from __future__ import annotations
+
+from peerdht.relay.pairing import TokenBucket
+from peerdht.udx.events import StreamClosed, StreamData, StreamEnd
+from peerdht.udx.stream import UDXSocketCore
+
+A, R, B = ("10.0.0.1", 1000), ("10.0.0.9", 9000), ("10.0.0.2", 2000)
+
+
+class Net:
+    def __init__(self) -> None:
+        self.cores = {A: UDXSocketCore(), R: UDXSocketCore(), B: UDXSocketCore()}
+        self.now = 0.0
+        self.seen_by_relay: list[bytes] = []
+
+    def run(self, rounds: int = 200) -> None:
+        for _ in range(rounds):
+            moved = False
+            for src, core in self.cores.items():
+                for data, dst in core.datagrams_to_send(self.now):
+                    if dst == R:
+                        self.seen_by_relay.append(data)
+                    self.cores[dst].receive_datagram(data, src, self.now)
+                    moved = True
+            self.now += 0.001
+            for core in self.cores.values():
+                t = core.get_timer()
+                if t is not None and t <= self.now:
+                    core.handle_timer(self.now)
+                    moved = True
+            if not moved:
+                return
+
+    def events(self, addr: tuple[str, int]) -> list[object]:
+        out: list[object] = []
+        core = self.cores[addr]
+        while (ev := core.next_event()) is not None:
+            out.append(ev)
+        return out
+
+
+def splice(limiter: TokenBucket | None = None) -> Net:
+    n = Net()
+    a, r, b = n.cores[A], n.cores[R], n.cores[B]
+    a.create_stream(1)
+    b.create_stream(2)
+    r.create_stream(10)
+    r.create_stream(11)
+    a.connect(1, 10, R)
+    b.connect(2, 11, R)
+    r.connect(10, 1, A)
+    r.connect(11, 2, B)
+    r.relay_to(10, r, 11, limiter=limiter)
+    r.relay_to(11, r, 10, limiter=limiter)
+    return n
+
+
+def data_of(events: list[object]) -> bytes:
+    return b"".join(e.data for e in events if isinstance(e, StreamData))
+
+
+def test_relay_carries_both_ways_and_closes_cleanly() -> None:
+    n = splice()
+    a, b = n.cores[A], n.cores[B]
+    payload = bytes(range(256)) * 40
+    a.send(1, payload)
+    b.send(2, b"pong")
+    n.run()
+    assert data_of(n.events(B)) == payload
+    assert data_of(n.events(A)) == b"pong"
+    assert any(payload[:100] in d for d in n.seen_by_relay)  # the relay forwards bytes as they came
+    a.end(1)
+    b.end(2)
+    n.run()
+    assert any(isinstance(e, StreamClosed) and e.error is None for e in n.events(A))
+    assert n.cores[R].stream_stats(10)["relayed_bytes"] > len(payload)
+
+
+def test_destroy_passes_through_and_closes_the_splice() -> None:
+    n = splice()
+    n.cores[A].destroy(1)
+    n.run()
+    assert any(isinstance(e, StreamClosed) and e.error is not None for e in n.events(B))
+    closed = {e.stream_id for e in n.events(R) if isinstance(e, StreamClosed)}
+    assert closed == {10, 11}
+
+
+def test_relay_drops_packets_from_other_addresses() -> None:
+    n = splice()
+    r = n.cores[R]
+    forged = UDXSocketCore()
+    forged.create_stream(7)
+    forged.connect(7, 11, R)
+    forged.send(7, b"inject")
+    for data, _dst in forged.datagrams_to_send(0.0):
+        r.receive_datagram(data, ("10.0.0.66", 6666), 0.0)
+    assert r.dropped >= 1
+    assert r.datagrams_to_send(0.0) == []
+
+
+def test_relay_rate_limit_drops_but_udx_recovers() -> None:
+    tb = TokenBucket(200_000.0, burst=20_000.0)
+    n = splice(tb)
+    payload = b"x" * 200_000
+    n.cores[A].send(1, payload)
+    got = b""
+    for _ in range(200):
+        n.run(400)
+        got += data_of(n.events(B))
+        if len(got) == len(payload):
+            break
+        n.now += 0.2
+        for core in n.cores.values():
+            core.handle_timer(n.now)
+    assert got == payload
+    assert tb.dropped > 0
+
+
+def test_destroy_of_relay_stream_is_silent_and_closes_partner() -> None:
+    n = splice()
+    r = n.cores[R]
+    r.destroy(10)
+    assert r.datagrams_to_send(0.0) == []
+    assert {e.stream_id for e in n.events(R) if isinstance(e, StreamClosed)} == {10, 11}
+    assert not any(isinstance(e, StreamEnd) for e in n.events(A))
