@@ -1,5 +1,5 @@
 // A JS hyperdht peer for connect-by-key interop tests.
-// Usage: node connect-peer.js [--testnet N] [--bootstrap host:port ...]
+// Usage: node connect-peer.js [--testnet N] [--bootstrap host:port ...] [--host 0.0.0.0]
 // With --testnet N it first starts N persistent JS nodes on 127.0.0.1; then it creates one (adaptive)
 // node bootstrapped from them and/or the given nodes, and prints
 // {"ready": true, "bootstrap": ["127.0.0.1:port"], "publicKey": hex}.
@@ -58,10 +58,12 @@ function readAll (stream) {
 async function main () {
   const argv = process.argv.slice(2)
   let size = 0
+  let host = '127.0.0.1'
   const bootstrap = []
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--testnet') size = Number(argv[++i])
     else if (argv[i] === '--bootstrap') bootstrap.push(argv[++i])
+    else if (argv[i] === '--host') host = argv[++i]
   }
   const swarm = []
   let boot = bootstrap.map(parse)
@@ -71,7 +73,7 @@ async function main () {
     if (boot.length === 0) boot = [{ host: '127.0.0.1', port: n.address().port }]
     swarm.push(n)
   }
-  const node = new DHT({ bootstrap: boot, host: '127.0.0.1', port: ANY })
+  const node = new DHT({ bootstrap: boot, host, port: ANY })
   await node.fullyBootstrapped()
   out({ ready: true, bootstrap: boot.map(b => `${b.host}:${b.port}`), publicKey: node.defaultKeyPair.publicKey.toString('hex') })
 

@@ -4,15 +4,17 @@ holepunch to each other through a testnet on the lab's public segment."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import select
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from natlab_tools import start_testnet
+from natlab_tools import LineProc, start_testnet
 
 from peerdht.hyper.crypto import KeyPair
 from peerdht.testing.natlab import Lab, NatType
@@ -135,4 +137,65 @@ def test_random_punches_are_throttled(lab: Lab, tmp_path: Path) -> None:
     second = lab.run(dave, ["sh", "-c", connect], timeout=90, check=False)
     assert second.returncode == 1
     assert "TRY_LATER" in second.stderr
+    testnet.close(interrupt=True)
+
+
+JS_PEER = Path(__file__).resolve().parent.parent / "js" / "connect-peer.js"
+
+
+def _js(lab: Lab, host: object, bootstrap: list[str]) -> tuple[object, LineProc]:
+    argv = ["node", str(JS_PEER), "--host", "0.0.0.0", *[a for b in bootstrap for a in ("--bootstrap", b)]]
+    proc = LineProc(lab.popen(host, argv))  # type: ignore[arg-type]
+    assert proc.line(timeout=30)["ready"]
+    return proc.proc, proc
+
+
+def _call(proc: LineProc, cmd: dict[str, object], timeout: float = 60) -> dict[str, object]:
+    assert proc.proc.stdin is not None
+    proc.proc.stdin.write(json.dumps(cmd) + "\n")
+    proc.proc.stdin.flush()
+    while True:
+        reply = proc.line(timeout=timeout)
+        if "event" not in reply:
+            return reply
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node missing")
+def test_js_and_python_through_cone_nats(lab: Lab, tmp_path: Path) -> None:
+    """A JS hyperdht server behind a NAT and ``peerdht connect`` behind another; then a JS client to
+    ``peerdht serve``: holepunched both ways."""
+    boot = lab.add_public("boot")
+    alice = lab.add_private("alice", NatType.PORT_RESTRICTED_CONE)
+    bob = lab.add_private("bob", NatType.PORT_RESTRICTED_CONE)
+    testnet, bootstrap = start_testnet(lab, boot, size=5)
+    args = " ".join(f"--bootstrap {b}" for b in bootstrap)
+    _, js = _js(lab, alice, bootstrap)
+    info = _call(js, {"id": 1, "op": "serve", "seed": "ee" * 32, "send": 1 << 20})
+    b_in = tmp_path / "b_in"
+    b_in.write_bytes(os.urandom(300 * 1024))
+    connect = f"exec {shlex.quote(PY)} -m peerdht connect {info['publicKey']} {args} < {b_in} > {tmp_path / 'b_out'}"
+    res = lab.run(bob, ["sh", "-c", connect], timeout=90, check=False)
+    assert res.returncode == 0, res.stderr
+    out = (tmp_path / "b_out").read_bytes()
+    assert out[:32] == hashlib.sha256(b_in.read_bytes()).digest() and len(out) == 32 + (1 << 20)
+
+    seed = "ef" * 32
+    key = KeyPair.from_seed(bytes.fromhex(seed)).public_key.hex()
+    serve = (
+        f"exec {shlex.quote(PY)} -m peerdht serve --seed {seed} --once {args} < {b_in} > {tmp_path / 's_out'}"
+    )
+    server = lab.popen(bob, ["sh", "-c", serve], stdin=None, stdout=None)
+    assert server.stderr is not None
+    fd = server.stderr.fileno()
+    deadline, err = time.monotonic() + 30, b""
+    while b"listening on:" not in err and time.monotonic() < deadline:
+        if select.select([fd], [], [], 1)[0]:
+            chunk = os.read(fd, 4096)
+            assert chunk, "serve exited"
+            err += chunk
+    got = _call(js, {"id": 2, "op": "connect", "publicKey": key, "send": 200 * 1024}, timeout=90)
+    assert "code" not in got, got
+    assert got["sha256"] == hashlib.sha256(b_in.read_bytes()).hexdigest()
+    server.wait(timeout=30)
+    assert (tmp_path / "s_out").stat().st_size == 200 * 1024
     testnet.close(interrupt=True)
