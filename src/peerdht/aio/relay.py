@@ -1,0 +1,464 @@
+"""Blind relays over HyperDHT, asyncio: a relay server that splices UDX streams, and a client.
+
+Mirrors npm ``blind-relay`` 1.6.1 (``Server``/``Client``) as hyperdht 6.34 uses it
+(``lib/connect.js``/``lib/server.js`` ``relayConnection``): a relay is a HyperDHT server; a client
+connects to it by public key, opens the protomux channel ``"blind-relay"`` (id = the client's public
+key) and sends ``pair {isInitiator, token, id: its UDX stream id}``. When both sides of a token have
+asked, the relay creates one UDX stream per side on the socket that side's relay connection runs
+on, connected to that side's address and stream id, splices them (``relay_to``) and answers each
+``pair`` with the id of its stream. Each side then connects its UDX stream to the relay's address
+(from the same socket as its relay connection) and runs its end-to-end secret-stream over it: the
+relay forwards encrypted UDX packets and never holds a key.
+
+Differences from JS (all on the relay side; the wire is the same): the relay's stream is connected
+to the session's address at once instead of to whichever address sends first (so nobody else can
+take over a splice); pending pairings, links per session, sessions and bytes/s per session are
+bounded; half pairings expire after 15 s.
+
+Discovery (our choice; HyperDHT has none): relay nodes announce their relay server's key pair under
+:data:`RELAY_TOPIC` = BLAKE2b-256(``b"peerdht relay"``); :func:`find_relays` looks them up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from peerdht.errors import DecodeError, LocalProtocolError, PeerDHTError
+from peerdht.hyper.crypto import KeyPair
+from peerdht.hyper.crypto import hash as blake2b
+from peerdht.relay.messages import (
+    PAIR,
+    PROTOCOL,
+    UNPAIR,
+    Pair,
+    Unpair,
+    decode_pair,
+    decode_unpair,
+    encode_pair,
+    encode_unpair,
+)
+from peerdht.relay.pairing import PAIR_TIMEOUT, Matched, PairingError, Pairings, TokenBucket
+from peerdht.relay.protomux import ChannelClosed, ChannelMessage, ChannelOpened, Mux
+
+if TYPE_CHECKING:
+    from peerdht.aio.hyperdht import HyperDHT
+    from peerdht.aio.secretstream import SecretStream
+    from peerdht.aio.udx import UDXSocket, UDXStream
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+
+RELAY_TOPIC: Final = blake2b(b"peerdht relay")
+"""Topic relay nodes announce their relay key under (BLAKE2b-256 of ``b"peerdht relay"``)."""
+DEFAULT_RATE: Final = 4 * 1024 * 1024
+"""Bytes/s one relay session (one peer) may push through the relay, all its links together."""
+DEFAULT_MAX_SESSIONS: Final = 256
+"""Relay sessions (connections from peers) a relay serves at once."""
+
+
+def token() -> bytes:
+    """A fresh 32-byte pairing token (blind-relay ``token()``)."""
+    return os.urandom(32)
+
+
+def _random_id(sock: UDXSocket) -> int:
+    while True:
+        sid = int.from_bytes(os.urandom(4), "little")
+        if sid and sid not in sock._streams and not sock.core.has_stream(sid):
+            return sid
+
+
+# ------------------------------------------------------------------------------------ server
+
+
+@dataclass(eq=False)
+class _Session:
+    stream: SecretStream
+    raw: UDXStream
+    mux: Mux
+    channel: int
+    bucket: TokenBucket
+    links: dict[bytes, UDXStream] = field(default_factory=dict)
+
+    def flush(self) -> None:
+        for m in self.mux.data_to_send():
+            with contextlib.suppress(PeerDHTError, OSError):
+                self.stream.write(m)
+
+
+class RelayServer:
+    """A blind relay (npm ``blind-relay`` ``Server`` + the HyperDHT server it runs behind).
+
+    Args:
+        dht: an open :class:`~peerdht.aio.hyperdht.HyperDHT` (``connectable``).
+        rate: bytes/s each session may relay (0: unlimited).
+        max_sessions: sessions served at once; more are refused.
+        pairings: the pairing table (its limits); default :class:`Pairings` defaults.
+
+    Use ``await RelayServer(dht).listen(key_pair)`` for a HyperDHT server of its own, or call
+    :meth:`accept` with connections of an existing server. ``stats`` counts sessions, pairings
+    (``pairings.stats``), relayed bytes and refusals.
+    """
+
+    def __init__(
+        self,
+        dht: HyperDHT,
+        *,
+        rate: float = DEFAULT_RATE,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        pairings: Pairings[_Session] | None = None,
+    ) -> None:
+        self.dht = dht
+        self.rate = rate
+        self.max_sessions = max_sessions
+        self.pairings: Pairings[_Session] = pairings if pairings is not None else Pairings()
+        self.sessions: set[_Session] = set()
+        self.server: Any = None
+        self.stats = {"sessions": 0, "refused_sessions": 0, "links": 0, "relayed_bytes": 0, "bad_messages": 0}
+        self._timer: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    @property
+    def public_key(self) -> bytes | None:
+        """The relay server's public key (after :meth:`listen`)."""
+        pk: bytes | None = self.server.public_key if self.server is not None else None
+        return pk
+
+    async def listen(self, key_pair: KeyPair | None = None) -> RelayServer:
+        """Start a HyperDHT server that runs the relay protocol on every connection."""
+        self.server = self.dht.create_server(self.accept)
+        await self.server.listen(key_pair)
+        return self
+
+    async def close(self) -> None:
+        """Stop: close the server, every session and every splice."""
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        for s in list(self.sessions):
+            self._end_session(s)
+        if self.server is not None:
+            await self.server.close()
+
+    async def __aenter__(self) -> RelayServer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def accept(self, stream: SecretStream) -> None:
+        """Serve the relay protocol on ``stream`` (an accepted HyperDHT connection) until it ends."""
+        raw = stream.raw
+        if self._closed or len(self.sessions) >= self.max_sessions or not hasattr(raw, "relay_to"):
+            self.stats["refused_sessions"] += 1
+            stream.close()
+            return
+        await stream.wait_handshake()
+        mux = Mux()
+        channel = mux.open_channel(PROTOCOL, stream.remote_public_key)
+        s = _Session(stream=stream, raw=raw, mux=mux, channel=channel, bucket=TokenBucket(self.rate))  # type: ignore[arg-type]
+        self.sessions.add(s)
+        self.stats["sessions"] += 1
+        if self._timer is None:
+            self._timer = asyncio.ensure_future(self._expire_loop())
+        s.flush()
+        try:
+            while True:
+                data = await stream.read_message()
+                if not data:
+                    break
+                try:
+                    mux.receive_message(data)
+                except DecodeError:
+                    self.stats["bad_messages"] += 1
+                    break
+                if not self._events(s):
+                    break
+                s.flush()
+        except (PeerDHTError, OSError) as exc:
+            log.debug("relay session ended: %s", exc)
+        finally:
+            self._end_session(s)
+
+    def _events(self, s: _Session) -> bool:
+        while (ev := s.mux.next_event()) is not None:
+            if isinstance(ev, ChannelClosed):
+                return False
+            if not isinstance(ev, ChannelMessage) or ev.channel != s.channel:
+                continue
+            try:
+                if ev.type == PAIR:
+                    self._on_pair(s, decode_pair(ev.payload))
+                elif ev.type == UNPAIR:
+                    self._on_unpair(s, decode_unpair(ev.payload))
+            except DecodeError:
+                self.stats["bad_messages"] += 1
+                return False
+        return True
+
+    def _on_pair(self, s: _Session, m: Pair) -> None:
+        now = asyncio.get_running_loop().time()
+        try:
+            matched = self.pairings.pair(s, m.is_initiator, m.token, m.id, now)
+        except PairingError:
+            return  # refused: the client times out (blind-relay has no refusal message)
+        if matched is not None:
+            self._splice(matched)
+
+    def _splice(self, m: Matched[_Session]) -> None:
+        ends: list[tuple[_Session, bool, int, UDXStream]] = []
+        for link in (m.initiator, m.responder):
+            sess = link.session
+            sock = sess.raw.socket
+            addr = sess.raw.remote_addr
+            if addr is None or sess not in self.sessions:
+                for _, _, _, st in ends:
+                    st.destroy()
+                self.pairings.link_closed(m.token)
+                return
+            stream = sock.create_stream(_random_id(sock))
+            sock.core.connect(stream.id, link.remote_id, addr)
+            stream.remote_id = link.remote_id
+            stream.remote_addr = addr
+            ends.append((sess, link.is_initiator, link.remote_id, stream))
+        (s1, _, _, a), (s2, _, _, b) = ends
+        a.relay_to(b, limiter=s1.bucket)
+        b.relay_to(a, limiter=s2.bucket)
+        self.stats["links"] += 1
+        for sess, is_init, _, st in ends:
+            sess.links[m.token] = st
+            sess.mux.send(sess.channel, PAIR, encode_pair(Pair(is_initiator=is_init, token=m.token, id=st.id)))
+            sess.flush()
+        task = asyncio.ensure_future(self._watch(m.token, a, b))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _watch(self, tok: bytes, a: UDXStream, b: UDXStream) -> None:
+        with contextlib.suppress(Exception):
+            await a.wait_closed()
+        m = self.pairings.link_closed(tok)
+        b.destroy()
+        if m is not None:
+            for sess in (m.initiator.session, m.responder.session):
+                sess.links.pop(tok, None)
+
+    def _on_unpair(self, s: _Session, m: Unpair) -> None:
+        matched = self.pairings.unpair(s, m.token)
+        if matched is not None:
+            for sess in (matched.initiator.session, matched.responder.session):
+                st = sess.links.pop(m.token, None)
+                if st is not None:
+                    st.destroy()
+
+    def _end_session(self, s: _Session) -> None:
+        if s not in self.sessions:
+            return
+        self.sessions.discard(s)
+        self.stats["relayed_bytes"] += s.bucket.passed
+        for m in self.pairings.remove_session(s):
+            for sess in (m.initiator.session, m.responder.session):
+                st = sess.links.pop(m.token, None)
+                if st is not None:
+                    st.destroy()
+        for st in s.links.values():
+            st.destroy()
+        s.links.clear()
+        s.mux.close_channel(s.channel)
+        s.flush()
+        s.stream.close()
+
+    async def _expire_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._closed:
+            await asyncio.sleep(1.0)
+            self.pairings.handle_timer(loop.time())
+
+
+# ------------------------------------------------------------------------------------ client
+
+
+class RelayClient:
+    """A blind-relay client on a connection to a relay (npm ``blind-relay`` ``Client``).
+
+    Args:
+        stream: a :class:`SecretStream` to the relay (``dht.connect(relay_key)``); its raw UDX
+            stream's socket and remote address are where relayed streams go.
+    """
+
+    def __init__(self, stream: SecretStream) -> None:
+        self.stream = stream
+        self.mux = Mux()
+        self.channel = self.mux.open_channel(PROTOCOL, stream.public_key)
+        self._requests: dict[bytes, tuple[bool, asyncio.Future[int]]] = {}
+        self._opened = asyncio.get_running_loop().create_future()
+        self._closed = False
+        self._flush()
+        self._reader = asyncio.ensure_future(self._read_loop())
+
+    def _flush(self) -> None:
+        for m in self.mux.data_to_send():
+            with contextlib.suppress(PeerDHTError, OSError):
+                self.stream.write(m)
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                data = await self.stream.read_message()
+                if not data:
+                    break
+                self.mux.receive_message(data)
+                while (ev := self.mux.next_event()) is not None:
+                    if isinstance(ev, ChannelOpened) and not self._opened.done():
+                        self._opened.set_result(None)
+                    elif isinstance(ev, ChannelClosed):
+                        return
+                    elif isinstance(ev, ChannelMessage) and ev.type == PAIR:
+                        with contextlib.suppress(DecodeError):
+                            m = decode_pair(ev.payload)
+                            req = self._requests.get(m.token)
+                            if req is not None and req[0] == m.is_initiator and not req[1].done():
+                                req[1].set_result(m.id)
+                self._flush()
+        except (PeerDHTError, OSError) as exc:
+            log.debug("relay client ended: %s", exc)
+        finally:
+            self._closed = True
+            for _, fut in self._requests.values():
+                if not fut.done():
+                    fut.set_exception(RelayAborted("relay connection closed"))
+                    fut.exception()
+
+    async def pair(self, is_initiator: bool, tok: bytes, stream_id: int, timeout: float = PAIR_TIMEOUT) -> int:
+        """Ask the relay to pair our UDX stream ``stream_id`` under ``tok`` (32 bytes); returns the
+        relay's stream id to connect to once the other side asked too.
+
+        Raises:
+            RelayAborted: timed out, or the relay connection closed.
+            LocalProtocolError: already pairing this token.
+        """
+        if tok in self._requests:
+            raise LocalProtocolError("already pairing this token")
+        if self._closed:
+            raise RelayAborted("relay connection closed")
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._requests[tok] = (is_initiator, fut)
+        self.mux.send(self.channel, PAIR, encode_pair(Pair(is_initiator=is_initiator, token=tok, id=stream_id)))
+        self._flush()
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except TimeoutError:
+            self.unpair(tok)
+            raise RelayAborted("relay pairing timed out") from None
+        finally:
+            self._requests.pop(tok, None)
+
+    def unpair(self, tok: bytes) -> None:
+        """Cancel a pairing or tear down a splice."""
+        if self._closed:
+            return
+        self.mux.send(self.channel, UNPAIR, encode_unpair(Unpair(token=tok)))
+        self._flush()
+
+    def close(self) -> None:
+        """Close the channel and the connection to the relay."""
+        self.mux.close_channel(self.channel)
+        self._flush()
+        self._reader.cancel()
+        self.stream.close()
+
+
+class RelayAborted(PeerDHTError):
+    """Relaying failed (hyperdht ``RELAY_ABORTED``): pairing timed out or the relay went away."""
+
+    code = "RELAY_ABORTED"
+
+
+@dataclass
+class Relayed:
+    """A UDX stream spliced through a relay: run the end-to-end secret-stream on ``stream``.
+
+    Attributes:
+        stream: our UDX stream, connected to the relay's stream.
+        relay: the relay client (keep it open as long as ``stream`` is used; ``close()`` it after).
+        relay_public_key: the relay's public key.
+    """
+
+    stream: UDXStream
+    relay: RelayClient
+    relay_public_key: bytes
+
+    def close(self) -> None:
+        """Close the relay connection (not ``stream``)."""
+        self.relay.close()
+
+
+async def relay_stream(
+    dht: HyperDHT,
+    relay_public_key: bytes,
+    is_initiator: bool,
+    tok: bytes,
+    *,
+    stream_id: int | None = None,
+    timeout: float = PAIR_TIMEOUT,
+) -> Relayed:
+    """Connect to the relay ``relay_public_key``, pair ``tok`` in role ``is_initiator`` and return
+    our UDX stream spliced to the other side's (hyperdht ``relayConnection``).
+
+    ``stream_id`` reuses a UDX stream id we already gave the peer (it must not exist on the relay
+    connection's socket yet); default: a fresh id.
+
+    Raises:
+        RelayAborted: pairing failed or timed out.
+        peerdht.hyper.handshake.ConnectError: the relay cannot be reached.
+    """
+    conn: SecretStream = await asyncio.wait_for(dht.connect(relay_public_key), timeout)
+    client = RelayClient(conn)
+    ok = False
+    try:
+        raw = conn.raw
+        sock: UDXSocket = raw.socket  # type: ignore[attr-defined]
+        relay_addr: Address | None = raw.remote_addr  # type: ignore[attr-defined]
+        if relay_addr is None:
+            raise RelayAborted("relay connection has no address")
+        sid = stream_id if stream_id is not None else _random_id(sock)
+        stream = sock.create_stream(sid)
+        try:
+            remote_id = await client.pair(is_initiator, tok, sid, timeout)
+            await stream.connect(remote_id, relay_addr)
+        except BaseException:
+            stream.destroy()
+            raise
+        ok = True
+        return Relayed(stream=stream, relay=client, relay_public_key=relay_public_key)
+    finally:
+        if not ok:
+            client.close()
+
+
+async def announce_relay(dht: HyperDHT, key_pair: KeyPair) -> None:
+    """Announce ``key_pair``'s public key (a relay server's) under :data:`RELAY_TOPIC`."""
+    await dht.announce(RELAY_TOPIC, key_pair)
+
+
+async def find_relays(dht: HyperDHT, *, limit: int = 8, exclude: Iterable[bytes] = ()) -> list[bytes]:
+    """Public keys of relays announced under :data:`RELAY_TOPIC` (up to ``limit``, unique)."""
+    skip = set(exclude)
+    found: list[bytes] = []
+    results: Any = dht.lookup(RELAY_TOPIC)
+    async with contextlib.aclosing(results):
+        async for result in results:
+            for peer in result.peers:
+                pk = bytes(peer.public_key)
+                if pk not in skip and pk not in found:
+                    found.append(pk)
+            if len(found) >= limit:
+                break
+    return found[:limit]
