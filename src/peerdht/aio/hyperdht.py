@@ -39,6 +39,8 @@ from peerdht.hyper.node import HyperDHTNode
 from peerdht.kademlia.table import Contact
 
 if TYPE_CHECKING:
+    from peerdht.aio.secretstream import SecretStream
+    from peerdht.aio.server import FirewallHook, Handler, Server
     from peerdht.aio.socketpool import RawStreams
 
 Address = tuple[str, int]
@@ -108,7 +110,7 @@ class HyperDHT:
         self._destroyed = False
         self._connectable = connectable
         self._raw: RawStreams | None = None
-        self._servers: set[Any] = set()
+        self._servers: set[Server] = set()
 
     # ------------------------------------------------------------------ lifetime
 
@@ -144,10 +146,7 @@ class HyperDHT:
             return
         self._destroyed = True
         for server in list(self._servers):
-            server.closed = True
-            self.core.router.unlisten(server.target, server)
-            for t in list(server._tasks):
-                t.cancel()
+            server._shutdown()
         if self._raw is not None:
             self._raw.close_all()
         if self._driver is not None:
@@ -283,9 +282,7 @@ class HyperDHT:
         )
         return result
 
-    def create_server(
-        self, handler: Any, firewall: Any = None
-    ) -> Any:
+    def create_server(self, handler: Handler, firewall: FirewallHook | None = None) -> Server:
         """A :class:`peerdht.aio.server.Server` calling ``handler(stream)`` for each connection;
         ``firewall(remote_public_key, payload, client_address)`` returning True rejects a client.
         Call ``await server.listen(key_pair)`` to start accepting (hyperdht ``createServer``)."""
@@ -295,7 +292,7 @@ class HyperDHT:
 
     async def connect(
         self, public_key: bytes, *, key_pair: KeyPair | None = None, relay_addresses: Sequence[Address] = ()
-    ) -> Any:
+    ) -> SecretStream:
         """Connect to the server with ``public_key`` (32 bytes); returns the encrypted stream
         (:class:`peerdht.aio.secretstream.SecretStream`). See :func:`peerdht.aio.connect.connect`.
 

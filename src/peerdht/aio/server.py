@@ -67,7 +67,8 @@ log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 Handler = Callable[[SecretStream], Awaitable[None] | None]
-Firewall_ = Callable[[bytes, NoisePayload, Address], bool]
+FirewallHook = Callable[[bytes, NoisePayload, Address], bool]
+"""``firewall(remote_public_key, payload, client_address)``: True rejects the client."""
 
 RELAY_CHECK_INTERVAL = 3.0
 """Seconds between two pings of our relays (announcer.js)."""
@@ -119,7 +120,7 @@ class Server:
         connections: the open streams.
     """
 
-    def __init__(self, dht: HyperDHT, handler: Handler, firewall: Firewall_ | None = None) -> None:
+    def __init__(self, dht: HyperDHT, handler: Handler, firewall: FirewallHook | None = None) -> None:
         self.dht = dht
         self.handler = handler
         self.firewall = firewall
@@ -252,6 +253,16 @@ class Server:
             t.cancel()
         for s in list(self.connections):
             s.close()
+
+    def _shutdown(self) -> None:
+        """Stop at once without unannouncing (the node is being destroyed)."""
+        self.closed = True
+        if self._refresher is not None:
+            self._refresher.cancel()
+        if self.target is not None:
+            self.dht.core.router.unlisten(self.target, self)
+        for t in list(self._tasks):
+            t.cancel()
 
     async def __aenter__(self) -> Server:
         return self
