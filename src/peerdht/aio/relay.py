@@ -433,6 +433,11 @@ async def relay_stream(
         try:
             remote_id = await client.pair(is_initiator, tok, sid, timeout)
             await stream.connect(remote_id, relay_addr)
+            # a JS relay connects its end to whoever sends first, and drops what arrives for an end
+            # not connected yet: show ourselves at once (an empty MESSAGE, as hyperdht's
+            # confirmDirectUpgrade sends; secret-streams drop it) so the side that waits for the
+            # other's first bytes (a responder) is reachable
+            stream.send_message(b"")
         except BaseException:
             stream.destroy()
             raise
