@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 from peerdht.aio.hyperdht import HyperDHT
-from peerdht.aio.relay import RelayAborted, RelayServer, announce_relay, find_relays, relay_stream, token
+from peerdht.aio.relay import (
+    RelayAborted,
+    RelayServer,
+    find_relays,
+    pick_relays,
+    relay_stream,
+    start_relay,
+    token,
+)
 from peerdht.aio.secretstream import open_secret_stream
 from peerdht.aio.testnet import Testnet
 
@@ -143,7 +151,13 @@ async def test_relay_capacity_bounds_sessions() -> None:
 
 
 async def test_relay_discovery_topic() -> None:
-    async with relay_net() as (_tn, relay, a, _b):
-        assert relay.public_key is not None
-        await announce_relay(relay.dht, relay.server.key_pair)
-        assert await asyncio.wait_for(find_relays(a), T) == [relay.public_key]
+    async with await Testnet.create(4) as tn, tn.node() as r, tn.node() as a:
+        await r.fully_bootstrapped()
+        await a.fully_bootstrapped()
+        relay = await start_relay(r)
+        try:
+            assert await asyncio.wait_for(find_relays(a), T) == [relay.public_key]
+            assert await pick_relays(a) == [relay.public_key]
+            assert await pick_relays(a, exclude=[relay.public_key or b""]) == []
+        finally:
+            await relay.close()

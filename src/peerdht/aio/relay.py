@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -61,6 +62,12 @@ DEFAULT_RATE: Final = 4 * 1024 * 1024
 """Bytes/s one relay session (one peer) may push through the relay, all its links together."""
 DEFAULT_MAX_SESSIONS: Final = 256
 """Relay sessions (connections from peers) a relay serves at once."""
+ANNOUNCE_INTERVAL: Final = 300.0
+"""Seconds between re-announces of a relay under :data:`RELAY_TOPIC` (records live 20 minutes)."""
+FIND_TIMEOUT: Final = 5.0
+"""Seconds a relay lookup may take."""
+CACHE_TTL: Final = 120.0
+"""Seconds a relay lookup result is reused."""
 
 
 def token() -> bytes:
@@ -124,6 +131,7 @@ class RelayServer:
         self.stats = {"sessions": 0, "refused_sessions": 0, "links": 0, "relayed_bytes": 0, "bad_messages": 0}
         self._timer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._announcer: asyncio.Task[None] | None = None
         self._closed = False
 
     @property
@@ -132,17 +140,33 @@ class RelayServer:
         pk: bytes | None = self.server.public_key if self.server is not None else None
         return pk
 
-    async def listen(self, key_pair: KeyPair | None = None) -> RelayServer:
-        """Start a HyperDHT server that runs the relay protocol on every connection."""
+    async def listen(self, key_pair: KeyPair | None = None, *, announce: bool = False) -> RelayServer:
+        """Start a HyperDHT server that runs the relay protocol on every connection; with
+        ``announce``, make it discoverable: announce its key pair under :data:`RELAY_TOPIC` now and
+        every :data:`ANNOUNCE_INTERVAL` seconds (unannounced on :meth:`close`)."""
         self.server = self.dht.create_server(self.accept)
         await self.server.listen(key_pair)
+        if announce:
+            await announce_relay(self.dht, self.server.key_pair)
+            self._announcer = asyncio.ensure_future(self._announce_loop())
         return self
+
+    async def _announce_loop(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(ANNOUNCE_INTERVAL)
+            with contextlib.suppress(PeerDHTError, OSError):
+                await announce_relay(self.dht, self.server.key_pair)
 
     async def close(self) -> None:
         """Stop: close the server, every session and every splice."""
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
+        if self._announcer is not None:
+            self._announcer.cancel()
+            self._announcer = None
+            with contextlib.suppress(PeerDHTError, OSError, asyncio.TimeoutError):
+                await asyncio.wait_for(self.dht.unannounce(RELAY_TOPIC, self.server.key_pair), 5)
         for s in list(self.sessions):
             self._end_session(s)
         if self.server is not None:
@@ -467,3 +491,61 @@ async def find_relays(dht: HyperDHT, *, limit: int = 8, exclude: Iterable[bytes]
             if len(found) >= limit:
                 break
     return found[:limit]
+
+
+_cache: weakref.WeakKeyDictionary[HyperDHT, tuple[float, list[bytes]]] = weakref.WeakKeyDictionary()
+
+
+async def pick_relays(dht: HyperDHT, *, exclude: Iterable[bytes] = (), timeout: float = FIND_TIMEOUT) -> list[bytes]:
+    """Relays to fall back on (:func:`find_relays`, cached per node for :data:`CACHE_TTL` seconds,
+    at most ``timeout`` seconds of lookup); our own relay is excluded. Empty when none answers."""
+    now = asyncio.get_running_loop().time()
+    skip = set(exclude)
+    own = getattr(dht, "relay", None)
+    if own is not None and own.public_key is not None:
+        skip.add(own.public_key)
+    hit = _cache.get(dht)
+    if hit is None or now - hit[0] > CACHE_TTL or not hit[1]:
+        try:
+            found = await asyncio.wait_for(find_relays(dht, limit=8), timeout)
+        except (TimeoutError, PeerDHTError, OSError):
+            found = []
+        hit = (now, found)
+        _cache[dht] = hit
+    return [k for k in hit[1] if k not in skip]
+
+
+async def relayed_udx(
+    dht: HyperDHT, relay_public_key: bytes, is_initiator: bool, tok: bytes, stream_id: int, *, timeout: float = PAIR_TIMEOUT
+) -> UDXStream:
+    """Our side of a hyperdht ``relayThrough`` connection: pair ``tok`` at the relay with UDX stream
+    ``stream_id`` (the id we gave the peer in our Noise payload) and return that stream, spliced to
+    the peer's. The relay connection stays open until the stream closes (connect.js
+    ``relayConnection`` + ``destroyRelayConnection``).
+
+    Raises:
+        RelayAborted: pairing failed. peerdht.hyper.handshake.ConnectError: relay unreachable.
+    """
+    r = await relay_stream(dht, relay_public_key, is_initiator, tok, stream_id=stream_id, timeout=timeout)
+
+    async def hold() -> None:
+        with contextlib.suppress(Exception):
+            await r.stream.wait_closed()
+        r.close()
+
+    task = asyncio.ensure_future(hold())
+    _holders.add(task)
+    task.add_done_callback(_holders.discard)
+    return r.stream
+
+
+_holders: set[asyncio.Task[None]] = set()
+
+
+async def start_relay(dht: HyperDHT, key_pair: KeyPair | None = None, **opts: Any) -> RelayServer:
+    """Run a discoverable relay on ``dht`` (``HyperDHT(relay=True)`` / ``peerdht node --relay``):
+    a :class:`RelayServer` with its own key pair (default: a fresh one), announced under
+    :data:`RELAY_TOPIC`. ``opts`` go to :class:`RelayServer`."""
+    relay = RelayServer(dht, **opts)
+    await relay.listen(key_pair or KeyPair.generate(), announce=True)
+    return relay
