@@ -25,7 +25,13 @@ CHUNK = 256 * 1024
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("serve", help="accept encrypted connections by public key; pipe them to stdout/stdin")
+    p = sub.add_parser(
+        "serve",
+        help="accept encrypted connections by public key; pipe them to stdout/stdin",
+        description="Listen on a key pair (announced on the DHT) and, like `nc -l`, pipe each connection to "
+        "stdout and stdin to it once it is open; stdin EOF half-closes the connection. Prints "
+        "'listening on: <public key hex>' to stderr. Without --seed or --key-file a new key pair is made.",
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument("--seed", type=hex_bytes(32), help="key pair seed, 64 hex characters")
     g.add_argument("--key-file", type=Path, help="file holding the seed as hex (created if missing)")
@@ -33,7 +39,14 @@ def register(sub: Any) -> None:
     add_network_args(p, json_flag=False)
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("connect", help="connect to a server by public key; pipe stdin/stdout through it")
+    p = sub.add_parser(
+        "connect",
+        help="connect to a server by public key; pipe stdin/stdout through it",
+        description="Connect to the server listening on PUBKEY (Noise IK, holepunching as needed) and pipe "
+        "stdin to it and it to stdout. At stdin EOF the connection is half-closed; exits 0 once the server "
+        "has ended too, so `peerdht connect KEY < in > out` works in scripts. Exit 1 with the HyperDHT error "
+        "code (e.g. PEER_NOT_FOUND) when it cannot connect.",
+    )
     p.add_argument("public_key", metavar="PUBKEY", type=hex_bytes(32), help="64 hex characters")
     add_network_args(p, json_flag=False)
     p.set_defaults(func=cmd_connect)
