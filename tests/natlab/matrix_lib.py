@@ -254,6 +254,18 @@ async def _client(args: argparse.Namespace) -> int:
     return 0 if res["ok"] else 1
 
 
+def _disable_keepalive() -> None:
+    from peerdht.aio import secretstream
+
+    orig = secretstream.SecretStream.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs["keep_alive"] = None
+        orig(self, *args, **kwargs)
+
+    secretstream.SecretStream.__init__ = init  # type: ignore[method-assign]
+
+
 def peer_main(argv: Sequence[str] | None = None) -> int:
     """``matrix_lib.py server --bootstrap H:P... --seed HEX`` or ``client --bootstrap ... --key HEX``."""
     p = argparse.ArgumentParser(prog="matrix_lib.py")
@@ -264,7 +276,12 @@ def peer_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=4096)
     p.add_argument("--idle", type=float, default=0.0)
     p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument(
+        "--no-keepalive", action="store_true", help="disable secret-stream keep-alives (negative control)"
+    )
     args = p.parse_args(argv)
+    if args.no_keepalive:
+        _disable_keepalive()
     if args.role == "server":
         return asyncio.run(_serve(args))
     return asyncio.run(_client(args))
@@ -433,14 +450,18 @@ def run_pair(
     size: int = 4096,
     idle: float = 0.0,
     timeout: float = 60.0,
+    extra_args: Sequence[str] = (),
 ) -> dict[str, Any]:
     """One connect: a fresh server (new key) on ``server``, a fresh client on ``client``.
+
+    ``extra_args`` go to both peer programs (e.g. ``--no-keepalive`` for the peerdht one).
 
     Returns:
         The client's result line plus ``strategy``, ``server_events`` and, on failure, ``error``.
     """
     seed = os.urandom(32).hex()
     argv, cwd = peer_argv(impl, "server", bootstrap, seed=seed)
+    argv += extra_args
     srv = _Proc(lab, server, argv, cwd)
     res: dict[str, Any]
     try:
@@ -451,6 +472,7 @@ def run_pair(
         argv, cwd = peer_argv(
             impl, "client", bootstrap, key=ready["key"], size=size, idle=idle, timeout=timeout
         )
+        argv += extra_args
         cli = _Proc(lab, client, argv, cwd)
         try:
             res = cli.until(lambda o: "ok" in o, timeout + idle + 45)
