@@ -13,7 +13,7 @@ import nacl.bindings as sodium
 
 from peerdht.errors import LocalProtocolError
 
-__all__ = ["PUBLIC_KEY_BYTES", "SECRET_KEY_BYTES", "SEED_BYTES", "KeyPair"]
+__all__ = ["PUBLIC_KEY_BYTES", "SECRET_KEY_BYTES", "SEED_BYTES", "KeyPair", "is_public_key"]
 
 PUBLIC_KEY_BYTES = 32
 SECRET_KEY_BYTES = 64
@@ -75,3 +75,10 @@ class KeyPair:
         """Detached Ed25519 signature of ``message`` (``crypto_sign_detached``); 64 bytes."""
         signed: bytes = sodium.crypto_sign(bytes(message), self.secret_key)
         return signed[:64]
+
+
+def is_public_key(public_key: bytes) -> bool:
+    """Whether ``public_key`` is 32 bytes encoding a valid Ed25519 point (``crypto_core_ed25519_is_valid_point``)."""
+    if not isinstance(public_key, bytes | bytearray) or len(public_key) != PUBLIC_KEY_BYTES:
+        return False
+    return bool(sodium.crypto_core_ed25519_is_valid_point(bytes(public_key)))

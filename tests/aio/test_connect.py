@@ -9,6 +9,7 @@ import pytest
 
 from peerdht.aio.hyperdht import HyperDHT
 from peerdht.aio.testnet import Testnet
+from peerdht.errors import LocalProtocolError
 from peerdht.hyper.handshake import PeerConnectionFailed, PeerNotFound
 
 
@@ -44,6 +45,14 @@ async def test_connect_unknown_key_peer_not_found() -> None:
         with pytest.raises(PeerNotFound) as info:
             await asyncio.wait_for(b.connect(HyperDHT.key_pair().public_key), 15)
         assert info.value.code == "PEER_NOT_FOUND"
+
+
+async def test_connect_to_an_invalid_public_key_is_a_local_error() -> None:
+    async with await Testnet.create(2) as tn, tn.node() as b:
+        await b.fully_bootstrapped()
+        for bad in (bytes.fromhex("ab" * 32), bytes(31)):  # not a curve point / wrong length
+            with pytest.raises(LocalProtocolError):
+                await asyncio.wait_for(b.connect(bad), 15)
 
 
 async def test_firewall_rejects() -> None:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from peerdht.aio.secretstream import SecretStream, open_secret_stream
 from peerdht.aio.socketpool import birthday_punch, local_addresses
-from peerdht.errors import PeerDHTError
+from peerdht.errors import LocalProtocolError, PeerDHTError
 from peerdht.holepunch.nat import MIN_SAMPLES, NatAnalyzer
 from peerdht.holepunch.payload import SecurePayload
 from peerdht.holepunch.strategy import (
@@ -82,6 +82,7 @@ from peerdht.hyper.records import (
 )
 from peerdht.hyper.router import FROM_CLIENT, REPLY
 from peerdht.hyper.rpc import CLIENT, SERVER, Reply
+from peerdht.keys import is_public_key
 from peerdht.secure.noise import HandshakeResult, peer_handshake
 
 if TYPE_CHECKING:
@@ -111,7 +112,10 @@ async def connect(
         PeerConnectionFailed: nodes knew it but no handshake was answered (closed or firewalled).
         ServerError / ServerIncompatible: the server answered with an error / another version.
         CannotHolepunch / HolepunchAborted: no way to open the UDX stream.
+        LocalProtocolError: ``public_key`` is not a valid Ed25519 public key.
     """
+    if not is_public_key(public_key):
+        raise LocalProtocolError("not a valid Ed25519 public key (32 bytes, a point on the curve)")
     driver = dht._require_open()
     raws = dht._raw_streams()
     kp = key_pair or dht.default_key_pair

@@ -20,8 +20,16 @@ from typing import Any
 
 from peerdht.cli.common import CLIError, add_network_args, hex_bytes, require_bootstrap, run, status
 from peerdht.hyper.crypto import KeyPair
+from peerdht.keys import is_public_key
 
 CHUNK = 256 * 1024
+
+
+def _public_key(value: str) -> bytes:
+    key: bytes = hex_bytes(32)(value)
+    if not is_public_key(key):
+        raise argparse.ArgumentTypeError("not a valid Ed25519 public key")
+    return key
 
 
 def register(sub: Any) -> None:
@@ -47,7 +55,7 @@ def register(sub: Any) -> None:
         "has ended too, so `peerdht connect KEY < in > out` works in scripts. Exit 1 with the HyperDHT error "
         "code (e.g. PEER_NOT_FOUND) when it cannot connect.",
     )
-    p.add_argument("public_key", metavar="PUBKEY", type=hex_bytes(32), help="64 hex characters")
+    p.add_argument("public_key", metavar="PUBKEY", type=_public_key, help="64 hex characters")
     add_network_args(p, json_flag=False)
     p.set_defaults(func=cmd_connect)
 
