@@ -1,7 +1,8 @@
 """Blind relays between Python and JS (npm ``blind-relay`` 1.6.1 + ``hyperdht`` 6.34) on a JS testnet:
-a JS relay serving Python clients, and our relay serving a JS hyperdht client and server that use
+a JS relay serving Python clients; our relay serving a JS hyperdht client and server that use
 ``relayThrough`` with holepunching disabled (``holepunch: () => false``, as hyperdht's
-``test/relaying.js``)."""
+``test/relaying.js``); and connect-by-key between Python and JS with ``relayThrough`` on the client,
+through a JS relay and through ours."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 from jsproc import JSProcess, start_js
 from peerdht.aio.hyperdht import HyperDHT
 from peerdht.aio.relay import RelayServer, relay_stream, token
-from peerdht.aio.secretstream import open_secret_stream
+from peerdht.aio.secretstream import SecretStream, open_secret_stream
 
 pytestmark = pytest.mark.interop
 
@@ -108,4 +109,80 @@ async def test_js_client_and_server_through_python_relay(side: str) -> None:
             assert relay.pairings.stats["matched"] == 1
             assert [e["relayed"] for e in js.events if e.get("event") == "connection"] == [True]
         finally:
+            await relay.close()
+
+
+# -- connect() with relayThrough between Python and JS (the side that did not choose follows)
+
+
+async def _echo(stream: SecretStream) -> None:
+    async for chunk in stream:
+        stream.write(chunk)
+        await stream.drain()
+    stream.write_eof()
+
+
+@pytest.mark.parametrize("relay_impl", ["js", "py"])
+async def test_js_client_relays_to_python_server(relay_impl: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On loopback the probe round punches at once; like hyperdht's test/relaying.js (server
+    ``holepunch: false``) our server aborts every round so only the relay can connect."""
+    import peerdht.aio.server as server_mod
+
+    async def abort_round(self: Any, h: Any, rp: Any, peer_address: Any, from_addr: Any, respond: Any) -> None:
+        respond(self._abort_payload(h))
+        self.dht._require_open().kick()
+
+    monkeypatch.setattr(server_mod.Server, "_holepunch_round", abort_round)
+    monkeypatch.setattr(server_mod.Server, "_on_probe", lambda self, addr, socket: None)
+    monkeypatch.setattr(server_mod, "local_addresses", lambda bound: ())  # shareLocalAddress: false
+    async with js_net("--relay") as js, HyperDHT(bootstrap=js.bootstrap, host="127.0.0.1") as a, HyperDHT(
+        bootstrap=js.bootstrap, host="127.0.0.1"
+    ) as r:
+        await a.fully_bootstrapped()
+        await r.fully_bootstrapped()
+        a.core.firewalled = True
+        relay = None
+        key = js.relay_key
+        if relay_impl == "py":
+            relay = RelayServer(r)
+            await relay.listen(HyperDHT.key_pair())
+            key = relay.public_key
+        assert key is not None
+        server = a.create_server(_echo)
+        kp = HyperDHT.key_pair()
+        await server.listen(kp)
+        text = "js to py via relay " * 500
+        reply = await js.call("connect", publicKey=kp.public_key.hex(), relayThrough=key.hex(), text=text)
+        assert reply.get("text") == text, reply
+        assert server.stats.get("relayed") == 1, (server.stats, a._raw_streams().stats, reply)
+        await server.close()
+        if relay is not None:
+            assert relay.stats["links"] == 1
+            await relay.close()
+
+
+@pytest.mark.parametrize("relay_impl", ["js", "py"])
+async def test_python_client_relays_to_js_server(relay_impl: str) -> None:
+    async with js_net("--relay") as js, HyperDHT(bootstrap=js.bootstrap, host="127.0.0.1") as b, HyperDHT(
+        bootstrap=js.bootstrap, host="127.0.0.1"
+    ) as r:
+        await b.fully_bootstrapped()
+        await r.fully_bootstrapped()
+        b.core.firewalled = True
+        relay = None
+        key = js.relay_key
+        if relay_impl == "py":
+            relay = RelayServer(r)
+            await relay.listen(HyperDHT.key_pair())
+            key = relay.public_key
+        assert key is not None
+        server = await js.call("serve")
+        stream = await asyncio.wait_for(b.connect(bytes.fromhex(server["publicKey"]), relay_through=key), T)
+        stream.write(b"py to js via relay")
+        assert await asyncio.wait_for(stream.readexactly(18), T) == b"py to js via relay"
+        stream.close()
+        await js.call("stats")  # collects the server's connection event
+        assert [e["relayed"] for e in js.events if e.get("event") == "connection"] == [True]
+        if relay is not None:
+            assert relay.stats["links"] == 1
             await relay.close()

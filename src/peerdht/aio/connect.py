@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import random
 from collections.abc import Awaitable
@@ -73,6 +74,7 @@ from peerdht.hyper.records import (
     HolepunchPayload,
     NoisePayload,
     RelayInfo,
+    RelayThroughInfo,
     decode_handshake,
     decode_holepunch,
     decode_noise_payload,
@@ -97,6 +99,18 @@ PASSIVE_CONNECT_TIMEOUT = 10.0
 """Seconds we wait for a server to open the stream to us (connect.js ``passiveConnectTimeout``)."""
 
 
+RELAY_FALLBACK_ERRORS = (
+    CannotHolepunch,
+    HolepunchAborted,
+    HolepunchDoubleRandomized,
+    HolepunchProbeTimeout,
+    RemoteNotHolepunchable,
+    RemoteNotHolepunching,
+    RemoteAborted,
+)
+"""Failures after which :func:`connect` retries through a blind relay (punching impossible or failed)."""
+
+
 async def connect(
     dht: HyperDHT,
     public_key: bytes,
@@ -104,18 +118,49 @@ async def connect(
     key_pair: KeyPair | None = None,
     relay_addresses: list[Address] | None = None,
     lan: bool = True,
+    relay_through: bytes | None = None,
+    relay_fallback: bool = True,
 ) -> SecretStream:
     """Connect to the server with ``public_key`` (32 bytes) and return the encrypted stream.
+
+    ``relay_through`` (a relay's public key; hyperdht's ``relayThrough``) relays the connection
+    through that blind relay from the start. Otherwise, when punching is impossible or fails
+    (:data:`RELAY_FALLBACK_ERRORS`) and ``relay_fallback`` is on, the connect is retried once through
+    a relay found under :data:`peerdht.aio.relay.RELAY_TOPIC` -- automatic, nothing to configure
+    (beyond hyperdht, which only relays when told to). The server side follows any ``relayThrough``
+    it is sent, as JS servers do.
 
     Raises:
         PeerNotFound: no node knows the server.
         PeerConnectionFailed: nodes knew it but no handshake was answered (closed or firewalled).
         ServerError / ServerIncompatible: the server answered with an error / another version.
-        CannotHolepunch / HolepunchAborted: no way to open the UDX stream.
+        CannotHolepunch / HolepunchAborted: no way to open the UDX stream (and no relay helped).
+        peerdht.aio.relay.RelayAborted: relaying failed.
         LocalProtocolError: ``public_key`` is not a valid Ed25519 public key.
     """
     if not is_public_key(public_key):
         raise LocalProtocolError("not a valid Ed25519 public key (32 bytes, a point on the curve)")
+    try:
+        return await _connect(dht, public_key, key_pair, relay_addresses, lan, relay_through)
+    except RELAY_FALLBACK_ERRORS:
+        if relay_through is not None or not relay_fallback:
+            raise
+        from peerdht.aio.relay import pick_relays
+
+        relays = await pick_relays(dht)
+        if not relays:
+            raise
+        return await _connect(dht, public_key, key_pair, relay_addresses, lan, random.choice(relays))
+
+
+async def _connect(
+    dht: HyperDHT,
+    public_key: bytes,
+    key_pair: KeyPair | None,
+    relay_addresses: list[Address] | None,
+    lan: bool,
+    relay_through: bytes | None,
+) -> SecretStream:
     driver = dht._require_open()
     raws = dht._raw_streams()
     kp = key_pair or dht.default_key_pair
@@ -128,6 +173,10 @@ async def connect(
             udx_id=sid,
             local_addresses=local_addresses(dht.local_address()) if lan else (),
         )
+        if relay_through is not None:
+            ours = dataclasses.replace(
+                ours, relay_through=RelayThroughInfo(version=1, public_key=relay_through, token=os.urandom(32))
+            )
         msg1 = noise.send(encode_noise_payload(ours))
         got, attempts = await _handshake(dht, public_key, target, msg1, relay_addresses or [])
         if got is None:
@@ -150,6 +199,18 @@ async def connect(
         server_address = hs.peer_address or relay
         relayed = server_address != relay
         stream = raws.opened(sid)
+        relay_info = ours.relay_through or remote.relay_through
+        direct = remote.firewall == Firewall.OPEN or not relayed
+        if stream is None and relay_info is not None and not direct:
+            # blind relay (connect.js relayConnection): we initiate when we chose the relay
+            from peerdht.aio.relay import relayed_udx
+
+            raws.release(sid)
+            initiator = ours.relay_through is not None
+            stream = await relayed_udx(dht, relay_info.public_key, initiator, relay_info.token, sid)
+            sid = 0
+            driver.kick()
+            return await _secure(stream, True, result, dht)
         if stream is None:
             stream = None
             if lan and relayed and reply.to[0] == server_address[0]:

@@ -16,6 +16,8 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import random
 from collections.abc import AsyncIterator, Sequence
@@ -39,6 +41,7 @@ from peerdht.hyper.node import HyperDHTNode
 from peerdht.kademlia.table import Contact
 
 if TYPE_CHECKING:
+    from peerdht.aio.relay import RelayServer
     from peerdht.aio.secretstream import SecretStream
     from peerdht.aio.server import FirewallHook, Handler, Server
     from peerdht.aio.socketpool import RawStreams
@@ -53,6 +56,7 @@ DEFAULT_BOOTSTRAP: tuple[Address, ...] = (
     ("138.68.147.8", 49737),
 )
 
+log = logging.getLogger(__name__)
 _END = object()
 
 
@@ -72,6 +76,9 @@ class HyperDHT:
         seed: 32 random bytes for the node's internal randomness (tests); default from the OS.
         connectable: share the two sockets with UDX streams (needed by :meth:`connect` and
             :meth:`create_server`); False runs the DHT alone on plain asyncio datagram sockets.
+        relay: offer blind relaying to others (:func:`peerdht.aio.relay.start_relay`): once
+            bootstrapped, a relay server with its own key pair runs on this node and is announced
+            under :data:`peerdht.aio.relay.RELAY_TOPIC`; its public key is ``dht.relay.public_key``.
 
     Use as ``async with HyperDHT(...) as dht`` or ``await dht.open()`` / ``await dht.destroy()``.
     """
@@ -88,6 +95,7 @@ class HyperDHT:
         key_pair: KeyPair | None = None,
         seed: bytes | None = None,
         connectable: bool = True,
+        relay: bool = False,
     ) -> None:
         self._bootstrap_nodes = list(bootstrap)
         self._host = host
@@ -111,6 +119,10 @@ class HyperDHT:
         self._connectable = connectable
         self._raw: RawStreams | None = None
         self._servers: set[Server] = set()
+        self._offer_relay = relay
+        self.relay: RelayServer | None = None
+        """The relay this node offers (``relay=True``), once started."""
+        self._relay_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifetime
 
@@ -130,7 +142,31 @@ class HyperDHT:
         fut = self._track(op)
         fut.add_done_callback(lambda f: self._on_bootstrap_done(op, f))
         self._driver.kick()
+        if self._offer_relay:
+            self._relay_task = asyncio.ensure_future(self._start_relay())
         return self
+
+    async def _start_relay(self) -> None:
+        from peerdht.aio.relay import start_relay
+
+        try:
+            await self.fully_bootstrapped()
+            self.relay = await start_relay(self)
+        except (PeerDHTError, OSError) as exc:
+            log.warning("could not start the relay: %s", exc)
+
+    async def relay_ready(self) -> RelayServer:
+        """Wait until the relay of a ``relay=True`` node runs, and return it.
+
+        Raises:
+            LocalProtocolError: this node was not created with ``relay=True``, or the relay failed.
+        """
+        if self._relay_task is None:
+            raise LocalProtocolError("this node does not offer relaying (relay=True)")
+        await asyncio.shield(self._relay_task)
+        if self.relay is None:
+            raise LocalProtocolError("the relay could not start")
+        return self.relay
 
     async def __aenter__(self) -> HyperDHT:
         return await self.open()
@@ -145,6 +181,11 @@ class HyperDHT:
         if self._destroyed:
             return
         self._destroyed = True
+        if self._relay_task is not None:
+            self._relay_task.cancel()
+        if self.relay is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.relay.close(), 2)
         for server in list(self._servers):
             server._shutdown()
         if self._raw is not None:
@@ -291,10 +332,17 @@ class HyperDHT:
         return Server(self, handler, firewall)
 
     async def connect(
-        self, public_key: bytes, *, key_pair: KeyPair | None = None, relay_addresses: Sequence[Address] = ()
+        self,
+        public_key: bytes,
+        *,
+        key_pair: KeyPair | None = None,
+        relay_addresses: Sequence[Address] = (),
+        relay_through: bytes | None = None,
     ) -> SecretStream:
         """Connect to the server with ``public_key`` (32 bytes); returns the encrypted stream
         (:class:`peerdht.aio.secretstream.SecretStream`). See :func:`peerdht.aio.connect.connect`.
+        ``relay_through``: a relay's public key to relay through from the start (hyperdht
+        ``relayThrough``); without it, a relay is found and used automatically only when punching fails.
 
         Raises:
             peerdht.hyper.handshake.ConnectError: PEER_NOT_FOUND, PEER_CONNECTION_FAILED,
@@ -303,7 +351,13 @@ class HyperDHT:
         from peerdht.aio.connect import connect
 
         _check_len("public_key", public_key, 32)
-        return await connect(self, bytes(public_key), key_pair=key_pair, relay_addresses=list(relay_addresses))
+        return await connect(
+            self,
+            bytes(public_key),
+            key_pair=key_pair,
+            relay_addresses=list(relay_addresses),
+            relay_through=relay_through,
+        )
 
     def _raw_streams(self) -> RawStreams:
         if self._raw is None:

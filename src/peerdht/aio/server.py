@@ -333,6 +333,10 @@ class Server:
             stream = raws.connect(sid, sock, remote.udx.id, client_address)
             self._spawn(self._accept(sid, stream, result))
             return ServerAnswer(value=reply)
+        if remote.relay_through is not None and our_remote is None:
+            # the client chose a blind relay (server.js _relayConnection): pair there, in parallel
+            # with punching; whichever opens the stream first wins
+            self._spawn(self._relay(sid, remote.relay_through.public_key, remote.relay_through.token))
         pending = _Pending(sid, remote.udx.id, None, None)
         if holepunch is not None:
             pending.payload = SecurePayload(result.holepunch_secret, os.urandom(32))
@@ -515,6 +519,22 @@ class Server:
             self.dht._raw_streams().send_probe(socket, addr)
 
     # ------------------------------------------------------------------ accepting
+
+    async def _relay(self, sid: int, relay_public_key: bytes, token: bytes) -> None:
+        from peerdht.aio.relay import relayed_udx
+
+        raws = self.dht._raw_streams()
+        self.stats["relay_attempts"] = self.stats.get("relay_attempts", 0) + 1
+        try:
+            stream = await relayed_udx(self.dht, relay_public_key, False, token, sid)
+        except (PeerDHTError, OSError) as exc:
+            log.debug("relaying failed: %s", exc)
+            self.stats["relay_aborts"] = self.stats.get("relay_aborts", 0) + 1
+            return
+        if not raws.adopt(sid, stream):
+            stream.destroy()  # the punch won meanwhile
+            return
+        self.stats["relayed"] = self.stats.get("relayed", 0) + 1
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)

@@ -217,6 +217,15 @@ class RawStreams:
         p.future.set_result(stream)
         return stream
 
+    def adopt(self, sid: int, stream: UDXStream) -> bool:
+        """Open reserved stream ``sid`` with a stream made elsewhere (spliced through a blind relay);
+        False if the id is no longer reserved or already opened."""
+        p = self._pending.get(sid)
+        if p is None or p.future.done():
+            return False
+        p.future.set_result(stream)
+        return True
+
     def forget(self, sid: int) -> None:
         """Drop the bookkeeping of an opened stream."""
         self._pending.pop(sid, None)

@@ -50,6 +50,8 @@ def register(sub: Any) -> None:
     p.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
     p.add_argument("--port", type=int, default=0, help="UDP port (default: any free port)")
     p.add_argument("--persistent", action="store_true", help="serve records at once instead of adapting")
+    p.add_argument("--relay", action="store_true",
+                   help="offer blind relaying to peers that cannot holepunch (announced under BLAKE2b('peerdht relay'))")
     add_network_args(p)
     p.set_defaults(func=cmd_node)
 
@@ -140,13 +142,18 @@ def cmd_node(args: argparse.Namespace) -> int:
     async def main() -> int:
         ephemeral = False if args.persistent else None
         async with HyperDHT(
-            bootstrap=args.bootstrap, host=args.host, port=args.port, ephemeral=ephemeral, firewalled=not args.persistent
+            bootstrap=args.bootstrap, host=args.host, port=args.port, ephemeral=ephemeral, firewalled=not args.persistent,
+            relay=args.relay,
         ) as dht:
             host, port = dht.local_address()
             emit(args, {"host": host, "port": port, "bootstrap": [fmt_addr(a) for a in args.bootstrap]},
                  f"node listening on {fmt_addr((host, port))}")
             await dht.fully_bootstrapped()
             status(f"bootstrapped: {len(dht.to_array())} nodes in the routing table")
+            if args.relay:
+                relay = await dht.relay_ready()
+                assert relay.public_key is not None
+                status(f"relaying as: {relay.public_key.hex()}")
             await wait_forever()
         return 0
 

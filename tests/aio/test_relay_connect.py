@@ -1,0 +1,96 @@
+"""connect() through blind relays, Python <-> Python on a Python testnet: ``relay_through`` (hyperdht's
+``relayThrough``), and the automatic fallback when punching fails, through a ``HyperDHT(relay=True)``
+node found by lookup."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import peerdht.aio.connect as connect_mod
+from peerdht.aio.hyperdht import HyperDHT
+from peerdht.aio.secretstream import SecretStream
+from peerdht.aio.testnet import Testnet
+from peerdht.hyper.handshake import HolepunchDoubleRandomized
+
+T = 20
+
+
+async def _echo(stream: SecretStream) -> None:
+    async for chunk in stream:
+        stream.write(chunk)
+        await stream.drain()
+    stream.write_eof()
+
+
+async def _roundtrip(stream: SecretStream, data: bytes) -> bytes:
+    stream.write(data)
+    stream.write_eof()
+    got = await asyncio.wait_for(stream.read(), T)
+    stream.close()
+    return got
+
+
+async def test_connect_relay_through() -> None:
+    async with await Testnet.create(4) as tn, tn.node(relay=True) as r, tn.node() as a, tn.node() as b:
+        relay = await asyncio.wait_for(r.relay_ready(), T)
+        await a.fully_bootstrapped()
+        await b.fully_bootstrapped()
+        a.core.firewalled = True  # as behind a NAT: no direct path, no OPEN shortcut
+        b.core.firewalled = True
+        server = a.create_server(_echo)
+        kp = HyperDHT.key_pair()
+        await server.listen(kp)
+        assert relay.public_key is not None
+        stream = await asyncio.wait_for(b.connect(kp.public_key, relay_through=relay.public_key), T)
+        data = bytes(range(256)) * 1000
+        assert await _roundtrip(stream, data) == data
+        assert relay.stats["links"] == 1
+        assert server.stats.get("relayed") == 1
+        await server.close()
+
+
+async def test_connect_falls_back_to_a_relay_when_punching_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def no_punch(self: object, relay: object, server_address: object) -> object:
+        raise HolepunchDoubleRandomized()
+
+    async def no_lan(*args: object) -> None:
+        return None
+
+    monkeypatch.setattr(connect_mod.Puncher, "run", no_punch)
+    monkeypatch.setattr(connect_mod, "_lan_shortcut", no_lan)
+    async with await Testnet.create(4) as tn, tn.node(relay=True) as r, tn.node() as a, tn.node() as b:
+        relay = await asyncio.wait_for(r.relay_ready(), T)
+        await a.fully_bootstrapped()
+        await b.fully_bootstrapped()
+        a.core.firewalled = True  # as behind a NAT: no direct path, no OPEN shortcut
+        b.core.firewalled = True
+        server = a.create_server(_echo)
+        kp = HyperDHT.key_pair()
+        await server.listen(kp)
+        stream = await asyncio.wait_for(b.connect(kp.public_key), T)
+        assert await _roundtrip(stream, b"through the relay") == b"through the relay"
+        assert relay.stats["links"] == 1
+
+
+async def test_no_relay_no_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def no_punch(self: object, relay: object, server_address: object) -> object:
+        raise HolepunchDoubleRandomized()
+
+    async def no_lan(*args: object) -> None:
+        return None
+
+    monkeypatch.setattr(connect_mod.Puncher, "run", no_punch)
+    monkeypatch.setattr(connect_mod, "_lan_shortcut", no_lan)
+    monkeypatch.setattr("peerdht.aio.relay.FIND_TIMEOUT", 2.0)
+    async with await Testnet.create(3) as tn, tn.node() as a, tn.node() as b:
+        await a.fully_bootstrapped()
+        await b.fully_bootstrapped()
+        a.core.firewalled = True  # as behind a NAT: no direct path, no OPEN shortcut
+        b.core.firewalled = True
+        server = a.create_server(_echo)
+        kp = HyperDHT.key_pair()
+        await server.listen(kp)
+        with pytest.raises(HolepunchDoubleRandomized):
+            await asyncio.wait_for(b.connect(kp.public_key), T)
