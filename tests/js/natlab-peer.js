@@ -137,6 +137,7 @@ async function client (o) {
   } catch (err) {
     res.seconds = Number(process.hrtime.bigint() - t0) / 1e9
     res.error = (err.code ? err.code + ': ' : '') + err.message
+    res.path = [...seen]
     out(res)
     socket.destroy()
     await dht.destroy()

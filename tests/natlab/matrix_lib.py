@@ -254,6 +254,27 @@ async def _client(args: argparse.Namespace) -> int:
     return 0 if res["ok"] else 1
 
 
+async def _relay(args: argparse.Namespace) -> int:
+    """A discoverable relay node (``peerdht.aio.relay.start_relay``) on a public host, if this peerdht
+    has one; prints ``{"ready": true, "key"}`` or ``{"ready": false, "reason"}``."""
+    try:
+        from peerdht.aio import relay as relay_mod
+    except ImportError as exc:
+        _out({"ready": False, "reason": f"no relay module: {exc}"})
+        return 0
+    start = getattr(relay_mod, "start_relay", None)
+    if start is None:
+        _out({"ready": False, "reason": "peerdht.aio.relay has no start_relay"})
+        return 0
+    dht = await _open_dht(args.bootstrap)
+    server = await start(dht)
+    _out({"ready": True, "key": bytes(server.public_key).hex()})
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await server.close()
+    await dht.destroy()
+    return 0
+
+
 def _disable_keepalive() -> None:
     from peerdht.aio import secretstream
 
@@ -269,7 +290,7 @@ def _disable_keepalive() -> None:
 def peer_main(argv: Sequence[str] | None = None) -> int:
     """``matrix_lib.py server --bootstrap H:P... --seed HEX`` or ``client --bootstrap ... --key HEX``."""
     p = argparse.ArgumentParser(prog="matrix_lib.py")
-    p.add_argument("role", choices=["server", "client"])
+    p.add_argument("role", choices=["server", "client", "relay"])
     p.add_argument("--bootstrap", action="append", default=[])
     p.add_argument("--seed", default="")
     p.add_argument("--key", default="")
@@ -284,6 +305,8 @@ def peer_main(argv: Sequence[str] | None = None) -> int:
         _disable_keepalive()
     if args.role == "server":
         return asyncio.run(_serve(args))
+    if args.role == "relay":
+        return asyncio.run(_relay(args))
     return asyncio.run(_client(args))
 
 
@@ -321,12 +344,13 @@ def host_name(side: str, kind: str) -> str:
 
 
 def build_lab(lab: Any, kinds: Iterable[str] = KINDS, *, udp_timeout: float | None = None) -> dict[str, Any]:
-    """Add a bootstrap host ``boot`` and one server and one client host per kind, each behind its own router.
+    """Add public hosts ``boot`` (the testnet) and ``relay`` (a relay node, if one is started) and one
+    server and one client host per kind, each behind its own router.
 
     Returns:
-        ``{"boot": Host, "s<kind>": Host, "c<kind>": Host, ...}``.
+        ``{"boot": Host, "relay": Host, "s<kind>": Host, "c<kind>": Host, ...}``.
     """
-    hosts: dict[str, Any] = {"boot": lab.add_public("boot")}
+    hosts: dict[str, Any] = {"boot": lab.add_public("boot"), "relay": lab.add_public("relay")}
     for kind in kinds:
         for side in ("s", "c"):
             name = host_name(side, kind)
@@ -386,6 +410,23 @@ class _Proc:
             self.proc.kill()
             self.proc.wait(timeout=5)
         self._err.close()
+
+
+def start_relay_node(lab: Any, host: Any, bootstrap: Sequence[str]) -> tuple[_Proc | None, str]:
+    """Start a peerdht relay on ``host`` (public). Returns the process (None if this peerdht has no
+    relay) and its public key hex or the reason it did not start."""
+    argv, cwd = peer_argv("py", "relay", bootstrap)
+    proc = _Proc(lab, host, argv, cwd)
+    try:
+        ready = proc.line(30)
+    except (TimeoutError, EOFError) as exc:
+        reason = f"relay did not start: {exc}"
+        proc.close()
+        return None, reason
+    if not ready.get("ready"):
+        proc.close()
+        return None, str(ready.get("reason"))
+    return proc, str(ready["key"])
 
 
 def peer_argv(impl: str, role: str, bootstrap: Sequence[str], **opts: Any) -> tuple[list[str], Path | None]:
@@ -593,6 +634,8 @@ def allowed_strategies(server: str, client: str) -> set[str]:
         allowed = {"random-probes"}
     else:
         allowed = {"consistent"}
+    if "symmetric" in (server, client) and {server, client} & {"full-cone", "restricted-cone"}:
+        allowed.add("consistent")  # the cone side's filter admits any port of the peer's address
     if server == "public":
         allowed.add("direct")
     if client == "public":
@@ -601,7 +644,8 @@ def allowed_strategies(server: str, client: str) -> set[str]:
 
 
 def cell_text(cell: Cell | None) -> str:
-    """``ok consistent 0.41 s`` / ``2/3 birthday 1.2 s`` / ``FAIL (reason)`` for a markdown table."""
+    """``ok consistent 12 ms`` / ``2/3 birthday 1.2 s`` / ``FAIL (reason)`` for a markdown table: the
+    success count (``ok`` = every try), the strategies seen, the median time to open."""
     if cell is None:
         return "-"
     if not cell.ok:
@@ -609,7 +653,9 @@ def cell_text(cell: Cell | None) -> str:
         return f"FAIL ({_short_error(err)})"
     rate = "ok" if cell.ok == cell.tries else f"{cell.ok}/{cell.tries}"
     med = cell.median
-    return f"{rate} {cell.strategy} {med:.2f} s" if med is not None else rate
+    if med is None:
+        return rate
+    return f"{rate} {cell.strategy} {med * 1000:.0f} ms" if med < 1 else f"{rate} {cell.strategy} {med:.1f} s"
 
 
 def _short_error(err: str) -> str:

@@ -27,7 +27,11 @@ def matrix_lab(netns_ok: None) -> Iterator[tuple[Lab, dict[str, Any], list[str]]
     with Lab() as lab:
         hosts = ml.build_lab(lab)
         testnet, bootstrap = start_testnet(lab, hosts["boot"], size=5)
+        relay, info = ml.start_relay_node(lab, hosts["relay"], bootstrap)  # used once connect falls back
+        print(f"\nrelay node: {'running' if relay is not None else info}", file=sys.stderr)
         yield lab, hosts, bootstrap
+        if relay is not None:
+            relay.close()
         testnet.close(interrupt=True)
 
 
