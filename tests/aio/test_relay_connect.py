@@ -5,6 +5,7 @@ node found by lookup."""
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import pytest
 
@@ -12,6 +13,7 @@ import peerdht.aio.connect as connect_mod
 from peerdht.aio.hyperdht import HyperDHT
 from peerdht.aio.secretstream import SecretStream
 from peerdht.aio.testnet import Testnet
+from peerdht.aio.udx import UDXStream
 from peerdht.hyper.handshake import HolepunchDoubleRandomized
 
 T = 20
@@ -94,3 +96,49 @@ async def test_no_relay_no_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
         await server.listen(kp)
         with pytest.raises(HolepunchDoubleRandomized):
             await asyncio.wait_for(b.connect(kp.public_key), T)
+
+
+async def test_relayed_connection_upgrades_when_the_peer_moves_to_a_direct_path() -> None:
+    """The client moves its stream to the server's direct address (as a JS peer does after a late
+    punch: ``changeRemote``); the server sees it, follows, and closes its relay connection; the
+    connection survives the relay going away."""
+    from peerdht.aio import relay as relay_mod
+
+    accepted: asyncio.Queue[SecretStream] = asyncio.Queue()
+
+    async def keep(stream: SecretStream) -> None:
+        await accepted.put(stream)
+        await _echo(stream)
+
+    async with await Testnet.create(4) as tn, tn.node(relay=True) as r, tn.node() as a, tn.node() as b:
+        relay = await asyncio.wait_for(r.relay_ready(), T)
+        await a.fully_bootstrapped()
+        await b.fully_bootstrapped()
+        a.core.firewalled = True
+        b.core.firewalled = True
+        server = a.create_server(keep)
+        kp = HyperDHT.key_pair()
+        await server.listen(kp)
+        assert relay.public_key is not None
+        before = relay_mod.UPGRADES["upgraded"]
+        stream = await asyncio.wait_for(b.connect(kp.public_key, relay_through=relay.public_key), T)
+        srv = await asyncio.wait_for(accepted.get(), T)
+        stream.write(b"via relay;")
+        assert await asyncio.wait_for(stream.readexactly(10), T) == b"via relay;"
+        client_raw, server_raw = cast(UDXStream, stream.raw), cast(UDXStream, srv.raw)
+        assert client_raw.remote_addr == server_raw.remote_addr  # both talk to the relay
+        await asyncio.wait_for(client_raw.change_remote(server_raw.id, server_raw.socket.address), T)
+        stream.write(b"direct!")
+        assert await asyncio.wait_for(stream.readexactly(7), T) == b"direct!"
+        for _ in range(100):
+            if relay_mod.UPGRADES["upgraded"] > before and relay.pairings.active == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert relay_mod.UPGRADES["upgraded"] == before + 1
+        assert server_raw.remote_addr == client_raw.socket.address
+        assert relay.pairings.active == 0  # the server closed its relay connection
+        await r.destroy()
+        stream.write(b"still here")
+        assert await asyncio.wait_for(stream.readexactly(10), T) == b"still here"
+        stream.close()
+        await server.close()

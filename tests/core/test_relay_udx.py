@@ -126,3 +126,25 @@ def test_destroy_of_relay_stream_is_silent_and_closes_partner() -> None:
     assert r.datagrams_to_send(0.0) == []
     assert {e.stream_id for e in n.events(R) if isinstance(e, StreamClosed)} == {10, 11}
     assert not any(isinstance(e, StreamEnd) for e in n.events(A))
+
+
+def test_watch_remote_address_reports_a_moved_peer_once() -> None:
+    from peerdht.udx.events import RemoteAddress
+
+    n = splice()
+    b = n.cores[B]
+    b.watch_remote_address(2)
+    n.cores[A].send(1, b"via relay")
+    n.run()
+    assert not any(isinstance(e, RemoteAddress) for e in n.events(B))  # relayed packets: the known remote
+    # A moves to B directly (a late punch): B hears A's address, once
+    n.cores[A].change_remote(1, 2, B)
+    n.cores[A].send(1, b"direct")
+    n.run()
+    evs = n.events(B)
+    assert [e for e in evs if isinstance(e, RemoteAddress)] == [RemoteAddress(stream_id=2, addr=A)]
+    assert data_of(evs) == b"direct"
+    b.change_remote(2, 1, A)
+    n.cores[A].send(1, b"more")
+    n.run()
+    assert not any(isinstance(e, RemoteAddress) for e in n.events(B))

@@ -207,7 +207,9 @@ async def _connect(
 
             raws.release(sid)
             initiator = ours.relay_through is not None
-            stream = await relayed_udx(dht, relay_info.public_key, initiator, relay_info.token, sid)
+            stream = await relayed_udx(
+                dht, relay_info.public_key, initiator, relay_info.token, sid, direct_id=remote.udx.id
+            )
             sid = 0
             driver.kick()
             return await _secure(stream, True, result, dht)

@@ -516,17 +516,43 @@ async def pick_relays(dht: HyperDHT, *, exclude: Iterable[bytes] = (), timeout: 
 
 
 async def relayed_udx(
-    dht: HyperDHT, relay_public_key: bytes, is_initiator: bool, tok: bytes, stream_id: int, *, timeout: float = PAIR_TIMEOUT
+    dht: HyperDHT,
+    relay_public_key: bytes,
+    is_initiator: bool,
+    tok: bytes,
+    stream_id: int,
+    *,
+    direct_id: int | None = None,
+    timeout: float = PAIR_TIMEOUT,
 ) -> UDXStream:
     """Our side of a hyperdht ``relayThrough`` connection: pair ``tok`` at the relay with UDX stream
     ``stream_id`` (the id we gave the peer in our Noise payload) and return that stream, spliced to
     the peer's. The relay connection stays open until the stream closes (connect.js
     ``relayConnection`` + ``destroyRelayConnection``).
 
+    With ``direct_id`` (the peer's own UDX stream id, from its Noise payload) the stream moves to a
+    direct path when the peer does (relay -> direct upgrade, relay-connection.js
+    ``confirmDirectUpgrade``): once packets arrive straight from the peer, we ``change_remote`` to
+    that address, confirm with an empty MESSAGE, and close the relay connection when everything
+    sent through the relay has been acknowledged.
+
     Raises:
         RelayAborted: pairing failed. peerdht.hyper.handshake.ConnectError: relay unreachable.
     """
     r = await relay_stream(dht, relay_public_key, is_initiator, tok, stream_id=stream_id, timeout=timeout)
+    upgraded = asyncio.get_running_loop().create_future()
+
+    if direct_id is not None:
+
+        def moved(addr: Address) -> None:
+            if upgraded.done():
+                return
+            upgraded.set_result(None)
+            task = asyncio.ensure_future(_upgrade(r, direct_id, addr))
+            _holders.add(task)
+            task.add_done_callback(_holders.discard)
+
+        r.stream.watch_remote_address(moved)
 
     async def hold() -> None:
         with contextlib.suppress(Exception):
@@ -540,6 +566,22 @@ async def relayed_udx(
 
 
 _holders: set[asyncio.Task[None]] = set()
+UPGRADES: dict[str, int] = {"upgraded": 0, "failed": 0}
+"""Relay -> direct upgrades done by this process (counters)."""
+
+
+async def _upgrade(r: Relayed, direct_id: int, addr: Address) -> None:
+    stream = r.stream
+    try:
+        changing = asyncio.ensure_future(stream.change_remote(direct_id, addr))
+        stream.send_message(b"")  # let the peer see the direct path (confirmDirectUpgrade)
+        await asyncio.wait_for(changing, 30)
+    except (PeerDHTError, OSError, TimeoutError) as exc:
+        log.debug("relay -> direct upgrade failed: %s", exc)
+        UPGRADES["failed"] += 1
+        return
+    UPGRADES["upgraded"] += 1
+    r.close()  # the relay connection is no longer needed
 
 
 async def start_relay(dht: HyperDHT, key_pair: KeyPair | None = None, **opts: Any) -> RelayServer:

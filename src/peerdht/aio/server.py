@@ -336,7 +336,9 @@ class Server:
         if remote.relay_through is not None and our_remote is None:
             # the client chose a blind relay (server.js _relayConnection): pair there, in parallel
             # with punching; whichever opens the stream first wins
-            self._spawn(self._relay(sid, remote.relay_through.public_key, remote.relay_through.token))
+            self._spawn(
+                self._relay(sid, remote.relay_through.public_key, remote.relay_through.token, remote.udx.id)
+            )
         pending = _Pending(sid, remote.udx.id, None, None)
         if holepunch is not None:
             pending.payload = SecurePayload(result.holepunch_secret, os.urandom(32))
@@ -520,13 +522,13 @@ class Server:
 
     # ------------------------------------------------------------------ accepting
 
-    async def _relay(self, sid: int, relay_public_key: bytes, token: bytes) -> None:
+    async def _relay(self, sid: int, relay_public_key: bytes, token: bytes, direct_id: int) -> None:
         from peerdht.aio.relay import relayed_udx
 
         raws = self.dht._raw_streams()
         self.stats["relay_attempts"] = self.stats.get("relay_attempts", 0) + 1
         try:
-            stream = await relayed_udx(self.dht, relay_public_key, False, token, sid)
+            stream = await relayed_udx(self.dht, relay_public_key, False, token, sid, direct_id=direct_id)
         except (PeerDHTError, OSError) as exc:
             log.debug("relaying failed: %s", exc)
             self.stats["relay_aborts"] = self.stats.get("relay_aborts", 0) + 1

@@ -32,6 +32,7 @@ from peerdht.udx.events import (
     DatagramReceived,
     MessageReceived,
     PreConnectPacket,
+    RemoteAddress,
     RemoteChanged,
     StreamData,
     StreamEnd,
@@ -354,6 +355,13 @@ class UDXSocket:
                 s = streams.get(ev.stream_id)
                 if s is not None:
                     s._on_remote_changed()
+            elif isinstance(ev, RemoteAddress):
+                s = streams.get(ev.stream_id)
+                if s is not None and s.on_remote_address is not None:
+                    try:
+                        s.on_remote_address(ev.addr)
+                    except Exception:
+                        log.exception("on_remote_address callback failed")
             elif isinstance(ev, PreConnectPacket):
                 s = streams.get(ev.stream_id)
                 if s is not None and s.on_preconnect is not None:
@@ -398,6 +406,8 @@ class UDXStream:
         self._linger: asyncio.TimerHandle | None = None
         self.on_preconnect: Callable[[Addr], None] | None = None
         """Called with the source address of packets that arrive before connect (``firewall=False``)."""
+        self.on_remote_address: Callable[[Addr], None] | None = None
+        """Called with each new source address of a stream watched with :meth:`watch_remote_address`."""
         self._core.set_manual_window(stream_id)
 
     async def connect(self, remote_id: int, addr: Addr, *, ack: int | None = None) -> None:
@@ -417,6 +427,13 @@ class UDXStream:
         self.remote_addr = addr
         self.socket._after_io()
         await self._remote_changed
+
+    def watch_remote_address(self, callback: Callable[[Addr], None]) -> None:
+        """Call ``callback(addr)`` when packets for this stream come from a new address (the peer
+        moved to another path, e.g. relay -> direct; see :meth:`UDXSocketCore.watch_remote_address`)."""
+        self._check()
+        self.on_remote_address = callback
+        self._core.watch_remote_address(self.id)
 
     def relay_to(self, other: UDXStream, *, limiter: RelayLimiter | None = None) -> None:
         """Forward every packet this stream receives to ``other``'s remote, untouched but for the

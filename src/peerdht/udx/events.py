@@ -64,6 +64,16 @@ class PreConnectPacket:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class RemoteAddress:
+    """A connected stream watched with ``watch_remote_address`` got a packet from a new address
+    (reported once per address): the peer moved, e.g. from a relay to a direct path (hyperdht's
+    relay -> direct upgrade; udx-native reports such packets through its ``firewall`` hook)."""
+
+    stream_id: int
+    addr: tuple[str, int]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class DatagramReceived:
     """A datagram that is not UDX, or UDX for a stream id this socket does not know.
 
@@ -82,5 +92,6 @@ UDXEvent = (
     | MessageReceived
     | RemoteChanged
     | PreConnectPacket
+    | RemoteAddress
     | DatagramReceived
 )

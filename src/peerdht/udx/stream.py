@@ -33,6 +33,7 @@ from peerdht.udx.events import (
     DatagramReceived,
     MessageReceived,
     PreConnectPacket,
+    RemoteAddress,
     RemoteChanged,
     StreamData,
     StreamEnd,
@@ -212,6 +213,7 @@ class _Stream:
         self.relayed_by: list[tuple[UDXSocketCore, _Stream]] = []
         self.relayed_bytes = 0
         self.relay_drops = 0
+        self.watch_addr = False
 
 
 class UDXSocketCore:
@@ -299,6 +301,7 @@ class UDXSocketCore:
             raise LocalProtocolError("stream not connected")
         st.remote_id = remote_id
         st.addr = addr
+        st.seen.add(addr)
         self._reset_mtu(st)
         if st.seq != st.remote_acked:
             st.remote_changing = True
@@ -339,6 +342,14 @@ class UDXSocketCore:
         dst.relayed_by.append((self, st))
         st.keepalive = 0.0
         st.keepalive_deadline = None
+
+    def watch_remote_address(self, stream_id: int) -> None:
+        """Report packets of this connected stream that come from an address other than its remote's
+        (and other than any remote it had) as :class:`RemoteAddress`, once per address -- how a
+        relayed stream learns that the peer moved to a direct path."""
+        st = self._get(stream_id)
+        st.watch_addr = True
+        st.seen.add(st.addr)
 
     def send(self, stream_id: int, data: bytes | bytearray | memoryview) -> bool:
         """Queue bytes on the stream (libudx ``udx_stream_write``).
@@ -534,6 +545,9 @@ class UDXSocketCore:
             if addr not in st.seen:
                 st.seen.add(addr)
                 self._events.append(PreConnectPacket(stream_id=sid, addr=addr))
+        elif st.watch_addr and addr != st.addr and addr not in st.seen:
+            st.seen.add(addr)
+            self._events.append(RemoteAddress(stream_id=sid, addr=addr))
         st.packets_rx += 1
         if t & HEARTBEAT:
             st.need_ack = True
