@@ -12,9 +12,17 @@ client socket, a probe round and a punch round of PEER_HOLEPUNCH through the rel
 sealed with the handshake's holepunch secret, address tokens echoed), then consistent probing,
 random-port probing (the server randomises) or birthday sockets (we randomise).
 
+Blind relays (:mod:`peerdht.aio.relay`): with ``relay_through`` (JS ``relayThrough``) our Noise
+payload carries ``{relay key, token}`` and both sides pair at that relay instead of punching; a
+server's ``relayThrough`` in its reply is followed too. Beyond JS, when punching is impossible or
+fails (:data:`RELAY_FALLBACK_ERRORS`) the connect is retried once more through a relay found by
+LOOKUP of :data:`peerdht.aio.relay.RELAY_TOPIC` (automatic fallback). A relayed stream moves to a
+direct path when the peer does (relay -> direct upgrade).
+
 Differences from JS: the punch socket is the DHT's client socket (JS takes a fresh pool socket
-and may re-open it when the NAT looks unstable); no blind relays (``relayThrough``); no
-connection pool / reusable sockets; TRY_LATER ends the attempt (JS waits when it has a relay).
+and may re-open it when the NAT looks unstable); with a relay we do not punch in parallel (JS does,
+and upgrades; we follow a peer's upgrade but never start one); no connection pool / reusable
+sockets; TRY_LATER ends the attempt (JS waits when it has a relay; we fall back to a relay).
 """
 
 from __future__ import annotations
@@ -109,6 +117,8 @@ RELAY_FALLBACK_ERRORS = (
     RemoteAborted,
 )
 """Failures after which :func:`connect` retries through a blind relay (punching impossible or failed)."""
+RELAY_TRIES = 2
+"""Relays tried, one after the other, by the automatic fallback."""
 
 
 async def connect(
@@ -150,7 +160,12 @@ async def connect(
         relays = await pick_relays(dht)
         if not relays:
             raise
-        return await _connect(dht, public_key, key_pair, relay_addresses, lan, random.choice(relays))
+        random.shuffle(relays)
+        tries = relays[:RELAY_TRIES]
+        for relay in tries[:-1]:
+            with contextlib.suppress(PeerDHTError):
+                return await _connect(dht, public_key, key_pair, relay_addresses, lan, relay)
+        return await _connect(dht, public_key, key_pair, relay_addresses, lan, tries[-1])
 
 
 async def _connect(
