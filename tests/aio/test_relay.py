@@ -83,6 +83,7 @@ async def test_relay_splices_end_to_end_encrypted_streams() -> None:
         assert await asyncio.wait_for(sa.read(), T) == b"ack"
         assert not any(b"attack at dawn" in d for d in seen)  # the relay never saw plaintext
         assert sum(len(d) for d in seen) > len(secret)
+        assert relay.relayed_bytes > len(secret)
         await asyncio.wait_for(asyncio.gather(sa.wait_closed(), sb.wait_closed()), T)
         ra.close()
         rb.close()

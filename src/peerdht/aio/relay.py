@@ -135,6 +135,11 @@ class RelayServer:
         self._closed = False
 
     @property
+    def relayed_bytes(self) -> int:
+        """Bytes relayed so far (UDX packets as received), all sessions."""
+        return self.stats["relayed_bytes"] + sum(s.bucket.passed for s in self.sessions)
+
+    @property
     def public_key(self) -> bytes | None:
         """The relay server's public key (after :meth:`listen`)."""
         pk: bytes | None = self.server.public_key if self.server is not None else None
