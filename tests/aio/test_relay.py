@@ -162,3 +162,26 @@ async def test_relay_discovery_topic() -> None:
             assert await pick_relays(a, exclude=[relay.public_key or b""]) == []
         finally:
             await relay.close()
+
+
+async def test_relay_drops_sessions_that_send_garbage() -> None:
+    async with relay_net() as (_tn, relay, a, b):
+        assert relay.public_key is not None
+        conn = await asyncio.wait_for(a.connect(relay.public_key), T)
+        conn.write(b"\x00\x01\x07blind-r")  # an open whose protocol string runs past the end
+        for _ in range(100):
+            if relay.stats["bad_messages"] and not relay.sessions:
+                break
+            await asyncio.sleep(0.05)
+        assert relay.stats["bad_messages"] == 1 and not relay.sessions
+        conn.close()
+        tok = token()  # the relay still serves others
+        ra, rb = await asyncio.wait_for(
+            asyncio.gather(
+                relay_stream(a, relay.public_key, True, tok), relay_stream(b, relay.public_key, False, tok)
+            ),
+            T,
+        )
+        assert relay.pairings.active == 1
+        ra.close()
+        rb.close()

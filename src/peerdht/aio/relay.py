@@ -190,7 +190,11 @@ class RelayServer:
             self.stats["refused_sessions"] += 1
             stream.close()
             return
-        await stream.wait_handshake()
+        try:
+            await stream.wait_handshake()
+        except (PeerDHTError, OSError):
+            stream.close()
+            return
         mux = Mux()
         channel = mux.open_channel(PROTOCOL, stream.remote_public_key)
         s = _Session(stream=stream, raw=raw, mux=mux, channel=channel, bucket=TokenBucket(self.rate))  # type: ignore[arg-type]
