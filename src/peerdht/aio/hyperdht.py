@@ -57,6 +57,8 @@ DEFAULT_BOOTSTRAP: tuple[Address, ...] = (
 )
 
 log = logging.getLogger(__name__)
+RELAY_RETRY = 10.0
+"""Seconds between attempts to start the relay of a ``relay=True`` node."""
 _END = object()
 
 
@@ -149,23 +151,33 @@ class HyperDHT:
     async def _start_relay(self) -> None:
         from peerdht.aio.relay import start_relay
 
-        try:
-            await self.fully_bootstrapped()
-            self.relay = await start_relay(self)
-        except (PeerDHTError, OSError) as exc:
-            log.warning("could not start the relay: %s", exc)
+        while not self._destroyed:
+            try:
+                await self.fully_bootstrapped()
+                self.relay = await start_relay(self)
+                return
+            except (PeerDHTError, OSError) as exc:
+                log.warning("could not start the relay (retrying in %.0f s): %s", RELAY_RETRY, exc)
+            await asyncio.sleep(RELAY_RETRY)
 
     async def relay_ready(self) -> RelayServer:
-        """Wait until the relay of a ``relay=True`` node runs, and return it.
+        """Wait until the relay of a ``relay=True`` node runs, and return it (a node that cannot
+        announce yet, e.g. alone, retries every :data:`RELAY_RETRY` seconds).
 
         Raises:
-            LocalProtocolError: this node was not created with ``relay=True``, or the relay failed.
+            LocalProtocolError: this node was not created with ``relay=True``, or was destroyed.
         """
         if self._relay_task is None:
             raise LocalProtocolError("this node does not offer relaying (relay=True)")
-        await asyncio.shield(self._relay_task)
+        task = self._relay_task
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():
+                raise LocalProtocolError("the DHT was destroyed") from None
+            raise
         if self.relay is None:
-            raise LocalProtocolError("the relay could not start")
+            raise LocalProtocolError("the DHT was destroyed")
         return self.relay
 
     async def __aenter__(self) -> HyperDHT:
