@@ -51,11 +51,13 @@ def _start_relay(lab: Lab, host: Host, args: str) -> subprocess.Popen[str]:
     return relay
 
 
-def test_symmetric_to_symmetric_through_relay(lab: Lab, tmp_path: Path) -> None:
+@pytest.mark.parametrize("loss", [0.0, pytest.param(0.05, marks=pytest.mark.slow)])
+def test_symmetric_to_symmetric_through_relay(lab: Lab, tmp_path: Path, loss: float) -> None:
+    """``loss``: packet loss on both private hosts' links (5%: 2-6 s instead of ~0.3 s)."""
     boot = lab.add_public("boot")
     relay_host = lab.add_public("relay")
-    alice = lab.add_private("alice", NatType.SYMMETRIC)
-    bob = lab.add_private("bob", NatType.SYMMETRIC)
+    alice = lab.add_private("alice", NatType.SYMMETRIC, loss=loss)
+    bob = lab.add_private("bob", NatType.SYMMETRIC, loss=loss)
     testnet, bootstrap = start_testnet(lab, boot, size=5)
     args = " ".join(f"--bootstrap {b}" for b in bootstrap)
     relay = _start_relay(lab, relay_host, args)
@@ -78,7 +80,7 @@ def test_symmetric_to_symmetric_through_relay(lab: Lab, tmp_path: Path) -> None:
     assert server.returncode == 0
     assert _sha(tmp_path / "b_out") == _sha(a_in)
     assert _sha(tmp_path / "a_out") == _sha(b_in)
-    print(f"symmetric <-> symmetric through the relay: connect + 1.5 MiB both ways in {elapsed:.2f} s")
+    print(f"symmetric <-> symmetric through the relay (loss {loss}): connect + 1.5 MiB both ways in {elapsed:.2f} s")
     relay.send_signal(2)
     relay.wait(timeout=10)
     testnet.close(interrupt=True)
