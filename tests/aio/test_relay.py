@@ -185,3 +185,27 @@ async def test_relay_drops_sessions_that_send_garbage() -> None:
         assert relay.pairings.active == 1
         ra.close()
         rb.close()
+
+
+async def test_relay_bounds_sessions_per_peer() -> None:
+    async with relay_net(max_sessions_per_peer=1) as (_tn, relay, a, b):
+        assert relay.public_key is not None
+        first = await asyncio.wait_for(a.connect(relay.public_key), T)
+        for _ in range(100):
+            if relay.sessions:
+                break
+            await asyncio.sleep(0.02)
+        second = await asyncio.wait_for(a.connect(relay.public_key), T)
+        for _ in range(100):
+            if relay.stats["refused_sessions"]:
+                break
+            await asyncio.sleep(0.02)
+        assert relay.stats["refused_sessions"] == 1 and len(relay.sessions) == 1
+        other = await asyncio.wait_for(b.connect(relay.public_key), T)  # another peer is served
+        for _ in range(100):
+            if len(relay.sessions) == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert len(relay.sessions) == 2
+        for c in (first, second, other):
+            c.close()

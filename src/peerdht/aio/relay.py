@@ -92,6 +92,7 @@ class _Session:
     mux: Mux
     channel: int
     bucket: TokenBucket
+    peer: bytes
     links: dict[bytes, UDXStream] = field(default_factory=dict)
 
     def flush(self) -> None:
@@ -105,8 +106,10 @@ class RelayServer:
 
     Args:
         dht: an open :class:`~peerdht.aio.hyperdht.HyperDHT` (``connectable``).
-        rate: bytes/s each session may relay (0: unlimited).
+        rate: bytes/s each peer (remote public key) may relay, all its sessions and links
+            together (0: unlimited).
         max_sessions: sessions served at once; more are refused.
+        max_sessions_per_peer: sessions one remote public key may hold at once.
         pairings: the pairing table (its limits); default :class:`Pairings` defaults.
 
     Use ``await RelayServer(dht).listen(key_pair)`` for a HyperDHT server of its own, or call
@@ -120,11 +123,14 @@ class RelayServer:
         *,
         rate: float = DEFAULT_RATE,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
+        max_sessions_per_peer: int = 4,
         pairings: Pairings[_Session] | None = None,
     ) -> None:
         self.dht = dht
         self.rate = rate
         self.max_sessions = max_sessions
+        self.max_sessions_per_peer = max_sessions_per_peer
+        self._buckets: dict[bytes, tuple[TokenBucket, int]] = {}
         self.pairings: Pairings[_Session] = pairings if pairings is not None else Pairings()
         self.sessions: set[_Session] = set()
         self.server: Any = None
@@ -137,7 +143,7 @@ class RelayServer:
     @property
     def relayed_bytes(self) -> int:
         """Bytes relayed so far (UDX packets as received), all sessions."""
-        return self.stats["relayed_bytes"] + sum(s.bucket.passed for s in self.sessions)
+        return self.stats["relayed_bytes"] + sum(b.passed for b, _ in self._buckets.values())
 
     @property
     def public_key(self) -> bytes | None:
@@ -195,9 +201,18 @@ class RelayServer:
         except (PeerDHTError, OSError):
             stream.close()
             return
+        peer = stream.remote_public_key or b""
+        bucket, n = self._buckets.get(peer, (None, 0))
+        if n >= self.max_sessions_per_peer:
+            self.stats["refused_sessions"] += 1
+            stream.close()
+            return
+        if bucket is None:
+            bucket = TokenBucket(self.rate)
+        self._buckets[peer] = (bucket, n + 1)
         mux = Mux()
-        channel = mux.open_channel(PROTOCOL, stream.remote_public_key)
-        s = _Session(stream=stream, raw=raw, mux=mux, channel=channel, bucket=TokenBucket(self.rate))  # type: ignore[arg-type]
+        channel = mux.open_channel(PROTOCOL, peer)
+        s = _Session(stream=stream, raw=raw, mux=mux, channel=channel, bucket=bucket, peer=peer)  # type: ignore[arg-type]
         self.sessions.add(s)
         self.stats["sessions"] += 1
         if self._timer is None:
@@ -295,7 +310,12 @@ class RelayServer:
         if s not in self.sessions:
             return
         self.sessions.discard(s)
-        self.stats["relayed_bytes"] += s.bucket.passed
+        bucket, n = self._buckets.get(s.peer, (s.bucket, 1))
+        if n <= 1:
+            self._buckets.pop(s.peer, None)
+            self.stats["relayed_bytes"] += bucket.passed
+        else:
+            self._buckets[s.peer] = (bucket, n - 1)
         for m in self.pairings.remove_session(s):
             for sess in (m.initiator.session, m.responder.session):
                 st = sess.links.pop(m.token, None)
