@@ -4,7 +4,9 @@ The routers' conntrack UDP timeouts are set to 30 s for both unreplied and repli
 replied flow 120 s by default, which would let a 120 s idle pass by luck), so the NAT mappings survive
 only if keep-alives cross them more often than every 30 s. peerdht (server behind a symmetric NAT, client
 behind a port-restricted one: a lost mapping on the symmetric side comes back on a new port, which kills
-the connection) and JS hyperdht (port-restricted on both sides) idle in the same 120 s window.
+the connection), JS hyperdht (port-restricted on both sides) and, when this peerdht has a relay, a peerdht
+pair behind symmetric NATs on both sides (connected through a relay node on the public segment) idle in the
+same 120 s window.
 
 In the same window a control pair (peerdht, same NATs) runs with secret-stream keep-alives disabled and
 idles 60 s: its mappings expire and its connection dies, which shows that the 30 s timeouts bite and that
@@ -45,6 +47,11 @@ def test_idle_connection_survives_nat_timeouts(lab: Lab) -> None:
         lab.add_private("nksrv", NatType.SYMMETRIC, udp_timeout=NAT_TIMEOUT),
         lab.add_private("nkcli", NatType.PORT_RESTRICTED_CONE, udp_timeout=NAT_TIMEOUT),
     )
+    relay_host = lab.add_public("relay")
+    pairs["relay"] = (
+        lab.add_private("rlsrv", NatType.SYMMETRIC, udp_timeout=NAT_TIMEOUT),
+        lab.add_private("rlcli", NatType.SYMMETRIC, udp_timeout=NAT_TIMEOUT),
+    )
     if shutil.which("node") is not None:
         pairs["js"] = (
             lab.add_private("jssrv", NatType.PORT_RESTRICTED_CONE, udp_timeout=NAT_TIMEOUT),
@@ -54,11 +61,15 @@ def test_idle_connection_survives_nat_timeouts(lab: Lab) -> None:
         assert lab.udp_timeouts(server) == (NAT_TIMEOUT, NAT_TIMEOUT)
         assert lab.udp_timeouts(client) == (NAT_TIMEOUT, NAT_TIMEOUT)
     testnet, bootstrap = start_testnet(lab, boot, size=5)
+    relay, _reason = ml.start_relay_node(lab, relay_host, bootstrap)
+    if relay is None:
+        del pairs["relay"]
     results: dict[str, dict[str, Any]] = {}
 
-    def run(impl: str) -> None:
-        server, client = pairs[impl]
-        results[impl] = ml.run_pair(
+    def run(name: str) -> None:
+        server, client = pairs[name]
+        impl = "js" if name == "js" else "py"
+        results[name] = ml.run_pair(
             lab, server, client, bootstrap, impl=impl, size=8192, idle=IDLE, timeout=45
         )
 
@@ -67,21 +78,25 @@ def test_idle_connection_survives_nat_timeouts(lab: Lab) -> None:
             lab, *control, bootstrap, impl="py", idle=CONTROL_IDLE, timeout=45, extra_args=["--no-keepalive"]
         )
 
-    threads = [threading.Thread(target=run, args=(impl,)) for impl in pairs]
+    threads = [threading.Thread(target=run, args=(name,)) for name in pairs]
     threads.append(threading.Thread(target=run_control))
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    if relay is not None:
+        relay.close()
     testnet.close(interrupt=True)
+    if "relay" in results:
+        assert results["relay"].get("strategy") == "relay", results["relay"]
     ctl = results.pop("control")
     assert ctl.get("payload"), f"control: no connection: {ctl}"
     assert not ctl.get("after_idle"), (
         f"control: without secret-stream keep-alives the connection survived {CONTROL_IDLE} s idle through "
         f"{NAT_TIMEOUT} s NAT timeouts; something else keeps the mappings alive now, so drop the control: {ctl}"
     )
-    for impl, res in results.items():
-        assert res.get("payload"), f"{impl}: no connection or first exchange failed: {res}"
-        assert res.get("after_idle"), f"{impl}: the connection died during {IDLE} s idle: {res}"
+    for name, res in results.items():
+        assert res.get("payload"), f"{name}: no connection or first exchange failed: {res}"
+        assert res.get("after_idle"), f"{name}: the connection died during {IDLE} s idle: {res}"
         assert res.get("remote_after") == res.get("remote"), res
         assert res["ok"], res
