@@ -144,17 +144,26 @@ def write_doc(
     DOC.write_text(text)
 
 
+def _range(cell: ml.Cell | None) -> str:
+    if cell is None or not cell.seconds:
+        return "-"
+    lo, hi = min(cell.seconds), max(cell.seconds)
+    return f"{lo * 1000:.0f}-{hi * 1000:.0f} ms" if hi < 1 else f"{lo:.1f}-{hi:.1f} s"
+
+
 def side_by_side(py: dict[tuple[str, str], ml.Cell], js: dict[tuple[str, str], ml.Cell]) -> str:
-    """One row per pair: strategy and median time to open, both implementations."""
+    """One row per pair: strategy and median time to open, then the fastest and slowest try, both
+    implementations."""
     rows = [
-        "| server | client | peerdht | JS hyperdht |",
-        "|---|---|---|---|",
+        "| server | client | peerdht | (min-max) | JS hyperdht | (min-max) |",
+        "|---|---|---|---|---|---|",
     ]
     for s in ml.KINDS:
         for c in ml.KINDS:
             if (s, c) in py or (s, c) in js:
+                p, j = py.get((s, c)), js.get((s, c))
                 rows.append(
-                    f"| {ml.LABEL[s]} | {ml.LABEL[c]} | {ml.cell_text(py.get((s, c)))} | {ml.cell_text(js.get((s, c)))} |"
+                    f"| {ml.LABEL[s]} | {ml.LABEL[c]} | {ml.cell_text(p)} | {_range(p)} | {ml.cell_text(j)} | {_range(j)} |"
                 )
     return "\n".join(rows)
 
