@@ -28,7 +28,7 @@ T = 15
 
 @asynccontextmanager
 async def relay_net(**relay_opts: Any) -> AsyncIterator[tuple[Testnet, RelayServer, HyperDHT, HyperDHT]]:
-    async with await Testnet.create(4) as tn, tn.node() as r, tn.node() as a, tn.node() as b:
+    async with await Testnet.create(4) as tn, tn.node(ephemeral=False, firewalled=False) as r, tn.node() as a, tn.node() as b:
         for n in (r, a, b):
             await n.fully_bootstrapped()
         relay = RelayServer(r, **relay_opts)

@@ -35,7 +35,7 @@ async def _roundtrip(stream: SecretStream, data: bytes) -> bytes:
 
 
 async def test_connect_relay_through() -> None:
-    async with await Testnet.create(4) as tn, tn.node(relay=True) as r, tn.node() as a, tn.node() as b:
+    async with await Testnet.create(4) as tn, tn.node(relay=True, ephemeral=False, firewalled=False) as r, tn.node() as a, tn.node() as b:
         relay = await asyncio.wait_for(r.relay_ready(), T)
         await a.fully_bootstrapped()
         await b.fully_bootstrapped()
@@ -62,7 +62,7 @@ async def test_connect_falls_back_to_a_relay_when_punching_fails(monkeypatch: py
 
     monkeypatch.setattr(connect_mod.Puncher, "run", no_punch)
     monkeypatch.setattr(connect_mod, "_lan_shortcut", no_lan)
-    async with await Testnet.create(4) as tn, tn.node(relay=True) as r, tn.node() as a, tn.node() as b:
+    async with await Testnet.create(4) as tn, tn.node(relay=True, ephemeral=False, firewalled=False) as r, tn.node() as a, tn.node() as b:
         relay = await asyncio.wait_for(r.relay_ready(), T)
         await a.fully_bootstrapped()
         await b.fully_bootstrapped()
@@ -110,7 +110,7 @@ async def test_relayed_connection_upgrades_when_the_peer_moves_to_a_direct_path(
         await accepted.put(stream)
         await _echo(stream)
 
-    async with await Testnet.create(4) as tn, tn.node(relay=True) as r, tn.node() as a, tn.node() as b:
+    async with await Testnet.create(4) as tn, tn.node(relay=True, ephemeral=False, firewalled=False) as r, tn.node() as a, tn.node() as b:
         relay = await asyncio.wait_for(r.relay_ready(), T)
         await a.fully_bootstrapped()
         await b.fully_bootstrapped()

@@ -22,6 +22,9 @@ from peerdht.aio.secretstream import SecretStream, open_secret_stream
 pytestmark = pytest.mark.interop
 
 T = 30
+RELAY_NODE: dict[str, Any] = {"ephemeral": False, "firewalled": False}
+"""A relay node is a reachable, persistent node (``peerdht node --relay --persistent``): clients
+connect to it directly instead of punching (which can time out on a loaded machine)."""
 
 
 class JS:
@@ -92,7 +95,7 @@ async def test_python_clients_through_js_relay() -> None:
 @pytest.mark.parametrize("side", ["client", "server"])
 async def test_js_client_and_server_through_python_relay(side: str) -> None:
     """``side`` picks the relay (``relayThrough``); the other follows the Noise payload."""
-    async with js_net() as js, HyperDHT(bootstrap=js.bootstrap, host="127.0.0.1") as r:
+    async with js_net() as js, HyperDHT(bootstrap=js.bootstrap, host="127.0.0.1", **RELAY_NODE) as r:
         await r.fully_bootstrapped()
         relay = RelayServer(r)
         await relay.listen(HyperDHT.key_pair())
@@ -136,7 +139,7 @@ async def test_js_client_relays_to_python_server(relay_impl: str, monkeypatch: p
     monkeypatch.setattr(server_mod.Server, "_on_probe", lambda self, addr, socket: None)
     monkeypatch.setattr(server_mod, "local_addresses", lambda bound: ())  # shareLocalAddress: false
     async with js_net("--relay") as js, HyperDHT(bootstrap=js.bootstrap, host="127.0.0.1") as a, HyperDHT(
-        bootstrap=js.bootstrap, host="127.0.0.1"
+        bootstrap=js.bootstrap, host="127.0.0.1", **RELAY_NODE
     ) as r:
         await a.fully_bootstrapped()
         await r.fully_bootstrapped()
@@ -164,7 +167,7 @@ async def test_js_client_relays_to_python_server(relay_impl: str, monkeypatch: p
 @pytest.mark.parametrize("relay_impl", ["js", "py"])
 async def test_python_client_relays_to_js_server(relay_impl: str) -> None:
     async with js_net("--relay") as js, HyperDHT(bootstrap=js.bootstrap, host="127.0.0.1") as b, HyperDHT(
-        bootstrap=js.bootstrap, host="127.0.0.1"
+        bootstrap=js.bootstrap, host="127.0.0.1", **RELAY_NODE
     ) as r:
         await b.fully_bootstrapped()
         await r.fully_bootstrapped()
