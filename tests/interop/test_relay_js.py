@@ -189,3 +189,37 @@ async def test_python_client_relays_to_js_server(relay_impl: str) -> None:
         if relay is not None:
             assert relay.stats["links"] == 1
             await relay.close()
+
+
+async def test_automatic_fallback_through_a_js_relay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A JS blind-relay announced under peerdht's relay topic serves the automatic fallback of a
+    Python client whose punch failed; the Python server follows the relayThrough."""
+    import peerdht.aio.connect as connect_mod
+    from peerdht.hyper.handshake import HolepunchDoubleRandomized
+
+    async def no_punch(self: Any, relay: Any, server_address: Any) -> Any:
+        raise HolepunchDoubleRandomized()
+
+    async def no_lan(*args: Any) -> None:
+        return None
+
+    monkeypatch.setattr(connect_mod.Puncher, "run", no_punch)
+    monkeypatch.setattr(connect_mod, "_lan_shortcut", no_lan)
+    async with js_net("--relay", "--announce") as js, HyperDHT(bootstrap=js.bootstrap, host="127.0.0.1") as a, HyperDHT(
+        bootstrap=js.bootstrap, host="127.0.0.1"
+    ) as b:
+        await a.fully_bootstrapped()
+        await b.fully_bootstrapped()
+        a.core.firewalled = True
+        b.core.firewalled = True
+        server = a.create_server(_echo)
+        kp = HyperDHT.key_pair()
+        await server.listen(kp)
+        stream = await asyncio.wait_for(b.connect(kp.public_key), T)
+        stream.write(b"fallback via a JS relay")
+        assert await asyncio.wait_for(stream.readexactly(23), T) == b"fallback via a JS relay"
+        stream.close()
+        assert server.stats.get("relayed") == 1
+        stats = await js.call("stats")
+        assert stats["relay"]["pairings"]["matched"] == 1
+        await server.close()

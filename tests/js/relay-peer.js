@@ -1,7 +1,8 @@
 // JS side of the blind-relay interop tests (tests/interop/test_relay_js.py).
-// Usage: node relay-peer.js [--testnet N] [--bootstrap host:port ...] [--relay]
+// Usage: node relay-peer.js [--testnet N] [--bootstrap host:port ...] [--relay [--announce]]
 // Starts N persistent JS nodes (if --testnet), then (with --relay) a JS blind-relay Server behind a
-// hyperdht server. Prints {"ready": true, "bootstrap": [...], "relayKey": hex|null}.
+// hyperdht server (with --announce also announced under BLAKE2b-256("peerdht relay"), peerdht's relay
+// topic). Prints {"ready": true, "bootstrap": [...], "relayKey": hex|null}.
 // Commands (JSON lines on stdin):
 //   {"id", "op": "serve", "relayThrough": hex|null} -> {"id", "publicKey"}: an echo server
 //        (quickFirewall:false, ephemeral, holepunch:false, shareLocalAddress:false, as hyperdht's
@@ -22,11 +23,13 @@ async function main () {
   const argv = process.argv.slice(2)
   let size = 0
   let wantRelay = false
+  let announce = false
   let boot = []
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--testnet') size = Number(argv[++i])
     else if (argv[i] === '--bootstrap') boot.push(parse(argv[++i]))
     else if (argv[i] === '--relay') wantRelay = true
+    else if (argv[i] === '--announce') announce = true
   }
   for (let i = 0; i < size; i++) {
     const n = new DHT({ ephemeral: false, firewalled: false, bootstrap: boot, port: ANY, host: '127.0.0.1' })
@@ -42,7 +45,9 @@ async function main () {
   let relay = null
   let relayKey = null
   if (wantRelay) {
-    const r = mk()
+    // a relay is a reachable, persistent node (clients connect to it directly, no punching)
+    const r = new DHT({ ephemeral: false, firewalled: false, bootstrap: boot, host: '127.0.0.1', port: ANY })
+    nodes.push(r)
     await r.fullyBootstrapped()
     relay = new RelayServer({ createStream (opts) { return r.createRawStream({ ...opts, framed: true }) } })
     const rs = r.createServer({ shareLocalAddress: false }, (socket) => {
@@ -51,6 +56,8 @@ async function main () {
     })
     await rs.listen()
     relayKey = rs.publicKey.toString('hex')
+    // --announce: make the JS relay discoverable the way peerdht relays are (BLAKE2b-256("peerdht relay"))
+    if (announce) await r.announce(DHT.hash(Buffer.from('peerdht relay')), r.defaultKeyPair).finished()
   }
   out({ ready: true, bootstrap: boot.map(b => `${b.host}:${b.port}`), relayKey })
 
