@@ -137,7 +137,7 @@ async def test_relayed_connection_upgrades_when_the_peer_moves_to_a_direct_path(
         assert relay_mod.UPGRADES["upgraded"] == before + 1
         assert server_raw.remote_addr == client_raw.socket.address
         assert relay.pairings.active == 0  # the server closed its relay connection
-        await r.destroy()
+        await relay.close()  # every relay session and splice ends
         stream.write(b"still here")
         assert await asyncio.wait_for(stream.readexactly(10), T) == b"still here"
         stream.close()

@@ -66,6 +66,8 @@ ANNOUNCE_INTERVAL: Final = 300.0
 """Seconds between re-announces of a relay under :data:`RELAY_TOPIC` (records live 20 minutes)."""
 FIND_TIMEOUT: Final = 5.0
 """Seconds a relay lookup may take."""
+REACHABLE_CHECK: Final = 5.0
+"""Seconds between checks whether a not yet announced relay has become reachable."""
 CACHE_TTL: Final = 120.0
 """Seconds a relay lookup result is reused."""
 
@@ -138,6 +140,9 @@ class RelayServer:
         self._timer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._announcer: asyncio.Task[None] | None = None
+        self.announced = False
+        """Whether the relay has been announced under :data:`RELAY_TOPIC`."""
+        self._announced_evt = asyncio.Event()
         self._closed = False
 
     @property
@@ -153,20 +158,37 @@ class RelayServer:
 
     async def listen(self, key_pair: KeyPair | None = None, *, announce: bool = False) -> RelayServer:
         """Start a HyperDHT server that runs the relay protocol on every connection; with
-        ``announce``, make it discoverable: announce its key pair under :data:`RELAY_TOPIC` now and
-        every :data:`ANNOUNCE_INTERVAL` seconds (unannounced on :meth:`close`)."""
+        ``announce``, make it discoverable: announce its key pair under :data:`RELAY_TOPIC` every
+        :data:`ANNOUNCE_INTERVAL` seconds while the node is reachable (it has a public address, so
+        peers behind any NAT can connect to it without punching; checked every
+        :data:`REACHABLE_CHECK` seconds until then), unannounced on :meth:`close`.
+
+        Raises:
+            PeerDHTError: the server cannot listen, or the first announce (when reachable) failed.
+        """
         self.server = self.dht.create_server(self.accept)
         await self.server.listen(key_pair)
         if announce:
-            await announce_relay(self.dht, self.server.key_pair)
+            if self.dht.core.remote_address() is not None:
+                await announce_relay(self.dht, self.server.key_pair)
+                self.announced = True
+                self._announced_evt.set()
             self._announcer = asyncio.ensure_future(self._announce_loop())
         return self
 
+    async def wait_announced(self) -> None:
+        """Return once the relay is announced (discoverable by :func:`find_relays`)."""
+        await self._announced_evt.wait()
+
     async def _announce_loop(self) -> None:
         while not self._closed:
-            await asyncio.sleep(ANNOUNCE_INTERVAL)
+            await asyncio.sleep(ANNOUNCE_INTERVAL if self.announced else REACHABLE_CHECK)
+            if self.dht.core.remote_address() is None:
+                continue  # not reachable (yet): a relay behind a NAT would not help anybody
             with contextlib.suppress(PeerDHTError, OSError):
                 await announce_relay(self.dht, self.server.key_pair)
+                self.announced = True
+                self._announced_evt.set()
 
     async def close(self) -> None:
         """Stop: close the server, every session and every splice."""
@@ -616,7 +638,7 @@ async def _upgrade(r: Relayed, direct_id: int, addr: Address) -> None:
 async def start_relay(dht: HyperDHT, key_pair: KeyPair | None = None, **opts: Any) -> RelayServer:
     """Run a discoverable relay on ``dht`` (``HyperDHT(relay=True)`` / ``peerdht node --relay``):
     a :class:`RelayServer` with its own key pair (default: a fresh one), announced under
-    :data:`RELAY_TOPIC`. ``opts`` go to :class:`RelayServer`."""
+    :data:`RELAY_TOPIC` once the node is reachable. ``opts`` go to :class:`RelayServer`."""
     relay = RelayServer(dht, **opts)
     await relay.listen(key_pair or KeyPair.generate(), announce=True)
     return relay

@@ -153,6 +153,9 @@ def cmd_node(args: argparse.Namespace) -> int:
             if args.relay:
                 relay = await dht.relay_ready()
                 assert relay.public_key is not None
+                if not relay.announced:
+                    status("relay running; announced once this node is reachable from the internet")
+                await relay.wait_announced()
                 status(f"relaying as: {relay.public_key.hex()}")
             await wait_forever()
         return 0
