@@ -62,6 +62,9 @@ DEFAULT_RATE: Final = 4 * 1024 * 1024
 """Bytes/s one relay session (one peer) may push through the relay, all its links together."""
 DEFAULT_MAX_SESSIONS: Final = 256
 """Relay sessions (connections from peers) a relay serves at once."""
+DEFAULT_MAX_SESSIONS_PER_PEER: Final = 16
+"""Sessions one peer (remote public key) may hold at once: each relayed connection opens its own
+(as hyperdht does), and a closed one lingers a few seconds."""
 ANNOUNCE_INTERVAL: Final = 300.0
 """Seconds between re-announces of a relay under :data:`RELAY_TOPIC` (records live 20 minutes)."""
 FIND_TIMEOUT: Final = 5.0
@@ -125,7 +128,7 @@ class RelayServer:
         *,
         rate: float = DEFAULT_RATE,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
-        max_sessions_per_peer: int = 4,
+        max_sessions_per_peer: int = DEFAULT_MAX_SESSIONS_PER_PEER,
         pairings: Pairings[_Session] | None = None,
     ) -> None:
         self.dht = dht
