@@ -142,3 +142,23 @@ async def test_relayed_connection_upgrades_when_the_peer_moves_to_a_direct_path(
         assert await asyncio.wait_for(stream.readexactly(10), T) == b"still here"
         stream.close()
         await server.close()
+
+
+async def test_many_quick_relayed_connects_from_one_peer() -> None:
+    """Each relayed connection opens its own relay session; closed ones linger a moment: a burst
+    of connects from one peer stays within the per-peer bounds."""
+    async with await Testnet.create(4) as tn, tn.node(relay=True, ephemeral=False, firewalled=False) as r, tn.node() as a, tn.node() as b:
+        relay = await asyncio.wait_for(r.relay_ready(), T)
+        await a.fully_bootstrapped()
+        await b.fully_bootstrapped()
+        a.core.firewalled = True
+        b.core.firewalled = True
+        server = a.create_server(_echo)
+        kp = HyperDHT.key_pair()
+        await server.listen(kp)
+        assert relay.public_key is not None
+        for i in range(8):
+            stream = await asyncio.wait_for(b.connect(kp.public_key, relay_through=relay.public_key), T)
+            assert await _roundtrip(stream, b"n%d" % i) == b"n%d" % i
+        assert relay.stats["links"] == 8 and relay.stats["refused_sessions"] == 0
+        await server.close()
