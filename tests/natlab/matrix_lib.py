@@ -266,8 +266,21 @@ async def _relay(args: argparse.Namespace) -> int:
     if start is None:
         _out({"ready": False, "reason": "peerdht.aio.relay has no start_relay"})
         return 0
-    dht = await _open_dht(args.bootstrap)
+    from peerdht.aio.hyperdht import HyperDHT
+
+    boot = [(h, int(p)) for h, p in (b.rsplit(":", 1) for b in args.bootstrap)]
+    # a reachable, persistent node on the public segment, like `peerdht node --persistent --relay`
+    dht = HyperDHT(bootstrap=boot, ephemeral=False, firewalled=False)
+    await dht.open()
+    await dht.fully_bootstrapped()
     server = await start(dht)
+    waiter = getattr(server, "wait_announced", None)
+    if waiter is not None:  # relays announce themselves only once their node is reachable
+        try:
+            await asyncio.wait_for(waiter(), 30)
+        except TimeoutError:
+            _out({"ready": False, "reason": "the relay was not announced within 30 s"})
+            return 1
     _out({"ready": True, "key": bytes(server.public_key).hex()})
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     await server.close()
