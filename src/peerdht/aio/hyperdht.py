@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from peerdht.aio.driver import DatagramDriver
+from peerdht.aio.ops import Operations, Start
 from peerdht.errors import LocalProtocolError, PeerDHTError
 from peerdht.hyper.crypto import KeyPair
 from peerdht.hyper.crypto import hash as blake2b256
@@ -59,7 +60,6 @@ DEFAULT_BOOTSTRAP: tuple[Address, ...] = (
 log = logging.getLogger(__name__)
 RELAY_RETRY = 10.0
 """Seconds between attempts to start the relay of a ``relay=True`` node."""
-_END = object()
 
 
 class HyperDHT:
@@ -113,8 +113,7 @@ class HyperDHT:
             host=public_host,
         )
         self._driver: DatagramDriver | None = None
-        self._futures: dict[int, asyncio.Future[Any]] = {}
-        self._streams: dict[int, asyncio.Queue[Any]] = {}
+        self._ops = Operations(self.core.cancel)
         self._bootstrapped = asyncio.Event()
         self._bootstrap_error: PeerDHTError | None = None
         self._destroyed = False
@@ -141,8 +140,8 @@ class HyperDHT:
         now = self._driver.now()
         self.core.bind(self._driver.address(0), self._driver.address(1), now)
         op = self.core.bootstrap(now)
-        fut = self._track(op)
-        fut.add_done_callback(lambda f: self._on_bootstrap_done(op, f))
+        fut = self._ops.track(op)
+        fut.add_done_callback(self._on_bootstrap_done)
         self._driver.kick()
         if self._offer_relay:
             self._relay_task = asyncio.ensure_future(self._start_relay())
@@ -204,14 +203,7 @@ class HyperDHT:
             self._raw.close_all()
         if self._driver is not None:
             self._driver.close()
-        for fut in self._futures.values():
-            if not fut.done():
-                fut.set_exception(LocalProtocolError("the DHT was destroyed"))
-                fut.exception()  # mark retrieved: nobody may be waiting
-        for queue in self._streams.values():
-            queue.put_nowait(_END)
-        self._futures.clear()
-        self._streams.clear()
+        self._ops.close(LocalProtocolError("the DHT was destroyed"))
 
     async def fully_bootstrapped(self) -> None:
         """Wait until the initial bootstrap lookup has finished (dht-rpc ``fullyBootstrapped()``)."""
@@ -400,71 +392,24 @@ class HyperDHT:
             raise LocalProtocolError("the DHT was destroyed")
         return self._driver
 
-    def _track(self, op: int) -> asyncio.Future[Any]:
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._futures[op] = fut
-        return fut
+    async def _run(self, start: Start) -> Any:
+        return await self._ops.run(self._require_open(), start)
 
-    async def _run(self, start: Any) -> Any:
-        driver = self._require_open()
-        op = start(driver.now())
-        fut = self._track(op)
-        driver.kick()
-        try:
-            return await fut
-        finally:
-            if not fut.done():
-                self.core.cancel(op)
-                driver.kick()
-            self._futures.pop(op, None)
-
-    async def _stream(self, start: Any) -> AsyncIterator[Any]:
-        driver = self._require_open()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        op = start(driver.now())
-        self._streams[op] = queue
-        fut = self._track(op)
-        driver.kick()
-        try:
-            while True:
-                item = await queue.get()
-                if item is _END:
-                    break
-                yield item
-            await fut  # raises if the op failed
-        finally:
-            self._streams.pop(op, None)
-            self._futures.pop(op, None)
-            if not fut.done():
-                fut.cancel()
-                if not self._destroyed:
-                    self.core.cancel(op)
-                    driver.kick()
+    async def _stream(self, start: Start) -> AsyncIterator[Any]:
+        async for item in self._ops.stream(self._require_open(), start):
+            yield item
 
     def _on_event(self, event: object) -> None:
         if isinstance(event, LookupResult):
-            queue = self._streams.get(event.op)
-            if queue is not None:
-                queue.put_nowait(event)
+            self._ops.item(event.op, event)
         elif isinstance(event, OpDone):
-            fut = self._futures.get(event.op)
-            if fut is not None and not fut.done():
-                fut.set_result(event.result)
-            queue = self._streams.get(event.op)
-            if queue is not None:
-                queue.put_nowait(_END)
+            self._ops.done(event.op, event.result)
         elif isinstance(event, OpFailed):
-            fut = self._futures.get(event.op)
-            if fut is not None and not fut.done():
-                fut.set_exception(event.error)
-            queue = self._streams.get(event.op)
-            if queue is not None:
-                queue.put_nowait(_END)
+            self._ops.failed(event.op, event.error)
         elif isinstance(event, Bootstrapped):
             self._bootstrapped.set()
 
-    def _on_bootstrap_done(self, op: int, fut: asyncio.Future[Any]) -> None:
-        self._futures.pop(op, None)
+    def _on_bootstrap_done(self, fut: asyncio.Future[Any]) -> None:
         if not fut.cancelled() and fut.exception() is not None:
             exc = fut.exception()
             self._bootstrap_error = exc if isinstance(exc, PeerDHTError) else None

@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import Any
 
 from peerdht.aio.driver import DatagramDriver
+from peerdht.aio.ops import Operations, Start
 from peerdht.encoding.bencode import Value
 from peerdht.errors import DecodeError, LocalProtocolError, PeerDHTError
 from peerdht.mainline.crypto import KeyPair
@@ -63,7 +64,6 @@ DEFAULT_BOOTSTRAP: tuple[Address, ...] = (
     ("dht.libtorrent.org", 25401),
 )
 
-_END = object()
 
 
 class MainlineDHT:
@@ -110,8 +110,7 @@ class MainlineDHT:
         self._options = options
         self._core: MainlineNode | None = None
         self._driver: DatagramDriver | None = None
-        self._futures: dict[int, asyncio.Future[Any]] = {}
-        self._streams: dict[int, asyncio.Queue[Any]] = {}
+        self._ops = Operations(lambda op: self.core.cancel(op))
         self._closed = False
 
     # ------------------------------------------------------------------ lifetime
@@ -179,11 +178,7 @@ class MainlineDHT:
                 log.warning("could not save the routing table to %s: %s", self._state_file, exc)
         if self._driver is not None:
             self._driver.close()
-        for fut in self._futures.values():
-            if not fut.done():
-                fut.set_exception(LocalProtocolError("the DHT was closed"))
-        for queue in self._streams.values():
-            queue.put_nowait(_END)
+        self._ops.close(LocalProtocolError("the DHT was closed"))
 
     # ------------------------------------------------------------------ state
 
@@ -321,62 +316,20 @@ class MainlineDHT:
             raise LocalProtocolError("the DHT was closed")
         return self._driver
 
-    async def _run(self, start: Any) -> object:
-        driver = self._require_open()
-        op: int = start(driver.now())
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._futures[op] = fut
-        driver.kick()
-        try:
-            return await fut
-        finally:
-            self._futures.pop(op, None)
-            if not fut.done() and not self._closed:
-                self.core.cancel(op)
-                driver.kick()
+    async def _run(self, start: Start) -> object:
+        return await self._ops.run(self._require_open(), start)
 
-    async def _stream(self, start: Any) -> AsyncIterator[PeersFound]:
-        driver = self._require_open()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        op: int = start(driver.now())
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._futures[op] = fut
-        self._streams[op] = queue
-        driver.kick()
-        try:
-            while True:
-                item = await queue.get()
-                if item is _END:
-                    break
-                yield item
-            if fut.done():
-                fut.result()  # raises if the lookup failed
-            elif self._closed:
-                raise LocalProtocolError("the DHT was closed")
-        finally:
-            self._streams.pop(op, None)
-            self._futures.pop(op, None)
-            if not fut.done():
-                fut.cancel()
-                if not self._closed:
-                    self.core.cancel(op)
-                    driver.kick()
+    async def _stream(self, start: Start) -> AsyncIterator[PeersFound]:
+        async for item in self._ops.stream(self._require_open(), start):
+            yield item
 
     def _on_event(self, event: object) -> None:
         if isinstance(event, PeersFound):
-            queue = self._streams.get(event.op)
-            if queue is not None:
-                queue.put_nowait(event)
-        elif isinstance(event, (OpDone, OpFailed)):
-            fut = self._futures.get(event.op)
-            if fut is not None and not fut.done():
-                if isinstance(event, OpDone):
-                    fut.set_result(event.result)
-                else:
-                    fut.set_exception(event.error)
-            queue = self._streams.get(event.op)
-            if queue is not None:
-                queue.put_nowait(_END)
+            self._ops.item(event.op, event)
+        elif isinstance(event, OpDone):
+            self._ops.done(event.op, event.result)
+        elif isinstance(event, OpFailed):
+            self._ops.failed(event.op, event.error)
 
 
 async def _resolve(host: str, port: int, ipv6: bool) -> Address:
