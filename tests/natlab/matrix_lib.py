@@ -634,6 +634,19 @@ def run_matrix(
     return cells
 
 
+def merge_cells(a: Cell, b: Cell) -> Cell:
+    """One cell holding the tries of ``a`` and then ``b`` (same implementation and pair)."""
+    out = Cell(impl=a.impl, server=a.server, client=a.client)
+    for c in (a, b):
+        out.ok += c.ok
+        out.tries += c.tries
+        out.seconds += c.seconds
+        out.errors += c.errors
+        out.details += c.details
+    out.strategy = "/".join(sorted({d["strategy"] for d in out.details if d.get("ok")}))
+    return out
+
+
 def allowed_strategies(server: str, client: str) -> set[str]:
     """The strategies theory allows for a pair: a punch that fits the two NATs' mapping behaviour
     (a public host that has not yet found out it is reachable punches too), "direct" to a public server,

@@ -48,6 +48,23 @@ def test_matrix_peerdht(matrix_lab: tuple[Lab, dict[str, Any], list[str], bool])
     (without one, as in a peerdht that has no relay, it must fail as double-randomised)."""
     lab, hosts, bootstrap, have_relay = matrix_lab
     cells = ml.run_matrix(lab, hosts, bootstrap, impl="py", tries=1, timeout=45)
+    # Port guessing (birthday sockets, random probes) wins with high but not certain odds: ~5 s on average
+    # and about one try in a thousand exhausts its 1750 probes (~35 s), then connect() rightly falls back
+    # to the relay. Such a pair gets two more tries; one punch among them satisfies theory.
+    for _ in range(2):
+        unlucky = [
+            (s, c)
+            for (s, c), cell in cells.items()
+            if cell.ok
+            and set(cell.strategy.split("/")) == {"relay"}
+            and ml.allowed_strategies(s, c) & {"birthday", "random-probes"}
+        ]
+        if not unlucky:
+            break
+        print(f"\nport guessing fell back to the relay, trying again: {unlucky}", file=sys.stderr)
+        again = ml.run_matrix(lab, hosts, bootstrap, impl="py", tries=1, pairs=unlucky, timeout=45)
+        for p, cell in again.items():
+            cells[p] = ml.merge_cells(cells[p], cell)
     print("\npeerdht\n" + _report(cells), file=sys.stderr)
     problems = []
     for (s, c), cell in cells.items():
@@ -55,9 +72,9 @@ def test_matrix_peerdht(matrix_lab: tuple[Lab, dict[str, Any], list[str], bool])
             if not any("DoubleRandomized" in e or "relay" in e.lower() for e in cell.errors):
                 problems.append(f"{s} <- {c}: unexpected failure {cell.errors}")
             continue
-        if not cell.ok:
+        if cell.ok < cell.tries:
             problems.append(f"{s} <- {c}: failed {cell.errors}")
-        elif cell.strategy not in ml.allowed_strategies(s, c):
+        elif not set(cell.strategy.split("/")) & ml.allowed_strategies(s, c):
             problems.append(f"{s} <- {c}: strategy {cell.strategy}, theory: {ml.allowed_strategies(s, c)}")
     assert not problems, "\n".join(problems) + "\n" + _report(cells)
 
