@@ -30,6 +30,9 @@ async def test_connect_py_py_echo() -> None:
         assert server.relays > 0
         stream = await asyncio.wait_for(b.connect(kp.public_key), 10)
         assert stream.remote_public_key == kp.public_key
+        # both ends reachable: the server may open the stream to us before we open it to the server
+        assert stream.path in ("direct", "reverse")
+        assert b.stats["connects"] == {stream.path: 1}
         stream.write(b"hello")
         await stream.drain()
         assert await asyncio.wait_for(stream.readexactly(5), 5) == b"hello"
@@ -122,6 +125,8 @@ async def test_holepunch_py_py_firewalled() -> None:
         await stream.drain()
         assert await asyncio.wait_for(stream.read(), 10) == b"punched"
         assert server.stats["punches"] == 1
+        assert stream.path == "consistent"
+        assert b.stats["connects"] == {"consistent": 1}
         stream.close()
         await server.close()
 

@@ -50,6 +50,7 @@ async def test_connect_relay_through() -> None:
         assert await _roundtrip(stream, data) == data
         assert relay.stats["links"] == 1
         assert server.stats.get("relayed") == 1
+        assert stream.path == "relay"
         await server.close()
 
 

@@ -1,5 +1,7 @@
 """64 MiB over a lossy link: two network namespaces joined by a veth pair with ``tc netem``
-(3 % loss and 20 ms delay each way), one UDX peer process in each (root only).
+(3 % loss and 20 ms delay each way), one UDX peer process in each (root only). On kernels without the netem
+qdisc the link goes through a third namespace running :mod:`peerdht.testing.delayline` (the same 3 % loss
+and 20 ms delay each way, done in userspace).
 
 Run by hand: ``python -m pytest -m netns tests/interop/test_udx_netem.py``.
 The file doubles as the Python peer (``python test_udx_netem.py --peer HOST``), speaking the JSON-lines
@@ -27,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 HOSTS = ("10.201.0.1", "10.201.0.2")
 LOSS = "3%"
 DELAY = "20ms"
+LOSS_P = 0.03  # the same, for the delay line
+DELAY_S = 0.020
 SIZE = int(os.environ.get("UDX_NETEM_MIB", "64")) << 20
 
 
@@ -97,57 +101,61 @@ def sh(*args: str) -> None:
 
 @pytest.fixture
 def link() -> Iterator[tuple[str, str, str]]:
-    if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("tc") is None:
-        pytest.skip("needs root, ip and tc")
+    """Two namespaces joined by a lossy, slow link; yields (sender netns, receiver netns, how it is shaped).
+
+    With netem: one veth pair, netem on both ends. Without (kernels built without ``CONFIG_NET_SCH_NETEM``):
+    ``A -veth- D -veth- B``, with :mod:`peerdht.testing.delayline` in D delaying and dropping frames each way.
+    """
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("needs root and ip")
+    from peerdht.testing.delayline import DelayLineError, start_delay_line
+
     tag = uuid.uuid4().hex[:6]
     ns = (f"udxa{tag}", f"udxb{tag}")
+    mid = f"udxd{tag}"
+    made = [*ns]
     shaped = ""
+    line = None
     veth = (f"va{tag}", f"vb{tag}")
     try:
         for n in ns:
             sh("ip", "netns", "add", n)
-        sh(
-            "ip",
-            "link",
-            "add",
-            veth[0],
-            "netns",
-            ns[0],
-            "type",
-            "veth",
-            "peer",
-            "name",
-            veth[1],
-            "netns",
-            ns[1],
-        )
-        for n, v, h in zip(ns, veth, HOSTS, strict=True):
-            sh("ip", "-n", n, "addr", "add", f"{h}/24", "dev", v)
-            sh("ip", "-n", n, "link", "set", v, "up")
-            sh("ip", "-n", n, "link", "set", "lo", "up")
+        sh("ip", "link", "add", veth[0], "netns", ns[0], "type", "veth", "peer", "name", veth[1], "netns", ns[1])  # fmt: skip
+        for n, v in zip(ns, veth, strict=True):
+            if shutil.which("tc") is None:
+                break
             try:
                 sh("ip", "netns", "exec", n, "tc", "qdisc", "add", "dev", v, "root", "netem",
                    "loss", LOSS, "delay", DELAY, "limit", "100000")  # fmt: skip
                 shaped = f"netem {LOSS} loss {DELAY} delay"
             except subprocess.CalledProcessError:
-                # kernels without sch_netem (some VMs): loss with nftables, no delay
-                if shutil.which("nft") is None:
-                    raise
-                loss = int(LOSS.rstrip("%")) * 10
-                sh("ip", "netns", "exec", n, "nft", "add", "table", "inet", "udxloss")
-                sh("ip", "netns", "exec", n, "nft", "add", "chain", "inet", "udxloss", "out",
-                   "{ type filter hook output priority 0 ; }")  # fmt: skip
-                sh("ip", "netns", "exec", n, "nft", "add", "rule", "inet", "udxloss", "out",
-                   "meta", "l4proto", "udp", "numgen", "random", "mod", "1000", "<", str(loss), "drop")  # fmt: skip
-                shaped = f"nftables {LOSS} loss (no netem: no delay)"
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        for n in ns:
+                shaped = ""
+                break
+        if not shaped:
+            # no sch_netem: re-plumb as A -veth- D -veth- B with the userspace delay line in D
+            sh("ip", "-n", ns[0], "link", "del", veth[0])
+            sh("ip", "netns", "add", mid)
+            made.append(mid)
+            for n, v, d in zip(ns, veth, ("da", "db"), strict=True):
+                sh("ip", "link", "add", v, "netns", n, "type", "veth", "peer", "name", d, "netns", mid)
+            line = start_delay_line("da", "db", netns=mid, delay=DELAY_S, loss=LOSS_P, seed=1)
+            shaped = f"delay line {LOSS} loss {DELAY} delay (no netem)"
+        for n, v, h in zip(ns, veth, HOSTS, strict=True):
+            sh("ip", "-n", n, "addr", "add", f"{h}/24", "dev", v)
+            sh("ip", "-n", n, "link", "set", v, "up")
+            sh("ip", "-n", n, "link", "set", "lo", "up")
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, DelayLineError) as exc:
+        if line is not None:
+            line.stop()
+        for n in made:
             subprocess.run(["ip", "netns", "del", n], capture_output=True, check=False)
         pytest.skip(f"cannot build network namespaces: {exc}")
     try:
         yield ns[0], ns[1], shaped
     finally:
-        for n in ns:
+        if line is not None:
+            print(f"delay line counters: {line.stop()}")
+        for n in made:
             subprocess.run(["ip", "netns", "del", n], capture_output=True, check=False)
 
 

@@ -12,11 +12,8 @@ Payload check, both ways: the client sends frames (4-byte big-endian length, the
 answers each with ``sha256(frame) || shake_256(frame)[:len(frame)]``. The client checks both parts, so a
 passing frame proves the server got exactly what was sent and the client got exactly what the server sent.
 
-The strategy. peerdht's ``connect`` does not report the path it took, so the peerdht client wraps
-(in its own process, without changing the library) the functions of :mod:`peerdht.aio.connect` that each
-path runs through: ``_open`` (direct to an OPEN/unholepunchable server, straight to the server's own node,
-or waiting for the server to connect to an OPEN client: "reverse"), ``_lan_shortcut`` and the
-``Puncher._punch_*`` methods, plus any function whose name contains ``relay``. The JS client reads
+The strategy. The peerdht client reports the stream's ``path`` (how ``connect`` opened it: see
+:data:`peerdht.aio.connect.PATHS`). The JS client reads
 ``dht.stats.punches`` (open / consistent / random) and the LAN shortcut from the stream's remote address.
 Finally the harness compares the stream's remote address with the server's addresses: anything else
 (a public relay node) is "relay".
@@ -27,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import functools
 import hashlib
 import json
 import os
@@ -81,79 +77,6 @@ def reply_for(frame: bytes) -> bytes:
 def _out(obj: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
-
-
-def _instrument(path: list[str]) -> None:
-    """Record, in ``path``, which connect paths run in this process (see the module docstring)."""
-    from peerdht.aio import connect as cm
-    from peerdht.hyper.constants import Firewall
-
-    orig_open = cm._open
-
-    async def _open(*args: Any, **kwargs: Any) -> Any:
-        try:
-            _dht, _sid, remote, relayed, _sa, _relay, ours = args[:7]
-            holepunchable = remote.holepunch is not None and len(remote.holepunch.relays) > 0
-            if remote.firewall == Firewall.OPEN or (relayed and not holepunchable):
-                path.append("direct")
-            elif not relayed:
-                path.append("direct")  # the handshake went straight to the server's own node
-            elif ours.firewall == Firewall.OPEN:
-                path.append("reverse")
-            else:
-                path.append("punch")
-        except (ValueError, AttributeError, TypeError):
-            path.append("open?")
-        return await orig_open(*args, **kwargs)
-
-    cm._open = _open
-
-    orig_lan = cm._lan_shortcut
-
-    async def _lan(*args: Any, **kwargs: Any) -> Any:
-        s = await orig_lan(*args, **kwargs)
-        path.append("lan" if s is not None else "lan-failed")
-        return s
-
-    cm._lan_shortcut = _lan
-
-    def wrap(owner: Any, name: str, label: str) -> None:
-        orig = getattr(owner, name)
-        if not asyncio.iscoroutinefunction(orig):
-            return
-
-        @functools.wraps(orig)
-        async def w(*args: Any, **kwargs: Any) -> Any:
-            path.append(label)
-            return await orig(*args, **kwargs)
-
-        setattr(owner, name, w)
-
-    labels = {
-        "_punch_consistent": "consistent",
-        "_punch_random": "random-probes",
-        "_punch_birthday": "birthday",
-    }
-    for name, label in labels.items():
-        if hasattr(cm.Puncher, name):
-            wrap(cm.Puncher, name, label)
-    for name in dir(cm):
-        if (
-            "relay" in name.lower()
-            and callable(getattr(cm, name))
-            and not isinstance(getattr(cm, name), type)
-        ):
-            wrap(cm, name, f"relay:{name}")
-    with contextlib.suppress(ImportError):
-        import importlib
-
-        rel = importlib.import_module("peerdht.aio.relay")
-        for name in dir(rel):
-            obj = getattr(rel, name)
-            if name.startswith("__") or isinstance(obj, type) or not callable(obj):
-                continue
-            if getattr(obj, "__module__", "") == rel.__name__:
-                wrap(rel, name, f"relay:{name}")
 
 
 async def _open_dht(bootstrap: list[str]) -> Any:
@@ -218,7 +141,6 @@ async def _exchange(stream: Any, size: int) -> bool:
 
 async def _client(args: argparse.Namespace) -> int:
     path: list[str] = []
-    _instrument(path)
     res: dict[str, Any] = {"ok": False, "impl": "py"}
     dht = await _open_dht(args.bootstrap)
     res["firewalled"] = bool(dht.core.firewalled)
@@ -231,6 +153,7 @@ async def _client(args: argparse.Namespace) -> int:
         _out(res)
         await dht.destroy()
         return 1
+    path.append(str(stream.path))
     res.update(seconds=loop.time() - t0, path=path)
     raw = getattr(stream, "raw", None)
     res["remote"] = list(getattr(raw, "remote_addr", None) or ())
@@ -481,17 +404,7 @@ def classify(res: dict[str, Any], server: Any, client: Any, impl: str) -> str:
                 return "direct"
             return "consistent" if res.get("firewalled") else "reverse"
         return raw
-    for label in ("lan", "birthday", "random-probes", "consistent"):
-        if label in path:
-            return label
-    if any(p.startswith("relay") for p in path):
-        return "relay"
-    for label in ("reverse", "direct"):
-        if label in path:
-            return label
-    if not path:  # the stream opened before connect chose a path: the server reached us first
-        return "direct" if server.nat is None else "reverse"
-    return "?"
+    return path[0] if path else "?"  # SecretStream.path
 
 
 def run_pair(

@@ -120,6 +120,13 @@ RELAY_FALLBACK_ERRORS = (
 RELAY_TRIES = 2
 """Relays tried, one after the other, by the automatic fallback."""
 
+PATHS = ("direct", "reverse", "lan", "consistent", "random-probes", "birthday", "relay")
+"""Values of :attr:`SecretStream.path` for a connection opened by :func:`connect`: ``direct`` (to the
+server's own address: it is reachable, or the handshake went straight to its node), ``reverse`` (we
+are reachable and the server opened the stream to us), ``lan`` (same-LAN shortcut), ``consistent`` /
+``random-probes`` / ``birthday`` (holepunch strategies, see :mod:`peerdht.holepunch.strategy`),
+``relay`` (a blind relay splices the two streams; it may later move to a direct path)."""
+
 
 async def connect(
     dht: HyperDHT,
@@ -138,7 +145,8 @@ async def connect(
     (:data:`RELAY_FALLBACK_ERRORS`) and ``relay_fallback`` is on, the connect is retried once through
     a relay found under :data:`peerdht.aio.relay.RELAY_TOPIC` -- automatic, nothing to configure
     (beyond hyperdht, which only relays when told to). The server side follows any ``relayThrough``
-    it is sent, as JS servers do.
+    it is sent, as JS servers do. The returned stream's ``path`` tells how it was opened (one of
+    :data:`PATHS`), and ``dht.stats["connects"]`` counts paths taken.
 
     Raises:
         PeerNotFound: no node knows the server.
@@ -227,17 +235,20 @@ async def _connect(
             )
             sid = 0
             driver.kick()
-            return await _secure(stream, True, result, dht)
+            return await _secure(stream, True, result, dht, "relay")
+        path = "reverse"  # the server's first packet reached us before we chose a path
         if stream is None:
-            stream = None
             if lan and relayed and reply.to[0] == server_address[0]:
                 stream = await _lan_shortcut(dht, sid, remote)
+                path = "lan"
             if stream is None:
-                stream = await _open(dht, sid, remote, relayed, server_address, relay, ours, result, target)
+                stream, path = await _open(
+                    dht, sid, remote, relayed, server_address, relay, ours, result, target
+                )
         raws.forget(sid)
         sid = 0
         driver.kick()
-        return await _secure(stream, True, result, dht)
+        return await _secure(stream, True, result, dht, path)
     finally:
         if sid:
             raws.release(sid)
@@ -343,32 +354,40 @@ async def _open(
     ours: NoisePayload,
     result: HandshakeResult,
     target: bytes,
-) -> UDXStream:
+) -> tuple[UDXStream, str]:
+    """Open the UDX stream to the server; returns it and the path taken (see :data:`PATHS`)."""
     raws = dht._raw_streams()
     assert remote.udx is not None
     holepunchable = remote.holepunch is not None and len(remote.holepunch.relays) > 0
     sock = CLIENT if dht.core.firewalled else SERVER
     if remote.firewall == Firewall.OPEN or (relayed and not holepunchable):
         addr = first_remote_address(remote.addresses4, server_address)
-        return raws.connect(sid, sock, remote.udx.id, addr)
+        return raws.connect(sid, sock, remote.udx.id, addr), "direct"
     if not relayed:
-        return raws.connect(sid, sock, remote.udx.id, relay)
+        return raws.connect(sid, sock, remote.udx.id, relay), "direct"
     if ours.firewall == Firewall.OPEN:
         try:
-            return await raws.wait(sid, PASSIVE_CONNECT_TIMEOUT)
+            return await raws.wait(sid, PASSIVE_CONNECT_TIMEOUT), "reverse"
         except TimeoutError:
             raise HolepunchAborted("the server never connected to us") from None
     if not holepunchable:
         raise CannotHolepunch()
-    return await Puncher(dht, sid, remote, result, target).run(relay, server_address)
+    puncher = Puncher(dht, sid, remote, result, target)
+    stream = await puncher.run(relay, server_address)
+    return stream, puncher.strategy.value.replace("_", "-") if puncher.strategy else "consistent"
 
 
-async def _secure(stream: UDXStream, initiator: bool, result: HandshakeResult, dht: HyperDHT) -> SecretStream:
+async def _secure(
+    stream: UDXStream, initiator: bool, result: HandshakeResult, dht: HyperDHT, path: str
+) -> SecretStream:
     try:
-        return await open_secret_stream(stream, initiator=initiator, handshake=result)
+        secure = await open_secret_stream(stream, initiator=initiator, handshake=result)
     except PeerDHTError:
         stream.destroy()
         raise
+    secure.path = path
+    dht._connect_paths[path] = dht._connect_paths.get(path, 0) + 1
+    return secure
 
 
 class Puncher:
@@ -393,6 +412,8 @@ class Puncher:
         self.remote_firewall = remote.firewall
         self.remote_addresses: list[tuple[Address, bool]] = []
         self.remote_punching = False
+        self.strategy: Strategy | None = None
+        """The punch strategy chosen in the punch round (None before it)."""
 
     async def run(self, relay: Address, server_address: Address) -> UDXStream:
         await self._sample_nat()
@@ -523,6 +544,7 @@ class Puncher:
             raise RemoteNotHolepunching()
         has_verified = any(v for _, v in self.remote_addresses)
         strategy = choose_strategy(self.nat.firewall, self.remote_firewall, has_verified)
+        self.strategy = strategy
         if strategy is Strategy.CONSISTENT:
             return await self._punch_consistent()
         if strategy is None:

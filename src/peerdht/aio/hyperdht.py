@@ -116,6 +116,7 @@ class HyperDHT:
         self._ops = Operations(self.core.cancel)
         self._bootstrapped = asyncio.Event()
         self._bootstrap_error: PeerDHTError | None = None
+        self._connect_paths: dict[str, int] = {}
         self._destroyed = False
         self._connectable = connectable
         self._raw: RawStreams | None = None
@@ -229,8 +230,12 @@ class HyperDHT:
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Counters like dht-rpc's ``stats`` plus ``dropped`` (malformed or unexpected datagrams, by reason)."""
-        return dict(self.core.stats)
+        """Counters like dht-rpc's ``stats`` plus ``dropped`` (malformed or unexpected datagrams, by reason)
+        and ``connects`` (connections opened by :meth:`connect`, by path: see
+        :data:`peerdht.aio.connect.PATHS`)."""
+        out = dict(self.core.stats)
+        out["connects"] = dict(self._connect_paths)
+        return out
 
     def address(self) -> Address:
         """How the network sees our server socket if known (NAT sampling), else the bound address."""

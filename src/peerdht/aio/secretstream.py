@@ -119,6 +119,10 @@ class SecretStream:
         self._timer: asyncio.TimerHandle | None = None
         self.dropped_messages = 0
         """Datagrams dropped because they failed authentication."""
+        self.path: str | None = None
+        """How a HyperDHT connection was opened (set on the client side by ``connect``, else None): one of
+        :data:`peerdht.aio.connect.PATHS` (``direct``, ``reverse``, ``lan``, ``consistent``,
+        ``random-probes``, ``birthday``, ``relay``)."""
         # lengths of the buffered messages, for read_message (protomux needs message boundaries);
         # None once a byte read (read/readexactly/readline) mixed them up
         self._msg_lens: deque[int] | None = deque()

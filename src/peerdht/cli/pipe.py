@@ -136,7 +136,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
         dht = await _dht(args)
         try:
             stream = await dht.connect(args.public_key)
-            status(f"connected to {args.public_key.hex()}")
+            status(f"connected to {args.public_key.hex()} ({stream.path})")
             stdin = _Stdin()
 
             async def pump() -> None:
