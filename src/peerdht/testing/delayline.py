@@ -61,7 +61,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-__all__ = ["DEFAULT_LIMIT", "DelayLine", "DelayLineError", "DelayLineProcess", "main", "start_delay_line"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "DelayLine",
+    "DelayLineError",
+    "DelayLineProcess",
+    "main",
+    "split_udp_gso",
+    "start_delay_line",
+]
 
 DEFAULT_LIMIT = 100_000
 """Frames the line may hold at once (both directions together); more are dropped and counted."""
@@ -122,6 +130,72 @@ def _open(ifname: str) -> tuple[socket.socket, bool]:
     return sock, ignores
 
 
+_VNET = struct.Struct(
+    "<BBHHHH"
+)  # virtio_net_hdr: flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
+_VNET_LEN = _VNET.size
+_F_NEEDS_CSUM = 1
+_GSO_UDP_L4 = 5
+_U16 = struct.Struct("!H")
+_U16X2 = struct.Struct("!HH")
+
+
+def _fold(value: int) -> int:
+    value = (value & 0xFFFF) + (value >> 16)
+    return (value & 0xFFFF) + (value >> 16)
+
+
+def split_udp_gso(frame: bytes) -> list[bytes] | None:
+    """Split a UDP GSO frame (``SKB_GSO_UDP_L4``, as Linux ``UDP_SEGMENT`` sends) into its datagrams.
+
+    A veth hands a socket's 64 KiB UDP GSO buffer to its peer whole; netem would drop or delay it whole, but
+    on a real path every datagram is lost on its own. The split does what the kernel's ``__udp_gso_segment``
+    does: per segment, a copy of the Ethernet and IP headers with the lengths (and for IPv4 the id,
+    incremented per segment, and the header checksum) fixed, and the UDP header with its length and its
+    partial (pseudo-header) checksum adjusted; each goes out with ``NEEDS_CSUM`` as the original did.
+
+    Args:
+        frame: a frame as read with ``PACKET_VNET_HDR``: the 10-byte ``virtio_net_hdr``, then Ethernet.
+
+    Returns:
+        The segments in the same format, or ``None`` if the frame is not an untagged IPv4/IPv6 UDP GSO frame
+        needing a checksum (it is then forwarded as it is).
+    """
+    flags, gso_type, _, gso_size, csum_start, csum_offset = _VNET.unpack_from(frame)
+    if gso_type & 0x7F != _GSO_UDP_L4 or not gso_size or not flags & _F_NEEDS_CSUM:
+        return None
+    ethertype = frame[_VNET_LEN + 12 : _VNET_LEN + 14]
+    ip = _VNET_LEN + 14
+    udp = _VNET_LEN + csum_start
+    payload = udp + 8
+    if ethertype not in (b"\x08\x00", b"\x86\xdd") or not ip + 20 <= udp or payload > len(frame):
+        return None
+    v4 = ethertype == b"\x08\x00"
+    view = memoryview(frame)
+    vhdr = _VNET.pack(_F_NEEDS_CSUM, 0, 0, 0, csum_start, csum_offset)
+    eth = view[_VNET_LEN:ip]
+    ports = view[udp : udp + 4]
+    old_len, check = _U16X2.unpack_from(frame, udp + 4)
+    ip_len = udp - ip
+    ip_id = _U16.unpack_from(frame, ip + 4)[0]
+    out = []
+    for i, start in enumerate(range(payload, len(frame), gso_size)):
+        seg = view[start : start + gso_size]
+        udp_len = 8 + len(seg)
+        # the partial checksum holds the pseudo-header sum, which includes the UDP length
+        new_check = _fold(check + (~old_len & 0xFFFF) + udp_len)
+        head = bytearray(view[ip:udp])
+        if v4:
+            _U16X2.pack_into(head, 2, ip_len + udp_len, (ip_id + i) & 0xFFFF)
+            head[10:12] = b"\0\0"
+            total = int.from_bytes(head, "big") % 0xFFFF  # the one's-complement sum of 16-bit words
+            _U16.pack_into(head, 10, 0xFFFF - (total or 0xFFFF))
+        else:
+            _U16.pack_into(head, 4, ip_len - 40 + udp_len)
+        out.append(b"".join((vhdr, eth, head, ports, _U16X2.pack(udp_len, new_check), seg)))
+    return out
+
+
 class DelayLine:
     """The delay line itself (runs in the calling thread until :meth:`stop`; see the module docstring).
 
@@ -157,8 +231,11 @@ class DelayLine:
         self.loss = loss
         self.limit = limit
         self._rng = rng if rng is not None else random.Random()
-        self.counters = {"a_to_b": 0, "b_to_a": 0, "lost": 0, "overflow": 0, "send_errors": 0, "max_queue": 0}
-        """Frames delivered each way, lost (``loss``), dropped over ``limit``, failed sends, peak queue."""
+        self.counters = dict.fromkeys(
+            ("a_to_b", "b_to_a", "lost", "overflow", "send_errors", "max_queue", "gso_split"), 0
+        )
+        """Frames delivered each way, lost (``loss``), dropped over ``limit``, failed sends, peak queue, and
+        UDP GSO frames split into datagrams (loss, delay and the counts apply per datagram)."""
         sa, ia = _open(a)
         try:
             sb, ib = _open(b)
@@ -200,7 +277,7 @@ class DelayLine:
         sent = [0, 0]
         outs = (sb, sa)
         seq = 0
-        lost = overflow = errors = peak = 0
+        lost = overflow = errors = peak = split = 0
         delay, jitter, loss, limit = self.delay, self.jitter, self.loss, self.limit
         rnd = self._rng.random
         monotonic = time.monotonic
@@ -234,17 +311,24 @@ class DelayLine:
                                     continue
                         except (BlockingIOError, InterruptedError):
                             break
-                        if loss and rnd() < loss:
-                            lost += 1
-                            continue
-                        if len(heap) >= limit:
-                            overflow += 1
-                            continue
-                        due = monotonic() + delay
-                        if jitter:
-                            due += jitter * (2.0 * rnd() - 1.0)
-                        seq += 1
-                        heappush(heap, (due, seq, direction, bytes(view[:n])))
+                        frame = bytes(view[:n])
+                        packets = [frame]
+                        if buf[1] & 0x7F == _GSO_UDP_L4:
+                            packets = split_udp_gso(frame) or packets
+                            split += 1
+                        now = monotonic()
+                        for packet in packets:
+                            if loss and rnd() < loss:
+                                lost += 1
+                                continue
+                            if len(heap) >= limit:
+                                overflow += 1
+                                continue
+                            due = now + delay
+                            if jitter:
+                                due += jitter * (2.0 * rnd() - 1.0)
+                            seq += 1
+                            heappush(heap, (due, seq, direction, packet))
                     if len(heap) > peak:
                         peak = len(heap)
                 now = monotonic()
@@ -263,6 +347,7 @@ class DelayLine:
             c["overflow"] += overflow
             c["send_errors"] += errors
             c["max_queue"] = max(c["max_queue"], peak)
+            c["gso_split"] += split
 
 
 class DelayLineProcess:
