@@ -122,7 +122,9 @@ async def test_relayed_connection_upgrades_when_the_peer_moves_to_a_direct_path(
         await server.listen(kp)
         assert relay.public_key is not None
         before = relay_mod.UPGRADES["upgraded"]
-        stream = await asyncio.wait_for(b.connect(kp.public_key, relay_through=relay.public_key), T)
+        stream = await asyncio.wait_for(
+            b.connect(kp.public_key, relay_through=relay.public_key, upgrade=False), T
+        )
         srv = await asyncio.wait_for(accepted.get(), T)
         stream.write(b"via relay;")
         assert await asyncio.wait_for(stream.readexactly(10), T) == b"via relay;"
@@ -142,6 +144,55 @@ async def test_relayed_connection_upgrades_when_the_peer_moves_to_a_direct_path(
         stream.write(b"still here")
         assert await asyncio.wait_for(stream.readexactly(10), T) == b"still here"
         stream.close()
+        await server.close()
+
+
+async def test_relayed_connection_punches_on_and_moves_to_a_direct_path() -> None:
+    """relay_through with punchable peers (both firewalled, CONSISTENT on loopback): the stream opens
+    through the relay, the client punches on in the background, and once the server answers its probes
+    the client moves the stream to the server's direct address; the server follows and both close
+    their relay connections. Data written before, during and after the move arrives in order."""
+    from peerdht.aio import relay as relay_mod
+
+    accepted: asyncio.Queue[SecretStream] = asyncio.Queue()
+
+    async def keep(stream: SecretStream) -> None:
+        await accepted.put(stream)
+        await _echo(stream)
+
+    async with await Testnet.create(4) as tn, tn.node(relay=True, ephemeral=False, firewalled=False) as r, tn.node() as a, tn.node() as b:
+        relay = await asyncio.wait_for(r.relay_ready(), T)
+        await a.fully_bootstrapped()
+        await b.fully_bootstrapped()
+        a.core.firewalled = True
+        b.core.firewalled = True
+        server = a.create_server(keep)
+        kp = HyperDHT.key_pair()
+        await server.listen(kp)
+        assert relay.public_key is not None
+        stream = await asyncio.wait_for(b.connect(kp.public_key, relay_through=relay.public_key), T)
+        srv = await asyncio.wait_for(accepted.get(), T)
+        assert stream.path == "relay"
+        client_raw, server_raw = cast(UDXStream, stream.raw), cast(UDXStream, srv.raw)
+        assert relay_mod.is_relayed(client_raw) and relay_mod.is_relayed(server_raw)
+        sent = bytearray()
+        got = bytearray()
+        n = 0
+        while relay.pairings.active or relay_mod.is_relayed(client_raw) or relay_mod.is_relayed(server_raw):
+            n += 1
+            assert n < 400, "no direct path after 400 round trips"
+            chunk = n.to_bytes(4, "big") * 256
+            stream.write(chunk)
+            sent += chunk
+            got += await asyncio.wait_for(stream.readexactly(len(chunk)), T)
+        assert got == sent
+        connects = b.stats["connects"]  # plus our connection to the relay node itself
+        assert connects["relay"] == 1 and connects["upgraded"] == 1
+        assert server.stats.get("upgraded") == 1
+        assert client_raw.remote_addr == server_raw.socket.address
+        assert server_raw.remote_addr == client_raw.socket.address
+        await relay.close()
+        assert await _roundtrip(stream, b"direct" * 1000) == b"direct" * 1000
         await server.close()
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import os
 import random
 from collections.abc import Awaitable
@@ -101,6 +102,8 @@ if TYPE_CHECKING:
 
 Address = tuple[str, int]
 
+log = logging.getLogger(__name__)
+
 PARALLEL = 3
 """Handshakes in flight through different relays at once (connect.js uses 2-3)."""
 PASSIVE_CONNECT_TIMEOUT = 10.0
@@ -120,6 +123,9 @@ RELAY_FALLBACK_ERRORS = (
 RELAY_TRIES = 2
 """Relays tried, one after the other, by the automatic fallback."""
 
+UPGRADE_TIMEOUT = 60.0
+"""Seconds a relayed connection keeps trying to punch a direct path (then it stays relayed)."""
+
 PATHS = ("direct", "reverse", "lan", "consistent", "random-probes", "birthday", "relay")
 """Values of :attr:`SecretStream.path` for a connection opened by :func:`connect`: ``direct`` (to the
 server's own address: it is reachable, or the handshake went straight to its node), ``reverse`` (we
@@ -137,6 +143,7 @@ async def connect(
     lan: bool = True,
     relay_through: bytes | None = None,
     relay_fallback: bool = True,
+    upgrade: bool = True,
 ) -> SecretStream:
     """Connect to the server with ``public_key`` (32 bytes) and return the encrypted stream.
 
@@ -145,7 +152,10 @@ async def connect(
     (:data:`RELAY_FALLBACK_ERRORS`) and ``relay_fallback`` is on, the connect is retried once through
     a relay found under :data:`peerdht.aio.relay.RELAY_TOPIC` -- automatic, nothing to configure
     (beyond hyperdht, which only relays when told to). The server side follows any ``relayThrough``
-    it is sent, as JS servers do. The returned stream's ``path`` tells how it was opened (one of
+    it is sent, as JS servers do. While relayed, and with ``upgrade`` on, we keep punching (for up to
+    :data:`UPGRADE_TIMEOUT` seconds) and move the stream to the direct path once the server answers
+    our probes (connect.js does the same; birthday sockets excepted: the stream cannot change
+    socket). The returned stream's ``path`` tells how it was opened (one of
     :data:`PATHS`), and ``dht.stats["connects"]`` counts paths taken.
 
     Raises:
@@ -159,7 +169,7 @@ async def connect(
     if not is_public_key(public_key):
         raise LocalProtocolError("not a valid Ed25519 public key (32 bytes, a point on the curve)")
     try:
-        return await _connect(dht, public_key, key_pair, relay_addresses, lan, relay_through)
+        return await _connect(dht, public_key, key_pair, relay_addresses, lan, relay_through, upgrade)
     except RELAY_FALLBACK_ERRORS:
         if relay_through is not None or not relay_fallback:
             raise
@@ -172,8 +182,8 @@ async def connect(
         tries = relays[:RELAY_TRIES]
         for relay in tries[:-1]:
             with contextlib.suppress(PeerDHTError):
-                return await _connect(dht, public_key, key_pair, relay_addresses, lan, relay)
-        return await _connect(dht, public_key, key_pair, relay_addresses, lan, tries[-1])
+                return await _connect(dht, public_key, key_pair, relay_addresses, lan, relay, upgrade)
+        return await _connect(dht, public_key, key_pair, relay_addresses, lan, tries[-1], upgrade)
 
 
 async def _connect(
@@ -183,6 +193,7 @@ async def _connect(
     relay_addresses: list[Address] | None,
     lan: bool,
     relay_through: bytes | None,
+    upgrade: bool = True,
 ) -> SecretStream:
     driver = dht._require_open()
     raws = dht._raw_streams()
@@ -235,7 +246,11 @@ async def _connect(
             )
             sid = 0
             driver.kick()
-            return await _secure(stream, True, result, dht, "relay")
+            secure = await _secure(stream, True, result, dht, "relay")
+            holepunchable = remote.holepunch is not None and len(remote.holepunch.relays) > 0
+            if relayed and holepunchable and upgrade:
+                _spawn(dht, _upgrade(dht, stream, remote, result, target, relay, server_address))
+            return secure
         path = "reverse"  # the server's first packet reached us before we chose a path
         if stream is None:
             if lan and relayed and reply.to[0] == server_address[0]:
@@ -344,6 +359,42 @@ async def _try_node(
     return reply, hs, addr
 
 
+_upgrades: set[asyncio.Task[None]] = set()
+
+
+def _spawn(dht: HyperDHT, coro: Awaitable[None]) -> None:
+    task = asyncio.ensure_future(coro)
+    _upgrades.add(task)
+    task.add_done_callback(_upgrades.discard)
+
+
+async def _upgrade(
+    dht: HyperDHT,
+    stream: UDXStream,
+    remote: NoisePayload,
+    result: HandshakeResult,
+    target: bytes,
+    relay: Address,
+    server_address: Address,
+) -> None:
+    """Punch while relayed (connect.js runs its Holepuncher next to ``relayConnection``); when the
+    server answers our probes, move the stream to that direct path (:func:`upgrade_relayed`). Every
+    failure just leaves the connection on the relay."""
+    from peerdht.aio.relay import is_relayed, upgrade_relayed
+
+    socket = dht._raw_streams().index_of(stream.socket)
+    if socket is None:
+        return
+    puncher = Puncher(dht, 0, remote, result, target, relayed=stream, socket=socket)
+    try:
+        await asyncio.wait_for(puncher.run(relay, server_address), UPGRADE_TIMEOUT)
+    except (PeerDHTError, OSError, TimeoutError) as exc:
+        log.debug("no direct path while relayed: %s", exc)
+        return
+    if puncher.direct is not None and is_relayed(stream) and upgrade_relayed(stream, puncher.direct):
+        dht._connect_paths["upgraded"] = dht._connect_paths.get("upgraded", 0) + 1
+
+
 async def _open(
     dht: HyperDHT,
     sid: int,
@@ -395,7 +446,15 @@ class Puncher:
     with holepuncher.js ``punch``). The punch socket is the DHT's client socket."""
 
     def __init__(
-        self, dht: HyperDHT, sid: int, remote: NoisePayload, result: HandshakeResult, target: bytes
+        self,
+        dht: HyperDHT,
+        sid: int,
+        remote: NoisePayload,
+        result: HandshakeResult,
+        target: bytes,
+        *,
+        relayed: UDXStream | None = None,
+        socket: int = CLIENT,
     ) -> None:
         assert remote.holepunch is not None and remote.udx is not None
         self.dht = dht
@@ -405,7 +464,11 @@ class Puncher:
         self.hp_id = remote.holepunch.id
         self.relays = remote.holepunch.relays
         self.target = target
-        self.socket = CLIENT
+        self.socket = socket
+        self.relayed = relayed
+        """Upgrade mode: the stream already runs through a blind relay; a punch only finds
+        :attr:`direct`, the server's address that answered our probes on :attr:`socket`."""
+        self.direct: Address | None = None
         self.nat = NatAnalyzer(firewalled=dht.core.firewalled)
         self.payload = SecurePayload(result.holepunch_secret, os.urandom(32))
         self.round = 0
@@ -549,6 +612,8 @@ class Puncher:
             return await self._punch_consistent()
         if strategy is None:
             raise RemoteNotHolepunchable()
+        if strategy is Strategy.BIRTHDAY and self.relayed is not None:
+            raise RemoteNotHolepunchable("no birthday sockets for a relayed stream (it cannot change socket)")
         self.raws.begin_random_punch()
         try:
             if strategy is Strategy.RANDOM_PROBES:
@@ -559,6 +624,8 @@ class Puncher:
 
     async def _connected(self, timeout: float) -> UDXStream | None:
         """Wait up to ``timeout`` for a probe from the server (or its first UDX packet)."""
+        if self.relayed is not None:
+            return await self._reached(timeout)
         probe = self.raws.probe_future(self.socket)
         opened = asyncio.ensure_future(self.raws.wait(self.sid, timeout))
         waiting: set[asyncio.Future[Any]] = {probe, opened}
@@ -573,6 +640,21 @@ class Puncher:
             return s
         probe.cancel()
         return self.raws.opened(self.sid)
+
+    async def _reached(self, timeout: float) -> UDXStream | None:
+        """Upgrade mode: a probe from the server records :attr:`direct`; the relayed stream is
+        returned once that happened, or once the server moved it to a direct path itself."""
+        from peerdht.aio.relay import is_relayed
+
+        assert self.relayed is not None
+        if not is_relayed(self.relayed):
+            return self.relayed
+        probe = self.raws.probe_future(self.socket)
+        try:
+            self.direct = await asyncio.wait_for(probe, timeout)
+        except TimeoutError:
+            return None if is_relayed(self.relayed) else self.relayed
+        return self.relayed
 
     async def _punch_consistent(self) -> UDXStream:
         for tries in range(1, CONSISTENT_TRIES + 1):

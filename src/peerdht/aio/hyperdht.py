@@ -347,11 +347,13 @@ class HyperDHT:
         key_pair: KeyPair | None = None,
         relay_addresses: Sequence[Address] = (),
         relay_through: bytes | None = None,
+        upgrade: bool = True,
     ) -> SecretStream:
         """Connect to the server with ``public_key`` (32 bytes); returns the encrypted stream
-        (:class:`peerdht.aio.secretstream.SecretStream`). See :func:`peerdht.aio.connect.connect`.
-        ``relay_through``: a relay's public key to relay through from the start (hyperdht
-        ``relayThrough``); without it, a relay is found and used automatically only when punching fails.
+        (:class:`peerdht.aio.secretstream.SecretStream`; its ``path`` says how it was opened). See
+        :func:`peerdht.aio.connect.connect`. ``relay_through``: a relay's public key to relay through
+        from the start (hyperdht ``relayThrough``); without it, a relay is found and used automatically
+        only when punching fails. ``upgrade``: while relayed, punch on and move to a direct path.
 
         Raises:
             peerdht.hyper.handshake.ConnectError: PEER_NOT_FOUND, PEER_CONNECTION_FAILED,
@@ -366,6 +368,7 @@ class HyperDHT:
             key_pair=key_pair,
             relay_addresses=list(relay_addresses),
             relay_through=relay_through,
+            upgrade=upgrade,
         )
 
     def _raw_streams(self) -> RawStreams:

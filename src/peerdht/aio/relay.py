@@ -26,7 +26,7 @@ import contextlib
 import logging
 import os
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -602,11 +602,13 @@ async def relayed_udx(
             if upgraded.done():
                 return
             upgraded.set_result(None)
+            _upgraders.pop(r.stream, None)
             task = asyncio.ensure_future(_upgrade(r, direct_id, addr))
             _holders.add(task)
             task.add_done_callback(_holders.discard)
 
         r.stream.watch_remote_address(moved)
+        _upgraders[r.stream] = (moved, upgraded)
 
     async def hold() -> None:
         with contextlib.suppress(Exception):
@@ -620,6 +622,44 @@ async def relayed_udx(
 
 
 _holders: set[asyncio.Task[None]] = set()
+_upgraders: weakref.WeakKeyDictionary[UDXStream, tuple[Callable[[Address], None], asyncio.Future[None]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def upgrade_relayed(stream: UDXStream, addr: Address) -> bool:
+    """Move a stream made by :func:`relayed_udx` (with ``direct_id``) to the peer's direct address
+    ``addr`` -- we punched through to it while relayed (connect.js ``onsocket`` -> ``changeRemote``
+    + ``confirmDirectUpgrade``). The peer follows when our packets arrive straight from us; the relay
+    connection closes once everything sent through it is acknowledged. Runs in the background.
+
+    Returns:
+        False if ``stream`` is not a relayed stream or already moved (nothing done).
+    """
+    entry = _upgraders.get(stream)
+    if entry is None or stream.remote_addr == addr:
+        return False
+    entry[0](addr)
+    return True
+
+
+def is_relayed(stream: UDXStream) -> bool:
+    """Whether ``stream`` is still spliced through a blind relay (not yet moved to a direct path)."""
+    return stream in _upgraders
+
+
+async def wait_direct(stream: UDXStream, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for a relayed stream to start moving to a direct path (either
+    side's punch succeeded); True if it did (or was never relayed), False on timeout or close."""
+    entry = _upgraders.get(stream)
+    if entry is None:
+        return True
+    closed = asyncio.ensure_future(stream.wait_closed())
+    try:
+        done, _ = await asyncio.wait({entry[1], closed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        closed.cancel()
+    return entry[1] in done
 UPGRADES: dict[str, int] = {"upgraded": 0, "failed": 0}
 """Relay -> direct upgrades done by this process (counters)."""
 

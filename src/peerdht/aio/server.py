@@ -82,6 +82,8 @@ PUNCH_SOCKET = CLIENT
 """The DHT socket we holepunch from (JS acquires a fresh pool socket per punch)."""
 ACCEPT_TIMEOUT = 10.0
 """Seconds we wait for the client to open the stream (server.js ``HANDSHAKE_INITIAL_TIMEOUT``)."""
+UPGRADE_TIMEOUT = 60.0
+"""Seconds a relayed connection keeps its holepunch state so a punch can move it to a direct path."""
 PUNCH_TIMEOUT = 45.0
 """Seconds we wait for the stream when holepunching (random probing runs ~35 s)."""
 
@@ -105,6 +107,7 @@ class _Pending:
         self.analyzed: asyncio.Future[None] | None = None
         self.punch_task: asyncio.Task[None] | None = None
         self.birthday: list[int] = []
+        self.relayed: UDXStream | None = None  # the relay opened the stream; punching goes on
 
 
 class Server:
@@ -337,7 +340,9 @@ class Server:
             # the client chose a blind relay (server.js _relayConnection): pair there, in parallel
             # with punching; whichever opens the stream first wins
             self._spawn(
-                self._relay(sid, remote.relay_through.public_key, remote.relay_through.token, remote.udx.id)
+                self._relay(
+                    sid, remote.relay_through.public_key, remote.relay_through.token, remote.udx.id, hid
+                )
             )
         pending = _Pending(sid, remote.udx.id, None, None)
         if holepunch is not None:
@@ -522,7 +527,9 @@ class Server:
 
     # ------------------------------------------------------------------ accepting
 
-    async def _relay(self, sid: int, relay_public_key: bytes, token: bytes, direct_id: int) -> None:
+    async def _relay(
+        self, sid: int, relay_public_key: bytes, token: bytes, direct_id: int, hid: int
+    ) -> None:
         from peerdht.aio.relay import relayed_udx
 
         raws = self.dht._raw_streams()
@@ -533,10 +540,40 @@ class Server:
             log.debug("relaying failed: %s", exc)
             self.stats["relay_aborts"] = self.stats.get("relay_aborts", 0) + 1
             return
+        h = self._holepunches[hid] if hid < len(self._holepunches) else None
+        if h is not None and h.sid == sid:
+            h.relayed = stream  # before adopt: _accept sees it when the stream opens
         if not raws.adopt(sid, stream):
+            if h is not None and h.relayed is stream:
+                h.relayed = None
             stream.destroy()  # the punch won meanwhile
             return
         self.stats["relayed"] = self.stats.get("relayed", 0) + 1
+
+    def _end_holepunch(self, hid: int, stream: UDXStream | None) -> None:
+        raws = self.dht._raw_streams()
+        h = self._holepunches[hid] if hid < len(self._holepunches) else None
+        if h is not None:
+            h.connected = stream is not None
+            h.punching = False
+            winner = raws.sockets.get(h.sid)
+            for index in h.birthday:
+                raws.close_socket(index, after=stream if index == winner else None)
+            self._holepunches[hid] = None
+        while self._holepunches and self._holepunches[-1] is None:
+            self._holepunches.pop()
+
+    async def _linger(self, hid: int, h: _Pending, stream: UDXStream) -> None:
+        """A relayed connection: punch on until the stream moves to a direct path (our punch or the
+        client's), closes, or :data:`UPGRADE_TIMEOUT` passes; then end the holepunch state."""
+        from peerdht.aio.relay import wait_direct
+
+        try:
+            if await wait_direct(stream, UPGRADE_TIMEOUT):
+                self.stats["upgraded"] = self.stats.get("upgraded", 0) + 1
+        finally:
+            if hid < len(self._holepunches) and self._holepunches[hid] is h:
+                self._end_holepunch(hid, stream)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -556,15 +593,12 @@ class Server:
         finally:
             if hid is not None and hid < len(self._holepunches):
                 h = self._holepunches[hid]
-                if h is not None:
-                    h.connected = stream is not None
-                    h.punching = False
-                    winner = raws.sockets.get(sid)
-                    for index in h.birthday:
-                        raws.close_socket(index, after=stream if index == winner else None)
-                self._holepunches[hid] = None
-                while self._holepunches and self._holepunches[-1] is None:
-                    self._holepunches.pop()
+                if h is not None and stream is not None and h.relayed is stream and h.payload is not None:
+                    # relayed: keep answering holepunch rounds and punching, so either side can move
+                    # the stream to a direct path (server.js keeps its Holepuncher next to the relay)
+                    self._spawn(self._linger(hid, h, stream))
+                else:
+                    self._end_holepunch(hid, stream)
             if stream is None:
                 raws.release(sid)
             else:

@@ -156,6 +156,13 @@ class RawStreams:
         s: UDXSocket = self._driver.udx_sockets[index]
         return s
 
+    def index_of(self, sock: UDXSocket) -> int | None:
+        """The index of one of the DHT's sockets (0 server, 1 client) or of an extra socket."""
+        for i, s in enumerate(self._driver.udx_sockets):
+            if s is sock:
+                return i
+        return next((i for i, s in self._extra.items() if s is sock), None)
+
     def probe_future(self, socket: int) -> asyncio.Future[Address]:
         """A future resolved with the sender of the next probe arriving on ``socket``."""
         fut: asyncio.Future[Address] = asyncio.get_running_loop().create_future()
