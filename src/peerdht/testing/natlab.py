@@ -42,9 +42,10 @@ aborted runs never collide, and :func:`sweep` removes the namespaces of labs who
 :class:`Lab` is a context manager whose exit always tears everything down (processes it started in its
 namespaces are killed first; an ``atexit`` hook covers a lab left open at interpreter exit).
 
-Needs root, ``ip`` (iproute2) and ``nft`` (nftables); delay needs ``tc`` and a kernel with the netem
-qdisc (:func:`netem_available`), loss is done with nftables. This module is I/O by nature (it runs
-commands); it never opens a socket itself.
+Needs root, ``ip`` (iproute2) and ``nft`` (nftables). Loss is done with nftables; delay with ``tc``'s
+netem qdisc where the kernel has it (:func:`netem_available`), else with a userspace delay line
+(:mod:`peerdht.testing.delayline`) spliced into the link (see :meth:`Lab.netem`). This module is I/O by
+nature (it runs commands); it never opens a socket itself.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
+
+from peerdht.testing.delayline import DelayLineError, DelayLineProcess, start_delay_line
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -151,7 +154,7 @@ class _Link:
 def unavailable_reason() -> str | None:
     """Say why a lab cannot be built here, or return ``None`` if it can.
 
-    Checks that we are root, that ``ip``, ``nft`` and ``tc`` exist, and that a throwaway namespace can be
+    Checks that we are root, that ``ip`` and ``nft`` exist, and that a throwaway namespace can be
     made and given an nftables NAT table (then deletes it).
 
     Returns:
@@ -159,7 +162,7 @@ def unavailable_reason() -> str | None:
     """
     if os.geteuid() != 0:
         return "the NAT lab needs root (network namespaces); run as root, e.g. in CI"
-    for tool, package in (("ip", "iproute2"), ("nft", "nftables"), ("tc", "iproute2")):
+    for tool, package in (("ip", "iproute2"), ("nft", "nftables")):
         if shutil.which(tool) is None:
             return f"`{tool}` not found: apt-get install {package}"
     name = f"{DEFAULT_PREFIX}-{os.getpid()}-{os.urandom(3).hex()}-probe"
@@ -185,7 +188,8 @@ _NETEM: list[bool] = []
 def netem_available() -> bool:
     """Whether ``tc qdisc ... netem`` works on this kernel (tried once, in a throwaway namespace).
 
-    Some VM kernels are built without ``CONFIG_NET_SCH_NETEM``; :meth:`Lab.netem` then supports loss only.
+    Some VM kernels are built without ``CONFIG_NET_SCH_NETEM`` (or there is no ``tc``); :meth:`Lab.netem`
+    then adds delay with a userspace delay line (:mod:`peerdht.testing.delayline`) instead.
     """
     if not _NETEM:
         name = f"{DEFAULT_PREFIX}-{os.getpid()}-{os.urandom(3).hex()}-netem"
@@ -359,6 +363,7 @@ class _State:
     next_extra: int = 100
     next_router: int = 1
     loss: dict[str, float] = field(default_factory=dict)
+    delay_lines: dict[str, DelayLineProcess] = field(default_factory=dict)  # by bridge port name
 
 
 class Lab:
@@ -425,6 +430,7 @@ class Lab:
             return
         self._closed = True
         atexit.unregister(self.close)
+        self._state.delay_lines.clear()  # their processes are in self._procs
         for proc in self._procs:
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -484,7 +490,7 @@ class Lab:
         Args:
             name: 1-12 lowercase letters/digits.
             extra_ips: how many further public addresses the host gets (``Host.extra_ips``).
-            delay: one-way delay added in each direction of its link, seconds (``tc netem``).
+            delay: one-way delay added in each direction of its link, seconds (see :meth:`netem`).
             jitter: delay variation, seconds.
             loss: probability of losing a packet, in each direction (0.0-1.0).
 
@@ -662,35 +668,77 @@ class Lab:
         """Set (or clear, with all zero) delay and loss on a host's link to the internet.
 
         The link of a private host is its router's WAN link, so all its internet traffic sees it. The
-        settings apply in each direction, so the round trip over one link grows by ``2 * delay``.
-        Delay and jitter use ``tc qdisc ... netem`` (on both ends of the link); loss uses an nftables
-        ``numgen random`` drop rule on the bridge port, so it works on kernels built without netem.
+        settings apply in each direction, so the round trip over one link grows by ``2 * delay``. Each call
+        replaces the link's previous settings.
+
+        Loss uses an nftables ``numgen random`` drop rule on the link's bridge port (IPv4 only), so it works
+        on any kernel. Delay and jitter use ``tc qdisc ... netem`` on both ends of the link where the kernel
+        has netem (:func:`netem_available`). Elsewhere the link is spliced in the internet namespace: its
+        bridge port ``p-X`` is renamed ``d-X`` and leaves the bridge, a new veth pair ``p-X``/``q-X`` takes
+        its place (so the loss rule, keyed by the port name, still applies), and a delay line
+        (:mod:`peerdht.testing.delayline`) forwards frames between ``d-X`` and ``q-X`` after ``delay``
+        (uniform ``± jitter``, which may reorder, as netem does). Clearing the delay stops the delay line and
+        puts the original port back; :meth:`close` kills it with the lab.
 
         Args:
             host: the host or its name.
             delay: one-way delay per direction, seconds.
-            jitter: delay variation, seconds (needs ``delay``).
+            jitter: delay variation, seconds (the delay is uniform in ``[delay - jitter, delay + jitter]``).
             loss: IPv4 packet loss probability per direction, 0.0-1.0.
 
         Raises:
             ValueError: a value out of range.
-            LabError: delay asked for but this kernel has no netem (see :func:`netem_available`).
+            LabError: a command failed, or the delay line did not start.
         """
         name = host if isinstance(host, str) else host.name
         link = self._state.links[name]
         if not (0.0 <= loss <= 1.0) or delay < 0 or jitter < 0:
             raise ValueError("loss must be in [0, 1], delay and jitter >= 0")
-        if (delay or jitter) and not netem_available():
-            raise LabError("tc netem is not available on this kernel (CONFIG_NET_SCH_NETEM); no delay")
-        for ns, dev in (link.near, link.far):
-            _cmd(["ip", "netns", "exec", ns, "tc", "qdisc", "del", "dev", dev, "root"], check=False)
-            if delay or jitter:
-                args = ["delay", f"{delay * 1000:.3f}ms"]
-                if jitter:
-                    args.append(f"{jitter * 1000:.3f}ms")
-                _cmd(["ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "netem", *args])
+        if netem_available():
+            for ns, dev in (link.near, link.far):
+                _cmd(["ip", "netns", "exec", ns, "tc", "qdisc", "del", "dev", dev, "root"], check=False)
+                if delay or jitter:
+                    args = ["delay", f"{delay * 1000:.3f}ms"]
+                    if jitter:
+                        args.append(f"{jitter * 1000:.3f}ms")
+                    _cmd(
+                        ["ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "netem", *args]
+                    )
+        else:
+            self._delay_line(link, delay=delay, jitter=jitter)
         self._state.loss[link.far[1]] = loss
         self._load_loss()
+
+    def _delay_line(self, link: _Link, *, delay: float, jitter: float) -> None:
+        """Splice a delay line into ``link`` (or change or remove it); see :meth:`netem`."""
+        inet, port = link.far
+        tail = port[2:]
+        detached, inner = f"d-{tail}", f"q-{tail}"
+        old = self._state.delay_lines.pop(port, None)
+        if old is not None:
+            old.stop()
+        if delay or jitter:
+            if old is None:  # splice: p-X -> d-X (off the bridge), new pair p-X (bridge port) / q-X
+                _ip("-n", inet, "link", "set", port, "nomaster")
+                _ip("-n", inet, "link", "set", port, "down")
+                _ip("-n", inet, "link", "set", port, "name", detached)
+                _ip("-n", inet, "link", "add", port, "type", "veth", "peer", "name", inner)
+                _ip("-n", inet, "link", "set", port, "master", "br0", "up")
+            try:
+                line = start_delay_line(detached, inner, netns=inet, delay=delay, jitter=jitter)
+            except DelayLineError as exc:
+                self._unsplice(inet, port, detached)
+                raise LabError(str(exc)) from exc
+            self._procs.append(line.proc)
+            self._state.delay_lines[port] = line
+        elif old is not None:
+            self._unsplice(inet, port, detached)
+
+    def _unsplice(self, inet: str, port: str, detached: str) -> None:
+        _ip("-n", inet, "link", "del", port, check=False)  # and its peer q-X
+        _ip("-n", inet, "link", "set", detached, "down")
+        _ip("-n", inet, "link", "set", detached, "name", port)
+        _ip("-n", inet, "link", "set", port, "master", "br0", "up")
 
     def _load_loss(self) -> None:
         inet = f"{self.id}-inet"
