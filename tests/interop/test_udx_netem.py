@@ -139,7 +139,7 @@ def link() -> Iterator[tuple[str, str, str]]:
             for n, v, d in zip(ns, veth, ("da", "db"), strict=True):
                 sh("ip", "link", "add", v, "netns", n, "type", "veth", "peer", "name", d, "netns", mid)
             line = start_delay_line("da", "db", netns=mid, delay=DELAY_S, loss=LOSS_P, seed=1)
-            shaped = f"delay line {LOSS} loss {DELAY} delay (no netem)"
+            shaped = f"the delay line (no netem): {LOSS} loss per datagram, {DELAY} delay each way"
         for n, v, h in zip(ns, veth, HOSTS, strict=True):
             sh("ip", "-n", n, "addr", "add", f"{h}/24", "dev", v)
             sh("ip", "-n", n, "link", "set", v, "up")
