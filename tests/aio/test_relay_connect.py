@@ -99,12 +99,15 @@ async def test_no_relay_no_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
             await asyncio.wait_for(b.connect(kp.public_key), T)
 
 
-async def test_relayed_connection_upgrades_when_the_peer_moves_to_a_direct_path() -> None:
+async def test_relayed_connection_upgrades_when_the_peer_moves_to_a_direct_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The client moves its stream to the server's direct address (as a JS peer does after a late
     punch: ``changeRemote``); the server sees it, follows, and closes its relay connection; the
     connection survives the relay going away."""
     from peerdht.aio import relay as relay_mod
 
+    monkeypatch.setattr(relay_mod, "RELAY_LINGER", 0.1)
     accepted: asyncio.Queue[SecretStream] = asyncio.Queue()
 
     async def keep(stream: SecretStream) -> None:
@@ -137,7 +140,7 @@ async def test_relayed_connection_upgrades_when_the_peer_moves_to_a_direct_path(
             if relay_mod.UPGRADES["upgraded"] > before and relay.pairings.active == 0:
                 break
             await asyncio.sleep(0.05)
-        assert relay_mod.UPGRADES["upgraded"] == before + 1
+        assert relay_mod.UPGRADES["upgraded"] >= before + 1  # the server (and our stream, seeing it)
         assert server_raw.remote_addr == client_raw.socket.address
         assert relay.pairings.active == 0  # the server closed its relay connection
         await relay.close()  # every relay session and splice ends
@@ -147,13 +150,14 @@ async def test_relayed_connection_upgrades_when_the_peer_moves_to_a_direct_path(
         await server.close()
 
 
-async def test_relayed_connection_punches_on_and_moves_to_a_direct_path() -> None:
+async def test_relayed_connection_punches_on_and_moves_to_a_direct_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """relay_through with punchable peers (both firewalled, CONSISTENT on loopback): the stream opens
     through the relay, the client punches on in the background, and once the server answers its probes
     the client moves the stream to the server's direct address; the server follows and both close
     their relay connections. Data written before, during and after the move arrives in order."""
     from peerdht.aio import relay as relay_mod
 
+    monkeypatch.setattr(relay_mod, "RELAY_LINGER", 0.1)
     accepted: asyncio.Queue[SecretStream] = asyncio.Queue()
 
     async def keep(stream: SecretStream) -> None:
@@ -178,9 +182,10 @@ async def test_relayed_connection_punches_on_and_moves_to_a_direct_path() -> Non
         sent = bytearray()
         got = bytearray()
         n = 0
+        deadline = asyncio.get_running_loop().time() + T
         while relay.pairings.active or relay_mod.is_relayed(client_raw) or relay_mod.is_relayed(server_raw):
             n += 1
-            assert n < 400, "no direct path after 400 round trips"
+            assert asyncio.get_running_loop().time() < deadline, f"no direct path after {n} round trips"
             chunk = n.to_bytes(4, "big") * 256
             stream.write(chunk)
             sent += chunk

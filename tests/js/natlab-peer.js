@@ -5,6 +5,7 @@
 //        answers each frame (4-byte big-endian length + bytes) with sha256(frame) || shake256(frame, len);
 //        on stdin EOF {"event": "stats", "stats": {...}} and exit.
 //   node natlab-peer.js client --bootstrap host:port ... --key hex [--size n] [--idle s] [--timeout s]
+//     [--relay-through hex] (a blind relay's public key: relayThrough)
 //     -> {"ok", "impl": "js", "seconds" (time to open), "strategy", "remote", "payload", "after_idle", "error"}
 // "strategy" comes from dht.stats.punches (open -> direct, consistent, random) and stats.relaying; "path"
 // lists the Holepuncher steps that ran. A puncher but no punch counter: the stream opened during the probe
@@ -126,7 +127,7 @@ async function client (o) {
   const relayBefore = { ...dht.stats.relaying }
   const res = { ok: false, impl: 'js', firewalled: dht.firewalled, nat: dht.port ? [dht.host, dht.port] : null }
   const t0 = process.hrtime.bigint()
-  const socket = dht.connect(Buffer.from(o.key, 'hex'))
+  const socket = dht.connect(Buffer.from(o.key, 'hex'), o['relay-through'] ? { relayThrough: Buffer.from(o['relay-through'], 'hex') } : {})
   const read = reader(socket)
   try {
     await withTimeout(new Promise((resolve, reject) => {

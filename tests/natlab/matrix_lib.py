@@ -147,7 +147,10 @@ async def _client(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     try:
-        stream = await asyncio.wait_for(dht.connect(bytes.fromhex(args.key)), args.timeout)
+        relay_through = bytes.fromhex(args.relay_through) if args.relay_through else None
+        stream = await asyncio.wait_for(
+            dht.connect(bytes.fromhex(args.key), relay_through=relay_through), args.timeout
+        )
     except Exception as exc:
         res.update(error=f"{type(exc).__name__}: {exc}", seconds=loop.time() - t0, path=path)
         _out(res)
@@ -233,10 +236,19 @@ def peer_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=4096)
     p.add_argument("--idle", type=float, default=0.0)
     p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--relay-through", default="", help="client: a blind relay's public key (hex) to relay through")
     p.add_argument(
         "--no-keepalive", action="store_true", help="disable secret-stream keep-alives (negative control)"
     )
     args = p.parse_args(argv)
+    if os.environ.get("MATRIX_LOG"):  # debugging a pair by hand: peerdht's debug log to this file
+        import logging
+
+        logging.basicConfig(
+            filename=f"{os.environ['MATRIX_LOG']}.{args.role}.{os.getpid()}",
+            level=logging.DEBUG,
+            format="%(relativeCreated)d %(name)s %(message)s",
+        )
     if args.no_keepalive:
         _disable_keepalive()
     if args.role == "server":
@@ -418,10 +430,13 @@ def run_pair(
     idle: float = 0.0,
     timeout: float = 60.0,
     extra_args: Sequence[str] = (),
+    client_impl: str | None = None,
+    client_args: Sequence[str] = (),
 ) -> dict[str, Any]:
     """One connect: a fresh server (new key) on ``server``, a fresh client on ``client``.
 
-    ``extra_args`` go to both peer programs (e.g. ``--no-keepalive`` for the peerdht one).
+    ``extra_args`` go to both peer programs (e.g. ``--no-keepalive`` for the peerdht one),
+    ``client_args`` to the client only. ``client_impl`` (default: ``impl``) mixes implementations.
 
     Returns:
         The client's result line plus ``strategy``, ``server_events`` and, on failure, ``error``.
@@ -437,9 +452,9 @@ def run_pair(
         except (TimeoutError, EOFError) as exc:
             return {"ok": False, "error": f"server did not start: {exc}; {srv.stderr()[-500:]}"}
         argv, cwd = peer_argv(
-            impl, "client", bootstrap, key=ready["key"], size=size, idle=idle, timeout=timeout
+            client_impl or impl, "client", bootstrap, key=ready["key"], size=size, idle=idle, timeout=timeout
         )
-        argv += extra_args
+        argv += [*extra_args, *client_args]
         cli = _Proc(lab, client, argv, cwd)
         try:
             res = cli.until(lambda o: "ok" in o, timeout + idle + 45)
@@ -458,7 +473,7 @@ def run_pair(
     finally:
         srv.close()
     if res.get("ok"):
-        res["strategy"] = classify(res, server, client, impl)
+        res["strategy"] = classify(res, server, client, client_impl or impl)
     return res
 
 

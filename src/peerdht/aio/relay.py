@@ -594,21 +594,39 @@ async def relayed_udx(
         RelayAborted: pairing failed. peerdht.hyper.handshake.ConnectError: relay unreachable.
     """
     r = await relay_stream(dht, relay_public_key, is_initiator, tok, stream_id=stream_id, timeout=timeout)
-    upgraded = asyncio.get_running_loop().create_future()
+    loop = asyncio.get_running_loop()
+    upgraded: asyncio.Future[None] = loop.create_future()
+    peer_direct: asyncio.Future[None] = loop.create_future()
 
     if direct_id is not None:
+        target: list[Address] = []
 
         def moved(addr: Address) -> None:
+            """Packets from a new address: the peer moved first (follow it), or -- after our own
+            move -- the peer is on the direct path too."""
+            log.debug("stream %d: packets from %s", r.stream.id, addr)
             if upgraded.done():
+                if target and addr == target[0] and not peer_direct.done():
+                    peer_direct.set_result(None)
                 return
+            _start(addr, follow=True)
+
+        def _start(addr: Address, follow: bool) -> None:
             upgraded.set_result(None)
+            target.append(addr)
+            if follow:
+                peer_direct.set_result(None)
             _upgraders.pop(r.stream, None)
-            task = asyncio.ensure_future(_upgrade(r, direct_id, addr))
+            task = asyncio.ensure_future(_upgrade(r, direct_id, addr, peer_direct))
             _holders.add(task)
             task.add_done_callback(_holders.discard)
 
+        def initiate(addr: Address) -> None:
+            if not upgraded.done():
+                _start(addr, follow=False)
+
         r.stream.watch_remote_address(moved)
-        _upgraders[r.stream] = (moved, upgraded)
+        _upgraders[r.stream] = (initiate, upgraded)
 
     async def hold() -> None:
         with contextlib.suppress(Exception):
@@ -664,18 +682,35 @@ UPGRADES: dict[str, int] = {"upgraded": 0, "failed": 0}
 """Relay -> direct upgrades done by this process (counters)."""
 
 
-async def _upgrade(r: Relayed, direct_id: int, addr: Address) -> None:
+RELAY_LINGER = 5.0
+"""Seconds the relay connection stays open after both sides moved to the direct path: packets the
+peer sent before its move may still be retransmitted through the relay (libudx keeps their old path)."""
+
+
+async def _upgrade(r: Relayed, direct_id: int, addr: Address, peer_direct: asyncio.Future[None]) -> None:
+    """Move ``r.stream`` to ``addr`` (connect.js ``changeRemote`` + relay-connection.js
+    ``confirmDirectUpgrade``): what is in flight is resent on the direct path; the relay connection
+    closes once our data sent before the move is acknowledged and the peer is seen on the direct
+    path, after :data:`RELAY_LINGER`. If the peer never moves, the relay stays until the stream closes."""
     stream = r.stream
     try:
-        changing = asyncio.ensure_future(stream.change_remote(direct_id, addr))
+        changing = asyncio.ensure_future(stream.change_remote(direct_id, addr, resend=True))
         stream.send_message(b"")  # let the peer see the direct path (confirmDirectUpgrade)
         await asyncio.wait_for(changing, 30)
+        closed = asyncio.ensure_future(stream.wait_closed())
+        try:
+            await asyncio.wait({peer_direct, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+        if not peer_direct.done():
+            return  # closed while the peer stayed on the relay
     except (PeerDHTError, OSError, TimeoutError) as exc:
         log.debug("relay -> direct upgrade failed: %s", exc)
         UPGRADES["failed"] += 1
         return
     UPGRADES["upgraded"] += 1
-    r.close()  # the relay connection is no longer needed
+    log.debug("stream %d: both sides on %s; closing the relay connection soon", stream.id, addr)
+    asyncio.get_running_loop().call_later(RELAY_LINGER, r.close)  # the relay connection is no longer needed
 
 
 async def start_relay(dht: HyperDHT, key_pair: KeyPair | None = None, **opts: Any) -> RelayServer:

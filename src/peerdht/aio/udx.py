@@ -345,6 +345,7 @@ class UDXSocket:
                     s._on_end()
             elif isinstance(ev, StreamClosedEvent):
                 s = streams.pop(ev.stream_id, None)
+                log.debug("stream %d closed: %r", ev.stream_id, ev.error)
                 if s is not None:
                     s._on_closed(ev.error)
             elif isinstance(ev, MessageReceived):
@@ -418,11 +419,12 @@ class UDXStream:
         self.remote_addr = addr
         self.socket._schedule_flush()
 
-    async def change_remote(self, remote_id: int, addr: Addr) -> None:
-        """Move the stream to a new remote; returns once data sent before the move is acknowledged."""
+    async def change_remote(self, remote_id: int, addr: Addr, *, resend: bool = False) -> None:
+        """Move the stream to a new remote; returns once data sent before the move is acknowledged.
+        ``resend``: retransmit what is in flight on the new path at once (the old one may be gone)."""
         self._check()
         self._remote_changed = self._loop.create_future()
-        self._core.change_remote(self.id, remote_id, addr)
+        self._core.change_remote(self.id, remote_id, addr, resend=resend)
         self.remote_id = remote_id
         self.remote_addr = addr
         self.socket._after_io()

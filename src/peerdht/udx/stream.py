@@ -290,18 +290,34 @@ class UDXSocketCore:
         if st.need_ack:  # data arrived before connect
             self._dirty.add(st)
 
-    def change_remote(self, stream_id: int, remote_id: int, addr: Addr) -> None:
+    def change_remote(self, stream_id: int, remote_id: int, addr: Addr, *, resend: bool = False) -> None:
         """Move a connected stream to a new remote (relay -> direct upgrade; libudx ``udx_stream_change_remote``).
 
         New packets go to the new remote at once; packets already in flight are retransmitted to the
-        old one. :class:`RemoteChanged` is emitted once everything sent before the change is acknowledged.
+        old one (as libudx), or with ``resend`` moved to the new remote and retransmitted there at once
+        (when the old path may be gone: the peer left the relay). :class:`RemoteChanged` is emitted
+        once everything sent before the change is acknowledged. On a watched stream the first packet
+        from ``addr`` is reported as :class:`RemoteAddress` (the peer is on the new path too).
         """
         st = self._get(stream_id)
         if not st.connected:
             raise LocalProtocolError("stream not connected")
         st.remote_id = remote_id
         st.addr = addr
-        st.seen.add(addr)
+        if resend and st.outgoing:
+            st.lost_q.clear()
+            st.retrans_q.clear()
+            for seq in sorted(st.outgoing):
+                pkt = st.outgoing[seq]
+                pkt.rid = remote_id
+                pkt.addr = addr
+                pkt.rto_count = 0
+                if not pkt.lost:
+                    pkt.lost = True
+                    st.inflight -= 1
+                st.lost_q.append(seq)
+            st.backoff = 1
+            self._dirty.add(st)
         self._reset_mtu(st)
         if st.seq != st.remote_acked:
             st.remote_changing = True
@@ -545,8 +561,15 @@ class UDXSocketCore:
             if addr not in st.seen:
                 st.seen.add(addr)
                 self._events.append(PreConnectPacket(stream_id=sid, addr=addr))
-        elif st.watch_addr and addr != st.addr and addr not in st.seen:
-            st.seen.add(addr)
+        elif st.watch_addr and addr != st.addr:
+            if t & DESTROY and addr in st.seen:
+                self.dropped += 1  # from a path we left: the relay tearing down its splice
+                return
+            if addr not in st.seen:
+                st.seen.add(addr)
+                self._events.append(RemoteAddress(stream_id=sid, addr=addr))
+        elif st.watch_addr and addr not in st.seen:
+            st.seen.add(addr)  # the first packet from the remote we moved to: the peer is there too
             self._events.append(RemoteAddress(stream_id=sid, addr=addr))
         st.packets_rx += 1
         if t & HEARTBEAT:
