@@ -148,3 +148,79 @@ def test_watch_remote_address_reports_a_moved_peer_once() -> None:
     n.cores[A].send(1, b"more")
     n.run()
     assert not any(isinstance(e, RemoteAddress) for e in n.events(B))
+
+
+class DeadRelayNet(Net):
+    """The relay vanished: datagrams to it are lost."""
+
+    def run(self, rounds: int = 2000) -> None:
+        for _ in range(rounds):
+            for src, core in self.cores.items():
+                for data, dst in core.datagrams_to_send(self.now):
+                    if dst in self.cores and dst != R:
+                        self.cores[dst].receive_datagram(data, src, self.now)
+            self.now += 0.01
+            for core in self.cores.values():
+                t = core.get_timer()
+                if t is not None and t <= self.now:
+                    core.handle_timer(self.now)
+
+
+def _moved_with_dead_relay(resend: bool) -> bytes:
+    n = splice()
+    a, b = n.cores[A], n.cores[B]
+    n.__class__ = DeadRelayNet  # from now on the relay drops everything
+    a.send(1, b"sent via the relay, which died")
+    n.run(5)
+    a.change_remote(1, 2, B, resend=resend)
+    b.change_remote(2, 1, A)
+    a.send(1, b"; sent direct")
+    n.run()
+    return data_of(n.events(B))
+
+
+def test_change_remote_with_resend_moves_in_flight_packets_to_the_new_path() -> None:
+    """The peer left the relay (its punch won first): what we sent into the relay must be resent on
+    the direct path, with the peer's direct stream id, or the stream stalls head-of-line."""
+    assert _moved_with_dead_relay(resend=True) == b"sent via the relay, which died; sent direct"
+    assert _moved_with_dead_relay(resend=False) == b""  # libudx's way: in flight stays on the old path
+
+
+def test_after_our_move_the_peers_first_direct_packet_is_reported() -> None:
+    from peerdht.udx.events import RemoteAddress
+
+    n = splice()
+    a, b = n.cores[A], n.cores[B]
+    a.watch_remote_address(1)
+    a.change_remote(1, 2, B)
+    a.send(1, b"direct")
+    n.run()
+    assert not any(isinstance(e, RemoteAddress) for e in n.events(A))  # B still answers via the relay
+    b.change_remote(2, 1, A)
+    b.send(2, b"me too")
+    n.run()
+    evs = n.events(A)
+    assert [e for e in evs if isinstance(e, RemoteAddress)] == [RemoteAddress(stream_id=1, addr=B)]
+    assert data_of(evs) == b"me too"
+
+
+def test_a_watched_stream_ignores_destroy_from_a_path_it_left() -> None:
+    from peerdht.udx.packet import DESTROY, Packet, encode_packet
+
+    n = splice()
+    a, b = n.cores[A], n.cores[B]
+    b.watch_remote_address(2)
+    a.change_remote(1, 2, B)
+    b.change_remote(2, 1, A)
+    a.send(1, b"hi")
+    n.run()
+    n.events(B)
+    stale = encode_packet(Packet(type=DESTROY, stream_id=2, recv_window=0, seq=1000, ack=0))
+    b.receive_datagram(stale, R, n.now)  # the relay tearing its splice down, from the old path
+    a.send(1, b" there")
+    n.run()
+    evs = n.events(B)
+    assert not any(isinstance(e, StreamClosed) for e in evs)
+    assert data_of(evs) == b" there"
+    b.receive_datagram(stale, A, n.now)  # from the current remote it counts
+    assert any(isinstance(e, StreamClosed) for e in n.events(B))
