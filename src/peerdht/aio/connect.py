@@ -13,16 +13,19 @@ sealed with the handshake's holepunch secret, address tokens echoed), then consi
 random-port probing (the server randomises) or birthday sockets (we randomise).
 
 Blind relays (:mod:`peerdht.aio.relay`): with ``relay_through`` (JS ``relayThrough``) our Noise
-payload carries ``{relay key, token}`` and both sides pair at that relay instead of punching; a
-server's ``relayThrough`` in its reply is followed too. Beyond JS, when punching is impossible or
-fails (:data:`RELAY_FALLBACK_ERRORS`) the connect is retried once more through a relay found by
-LOOKUP of :data:`peerdht.aio.relay.RELAY_TOPIC` (automatic fallback). A relayed stream moves to a
-direct path when the peer does (relay -> direct upgrade).
+payload carries ``{relay key, token}`` and both sides pair at that relay; a server's
+``relayThrough`` in its reply is followed too. Beyond JS, when punching is impossible or fails
+(:data:`RELAY_FALLBACK_ERRORS`) the connect is retried once more through a relay found by LOOKUP
+of :data:`peerdht.aio.relay.RELAY_TOPIC` (automatic fallback). While relayed both sides keep
+punching (:func:`_upgrade`, and the server's holepunch state stays up); when a punch gets through,
+the stream moves to the direct path -- whichever side moves first, the other follows
+(relay -> direct upgrade, interoperable with JS ``changeRemote``).
 
 Differences from JS: the punch socket is the DHT's client socket (JS takes a fresh pool socket
-and may re-open it when the NAT looks unstable); with a relay we do not punch in parallel (JS does,
-and upgrades; we follow a peer's upgrade but never start one); no connection pool / reusable
-sockets; TRY_LATER ends the attempt (JS waits when it has a relay; we fall back to a relay).
+and may re-open it when the NAT looks unstable), so a relayed stream is not upgraded through
+birthday sockets; JS races relay pairing against its punch, we open through the relay first and
+upgrade; no connection pool / reusable sockets; TRY_LATER ends the attempt (JS waits when it has
+a relay; we fall back to a relay).
 """
 
 from __future__ import annotations
