@@ -40,6 +40,24 @@ def test_steady_random_loss_is_noise_but_a_burst_is_not() -> None:
     assert cc.rounds_congested == warmup + 1
 
 
+def test_one_loss_in_a_small_window_is_noise() -> None:
+    """A 15-packet window at a 3 % loss average: one lost packet (6.7 % of the round, over twice the
+    average) is what random loss does every few rounds, not a burst; three are."""
+    cc = Congestion()
+    cc.cwnd = cc.ssthresh = 15
+    cc.loss_avg = 0.03
+    seq = 0
+    for lost in (1, 0, 0, 1, 0, 1):
+        cc.on_loss(lost)
+        seq += 15
+        cc.on_ack(15 - lost, seq, seq + 15, False)
+    assert cc.rounds_congested == 0 and cc.cwnd > 15
+    cc.on_loss(3)
+    seq += 15
+    cc.on_ack(12, seq, seq + 15, False)
+    assert cc.rounds_congested == 1
+
+
 def test_rto_restarts_slow_start() -> None:
     cc = Congestion()
     cc.cwnd = 100
