@@ -32,6 +32,8 @@ def upgrade_lab(netns_ok: None) -> Iterator[tuple[Lab, dict[str, Host], list[str
             "relay": lab.add_public("relay"),
             "server": lab.add_private("server", NatType.PORT_RESTRICTED_CONE),
             "client": lab.add_private("client", NatType.PORT_RESTRICTED_CONE),
+            "server-sym": lab.add_private("serversym", NatType.SYMMETRIC),
+            "client-sym": lab.add_private("clientsym", NatType.SYMMETRIC),
         }
         testnet, bootstrap = start_testnet(lab, hosts["boot"], size=5)
         relay, key = ml.start_relay_node(lab, hosts["relay"], bootstrap)
@@ -83,3 +85,29 @@ def test_relayed_connection_moves_to_the_punched_path(
             assert stats[0].get("relayed") == 1 and stats[0].get("upgraded") == 1, stats
         else:  # the JS client's punch opened our stream before the relay paired
             assert stats[0].get("relay_aborts") == 1, stats
+
+
+@pytest.mark.parametrize(("server", "client"), [("server-sym", "client"), ("server", "client-sym")])
+def test_a_relayed_connection_does_not_move_to_birthday_sockets(
+    upgrade_lab: tuple[Lab, dict[str, Host], list[str], str], server: str, client: str
+) -> None:
+    """One side symmetric: its punch would use birthday sockets, which a relayed stream cannot move to
+    (the stream lives on another socket). peerdht refuses that punch while relayed and the connection
+    stays on the relay, carrying data before and after the idle time."""
+    lab, hosts, bootstrap, relay_key = upgrade_lab
+    res: dict[str, Any] = ml.run_pair(
+        lab,
+        hosts[server],
+        hosts[client],
+        bootstrap,
+        impl="py",
+        idle=IDLE,
+        size=64 * 1024,
+        timeout=30,
+        client_args=["--relay-through", relay_key],
+    )
+    print(f"\n{server} <- {client}: {res}", file=sys.stderr)
+    assert res.get("ok"), res
+    assert res["remote"][0] == hosts["relay"].ip
+    assert res["payload"] and res["after_idle"]
+    assert res["remote_after"][0] == hosts["relay"].ip

@@ -592,6 +592,9 @@ class Puncher:
         self, server_address: Address, remote_token: bytes | None, relay: Address, server_relay: RelayInfo
     ) -> UDXStream:
         self.nat.freeze()
+        if self.relayed is not None and self.nat.firewall >= Firewall.RANDOM:
+            await self._abort(server_relay)  # we would punch with birthday sockets: stay on the relay
+            raise RemoteNotHolepunchable("no birthday sockets for a relayed stream (it cannot change socket)")
         is_random = self.remote_firewall >= Firewall.RANDOM or self.nat.firewall >= Firewall.RANDOM
         loop = asyncio.get_running_loop()
         if is_random and not self.raws.random_punch_allowed(loop.time(), RANDOM_PUNCH_INTERVAL):

@@ -108,6 +108,7 @@ class _Pending:
         self.punch_task: asyncio.Task[None] | None = None
         self.birthday: list[int] = []
         self.relayed: UDXStream | None = None  # the relay opened the stream; punching goes on
+        self.strategy: Strategy | None = None
 
 
 class Server:
@@ -436,7 +437,8 @@ class Server:
             strategy = choose_strategy(
                 h.nat.firewall, h.remote_firewall, any(v for _, v in h.remote_addresses)
             )
-            if strategy is None:
+            if strategy is None or (strategy is Strategy.BIRTHDAY and h.relayed is not None):
+                # (a relayed stream cannot move to a birthday socket: stay on the relay)
                 answer(self._abort_payload(h))
                 return
             loop_now = asyncio.get_running_loop().time()
@@ -447,6 +449,7 @@ class Server:
                     return
                 raws.begin_random_punch()
             h.punching = True
+            h.strategy = strategy
             self.stats["punches"] += 1
             h.punch_task = asyncio.ensure_future(self._punch(h, strategy))
         if h.nat.firewall != Firewall.UNKNOWN:
@@ -568,6 +571,13 @@ class Server:
         client's), closes, or :data:`UPGRADE_TIMEOUT` passes; then end the holepunch state."""
         from peerdht.aio.relay import wait_direct
 
+        if h.strategy is Strategy.BIRTHDAY:
+            # the client could only reach a birthday socket, where the relayed stream cannot follow
+            h.punching = False
+            raws = self.dht._raw_streams()
+            for index in h.birthday:
+                raws.close_socket(index)
+            h.birthday.clear()
         try:
             if await wait_direct(stream, UPGRADE_TIMEOUT):
                 self.stats["upgraded"] = self.stats.get("upgraded", 0) + 1
