@@ -246,7 +246,7 @@ def main() -> int:
         "--behind", action="append", metavar="NAME=OTHER", help="a host on the LAN of private host OTHER"
     )
     q.add_argument("--loss", action="append", metavar="NAME=P", help="packet loss on NAME's link, 0-1")
-    q.add_argument("--delay", action="append", metavar="NAME=SECONDS", help="one-way delay (needs netem)")
+    q.add_argument("--delay", action="append", metavar="NAME=SECONDS", help="one-way delay (tc netem, or the userspace delay line where the kernel has no netem)")
     q.add_argument("--udp-timeout", type=float, help="conntrack UDP timeout of every NAT, seconds")
     q.set_defaults(func=cmd_up)
     for name, func, hlp in (
@@ -267,7 +267,7 @@ def main() -> int:
     q = sub.add_parser("matrix", help="UDP holepunch matrix over all NAT type pairs")
     q.add_argument("--secs", type=float, default=2.0, help="punch for at most this long")
     q.add_argument("--loss", type=float, default=0.0, help="loss on every host's link, 0-1")
-    q.add_argument("--delay", type=float, default=0.0, help="one-way delay on every link (needs netem)")
+    q.add_argument("--delay", type=float, default=0.0, help="one-way delay on every link (tc netem or the userspace delay line)")
     q.add_argument("--json", action="store_true", help="one JSON object per pair")
     q.set_defaults(func=cmd_matrix)
     args = p.parse_args()

@@ -252,7 +252,7 @@ async def _connect(
             secure = await _secure(stream, True, result, dht, "relay")
             holepunchable = remote.holepunch is not None and len(remote.holepunch.relays) > 0
             if relayed and holepunchable and upgrade:
-                _spawn(dht, _upgrade(dht, stream, remote, result, target, relay, server_address))
+                _spawn(_upgrade(dht, stream, remote, result, target, relay, server_address))
             return secure
         path = "reverse"  # the server's first packet reached us before we chose a path
         if stream is None:
@@ -365,7 +365,7 @@ async def _try_node(
 _upgrades: set[asyncio.Task[None]] = set()
 
 
-def _spawn(dht: HyperDHT, coro: Awaitable[None]) -> None:
+def _spawn(coro: Awaitable[None]) -> None:
     task = asyncio.ensure_future(coro)
     _upgrades.add(task)
     task.add_done_callback(_upgrades.discard)
@@ -389,10 +389,21 @@ async def _upgrade(
     if socket is None:
         return
     puncher = Puncher(dht, 0, remote, result, target, relayed=stream, socket=socket)
+    punch = asyncio.ensure_future(puncher.run(relay, server_address))
+    closed = asyncio.ensure_future(stream.wait_closed())
     try:
-        await asyncio.wait_for(puncher.run(relay, server_address), UPGRADE_TIMEOUT)
-    except (PeerDHTError, OSError, TimeoutError) as exc:
-        log.debug("no direct path while relayed: %s", exc)
+        await asyncio.wait({punch, closed}, timeout=UPGRADE_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        punch.cancel()
+        closed.cancel()
+    if not punch.done() or punch.cancelled():
+        return  # the stream closed, or no punch within UPGRADE_TIMEOUT
+    exc = punch.exception()
+    if exc is not None:
+        if isinstance(exc, (PeerDHTError, OSError)):
+            log.debug("no direct path while relayed: %r", exc)
+        else:
+            log.warning("relay -> direct punch failed unexpectedly", exc_info=exc)
         return
     if puncher.direct is not None and is_relayed(stream) and upgrade_relayed(stream, puncher.direct):
         dht._connect_paths["upgraded"] = dht._connect_paths.get("upgraded", 0) + 1

@@ -648,8 +648,9 @@ _upgraders: weakref.WeakKeyDictionary[UDXStream, tuple[Callable[[Address], None]
 def upgrade_relayed(stream: UDXStream, addr: Address) -> bool:
     """Move a stream made by :func:`relayed_udx` (with ``direct_id``) to the peer's direct address
     ``addr`` -- we punched through to it while relayed (connect.js ``onsocket`` -> ``changeRemote``
-    + ``confirmDirectUpgrade``). The peer follows when our packets arrive straight from us; the relay
-    connection closes once everything sent through it is acknowledged. Runs in the background.
+    + ``confirmDirectUpgrade``). What is in flight is resent there; the peer follows when our packets
+    arrive straight from us (a JS peer moves when its own punch connects); the relay connection closes
+    :data:`RELAY_LINGER` seconds after the peer is seen on the direct path. Runs in the background.
 
     Returns:
         False if ``stream`` is not a relayed stream or already moved (nothing done).
