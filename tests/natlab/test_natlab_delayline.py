@@ -9,6 +9,8 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from natlab_tools import PY, UDP_TOOL, LineProc
 
 from peerdht.testing.delayline import DelayLineError, split_udp_gso, start_delay_line
@@ -189,6 +191,24 @@ def test_split_udp_gso_pure() -> None:
     assert [len(s) - 52 for s in segs] == [1200, 1200, 77]
     assert split_udp_gso(vnet[:1] + b"\x00" + vnet[2:] + frame[10:]) is None  # not GSO
     assert split_udp_gso(frame[:10] + eth[:12] + b"\x08\x06" + frame[24:]) is None  # not IP
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.binary(min_size=10, max_size=400),
+    st.integers(1, 300),
+    st.integers(0, 120),
+    st.sampled_from([b"\x08\x00", b"\x86\xdd", b"\x08\x06"]),
+)
+@example(frame=bytes(112), gso_size=5, csum_start=34, ethertype=b"\x86\xdd")  # an IPv6 header too short
+def test_split_udp_gso_never_raises(frame: bytes, gso_size: int, csum_start: int, ethertype: bytes) -> None:
+    """Any frame with a virtio_net_hdr: segments that re-join to its UDP payload, or None."""
+    vnet = struct.pack("<BBHHHH", 1, 5, 0, gso_size, csum_start, 6)
+    for f in (frame, vnet + frame[10:22] + ethertype + frame[24:]):
+        segs = split_udp_gso(f)
+        if segs is not None:
+            start = 10 + csum_start + 8
+            assert b"".join(seg[start:] for seg in segs) == f[start:]
 
 
 @pytest.mark.netns

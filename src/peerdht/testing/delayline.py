@@ -175,9 +175,11 @@ def split_udp_gso(frame: bytes) -> list[bytes] | None:
     ip = _VNET_LEN + 14
     udp = _VNET_LEN + csum_start
     payload = udp + 8
-    if ethertype not in (b"\x08\x00", b"\x86\xdd") or not ip + 20 <= udp or payload > len(frame):
-        return None
     v4 = ethertype == b"\x08\x00"
+    if not v4 and ethertype != b"\x86\xdd":
+        return None
+    if ip + (20 if v4 else 40) > udp or payload > len(frame):
+        return None
     view = memoryview(frame)
     vhdr = _VNET.pack(_F_NEEDS_CSUM, 0, 0, 0, csum_start, csum_offset)
     eth = view[_VNET_LEN:ip]
