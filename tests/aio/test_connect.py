@@ -124,7 +124,9 @@ async def test_holepunch_py_py_firewalled() -> None:
         stream.write_eof()
         await stream.drain()
         assert await asyncio.wait_for(stream.read(), 10) == b"punched"
-        assert server.stats["punches"] == 1
+        # the server answers the probe round's opening probe at once ("fast open"), so the stream
+        # usually opens before a punch round is needed
+        assert server.stats["holepunch_rounds"] >= 1 and server.stats["punches"] <= 1
         assert stream.path == "consistent"
         assert b.stats["connects"] == {"consistent": 1}
         stream.close()

@@ -588,8 +588,11 @@ def allowed_strategies(server: str, client: str) -> set[str]:
         allowed = {"random-probes"}
     else:
         allowed = {"consistent"}
-    if "symmetric" in (server, client) and {server, client} & {"full-cone", "restricted-cone"}:
-        allowed.add("consistent")  # the cone side's filter admits any port of the peer's address
+    if "symmetric" in (server, client) and {server, client} & {"public", "full-cone", "restricted-cone"}:
+        # the open/cone side's filter admits any port of the peer's address, so it answers the probe
+        # it gets from the symmetric side's fresh mapping (a public host that has not yet found out it
+        # is reachable punches like a full cone)
+        allowed.add("consistent")
     if server == "public":
         allowed.add("direct")
     if client == "public":

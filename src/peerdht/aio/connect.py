@@ -493,6 +493,41 @@ class Puncher:
         """The punch strategy chosen in the punch round (None before it)."""
 
     async def run(self, relay: Address, server_address: Address) -> UDXStream:
+        """Punch; a probe from the server's host at any point opens the stream at once (holepuncher.js
+        ``onconnect``): a consistent server answers our probe round's opening probe ("fast open"),
+        often before the punch round would even start."""
+        early = asyncio.ensure_future(self._probe_from(server_address[0]))
+        flow = asyncio.ensure_future(self._run(relay, server_address))
+        try:
+            await asyncio.wait({early, flow}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not flow.done():
+                early_won = early.done()
+                flow.cancel()
+                with contextlib.suppress(asyncio.CancelledError, PeerDHTError, OSError):
+                    await flow
+                if not early_won:
+                    early.cancel()  # we were cancelled ourselves
+            elif not early.done():
+                early.cancel()
+        if flow.done() and not flow.cancelled():
+            return flow.result()
+        self.strategy = self.strategy or Strategy.CONSISTENT
+        return self._reached_at(early.result())
+
+    async def _probe_from(self, host: str) -> Address:
+        while True:
+            addr = await self.raws.probe_future(self.socket)
+            if addr[0] == host:
+                return addr
+
+    def _reached_at(self, addr: Address) -> UDXStream:
+        if self.relayed is not None:
+            self.direct = addr
+            return self.relayed
+        return self.raws.connect(self.sid, self.socket, self.remote_udx, addr)
+
+    async def _run(self, relay: Address, server_address: Address) -> UDXStream:
         await self._sample_nat()
         server_relay = next((r for r in self.relays if r.relay_address == relay), self.relays[0])
         token, peer_address = await self._probe_round(server_address, server_relay, retry=True)
