@@ -9,12 +9,13 @@ packets: 7 packets at 3 % loss, ~250 KB/s at 40 ms RTT).
 
 The rule, evaluated once per round trip (a *round* ends when the data in flight at its start is acked):
 
-* the round was **congestive** when more than ``LOSS_HIGH`` (20 %) of its packets were lost, or more
-  than ``LOSS_LOW`` (2 %) were lost and either the RTT is inflated (smoothed RTT above
-  ``1.25 * min_rtt + 5 ms``: a queue is building, as at a tail-drop bottleneck) or the loss is more
-  than twice the long-run average (an EWMA over rounds: random loss is steady, overflow loss bursts)
-  and more than binomial noise explains (two standard deviations plus one packet: in a 15-packet
-  window one loss at a 3 % average is noise, three are a burst);
+* the round was **congestive** when it lost more packets than binomial noise around the long-run
+  average explains (two standard deviations plus one packet: in a 15-packet window one loss at a 3 %
+  average is noise, three are not; an EWMA over rounds gives the average) and either more than
+  ``LOSS_HIGH`` (20 %) of its packets were lost, or more than ``LOSS_LOW`` (2 %) were lost and either
+  the RTT is inflated (smoothed RTT above ``1.25 * min_rtt + 5 ms``: a queue is building, as at a
+  tail-drop bottleneck) or the loss is more than twice the long-run average (random loss is steady,
+  overflow loss bursts);
 * a congestive round multiplies the window by ``BETA`` (0.7) and ends slow start;
 * otherwise the window grows: slow start (``+1`` per acked packet) until the first congestive round,
   then by ``max(1 packet, 12.5 %)`` per round trip while the RTT shows no queue and by
@@ -26,6 +27,8 @@ growing queue, or heavy loss, backs off.
 """
 
 from __future__ import annotations
+
+import math
 
 INITIAL_CWND = 10
 """Initial window in packets (libudx ``udx_stream_init``: ``cwnd = 10``)."""
@@ -68,7 +71,9 @@ class Congestion:
             lost = self.round_lost
             n = lost + self.round_delivered
             frac = lost / n if lost else 0.0
-            if frac > LOSS_HIGH or (frac > LOSS_LOW and (rtt_inflated or self._burst(lost, n))):
+            if self._beyond_noise(lost, n) and (
+                frac > LOSS_HIGH or (frac > LOSS_LOW and (rtt_inflated or lost > 2 * self.loss_avg * n))
+            ):
                 self.rounds_congested += 1
                 cwnd = self.cwnd * BETA
                 self.cwnd = self.ssthresh = cwnd if cwnd > MIN_CWND else MIN_CWND
@@ -85,13 +90,12 @@ class Congestion:
             cwnd += newly_acked * (step if step > floor else floor)
         self.cwnd = cwnd if cwnd < MAX_CWND else MAX_CWND
 
-    def _burst(self, lost: int, n: int) -> bool:
-        """More of a round's ``n`` packets lost than steady random loss explains: over twice the
-        long-run rate, and -- so that one unlucky packet in a small window is not a burst -- over
-        two standard deviations plus one packet above it (binomial noise)."""
+    def _beyond_noise(self, lost: int, n: int) -> bool:
+        """More of a round's ``n`` packets lost than steady random loss at the long-run rate explains:
+        over two standard deviations plus one packet above the expected count (binomial noise), so one
+        unlucky packet in a small window never counts as congestion."""
         expected = self.loss_avg * n
-        noise = expected + 2 * (expected * (1 - self.loss_avg)) ** 0.5 + 1
-        return lost > 2 * expected and lost > noise
+        return lost > expected + 2 * math.sqrt(expected * (1 - self.loss_avg)) + 1
 
     def on_loss(self, count: int) -> None:
         """``count`` packets were found lost."""
