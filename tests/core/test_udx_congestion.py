@@ -58,6 +58,20 @@ def test_one_loss_in_a_small_window_is_noise() -> None:
     assert cc.rounds_congested == 1
 
 
+def test_one_loss_in_a_tiny_window_is_noise_too() -> None:
+    """4 packets in flight, one lost: 25 % of the round (above LOSS_HIGH), yet at a 3 % average one
+    loss is noise; the window must not shrink further (it used to spiral down to 4-16 packets)."""
+    cc = Congestion()
+    cc.cwnd = cc.ssthresh = 4
+    cc.loss_avg = 0.03
+    cc.on_loss(1)
+    cc.on_ack(3, 4, 8, True)  # even with an inflated RTT
+    assert cc.rounds_congested == 0 and cc.cwnd >= 4
+    cc.on_loss(3)
+    cc.on_ack(1, 8, 12, False)  # three of four: congestion
+    assert cc.rounds_congested == 1
+
+
 def test_rto_restarts_slow_start() -> None:
     cc = Congestion()
     cc.cwnd = 100
