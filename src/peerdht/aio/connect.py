@@ -202,6 +202,7 @@ async def _connect(
     raws = dht._raw_streams()
     kp = key_pair or dht.default_key_pair
     target = blake2b(public_key)
+    log.debug("connecting to %s", public_key.hex()[:16])
     sid = raws.reserve()
     try:
         noise = peer_handshake(noise_key_pair(kp), bytes(public_key), os.urandom(32))
@@ -219,6 +220,7 @@ async def _connect(
         if got is None:
             raise PeerConnectionFailed() if attempts else PeerNotFound()
         reply, hs, relay = got
+        log.debug("handshake answered through %s after %d attempts", relay, attempts)
         try:
             remote = decode_noise_payload(noise.recv(hs.noise))
         except (PeerDHTError, ValueError) as exc:
@@ -451,6 +453,7 @@ async def _secure(
         stream.destroy()
         raise
     secure.path = path
+    log.debug("open (%s) to %s", path, stream.remote_addr)
     dht._connect_paths[path] = dht._connect_paths.get(path, 0) + 1
     return secure
 
@@ -512,6 +515,7 @@ class Puncher:
                 early.cancel()
         if flow.done() and not flow.cancelled():
             return flow.result()
+        log.debug("punch: probe from the server's host %s", early.result())
         self.strategy = self.strategy or Strategy.CONSISTENT
         return self._reached_at(early.result())
 
@@ -528,9 +532,20 @@ class Puncher:
         return self.raws.connect(self.sid, self.socket, self.remote_udx, addr)
 
     async def _run(self, relay: Address, server_address: Address) -> UDXStream:
-        await self._sample_nat()
-        server_relay = next((r for r in self.relays if r.relay_address == relay), self.relays[0])
-        token, peer_address = await self._probe_round(server_address, server_relay, retry=True)
+        # NAT sampling runs while the probe round travels (connect.js sends its probe round at once and
+        # analyses after the reply): a consistent server's fast-open probe needs no NAT class from us
+        sampling = asyncio.ensure_future(self._sample_nat())
+        try:
+            server_relay = next((r for r in self.relays if r.relay_address == relay), self.relays[0])
+            token, peer_address = await self._probe_round(server_address, server_relay, True, sampling)
+        finally:
+            sampling.cancel()
+        log.debug(
+            "punch: probe round done, we are %s %s, the server %s",
+            Firewall(self.nat.firewall).name,
+            self.nat.addresses,
+            Firewall(self.remote_firewall).name,
+        )
         if server_relay.relay_address == relay and server_address != peer_address:
             server_address = peer_address
             self.raws.send_probe(self.socket, server_address)
@@ -608,7 +623,11 @@ class Puncher:
             await self._update(server_relay.peer_address, server_relay.relay_address, hp)
 
     async def _probe_round(
-        self, server_address: Address, server_relay: RelayInfo, retry: bool
+        self,
+        server_address: Address,
+        server_relay: RelayInfo,
+        retry: bool,
+        sampling: asyncio.Future[None] | None = None,
     ) -> tuple[bytes | None, Address]:
         self.raws.send_probe(self.socket, server_address)  # openSession
         hp = HolepunchPayload(
@@ -622,6 +641,8 @@ class Puncher:
             server_relay.peer_address, server_relay.relay_address, hp
         )
         self.nat.add(reply.to, reply.from_addr)
+        if sampling is not None:
+            await sampling  # our own NAT class, before deciding anything
         if self.remote_firewall == Firewall.UNKNOWN:
             await asyncio.sleep(1.0)  # let the server finish its own analysis
         if (self.remote_firewall == Firewall.UNKNOWN or rp.token is None) and retry:

@@ -606,7 +606,14 @@ async def relayed_udx(
             move -- the peer is on the direct path too."""
             log.debug("stream %d: packets from %s", r.stream.id, addr)
             if upgraded.done():
-                if target and addr == target[0] and not peer_direct.done():
+                if target and addr != target[-1]:
+                    # the peer moved again after the upgrade (a JS puncher may reopen its socket):
+                    # follow it there, or the stream would keep sending to a dead mapping
+                    target.append(addr)
+                    task = asyncio.ensure_future(_follow(r.stream, direct_id, addr))
+                    _holders.add(task)
+                    task.add_done_callback(_holders.discard)
+                if not peer_direct.done():
                     peer_direct.set_result(None)
                 return
             _start(addr, follow=True)
@@ -681,6 +688,11 @@ async def wait_direct(stream: UDXStream, timeout: float) -> bool:
     return entry[1] in done
 UPGRADES: dict[str, int] = {"upgraded": 0, "failed": 0}
 """Relay -> direct upgrades done by this process (counters)."""
+
+
+async def _follow(stream: UDXStream, direct_id: int, addr: Address) -> None:
+    with contextlib.suppress(PeerDHTError, OSError, TimeoutError):
+        await asyncio.wait_for(stream.change_remote(direct_id, addr, resend=True), 30)
 
 
 RELAY_LINGER = 5.0
