@@ -5,15 +5,21 @@ node found by lookup."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import cast
 
 import pytest
 
 import peerdht.aio.connect as connect_mod
+from peerdht.aio import relay as relay_mod
 from peerdht.aio.hyperdht import HyperDHT
+from peerdht.aio.relay import RelayServer
 from peerdht.aio.secretstream import SecretStream
+from peerdht.aio.server import Server
 from peerdht.aio.testnet import Testnet
 from peerdht.aio.udx import UDXStream
+from peerdht.hyper.crypto import KeyPair
 from peerdht.hyper.handshake import HolepunchDoubleRandomized
 
 T = 20
@@ -35,7 +41,12 @@ async def _roundtrip(stream: SecretStream, data: bytes) -> bytes:
 
 
 async def test_connect_relay_through() -> None:
-    async with await Testnet.create(4) as tn, tn.node(relay=True, ephemeral=False, firewalled=False) as r, tn.node() as a, tn.node() as b:
+    async with (
+        await Testnet.create(4) as tn,
+        tn.node(relay=True, ephemeral=False, firewalled=False) as r,
+        tn.node() as a,
+        tn.node() as b,
+    ):
         relay = await asyncio.wait_for(r.relay_ready(), T)
         await a.fully_bootstrapped()
         await b.fully_bootstrapped()
@@ -63,7 +74,12 @@ async def test_connect_falls_back_to_a_relay_when_punching_fails(monkeypatch: py
 
     monkeypatch.setattr(connect_mod.Puncher, "run", no_punch)
     monkeypatch.setattr(connect_mod, "_lan_shortcut", no_lan)
-    async with await Testnet.create(4) as tn, tn.node(relay=True, ephemeral=False, firewalled=False) as r, tn.node() as a, tn.node() as b:
+    async with (
+        await Testnet.create(4) as tn,
+        tn.node(relay=True, ephemeral=False, firewalled=False) as r,
+        tn.node() as a,
+        tn.node() as b,
+    ):
         relay = await asyncio.wait_for(r.relay_ready(), T)
         await a.fully_bootstrapped()
         await b.fully_bootstrapped()
@@ -99,22 +115,24 @@ async def test_no_relay_no_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
             await asyncio.wait_for(b.connect(kp.public_key), T)
 
 
-async def test_relayed_connection_upgrades_when_the_peer_moves_to_a_direct_path(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The client moves its stream to the server's direct address (as a JS peer does after a late
-    punch: ``changeRemote``); the server sees it, follows, and closes its relay connection; the
-    connection survives the relay going away."""
-    from peerdht.aio import relay as relay_mod
-
-    monkeypatch.setattr(relay_mod, "RELAY_LINGER", 0.1)
+@contextlib.asynccontextmanager
+async def _relay_net() -> AsyncIterator[
+    tuple[RelayServer, HyperDHT, Server, KeyPair, asyncio.Queue[SecretStream]]
+]:
+    """A testnet with a relay node, a firewalled server node ``a`` listening (echo; accepted streams
+    also go to the queue) and a firewalled client node ``b``: yields (relay, b, server, key pair, queue)."""
     accepted: asyncio.Queue[SecretStream] = asyncio.Queue()
 
     async def keep(stream: SecretStream) -> None:
         await accepted.put(stream)
         await _echo(stream)
 
-    async with await Testnet.create(4) as tn, tn.node(relay=True, ephemeral=False, firewalled=False) as r, tn.node() as a, tn.node() as b:
+    async with (
+        await Testnet.create(4) as tn,
+        tn.node(relay=True, ephemeral=False, firewalled=False) as r,
+        tn.node() as a,
+        tn.node() as b,
+    ):
         relay = await asyncio.wait_for(r.relay_ready(), T)
         await a.fully_bootstrapped()
         await b.fully_bootstrapped()
@@ -124,6 +142,17 @@ async def test_relayed_connection_upgrades_when_the_peer_moves_to_a_direct_path(
         kp = HyperDHT.key_pair()
         await server.listen(kp)
         assert relay.public_key is not None
+        yield relay, b, server, kp, accepted
+
+
+async def test_relayed_connection_upgrades_when_the_peer_moves_to_a_direct_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The client moves its stream to the server's direct address (as a JS peer does after a late
+    punch: ``changeRemote``); the server sees it, follows, and closes its relay connection; the
+    connection survives the relay going away."""
+    monkeypatch.setattr(relay_mod, "RELAY_LINGER", 0.1)
+    async with _relay_net() as (relay, b, server, kp, accepted):
         before = relay_mod.UPGRADES["upgraded"]
         stream = await asyncio.wait_for(
             b.connect(kp.public_key, relay_through=relay.public_key, upgrade=False), T
@@ -150,30 +179,15 @@ async def test_relayed_connection_upgrades_when_the_peer_moves_to_a_direct_path(
         await server.close()
 
 
-async def test_relayed_connection_punches_on_and_moves_to_a_direct_path(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_relayed_connection_punches_on_and_moves_to_a_direct_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """relay_through with punchable peers (both firewalled, CONSISTENT on loopback): the stream opens
     through the relay, the client punches on in the background, and once the server answers its probes
     the client moves the stream to the server's direct address; the server follows and both close
     their relay connections. Data written before, during and after the move arrives in order."""
-    from peerdht.aio import relay as relay_mod
-
     monkeypatch.setattr(relay_mod, "RELAY_LINGER", 0.1)
-    accepted: asyncio.Queue[SecretStream] = asyncio.Queue()
-
-    async def keep(stream: SecretStream) -> None:
-        await accepted.put(stream)
-        await _echo(stream)
-
-    async with await Testnet.create(4) as tn, tn.node(relay=True, ephemeral=False, firewalled=False) as r, tn.node() as a, tn.node() as b:
-        relay = await asyncio.wait_for(r.relay_ready(), T)
-        await a.fully_bootstrapped()
-        await b.fully_bootstrapped()
-        a.core.firewalled = True
-        b.core.firewalled = True
-        server = a.create_server(keep)
-        kp = HyperDHT.key_pair()
-        await server.listen(kp)
-        assert relay.public_key is not None
+    async with _relay_net() as (relay, b, server, kp, accepted):
         stream = await asyncio.wait_for(b.connect(kp.public_key, relay_through=relay.public_key), T)
         srv = await asyncio.wait_for(accepted.get(), T)
         assert stream.path == "relay"
@@ -204,7 +218,12 @@ async def test_relayed_connection_punches_on_and_moves_to_a_direct_path(monkeypa
 async def test_many_quick_relayed_connects_from_one_peer() -> None:
     """Each relayed connection opens its own relay session; closed ones linger a moment: a burst
     of connects from one peer stays within the per-peer bounds."""
-    async with await Testnet.create(4) as tn, tn.node(relay=True, ephemeral=False, firewalled=False) as r, tn.node() as a, tn.node() as b:
+    async with (
+        await Testnet.create(4) as tn,
+        tn.node(relay=True, ephemeral=False, firewalled=False) as r,
+        tn.node() as a,
+        tn.node() as b,
+    ):
         relay = await asyncio.wait_for(r.relay_ready(), T)
         await a.fully_bootstrapped()
         await b.fully_bootstrapped()
