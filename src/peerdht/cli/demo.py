@@ -109,7 +109,7 @@ async def demo(args: argparse.Namespace) -> int:
                     lambda s: f"{s.relays} relay node(s)")
         try:
             stream: Any = await n.run("bob connects to alice by public key", lambda: bob.connect(alice_kp.public_key),
-                                      lambda s: f"encrypted stream, alice proved key {s.remote_public_key.hex()[:16]}...")
+                                      lambda s: f"encrypted stream ({s.path}), alice proved key {s.remote_public_key.hex()[:16]}...")
 
             async def chat() -> bytes:
                 stream.write(b"hello alice\n")
