@@ -40,7 +40,19 @@ async def _roundtrip(stream: SecretStream, data: bytes) -> bytes:
     return got
 
 
-async def test_connect_relay_through() -> None:
+@contextlib.asynccontextmanager
+async def _relay_net() -> AsyncIterator[
+    tuple[RelayServer, HyperDHT, Server, KeyPair, asyncio.Queue[SecretStream]]
+]:
+    """A testnet with a relay node, a firewalled server node ``a`` listening (echo; accepted streams
+    also go to the queue) and a firewalled client node ``b`` -- both firewalled as behind a NAT: no
+    direct path, no OPEN shortcut. Yields (relay, b, server, key pair, queue)."""
+    accepted: asyncio.Queue[SecretStream] = asyncio.Queue()
+
+    async def keep(stream: SecretStream) -> None:
+        await accepted.put(stream)
+        await _echo(stream)
+
     async with (
         await Testnet.create(4) as tn,
         tn.node(relay=True, ephemeral=False, firewalled=False) as r,
@@ -50,12 +62,17 @@ async def test_connect_relay_through() -> None:
         relay = await asyncio.wait_for(r.relay_ready(), T)
         await a.fully_bootstrapped()
         await b.fully_bootstrapped()
-        a.core.firewalled = True  # as behind a NAT: no direct path, no OPEN shortcut
+        a.core.firewalled = True
         b.core.firewalled = True
-        server = a.create_server(_echo)
+        server = a.create_server(keep)
         kp = HyperDHT.key_pair()
         await server.listen(kp)
         assert relay.public_key is not None
+        yield relay, b, server, kp, accepted
+
+
+async def test_connect_relay_through() -> None:
+    async with _relay_net() as (relay, b, server, kp, _):
         stream = await asyncio.wait_for(b.connect(kp.public_key, relay_through=relay.public_key), T)
         data = bytes(range(256)) * 1000
         assert await _roundtrip(stream, data) == data
@@ -74,20 +91,7 @@ async def test_connect_falls_back_to_a_relay_when_punching_fails(monkeypatch: py
 
     monkeypatch.setattr(connect_mod.Puncher, "run", no_punch)
     monkeypatch.setattr(connect_mod, "_lan_shortcut", no_lan)
-    async with (
-        await Testnet.create(4) as tn,
-        tn.node(relay=True, ephemeral=False, firewalled=False) as r,
-        tn.node() as a,
-        tn.node() as b,
-    ):
-        relay = await asyncio.wait_for(r.relay_ready(), T)
-        await a.fully_bootstrapped()
-        await b.fully_bootstrapped()
-        a.core.firewalled = True  # as behind a NAT: no direct path, no OPEN shortcut
-        b.core.firewalled = True
-        server = a.create_server(_echo)
-        kp = HyperDHT.key_pair()
-        await server.listen(kp)
+    async with _relay_net() as (relay, b, _server, kp, _):
         stream = await asyncio.wait_for(b.connect(kp.public_key), T)
         assert await _roundtrip(stream, b"through the relay") == b"through the relay"
         assert relay.stats["links"] == 1
@@ -113,36 +117,6 @@ async def test_no_relay_no_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
         await server.listen(kp)
         with pytest.raises(HolepunchDoubleRandomized):
             await asyncio.wait_for(b.connect(kp.public_key), T)
-
-
-@contextlib.asynccontextmanager
-async def _relay_net() -> AsyncIterator[
-    tuple[RelayServer, HyperDHT, Server, KeyPair, asyncio.Queue[SecretStream]]
-]:
-    """A testnet with a relay node, a firewalled server node ``a`` listening (echo; accepted streams
-    also go to the queue) and a firewalled client node ``b``: yields (relay, b, server, key pair, queue)."""
-    accepted: asyncio.Queue[SecretStream] = asyncio.Queue()
-
-    async def keep(stream: SecretStream) -> None:
-        await accepted.put(stream)
-        await _echo(stream)
-
-    async with (
-        await Testnet.create(4) as tn,
-        tn.node(relay=True, ephemeral=False, firewalled=False) as r,
-        tn.node() as a,
-        tn.node() as b,
-    ):
-        relay = await asyncio.wait_for(r.relay_ready(), T)
-        await a.fully_bootstrapped()
-        await b.fully_bootstrapped()
-        a.core.firewalled = True
-        b.core.firewalled = True
-        server = a.create_server(keep)
-        kp = HyperDHT.key_pair()
-        await server.listen(kp)
-        assert relay.public_key is not None
-        yield relay, b, server, kp, accepted
 
 
 async def test_relayed_connection_upgrades_when_the_peer_moves_to_a_direct_path(
@@ -218,21 +192,7 @@ async def test_relayed_connection_punches_on_and_moves_to_a_direct_path(
 async def test_many_quick_relayed_connects_from_one_peer() -> None:
     """Each relayed connection opens its own relay session; closed ones linger a moment: a burst
     of connects from one peer stays within the per-peer bounds."""
-    async with (
-        await Testnet.create(4) as tn,
-        tn.node(relay=True, ephemeral=False, firewalled=False) as r,
-        tn.node() as a,
-        tn.node() as b,
-    ):
-        relay = await asyncio.wait_for(r.relay_ready(), T)
-        await a.fully_bootstrapped()
-        await b.fully_bootstrapped()
-        a.core.firewalled = True
-        b.core.firewalled = True
-        server = a.create_server(_echo)
-        kp = HyperDHT.key_pair()
-        await server.listen(kp)
-        assert relay.public_key is not None
+    async with _relay_net() as (relay, b, server, kp, _):
         for i in range(8):
             stream = await asyncio.wait_for(b.connect(kp.public_key, relay_through=relay.public_key), T)
             assert await _roundtrip(stream, b"n%d" % i) == b"n%d" % i
