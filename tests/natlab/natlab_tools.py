@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import select
+import shlex
 import signal
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from peerdht.hyper.crypto import KeyPair
 from peerdht.testing.natlab import Host, Lab
 
 UDP_TOOL = str(Path(__file__).resolve().parent / "udp_tool.py")
@@ -87,3 +90,35 @@ def start_testnet(lab: Lab, host: Host, size: int = 3) -> tuple[LineProc, list[s
     proc = LineProc(lab.popen(host, argv))
     bootstrap: list[str] = proc.line(timeout=20)["bootstrap"]
     return proc, bootstrap
+
+
+def file_sha256(p: Path) -> str:
+    """The sha256 of a file's bytes, hex."""
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def wait_stderr(proc: subprocess.Popen[str], needle: bytes, timeout: float = 30) -> bytes:
+    """Read ``proc``'s stderr until ``needle`` shows up (asserted, with ``timeout`` seconds); returns
+    what was read. Fails if the process exits first."""
+    assert proc.stderr is not None
+    fd = proc.stderr.fileno()
+    deadline, err = time.monotonic() + timeout, b""
+    while needle not in err and time.monotonic() < deadline:
+        if select.select([fd], [], [], 1)[0]:
+            chunk = os.read(fd, 4096)
+            assert chunk, f"process exited: {err!r}"
+            err += chunk
+    assert needle in err, err
+    return err
+
+
+def start_serve(
+    lab: Lab, host: Host, seed: str, args: str, stdin: Path, stdout: Path | str, *, once: bool = True
+) -> subprocess.Popen[str]:
+    """``peerdht serve --seed SEED [--once] ARGS < stdin > stdout`` on ``host``; returns once it printed
+    ``listening on: <its public key>``."""
+    key = KeyPair.from_seed(bytes.fromhex(seed)).public_key.hex()
+    cmd = f"exec {shlex.quote(PY)} -m peerdht serve --seed {seed}{' --once' if once else ''} {args} < {stdin} > {stdout}"
+    server = lab.popen(host, ["sh", "-c", cmd], stdin=None, stdout=None)
+    wait_stderr(server, f"listening on: {key}".encode())
+    return server

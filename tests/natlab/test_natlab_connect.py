@@ -6,15 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import select
 import shlex
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from natlab_tools import LineProc, start_testnet
+from natlab_tools import LineProc, file_sha256, start_serve, start_testnet
 
 from peerdht.hyper.crypto import KeyPair
 from peerdht.testing.natlab import Lab, NatType
@@ -22,10 +20,6 @@ from peerdht.testing.natlab import Lab, NatType
 pytestmark = pytest.mark.netns
 
 PY = sys.executable
-
-
-def _sha(p: Path) -> str:
-    return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
 @pytest.mark.parametrize(
@@ -51,26 +45,14 @@ def test_serve_connect_through_cone_nats(
     b_in.write_bytes(os.urandom(1024 * 1024 + 1))
     seed = "cd" * 32
     key = KeyPair.from_seed(bytes.fromhex(seed)).public_key.hex()
-    serve = (
-        f"exec {shlex.quote(PY)} -m peerdht serve --seed {seed} --once {args} < {a_in} > {tmp_path / 'a_out'}"
-    )
-    server = lab.popen(alice, ["sh", "-c", serve], stdin=None, stdout=None)
-    assert server.stderr is not None
-    fd = server.stderr.fileno()
-    deadline, err = time.monotonic() + 30, b""
-    while b"listening on:" not in err and time.monotonic() < deadline:
-        if select.select([fd], [], [], 1)[0]:
-            chunk = os.read(fd, 4096)
-            assert chunk, "serve exited"
-            err += chunk
-    assert f"listening on: {key}".encode() in err
+    server = start_serve(lab, alice, seed, args, a_in, tmp_path / "a_out")
     connect = f"exec {shlex.quote(PY)} -m peerdht connect {key} {args} < {b_in} > {tmp_path / 'b_out'}"
     res = lab.run(bob, ["sh", "-c", connect], timeout=90, check=False)
     assert res.returncode == 0, res.stderr
     server.wait(timeout=30)
     assert server.returncode == 0
-    assert _sha(tmp_path / "b_out") == _sha(a_in)
-    assert _sha(tmp_path / "a_out") == _sha(b_in)
+    assert file_sha256(tmp_path / "b_out") == file_sha256(a_in)
+    assert file_sha256(tmp_path / "a_out") == file_sha256(b_in)
     testnet.close(interrupt=True)
 
 
@@ -87,24 +69,13 @@ def test_same_lan_behind_one_nat(lab: Lab, tmp_path: Path, nat: NatType) -> None
     c_in.write_bytes(os.urandom(256 * 1024))
     seed = "ce" * 32
     key = KeyPair.from_seed(bytes.fromhex(seed)).public_key.hex()
-    serve = (
-        f"exec {shlex.quote(PY)} -m peerdht serve --seed {seed} --once {args} < {a_in} > {tmp_path / 'a_out'}"
-    )
-    server = lab.popen(alice, ["sh", "-c", serve], stdin=None, stdout=None)
-    assert server.stderr is not None
-    fd = server.stderr.fileno()
-    deadline, err = time.monotonic() + 30, b""
-    while b"listening on:" not in err and time.monotonic() < deadline:
-        if select.select([fd], [], [], 1)[0]:
-            chunk = os.read(fd, 4096)
-            assert chunk, "serve exited"
-            err += chunk
+    server = start_serve(lab, alice, seed, args, a_in, tmp_path / "a_out")
     connect = f"exec {shlex.quote(PY)} -m peerdht connect {key} {args} < {c_in} > {tmp_path / 'c_out'}"
     res = lab.run(carol, ["sh", "-c", connect], timeout=90, check=False)
     assert res.returncode == 0, res.stderr
     server.wait(timeout=30)
-    assert _sha(tmp_path / "c_out") == _sha(a_in)
-    assert _sha(tmp_path / "a_out") == _sha(c_in)
+    assert file_sha256(tmp_path / "c_out") == file_sha256(a_in)
+    assert file_sha256(tmp_path / "a_out") == file_sha256(c_in)
     testnet.close(interrupt=True)
 
 
@@ -122,16 +93,7 @@ def test_random_punches_are_throttled(lab: Lab, tmp_path: Path) -> None:
     empty.write_bytes(b"")
     seed = "cf" * 32
     key = KeyPair.from_seed(bytes.fromhex(seed)).public_key.hex()
-    serve = f"exec {shlex.quote(PY)} -m peerdht serve --seed {seed} {args} < {empty} > /dev/null"
-    server = lab.popen(alice, ["sh", "-c", serve], stdin=None, stdout=None)
-    assert server.stderr is not None
-    fd = server.stderr.fileno()
-    deadline, err = time.monotonic() + 30, b""
-    while b"listening on:" not in err and time.monotonic() < deadline:
-        if select.select([fd], [], [], 1)[0]:
-            chunk = os.read(fd, 4096)
-            assert chunk, "serve exited"
-            err += chunk
+    start_serve(lab, alice, seed, args, empty, "/dev/null", once=False)
     connect = f"exec {shlex.quote(PY)} -m peerdht connect {key} {args} < {empty} > /dev/null"
     first = lab.run(bob, ["sh", "-c", connect], timeout=90, check=False)
     assert first.returncode == 0, first.stderr
@@ -191,18 +153,7 @@ def test_js_and_python_through_nats(lab: Lab, tmp_path: Path, js_nat: NatType, p
 
     seed = "ef" * 32
     key = KeyPair.from_seed(bytes.fromhex(seed)).public_key.hex()
-    serve = (
-        f"exec {shlex.quote(PY)} -m peerdht serve --seed {seed} --once {args} < {b_in} > {tmp_path / 's_out'}"
-    )
-    server = lab.popen(bob, ["sh", "-c", serve], stdin=None, stdout=None)
-    assert server.stderr is not None
-    fd = server.stderr.fileno()
-    deadline, err = time.monotonic() + 30, b""
-    while b"listening on:" not in err and time.monotonic() < deadline:
-        if select.select([fd], [], [], 1)[0]:
-            chunk = os.read(fd, 4096)
-            assert chunk, "serve exited"
-            err += chunk
+    server = start_serve(lab, bob, seed, args, b_in, tmp_path / "s_out")
     # a fresh JS node: the first one just did a random punch and would wait 20 s (hyperdht's throttle)
     _, js2 = _js(lab, alice, bootstrap)
     got = _call(js2, {"id": 2, "op": "connect", "publicKey": key, "send": 200 * 1024}, timeout=90)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import select
 import shlex
 import shutil
 import subprocess
@@ -16,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from natlab_tools import LineProc, start_testnet
+from natlab_tools import LineProc, file_sha256, start_serve, start_testnet, wait_stderr
 
 from peerdht.hyper.crypto import KeyPair
 from peerdht.testing.natlab import Host, Lab, NatType
@@ -26,28 +25,11 @@ pytestmark = pytest.mark.netns
 PY = sys.executable
 
 
-def _sha(p: Path) -> str:
-    return hashlib.sha256(p.read_bytes()).hexdigest()
-
-
-def _wait_stderr(proc: subprocess.Popen[str], needle: bytes, timeout: float = 30) -> bytes:
-    assert proc.stderr is not None
-    fd = proc.stderr.fileno()
-    deadline, err = time.monotonic() + timeout, b""
-    while needle not in err and time.monotonic() < deadline:
-        if select.select([fd], [], [], 1)[0]:
-            chunk = os.read(fd, 4096)
-            assert chunk, f"process exited: {err!r}"
-            err += chunk
-    assert needle in err, err
-    return err
-
-
 def _start_relay(lab: Lab, host: Host, args: str) -> subprocess.Popen[str]:
     """``peerdht node --relay`` on a public host; returns once it announced its relay."""
     cmd = f"exec {shlex.quote(PY)} -m peerdht node --relay --persistent --host {host.ip} {args}"
     relay = lab.popen(host, ["sh", "-c", cmd], stdin=None, stdout=None)
-    _wait_stderr(relay, b"relaying as:")
+    wait_stderr(relay, b"relaying as:")
     return relay
 
 
@@ -66,11 +48,7 @@ def test_symmetric_to_symmetric_through_relay(lab: Lab, tmp_path: Path, loss: fl
     b_in.write_bytes(os.urandom(512 * 1024 + 3))
     seed = "ab" * 32
     key = KeyPair.from_seed(bytes.fromhex(seed)).public_key.hex()
-    serve = (
-        f"exec {shlex.quote(PY)} -m peerdht serve --seed {seed} --once {args} < {a_in} > {tmp_path / 'a_out'}"
-    )
-    server = lab.popen(alice, ["sh", "-c", serve], stdin=None, stdout=None)
-    _wait_stderr(server, f"listening on: {key}".encode())
+    server = start_serve(lab, alice, seed, args, a_in, tmp_path / "a_out")
     connect = f"exec {shlex.quote(PY)} -m peerdht connect {key} {args} < {b_in} > {tmp_path / 'b_out'}"
     t0 = time.monotonic()
     res = lab.run(bob, ["sh", "-c", connect], timeout=120, check=False)
@@ -78,9 +56,11 @@ def test_symmetric_to_symmetric_through_relay(lab: Lab, tmp_path: Path, loss: fl
     assert res.returncode == 0, res.stderr
     server.wait(timeout=30)
     assert server.returncode == 0
-    assert _sha(tmp_path / "b_out") == _sha(a_in)
-    assert _sha(tmp_path / "a_out") == _sha(b_in)
-    print(f"symmetric <-> symmetric through the relay (loss {loss}): connect + 1.5 MiB both ways in {elapsed:.2f} s")
+    assert file_sha256(tmp_path / "b_out") == file_sha256(a_in)
+    assert file_sha256(tmp_path / "a_out") == file_sha256(b_in)
+    print(
+        f"symmetric <-> symmetric through the relay (loss {loss}): connect + 1.5 MiB both ways in {elapsed:.2f} s"
+    )
     relay.send_signal(2)
     relay.wait(timeout=10)
     testnet.close(interrupt=True)
@@ -97,7 +77,9 @@ def _block_udp_between(router_netns: str, other_ip: str) -> None:
         "  }\n"
         "}\n"
     )
-    subprocess.run(["ip", "netns", "exec", router_netns, "nft", "-f", "-"], input=rules, text=True, check=True)
+    subprocess.run(
+        ["ip", "netns", "exec", router_netns, "nft", "-f", "-"], input=rules, text=True, check=True
+    )
 
 
 @pytest.mark.slow
@@ -118,17 +100,15 @@ def test_udp_filtered_between_peers_falls_back_to_relay(lab: Lab, tmp_path: Path
     b_in.write_bytes(os.urandom(128 * 1024))
     seed = "ac" * 32
     key = KeyPair.from_seed(bytes.fromhex(seed)).public_key.hex()
-    serve = f"exec {shlex.quote(PY)} -m peerdht serve --seed {seed} --once {args} < {a_in} > {tmp_path / 'a_out'}"
-    server = lab.popen(alice, ["sh", "-c", serve], stdin=None, stdout=None)
-    _wait_stderr(server, f"listening on: {key}".encode())
+    server = start_serve(lab, alice, seed, args, a_in, tmp_path / "a_out")
     connect = f"exec {shlex.quote(PY)} -m peerdht connect {key} {args} < {b_in} > {tmp_path / 'b_out'}"
     t0 = time.monotonic()
     res = lab.run(bob, ["sh", "-c", connect], timeout=120, check=False)
     elapsed = time.monotonic() - t0
     assert res.returncode == 0, res.stderr
     server.wait(timeout=30)
-    assert _sha(tmp_path / "b_out") == _sha(a_in)
-    assert _sha(tmp_path / "a_out") == _sha(b_in)
+    assert file_sha256(tmp_path / "b_out") == file_sha256(a_in)
+    assert file_sha256(tmp_path / "a_out") == file_sha256(b_in)
     print(f"UDP filtered between port-restricted peers, through the relay: {elapsed:.2f} s")
     relay.send_signal(2)
     relay.wait(timeout=10)
