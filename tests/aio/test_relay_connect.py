@@ -11,7 +11,6 @@ from typing import cast
 
 import pytest
 
-import peerdht.aio.connect as connect_mod
 from peerdht.aio import relay as relay_mod
 from peerdht.aio.hyperdht import HyperDHT
 from peerdht.aio.relay import RelayServer
@@ -82,30 +81,16 @@ async def test_connect_relay_through() -> None:
         await server.close()
 
 
-async def test_connect_falls_back_to_a_relay_when_punching_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def no_punch(self: object, relay: object, server_address: object) -> object:
-        raise HolepunchDoubleRandomized()
-
-    async def no_lan(*args: object) -> None:
-        return None
-
-    monkeypatch.setattr(connect_mod.Puncher, "run", no_punch)
-    monkeypatch.setattr(connect_mod, "_lan_shortcut", no_lan)
+@pytest.mark.usefixtures("punching_fails")
+async def test_connect_falls_back_to_a_relay_when_punching_fails() -> None:
     async with _relay_net() as (relay, b, _server, kp, _):
         stream = await asyncio.wait_for(b.connect(kp.public_key), T)
         assert await _roundtrip(stream, b"through the relay") == b"through the relay"
         assert relay.stats["links"] == 1
 
 
+@pytest.mark.usefixtures("punching_fails")
 async def test_no_relay_no_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def no_punch(self: object, relay: object, server_address: object) -> object:
-        raise HolepunchDoubleRandomized()
-
-    async def no_lan(*args: object) -> None:
-        return None
-
-    monkeypatch.setattr(connect_mod.Puncher, "run", no_punch)
-    monkeypatch.setattr(connect_mod, "_lan_shortcut", no_lan)
     monkeypatch.setattr("peerdht.aio.relay.FIND_TIMEOUT", 2.0)
     async with await Testnet.create(3) as tn, tn.node() as a, tn.node() as b:
         await a.fully_bootstrapped()

@@ -125,6 +125,18 @@ async def _echo(stream: SecretStream) -> None:
     stream.write_eof()
 
 
+async def _pick_relay(relay_impl: str, js: Any, node: HyperDHT) -> tuple[bytes, RelayServer | None]:
+    """The relay to use: the JS blind-relay of ``js_net("--relay")`` (``"js"``), or a fresh
+    :class:`RelayServer` of ours on ``node`` (``"py"``, returned too so the test can check and close it)."""
+    if relay_impl == "js":
+        assert js.relay_key is not None
+        return js.relay_key, None
+    relay = RelayServer(node)
+    await relay.listen(HyperDHT.key_pair())
+    assert relay.public_key is not None
+    return relay.public_key, relay
+
+
 @pytest.mark.parametrize("relay_impl", ["js", "py"])
 async def test_js_client_relays_to_python_server(relay_impl: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """On loopback the probe round punches at once; like hyperdht's test/relaying.js (server
@@ -144,13 +156,7 @@ async def test_js_client_relays_to_python_server(relay_impl: str, monkeypatch: p
         await a.fully_bootstrapped()
         await r.fully_bootstrapped()
         a.core.firewalled = True
-        relay = None
-        key = js.relay_key
-        if relay_impl == "py":
-            relay = RelayServer(r)
-            await relay.listen(HyperDHT.key_pair())
-            key = relay.public_key
-        assert key is not None
+        key, relay = await _pick_relay(relay_impl, js, r)
         server = a.create_server(_echo)
         kp = HyperDHT.key_pair()
         await server.listen(kp)
@@ -172,13 +178,7 @@ async def test_python_client_relays_to_js_server(relay_impl: str) -> None:
         await b.fully_bootstrapped()
         await r.fully_bootstrapped()
         b.core.firewalled = True
-        relay = None
-        key = js.relay_key
-        if relay_impl == "py":
-            relay = RelayServer(r)
-            await relay.listen(HyperDHT.key_pair())
-            key = relay.public_key
-        assert key is not None
+        key, relay = await _pick_relay(relay_impl, js, r)
         server = await js.call("serve")
         stream = await asyncio.wait_for(b.connect(bytes.fromhex(server["publicKey"]), relay_through=key), T)
         stream.write(b"py to js via relay")
@@ -191,20 +191,10 @@ async def test_python_client_relays_to_js_server(relay_impl: str) -> None:
             await relay.close()
 
 
-async def test_automatic_fallback_through_a_js_relay(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("punching_fails")
+async def test_automatic_fallback_through_a_js_relay() -> None:
     """A JS blind-relay announced under peerdht's relay topic serves the automatic fallback of a
     Python client whose punch failed; the Python server follows the relayThrough."""
-    import peerdht.aio.connect as connect_mod
-    from peerdht.hyper.handshake import HolepunchDoubleRandomized
-
-    async def no_punch(self: Any, relay: Any, server_address: Any) -> Any:
-        raise HolepunchDoubleRandomized()
-
-    async def no_lan(*args: Any) -> None:
-        return None
-
-    monkeypatch.setattr(connect_mod.Puncher, "run", no_punch)
-    monkeypatch.setattr(connect_mod, "_lan_shortcut", no_lan)
     async with js_net("--relay", "--announce") as js, HyperDHT(bootstrap=js.bootstrap, host="127.0.0.1") as a, HyperDHT(
         bootstrap=js.bootstrap, host="127.0.0.1"
     ) as b:
