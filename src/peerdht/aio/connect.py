@@ -385,21 +385,18 @@ async def _upgrade(
     """Punch while relayed (connect.js runs its Holepuncher next to ``relayConnection``); when the
     server answers our probes, move the stream to that direct path (:func:`upgrade_relayed`). Every
     failure just leaves the connection on the relay."""
-    from peerdht.aio.relay import is_relayed, upgrade_relayed
+    from peerdht.aio.relay import is_relayed, until_closed, upgrade_relayed
 
     socket = dht._raw_streams().index_of(stream.socket)
     if socket is None:
         return
     puncher = Puncher(dht, 0, remote, result, target, relayed=stream, socket=socket)
     punch = asyncio.ensure_future(puncher.run(relay, server_address))
-    closed = asyncio.ensure_future(stream.wait_closed())
     try:
-        await asyncio.wait({punch, closed}, timeout=UPGRADE_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+        if not await until_closed(stream, punch, UPGRADE_TIMEOUT):
+            return  # the stream closed, or no punch within UPGRADE_TIMEOUT
     finally:
         punch.cancel()
-        closed.cancel()
-    if not punch.done() or punch.cancelled():
-        return  # the stream closed, or no punch within UPGRADE_TIMEOUT
     exc = punch.exception()
     if exc is not None:
         if isinstance(exc, (PeerDHTError, OSError)):
@@ -504,15 +501,11 @@ class Puncher:
         try:
             await asyncio.wait({early, flow}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            early.cancel()  # (a no-op once it has a probe)
             if not flow.done():
-                early_won = early.done()
                 flow.cancel()
                 with contextlib.suppress(asyncio.CancelledError, PeerDHTError, OSError):
                     await flow
-                if not early_won:
-                    early.cancel()  # we were cancelled ourselves
-            elif not early.done():
-                early.cancel()
         if flow.done() and not flow.cancelled():
             return flow.result()
         log.debug("punch: probe from the server's host %s", early.result())
@@ -526,6 +519,7 @@ class Puncher:
                 return addr
 
     def _reached_at(self, addr: Address) -> UDXStream:
+        """A probe from ``addr`` came through: open the stream there (upgrade mode: note it as :attr:`direct`)."""
         if self.relayed is not None:
             self.direct = addr
             return self.relayed
@@ -685,8 +679,6 @@ class Puncher:
             return await self._punch_consistent()
         if strategy is None:
             raise RemoteNotHolepunchable()
-        if strategy is Strategy.BIRTHDAY and self.relayed is not None:
-            raise RemoteNotHolepunchable("no birthday sockets for a relayed stream (it cannot change socket)")
         self.raws.begin_random_punch()
         try:
             if strategy is Strategy.RANDOM_PROBES:
@@ -707,7 +699,7 @@ class Puncher:
         finally:
             opened.cancel()
         if probe in done:
-            return self.raws.connect(self.sid, self.socket, self.remote_udx, probe.result())
+            return self._reached_at(probe.result())
         if opened in done and not opened.cancelled() and opened.exception() is None:
             s: UDXStream = opened.result()
             return s
@@ -722,12 +714,10 @@ class Puncher:
         assert self.relayed is not None
         if not is_relayed(self.relayed):
             return self.relayed
-        probe = self.raws.probe_future(self.socket)
         try:
-            self.direct = await asyncio.wait_for(probe, timeout)
+            return self._reached_at(await asyncio.wait_for(self.raws.probe_future(self.socket), timeout))
         except TimeoutError:
             return None if is_relayed(self.relayed) else self.relayed
-        return self.relayed
 
     async def _punch_consistent(self) -> UDXStream:
         for tries in range(1, CONSISTENT_TRIES + 1):

@@ -26,7 +26,7 @@ import contextlib
 import logging
 import os
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -610,9 +610,7 @@ async def relayed_udx(
                     # the peer moved again after the upgrade (a JS puncher may reopen its socket):
                     # follow it there, or the stream would keep sending to a dead mapping
                     target.append(addr)
-                    task = asyncio.ensure_future(_follow(r.stream, direct_id, addr))
-                    _holders.add(task)
-                    task.add_done_callback(_holders.discard)
+                    _background(_follow(r.stream, direct_id, addr))
                 if not peer_direct.done():
                     peer_direct.set_result(None)
                 return
@@ -624,9 +622,7 @@ async def relayed_udx(
             if follow:
                 peer_direct.set_result(None)
             _upgraders.pop(r.stream, None)
-            task = asyncio.ensure_future(_upgrade(r, direct_id, addr, peer_direct))
-            _holders.add(task)
-            task.add_done_callback(_holders.discard)
+            _background(_upgrade(r, direct_id, addr, peer_direct))
 
         def initiate(addr: Address) -> None:
             if not upgraded.done():
@@ -640,13 +636,29 @@ async def relayed_udx(
             await r.stream.wait_closed()
         r.close()
 
-    task = asyncio.ensure_future(hold())
-    _holders.add(task)
-    task.add_done_callback(_holders.discard)
+    _background(hold())
     return r.stream
 
 
 _holders: set[asyncio.Task[None]] = set()
+
+
+def _background(coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` as a task that is kept referenced until it ends."""
+    task = asyncio.ensure_future(coro)
+    _holders.add(task)
+    task.add_done_callback(_holders.discard)
+
+
+async def until_closed(stream: UDXStream, fut: asyncio.Future[Any], timeout: float | None = None) -> bool:
+    """Wait for ``fut`` while ``stream`` is open, at most ``timeout`` seconds; True if ``fut`` finished
+    first (its result or exception is left in it), False if the stream closed or the time ran out."""
+    closed = asyncio.ensure_future(stream.wait_closed())
+    try:
+        done, _ = await asyncio.wait({fut, closed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        closed.cancel()
+    return fut in done
 _upgraders: weakref.WeakKeyDictionary[UDXStream, tuple[Callable[[Address], None], asyncio.Future[None]]] = (
     weakref.WeakKeyDictionary()
 )
@@ -678,14 +690,7 @@ async def wait_direct(stream: UDXStream, timeout: float) -> bool:
     """Wait up to ``timeout`` seconds for a relayed stream to start moving to a direct path (either
     side's punch succeeded); True if it did (or was never relayed), False on timeout or close."""
     entry = _upgraders.get(stream)
-    if entry is None:
-        return True
-    closed = asyncio.ensure_future(stream.wait_closed())
-    try:
-        done, _ = await asyncio.wait({entry[1], closed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        closed.cancel()
-    return entry[1] in done
+    return entry is None or await until_closed(stream, entry[1], timeout)
 UPGRADES: dict[str, int] = {"upgraded": 0, "failed": 0}
 """Relay -> direct upgrades done by this process (counters)."""
 
@@ -710,12 +715,7 @@ async def _upgrade(r: Relayed, direct_id: int, addr: Address, peer_direct: async
         changing = asyncio.ensure_future(stream.change_remote(direct_id, addr, resend=True))
         stream.send_message(b"")  # let the peer see the direct path (confirmDirectUpgrade)
         await asyncio.wait_for(changing, 30)
-        closed = asyncio.ensure_future(stream.wait_closed())
-        try:
-            await asyncio.wait({peer_direct, closed}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            closed.cancel()
-        if not peer_direct.done():
+        if not await until_closed(stream, peer_direct):
             return  # closed while the peer stayed on the relay
     except (PeerDHTError, OSError, TimeoutError) as exc:
         log.debug("relay -> direct upgrade failed: %s", exc)

@@ -305,17 +305,11 @@ class UDXSocketCore:
         st.remote_id = remote_id
         st.addr = addr
         if resend and st.outgoing:
-            st.lost_q.clear()
-            st.retrans_q.clear()
-            for seq in sorted(st.outgoing):
-                pkt = st.outgoing[seq]
+            for pkt in st.outgoing.values():
                 pkt.rid = remote_id
                 pkt.addr = addr
                 pkt.rto_count = 0
-                if not pkt.lost:
-                    pkt.lost = True
-                    st.inflight -= 1
-                st.lost_q.append(seq)
+            self._requeue_all(st)
             st.backoff = 1
             self._dirty.add(st)
         self._reset_mtu(st)
@@ -561,16 +555,14 @@ class UDXSocketCore:
             if addr not in st.seen:
                 st.seen.add(addr)
                 self._events.append(PreConnectPacket(stream_id=sid, addr=addr))
-        elif st.watch_addr and addr != st.addr:
-            if t & DESTROY and addr in st.seen:
-                self.dropped += 1  # from a path we left: the relay tearing down its splice
-                return
+        elif st.watch_addr:
             if addr not in st.seen:
+                # a new path of the peer's, or the remote we moved to (the peer is there too)
                 st.seen.add(addr)
                 self._events.append(RemoteAddress(stream_id=sid, addr=addr))
-        elif st.watch_addr and addr not in st.seen:
-            st.seen.add(addr)  # the first packet from the remote we moved to: the peer is there too
-            self._events.append(RemoteAddress(stream_id=sid, addr=addr))
+            elif t & DESTROY and addr != st.addr:
+                self.dropped += 1  # from a path we left: the relay tearing down its splice
+                return
         st.packets_rx += 1
         if t & HEARTBEAT:
             st.need_ack = True
@@ -966,19 +958,25 @@ class UDXSocketCore:
             self._close(st, StreamReset("stream timed out"))
             return
         st.rto_count += 1
-        st.lost_q.clear()
-        st.retrans_q.clear()
-        for seq in sorted(st.outgoing):
-            pkt = st.outgoing[seq]
+        for pkt in st.outgoing.values():
             pkt.rto_count += 1
-            if not pkt.lost:
-                pkt.lost = True
-                st.inflight -= 1
-            st.lost_q.append(seq)
+        self._requeue_all(st)
         st.cc.on_rto(st.seq)
         st.backoff = min(st.backoff * 2, 64)
         st.rto_deadline = now + min(st.rto * st.backoff, MAX_RTO)
         self._dirty.add(st)
+
+    @staticmethod
+    def _requeue_all(st: _Stream) -> None:
+        """Count every packet in flight as lost and queue all of them for retransmission, in order."""
+        st.lost_q.clear()
+        st.retrans_q.clear()
+        for seq in sorted(st.outgoing):
+            pkt = st.outgoing[seq]
+            if not pkt.lost:
+                pkt.lost = True
+                st.inflight -= 1
+            st.lost_q.append(seq)
 
     def _flush(self, st: _Stream, now: float) -> None:
         out = self._out
