@@ -57,7 +57,7 @@ from peerdht.holepunch.strategy import (
     random_port,
 )
 from peerdht.hyper.constants import Command, Firewall, InternalCommand
-from peerdht.hyper.constants import ConnectError as Err
+from peerdht.hyper.constants import PayloadErrorCode as Err
 from peerdht.hyper.crypto import KeyPair
 from peerdht.hyper.crypto import hash as blake2b
 from peerdht.hyper.handshake import (

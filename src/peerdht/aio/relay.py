@@ -30,7 +30,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from peerdht.errors import DecodeError, LocalProtocolError, PeerDHTError
+from peerdht.errors import DecodeError, LocalProtocolError, PairingError, PeerDHTError, RelayAborted
 from peerdht.hyper.crypto import KeyPair
 from peerdht.hyper.crypto import hash as blake2b
 from peerdht.relay.messages import (
@@ -44,7 +44,7 @@ from peerdht.relay.messages import (
     encode_pair,
     encode_unpair,
 )
-from peerdht.relay.pairing import PAIR_TIMEOUT, Matched, PairingError, Pairings, TokenBucket
+from peerdht.relay.pairing import PAIR_TIMEOUT, Matched, Pairings, TokenBucket
 from peerdht.relay.protomux import ChannelClosed, ChannelMessage, ChannelOpened, Mux
 
 if TYPE_CHECKING:
@@ -451,12 +451,6 @@ class RelayClient:
         self._flush()
         self._reader.cancel()
         self.stream.close()
-
-
-class RelayAborted(PeerDHTError):
-    """Relaying failed (hyperdht ``RELAY_ABORTED``): pairing timed out or the relay went away."""
-
-    code = "RELAY_ABORTED"
 
 
 @dataclass

@@ -42,8 +42,8 @@ from peerdht.holepunch.strategy import (
     consistent_targets,
     random_port,
 )
-from peerdht.hyper.constants import ConnectError as Err
 from peerdht.hyper.constants import Firewall, InternalCommand
+from peerdht.hyper.constants import PayloadErrorCode as Err
 from peerdht.hyper.crypto import KeyPair
 from peerdht.hyper.crypto import hash as blake2b
 from peerdht.hyper.handshake import make_payload, noise_key_pair, server_error_code

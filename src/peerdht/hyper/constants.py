@@ -7,7 +7,9 @@ hypercore-crypto ``namespace()``.
 
 from __future__ import annotations
 
+import warnings
 from enum import IntEnum
+from typing import Any
 
 from peerdht.secure.keys import namespace
 from peerdht.secure.noise import NS_PEER_HANDSHAKE, NS_PEER_HOLEPUNCH
@@ -31,11 +33,11 @@ __all__ = [
     "RECORD_CACHE_MAX_SIZE",
     "RECORD_MAX_AGE",
     "Command",
-    "ConnectError",
     "Error",
     "Firewall",
     "HandshakeMode",
     "InternalCommand",
+    "PayloadErrorCode",
     "namespace",
 ]
 
@@ -76,8 +78,9 @@ class Error(IntEnum):
     SEQ_TOO_LOW = 17
 
 
-class ConnectError(IntEnum):
-    """``error`` of the Noise and holepunch payloads (hyperdht ``ERROR`` < 16)."""
+class PayloadErrorCode(IntEnum):
+    """``error`` of the Noise and holepunch payloads (hyperdht ``ERROR`` < 16). Not an exception: the
+    connect errors a caller catches are :class:`peerdht.errors.ConnectError` and its subclasses."""
 
     NONE = 0
     ABORTED = 1
@@ -136,3 +139,16 @@ IMMUTABLE_MAX_AGE = 48 * 60 * 60.0
 
 BUMP_MAX_DRIFT = 60.0
 """Seconds a bump may lie in the future (``persistent.js MAX_BUMP_DRIFT`` = 60 000 ms)."""
+
+
+def __getattr__(name: str) -> Any:
+    # ``ConnectError`` was this module's name of :class:`PayloadErrorCode`; it clashed with the exception
+    # :class:`peerdht.errors.ConnectError`, so it is only kept as a deprecated alias.
+    if name == "ConnectError":
+        warnings.warn(
+            "peerdht.hyper.constants.ConnectError is PayloadErrorCode (the exception is peerdht.errors.ConnectError)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return PayloadErrorCode
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,6 +1,7 @@
-"""Connect-by-key errors and the pure parts of the PEER_HANDSHAKE exchange.
+"""The pure parts of the PEER_HANDSHAKE exchange (and the connect-by-key errors, re-exported).
 
-Error names and codes mirror hyperdht ``lib/errors.js`` (``err.code``); payload rules mirror
+The errors live in :mod:`peerdht.errors` (names and codes mirror hyperdht ``lib/errors.js``, ``err.code``)
+and are re-exported here for older imports; payload rules mirror
 ``lib/connect.js`` (client) and ``lib/server.js`` (server).
 """
 
@@ -8,9 +9,24 @@ from __future__ import annotations
 
 import ipaddress
 
-from peerdht.errors import PeerDHTError
-from peerdht.hyper.constants import ConnectError as Err
+from peerdht.errors import (
+    CannotHolepunch,
+    ConnectError,
+    HandshakeInvalid,
+    HolepunchAborted,
+    HolepunchDoubleRandomized,
+    HolepunchInvalid,
+    HolepunchProbeTimeout,
+    PeerConnectionFailed,
+    PeerNotFound,
+    RemoteAborted,
+    RemoteNotHolepunchable,
+    RemoteNotHolepunching,
+    ServerError,
+    ServerIncompatible,
+)
 from peerdht.hyper.constants import Firewall
+from peerdht.hyper.constants import PayloadErrorCode as Err
 from peerdht.hyper.records import NoisePayload, SecretStreamInfo, UdxInfo
 from peerdht.secure.keys import KeyPair as SecureKeyPair
 
@@ -38,93 +54,6 @@ __all__ = [
     "noise_key_pair",
     "server_error_code",
 ]
-
-
-class ConnectError(PeerDHTError):
-    """A connect-by-key failure; ``code`` is hyperdht's error code string (``lib/errors.js``)."""
-
-    code = "CONNECT_ERROR"
-
-    def __init__(self, message: str = "") -> None:
-        super().__init__(f"{message or self.__class__.__doc__ or ''} ({self.code})".strip())
-
-
-class PeerNotFound(ConnectError):
-    """No node holds the server's announce."""
-
-    code = "PEER_NOT_FOUND"
-
-
-class PeerConnectionFailed(ConnectError):
-    """Nodes held the announce but no handshake got through (server gone or firewalled us)."""
-
-    code = "PEER_CONNECTION_FAILED"
-
-
-class HandshakeInvalid(ConnectError):
-    """The handshake reply did not decrypt or came from the wrong key."""
-
-    code = "HANDSHAKE_INVALID"
-
-
-class ServerError(ConnectError):
-    """The server answered with an error."""
-
-    code = "SERVER_ERROR"
-
-
-class ServerIncompatible(ConnectError):
-    """The server speaks another payload version."""
-
-    code = "SERVER_INCOMPATIBLE"
-
-
-class HolepunchAborted(ConnectError):
-    """Holepunching was aborted (or the direct connection never opened)."""
-
-    code = "HOLEPUNCH_ABORTED"
-
-
-class CannotHolepunch(ConnectError):
-    """The server cannot be holepunched and has no reachable address."""
-
-    code = "CANNOT_HOLEPUNCH"
-
-
-class HolepunchInvalid(ConnectError):
-    """A holepunch reply did not decrypt or decode."""
-
-    code = "HOLEPUNCH_INVALID"
-
-
-class HolepunchProbeTimeout(ConnectError):
-    """The NAT analysis of one side did not conclude."""
-
-    code = "HOLEPUNCH_PROBE_TIMEOUT"
-
-
-class HolepunchDoubleRandomized(ConnectError):
-    """Both sides are behind port-randomising NATs."""
-
-    code = "HOLEPUNCH_DOUBLE_RANDOMIZED_NATS"
-
-
-class RemoteAborted(ConnectError):
-    """The server aborted the holepunch."""
-
-    code = "REMOTE_ABORTED"
-
-
-class RemoteNotHolepunching(ConnectError):
-    """The server did not start punching."""
-
-    code = "REMOTE_NOT_HOLEPUNCHING"
-
-
-class RemoteNotHolepunchable(ConnectError):
-    """No punch strategy fits the two NATs."""
-
-    code = "REMOTE_NOT_HOLEPUNCHABLE"
 
 
 def is_bogon(host: str) -> bool:

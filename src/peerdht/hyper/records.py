@@ -492,7 +492,7 @@ class NoisePayload:
 
     Attributes:
         version: payload version (1).
-        error: :class:`peerdht.hyper.constants.ConnectError`.
+        error: :class:`peerdht.hyper.constants.PayloadErrorCode`.
         firewall: :class:`peerdht.hyper.constants.Firewall`.
         holepunch: holepunch info or None.
         addresses4: the sender's IPv4 addresses (empty: absent).
@@ -626,7 +626,7 @@ class HolepunchPayload:
     """The decrypted payload of a PEER_HOLEPUNCH message (``holepunchPayload``).
 
     Attributes:
-        error: :class:`peerdht.hyper.constants.ConnectError`.
+        error: :class:`peerdht.hyper.constants.PayloadErrorCode`.
         firewall: :class:`peerdht.hyper.constants.Firewall`.
         round: punch round number.
         connected: the sender already has a connection.

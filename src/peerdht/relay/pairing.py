@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar
 
+from peerdht.errors import PairingError
 from peerdht.relay.messages import TOKEN_SIZE
 
 S = TypeVar("S")
@@ -81,14 +82,6 @@ class Matched(Generic[S]):
 class _Pending(Generic[S]):
     links: list[Link[S] | None] = field(default_factory=lambda: [None, None])
     deadline: float = 0.0
-
-
-class PairingError(Exception):
-    """A ``pair`` was refused (``reason``: ``"capacity"``, ``"bad-token"``)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class Pairings(Generic[S]):
