@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from peerdht.errors import LocalProtocolError, StreamReset
+from peerdht.errors import LocalProtocolError, StreamReset, StreamTimeout
 from peerdht.testing import FakeNet
 from peerdht.udx.events import (
     DatagramReceived,
@@ -247,6 +247,57 @@ def test_keepalive_sends_heartbeats() -> None:
     start_sent = net.sent
     run(net, (a, b), lambda: net.now > 1031, max_time=40)
     assert net.sent - start_sent >= 12  # 6 heartbeats and 6 acks
+
+
+def _half_closed_pair(net: FakeNet) -> tuple[Side, Side]:
+    """a ended its side (END acknowledged), b has not: a only reads, and nothing is in flight."""
+    a, b = pair(net)
+    a.outbox = b"last words"
+    a.end_after = True
+    run(net, (a, b), lambda: b.eof and b.data == b"last words", max_time=30)
+    run(net, (a, b), lambda: a.core.get_timer() is None, max_time=30)  # our END is acknowledged
+    return a, b
+
+
+def test_idle_timeout_reclaims_half_closed_stream_of_vanished_peer() -> None:
+    net = FakeNet(random.Random(12), delay=0.01)
+    a, _ = _half_closed_pair(net)
+    a.core.set_keepalive(a.sid, 5.0, net.now, timeout=15.0)
+    del net._cores[B]  # the peer is kill -9ed: no DESTROY, no packet ever again
+    start = net.now
+    run(net, (a,), lambda: a.closed is not None, max_time=60)
+    closed = a.closed
+    assert closed is not None and isinstance(closed.error, StreamTimeout)
+    assert isinstance(closed.error, TimeoutError) and isinstance(closed.error, StreamReset)
+    assert 15.0 <= net.now - start <= 15.5
+    assert not a.core.has_stream(a.sid) and a.core.timeouts == 1
+
+
+def test_idle_timeout_spares_a_silent_live_peer() -> None:
+    """A peer that sends nothing but is alive answers the heartbeats, so the stream stays open."""
+    net = FakeNet(random.Random(13), delay=0.01)
+    a, b = _half_closed_pair(net)
+    a.core.set_keepalive(a.sid, 5.0, net.now, timeout=15.0)
+    start = net.now
+    run(net, (a, b), lambda: net.now - start > 120, max_time=130)
+    assert a.closed is None and b.closed is None
+    b.outbox = b"still here"
+    b.end_after = True
+    run(net, (a, b), lambda: a.closed is not None and b.closed is not None, max_time=30)
+    assert a.data == b"still here" and a.closed == StreamClosed(stream_id=1)
+
+
+def test_idle_timeout_while_writing_to_a_vanished_peer() -> None:
+    net = FakeNet(random.Random(14), delay=0.01)
+    a, _ = pair(net)
+    a.core.set_keepalive(a.sid, 5.0, net.now, timeout=15.0)
+    del net._cores[B]
+    start = net.now
+    a.outbox = b"x" * 200_000
+    run(net, (a,), lambda: a.closed is not None, max_time=60)
+    closed = a.closed
+    assert closed is not None and isinstance(closed.error, StreamTimeout)
+    assert net.now - start <= 15.5
 
 
 @settings(max_examples=300, deadline=None)

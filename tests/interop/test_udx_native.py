@@ -13,7 +13,7 @@ import pytest
 
 from jsproc import JSProcess, start_js
 from peerdht.aio.udx import UDXSocket, UDXStream
-from peerdht.errors import StreamReset
+from peerdht.errors import StreamReset, StreamTimeout
 from peerdht.udx.packet import DATA, END, decode_packet
 
 pytestmark = pytest.mark.interop
@@ -239,4 +239,27 @@ async def test_receive_window_stops_udx_native_until_we_read(js: tuple[JSProcess
         n += len(chunk)
     sent = await proc.line(timeout=T)
     assert sent == {"sent": 16 << 20, "sha256": h.hexdigest()} and n == 16 << 20
+    sock.close()
+
+
+async def test_heartbeats_keep_a_half_closed_stream_alive_until_the_peer_is_killed(
+    js: tuple[JSProcess, int],
+) -> None:
+    """udx-native ACKs our heartbeats, so an idle half-closed stream to a live peer stays open past
+    the timeout; once the peer is kill -9ed (no DESTROY) the stream fails with StreamTimeout."""
+    sock, stream, proc = await connect(js, "echo-events")
+    stream.write(b"bye")
+    assert await proc.line() == {"event": "data", "hex": b"bye".hex()}
+    stream.write_eof()
+    assert await proc.line() == {"event": "end"}
+    stream.set_keepalive(0.2, timeout=1.0)
+    loop = asyncio.get_running_loop()
+    until = loop.time() + 3.0
+    while loop.time() < until:  # three timeouts of silence from the application: still open
+        assert not stream.is_closing()
+        await asyncio.sleep(0.25)
+    proc.proc.kill()
+    await proc.proc.wait()
+    with pytest.raises(StreamTimeout):
+        await asyncio.wait_for(stream.read(10), T)
     sock.close()

@@ -35,6 +35,10 @@ __all__ = ["RawStream", "SecretStream", "TCPRawStream", "open_secret_stream"]
 
 DEFAULT_KEEP_ALIVE = 5.0
 """Seconds of write silence after which an empty keep-alive frame is sent (secret-stream's default in hyperdht)."""
+DEFAULT_TIMEOUT = 15.0
+"""Seconds without any packet from the peer after which a UDX-carried stream fails with
+:class:`~peerdht.errors.StreamTimeout` (JS reclaims a vanished peer's stream in ~15 s). A live peer's
+UDX answers the heartbeats sent every ``keep_alive`` seconds, so only a vanished peer goes silent."""
 DEFAULT_FRAME = 64 * 1024
 """Plaintext bytes per frame when a write is split."""
 DEFAULT_READ_LIMIT = 1 << 20
@@ -86,7 +90,7 @@ class SecretStream:
 
     Reads raise :class:`~peerdht.errors.RemoteProtocolError` once the peer sent a frame that fails
     (wrong stream id, failed authentication), :class:`~peerdht.errors.StreamReset` when the raw
-    stream broke, and :class:`~peerdht.errors.StreamClosed` after :meth:`close`. Only this stream
+    stream broke (:class:`~peerdht.errors.StreamTimeout` when the peer went silent), and :class:`~peerdht.errors.StreamClosed` after :meth:`close`. Only this stream
     is affected.
     """
 
@@ -96,6 +100,7 @@ class SecretStream:
         core: SecretStreamCore,
         *,
         keep_alive: float | None = DEFAULT_KEEP_ALIVE,
+        timeout: float | None = DEFAULT_TIMEOUT,
         frame_size: int = DEFAULT_FRAME,
         read_limit: int = DEFAULT_READ_LIMIT,
     ) -> None:
@@ -129,6 +134,12 @@ class SecretStream:
         self._pump_events()
         self._flush()
         self._reader = asyncio.ensure_future(self._read_loop())
+        set_keepalive = getattr(raw, "set_keepalive", None)
+        if set_keepalive is not None and (self._keep_alive or timeout):
+            # liveness at the packet level (UDX heartbeats are ACKed by the peer whatever the
+            # half-close state), so a half-closed stream to a vanished peer times out too
+            with contextlib.suppress(StreamError):
+                set_keepalive(self._keep_alive or 0.0, timeout=timeout or 0.0)
 
     # -- properties -----------------------------------------------------------------------------
 
@@ -492,6 +503,7 @@ async def open_secret_stream(
     remote_public_key: bytes | None = None,
     pattern: str = "XX",
     keep_alive: float | None = DEFAULT_KEEP_ALIVE,
+    timeout: float | None = DEFAULT_TIMEOUT,
     frame_size: int = DEFAULT_FRAME,
     read_limit: int = DEFAULT_READ_LIMIT,
 ) -> SecretStream:
@@ -509,7 +521,11 @@ async def open_secret_stream(
         remote_public_key: in-band only: the key the peer must prove, or None to accept any
             (required for an ``"IK"`` initiator).
         pattern: in-band only: ``"XX"`` (secret-stream's default) or ``"IK"``.
-        keep_alive: seconds of write silence before an empty keep-alive frame; None disables.
+        keep_alive: seconds of write silence before an empty keep-alive frame (and, on a UDX raw
+            stream, of silence either way before a UDX heartbeat); None disables.
+        timeout: seconds without any packet from the peer before the stream fails with
+            :class:`~peerdht.errors.StreamTimeout` (UDX raw streams; reads, writes and ``drain``
+            raise it); None disables.
         frame_size: plaintext bytes per frame when writes are split.
         read_limit: decrypted bytes buffered before reading from ``raw`` pauses.
 
@@ -527,7 +543,9 @@ async def open_secret_stream(
         core = SecretStreamCore.in_band(
             initiator, kp, os.urandom(32), remote_public_key=remote_public_key, pattern=pattern
         )
-    stream = SecretStream(raw, core, keep_alive=keep_alive, frame_size=frame_size, read_limit=read_limit)
+    stream = SecretStream(
+        raw, core, keep_alive=keep_alive, timeout=timeout, frame_size=frame_size, read_limit=read_limit
+    )
     try:
         await stream.wait_handshake()
     except BaseException:

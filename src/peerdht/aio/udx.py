@@ -450,10 +450,13 @@ class UDXStream:
         if other.socket is not self.socket:
             self.socket._relay_peers.add(other.socket)
 
-    def set_keepalive(self, interval: float) -> None:
-        """Send a HEARTBEAT after ``interval`` seconds without traffic (0 disables; udx-native ``setKeepalive``)."""
+    def set_keepalive(self, interval: float, *, timeout: float = 0.0) -> None:
+        """Send a HEARTBEAT after ``interval`` seconds without traffic either way (0 disables;
+        udx-native ``setKeepalive``); with ``timeout`` (seconds, 0 disables) the stream fails with
+        :class:`~peerdht.errors.StreamTimeout` once nothing arrived from the peer for that long, also
+        when both sides are half-closed (see :meth:`UDXSocketCore.set_keepalive`)."""
         self._check()
-        self._core.set_keepalive(self.id, interval, self._loop.time())
+        self._core.set_keepalive(self.id, interval, self._loop.time(), timeout=timeout)
         self.socket._arm_timer()
 
     # ---------------------------------------------------------------- reading

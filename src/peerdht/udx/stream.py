@@ -27,7 +27,7 @@ import struct
 from collections import deque
 from typing import Final, Protocol
 
-from peerdht.errors import LocalProtocolError, StreamClosed, StreamReset
+from peerdht.errors import LocalProtocolError, StreamClosed, StreamReset, StreamTimeout
 from peerdht.udx.congestion import Congestion
 from peerdht.udx.events import (
     DatagramReceived,
@@ -199,7 +199,10 @@ class _Stream:
         self.pto_count = 0
         self.zwp_deadline: float | None = None
         self.keepalive = 0.0
-        self.keepalive_deadline: float | None = None
+        self.keepalive_deadline: float | None = None  # the liveness timer: heartbeat and idle timeout
+        self.idle_timeout = 0.0
+        self.last_rx = 0.0  # when a packet of this stream last arrived from the peer (seconds)
+        self.last_tx = 0.0  # when we last sent a packet on it
         self.remote_changing = False
         self.seq_on_change = 0
         # counters
@@ -242,6 +245,8 @@ class UDXSocketCore:
         self._now = 0.0
         self.dropped = 0
         """Datagrams dropped as malformed or unexpected (counted, never raised)."""
+        self.timeouts = 0
+        """Streams closed because the peer went silent (:meth:`set_keepalive` ``timeout``)."""
 
     # ------------------------------------------------------------------ commands
 
@@ -286,6 +291,7 @@ class UDXSocketCore:
             st.ack = st.wl1 = ack & _M
         st.remote_id = remote_id
         st.addr = addr
+        st.last_rx = max(st.last_rx, self._now)
         self._reset_mtu(st)
         if st.need_ack:  # data arrived before connect
             self._dirty.add(st)
@@ -418,11 +424,52 @@ class UDXSocketCore:
         head = _PACK_HEADER(255, 1, MESSAGE, 0, st.remote_id, self._rwnd(st), st.seq & _M, st.ack & _M)
         self._out.append((head + data, st.addr))
 
-    def set_keepalive(self, stream_id: int, interval: float, now: float) -> None:
-        """Send a HEARTBEAT after ``interval`` seconds without traffic (0 disables; libudx ``set_keepalive``)."""
+    def set_keepalive(self, stream_id: int, interval: float, now: float, *, timeout: float = 0.0) -> None:
+        """Keep the path open and notice a peer that vanished (libudx ``set_keepalive``, secret-stream
+        ``setTimeout``).
+
+        Args:
+            interval: seconds; a HEARTBEAT (which the peer ACKs at once, libudx ``send_probe``) goes out
+                when nothing was sent, or nothing received, for that long. 0 disables.
+            timeout: seconds; once nothing at all arrived from the peer for that long the stream closes
+                with :class:`~peerdht.errors.StreamTimeout`, whatever its half-close state (a peer that
+                is alive answers the heartbeats, so set ``interval`` well below it). 0 disables.
+        """
         st = self._get(stream_id)
-        st.keepalive = interval
-        st.keepalive_deadline = now + interval if interval > 0 else None
+        st.keepalive = max(interval, 0.0)
+        st.idle_timeout = max(timeout, 0.0)
+        st.last_rx = max(st.last_rx, now)
+        st.last_tx = max(st.last_tx, now)
+        self._arm_liveness(st, now)
+
+    def _arm_liveness(self, st: _Stream, now: float) -> None:
+        at: float | None = None
+        if st.keepalive:
+            at = min(st.last_rx, st.last_tx) + st.keepalive
+            if at <= now:
+                at = now + st.keepalive
+        if st.idle_timeout:
+            limit = st.last_rx + st.idle_timeout
+            at = limit if at is None or limit < at else at
+        st.keepalive_deadline = at
+
+    def _on_liveness(self, st: _Stream, now: float) -> None:
+        """The keepalive timer: time the stream out when the peer went silent, else heartbeat."""
+        if st.connected:
+            silent = now - st.last_rx
+            if st.idle_timeout and silent >= st.idle_timeout:
+                self.timeouts += 1
+                self._close(
+                    st,
+                    StreamTimeout(
+                        f"nothing from the peer for {silent:.1f} s (timeout {st.idle_timeout:g} s)"
+                    ),
+                )
+                return
+            ka = st.keepalive
+            if ka and (silent >= ka or now - st.last_tx >= ka):
+                self._send_heartbeat(st)
+        self._arm_liveness(st, now)
 
     def set_manual_window(self, stream_id: int, enabled: bool = True) -> None:
         """Advertise ``recv_window - unread`` where unread bytes are released with :meth:`stream_consumed`.
@@ -510,12 +557,11 @@ class UDXSocketCore:
                 else:
                     st.zwp_deadline = None
             if st.keepalive_deadline is not None and now >= st.keepalive_deadline:
-                if st.connected:
-                    self._send_heartbeat(st)
-                st.keepalive_deadline = now + st.keepalive
+                self._on_liveness(st, now)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
         """Datagrams to send now, as ``(data, addr)``: retransmissions, new data allowed by the windows, ACKs."""
+        self._now = now
         if self._dirty:
             dirty = self._dirty
             self._dirty = set()
@@ -564,6 +610,7 @@ class UDXSocketCore:
                 self.dropped += 1  # from a path we left: the relay tearing down its splice
                 return
         st.packets_rx += 1
+        st.last_rx = now
         if t & HEARTBEAT:
             st.need_ack = True
             self._dirty.add(st)
@@ -866,6 +913,7 @@ class UDXSocketCore:
                 (_PACK_HEADER(255, 1, 0, 0, st.remote_id, rwnd, st.seq & _M, st.ack & _M), st.addr)
             )
         st.packets_tx += 1
+        st.last_tx = self._now
 
     def _send_heartbeat(self, st: _Stream) -> None:
         rwnd = self._rwnd(st)
@@ -873,6 +921,7 @@ class UDXSocketCore:
             (_PACK_HEADER(255, 1, HEARTBEAT, 0, st.remote_id, rwnd, st.seq & _M, st.ack & _M), st.addr)
         )
         st.packets_tx += 1
+        st.last_tx = self._now
 
     def _detect_loss(self, st: _Stream) -> None:
         outgoing = st.outgoing
@@ -1095,8 +1144,7 @@ class UDXSocketCore:
                 st.rto_deadline = now + st.rto * st.backoff
             if st.pto_deadline is None:
                 st.pto_deadline = now + self._pto(st) * (1 << min(st.pto_count, 10))
-            if st.keepalive:
-                st.keepalive_deadline = now + st.keepalive
+            st.last_tx = now
         if st.need_ack and (not sent or st.ooo):
             self._send_ack(st)
         st.need_ack = False
