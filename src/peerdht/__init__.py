@@ -1,10 +1,107 @@
 """peerdht: find peers through a DHT and talk to them over end-to-end encrypted connections.
 
-See ``DESIGN.md`` in the shared notes for the architecture: sans-IO cores under
-``peerdht.encoding``, ``peerdht.kademlia``, ``peerdht.hyper``, ``peerdht.mainline``,
-``peerdht.secure`` and ``peerdht.udx``; all I/O in ``peerdht.aio``.
+The public API is flat::
+
+    from peerdht import HyperDHT, MainlineDHT, KeyPair, Testnet, MainlineTestnet, PeerDHTError
+
+* :class:`HyperDHT` / :class:`Testnet`: a HyperDHT node (wire-compatible with npm ``hyperdht``) and a
+  local in-process network of them; :class:`MainlineDHT` / :class:`MainlineTestnet` the same for the
+  BitTorrent Mainline DHT (BEP 5/32/42/43/44/51). All four are closed with ``close()`` (``async with``).
+* :class:`KeyPair`: an Ed25519 key pair (``KeyPair.from_seed(seed32)`` equals JS ``DHT.keyPair(seed)``);
+  ``HyperDHT.hash(data)`` is BLAKE2b-256, the hash HyperDHT topics use.
+* the error tree of :mod:`peerdht.errors` (``PeerDHTError`` and below).
+
+Names are imported on first use, so ``import peerdht`` stays cheap. See ``DESIGN.md`` in the shared notes
+for the architecture: sans-IO cores under ``peerdht.encoding``, ``peerdht.kademlia``, ``peerdht.hyper``,
+``peerdht.mainline``, ``peerdht.secure`` and ``peerdht.udx``; all I/O in ``peerdht.aio``.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from peerdht import errors as _errors
+
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from peerdht.aio.hyperdht import HyperDHT
+    from peerdht.aio.mainline import MainlineDHT, MainlineTestnet
+    from peerdht.aio.secretstream import SecretStream
+    from peerdht.aio.server import Server
+    from peerdht.aio.testnet import Testnet
+    from peerdht.errors import (
+        ConnectError,
+        DecodeError,
+        InvalidArgument,
+        InvalidArgumentType,
+        LocalProtocolError,
+        NotFound,
+        PairingError,
+        PeerConnectionFailed,
+        PeerDHTError,
+        PeerNotFound,
+        RelayAborted,
+        RemoteError,
+        RemoteProtocolError,
+        RequestError,
+        RequestTimeout,
+        StreamClosed,
+        StreamError,
+        StreamReset,
+    )
+    from peerdht.keys import KeyPair
+
+_LAZY: dict[str, str] = {
+    "HyperDHT": "peerdht.aio.hyperdht",
+    "Testnet": "peerdht.aio.testnet",
+    "MainlineDHT": "peerdht.aio.mainline",
+    "MainlineTestnet": "peerdht.aio.mainline",
+    "SecretStream": "peerdht.aio.secretstream",
+    "Server": "peerdht.aio.server",
+    "KeyPair": "peerdht.keys",
+}
+
+__all__ = [
+    "ConnectError",
+    "DecodeError",
+    "HyperDHT",
+    "InvalidArgument",
+    "InvalidArgumentType",
+    "KeyPair",
+    "LocalProtocolError",
+    "MainlineDHT",
+    "MainlineTestnet",
+    "NotFound",
+    "PairingError",
+    "PeerConnectionFailed",
+    "PeerDHTError",
+    "PeerNotFound",
+    "RelayAborted",
+    "RemoteError",
+    "RemoteProtocolError",
+    "RequestError",
+    "RequestTimeout",
+    "SecretStream",
+    "Server",
+    "StreamClosed",
+    "StreamError",
+    "StreamReset",
+    "Testnet",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name in __all__ and hasattr(_errors, name):
+        return getattr(_errors, name)
+    raise AttributeError(f"module 'peerdht' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from peerdht.aio.driver import DatagramDriver
 from peerdht.aio.ops import Operations, Start
-from peerdht.errors import LocalProtocolError, PeerDHTError
+from peerdht.errors import InvalidArgument, InvalidArgumentType, LocalProtocolError, PeerDHTError
 from peerdht.hyper.crypto import KeyPair
 from peerdht.hyper.crypto import hash as blake2b256
 from peerdht.hyper.events import (
@@ -39,6 +39,7 @@ from peerdht.hyper.events import (
 )
 from peerdht.hyper.messages import Response
 from peerdht.hyper.node import HyperDHTNode
+from peerdht.hyper.records import Peer
 from peerdht.kademlia.table import Contact
 
 if TYPE_CHECKING:
@@ -82,7 +83,8 @@ class HyperDHT:
             bootstrapped, a relay server with its own key pair runs on this node and is announced
             under :data:`peerdht.aio.relay.RELAY_TOPIC`; its public key is ``dht.relay.public_key``.
 
-    Use as ``async with HyperDHT(...) as dht`` or ``await dht.open()`` / ``await dht.destroy()``.
+    Use as ``async with HyperDHT(...) as dht`` or ``await dht.open()`` / ``await dht.close()``
+    (``destroy()`` is the same, named as in JS).
     """
 
     def __init__(
@@ -186,9 +188,13 @@ class HyperDHT:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self.destroy()
+        await self.close()
 
     async def destroy(self) -> None:
+        """The same as :meth:`close` (hyperdht's name, ``dht.destroy()``)."""
+        await self.close()
+
+    async def close(self) -> None:
         """Close the sockets and fail every pending operation. Idempotent."""
         if self._destroyed:
             return
@@ -274,6 +280,22 @@ class HyperDHT:
         _check_len("topic", topic, 32)
         async for item in self._stream(lambda now: self.core.lookup(topic, now)):
             yield item
+
+    async def lookup_peers(self, topic: bytes) -> AsyncIterator[Peer]:
+        """LOOKUP ``topic`` (32 bytes): yields each announced peer once (by public key), as replies arrive.
+
+        :meth:`lookup` yields every node's reply, so a peer stored on several nodes comes several times;
+        this is the one-entry-per-peer view users usually want (hyperdht has no such helper).
+
+        Raises:
+            InvalidArgument: ``topic`` is not 32 bytes. InvalidArgumentType: it is not bytes.
+        """
+        seen: set[bytes] = set()
+        async for reply in self.lookup(topic):
+            for peer in reply.peers:
+                if peer.public_key not in seen:
+                    seen.add(peer.public_key)
+                    yield peer
 
     async def find_peer(self, public_key: bytes) -> AsyncIterator[LookupResult]:
         """FIND_PEER at ``hash(public_key)``: yields replies of nodes holding the server's self-announce."""
@@ -425,5 +447,10 @@ class HyperDHT:
 
 
 def _check_len(name: str, value: bytes, length: int) -> None:
-    if not isinstance(value, bytes | bytearray) or len(value) != length:
-        raise LocalProtocolError(f"{name} must be {length} bytes")
+    """Raise :class:`InvalidArgumentType` (a ``TypeError``) unless ``value`` is bytes, and
+    :class:`InvalidArgument` (a ``ValueError``) unless it is ``length`` bytes long."""
+    if not isinstance(value, bytes | bytearray | memoryview):
+        hint = " (hash a string with HyperDHT.hash(text.encode()))" if isinstance(value, str) else ""
+        raise InvalidArgumentType(f"{name} must be bytes, not {type(value).__name__}{hint}")
+    if len(value) != length:
+        raise InvalidArgument(f"{name} must be {length} bytes, got {len(value)}")

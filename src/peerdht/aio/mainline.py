@@ -34,7 +34,7 @@ from typing import Any
 from peerdht.aio.driver import DatagramDriver
 from peerdht.aio.ops import Operations, Start
 from peerdht.encoding.bencode import Value
-from peerdht.errors import DecodeError, LocalProtocolError, PeerDHTError
+from peerdht.errors import DecodeError, InvalidArgument, InvalidArgumentType, LocalProtocolError, PeerDHTError
 from peerdht.mainline.crypto import KeyPair
 from peerdht.mainline.events import (
     AnnounceResult,
@@ -180,6 +180,10 @@ class MainlineDHT:
             self._driver.close()
         self._ops.close(LocalProtocolError("the DHT was closed"))
 
+    async def destroy(self) -> None:
+        """The same as :meth:`close` (bittorrent-dht's name, ``dht.destroy()``)."""
+        await self.close()
+
     # ------------------------------------------------------------------ state
 
     @property
@@ -234,6 +238,7 @@ class MainlineDHT:
         Raises:
             RequestTimeout: nobody answered.
         """
+        _check_bytes("target", target, 20)
         result = await self._run(lambda now: self.core.find_node(target, now))
         assert isinstance(result, LookupResult)
         return list(result.nodes)
@@ -244,12 +249,14 @@ class MainlineDHT:
         Raises:
             RequestTimeout: nobody answered the lookup.
         """
+        _check_bytes("info_hash", info_hash, 20)
         async for event in self._stream(lambda now: self.core.get_peers(info_hash, now)):
             for peer in event.peers:
                 yield peer
 
     async def announce_peer(self, info_hash: bytes, port: int, implied_port: bool = False) -> int:
         """Announce that we are a peer for ``info_hash`` on ``port``; returns how many nodes stored it."""
+        _check_bytes("info_hash", info_hash, 20)
         result = await self._run(
             lambda now: self.core.announce_peer(info_hash, port, now, implied_port=implied_port)
         )
@@ -274,6 +281,7 @@ class MainlineDHT:
 
     async def get(self, target: bytes) -> Value | None:
         """BEP 44 immutable get: the value whose bencoding hashes to ``target``, or ``None``."""
+        _check_bytes("target", target, 20)
         result = await self._run(lambda now: self.core.get(target, now))
         assert isinstance(result, GetResult)
         return None if result.item is None else result.item.v
@@ -295,6 +303,7 @@ class MainlineDHT:
 
     async def get_mutable(self, public_key: bytes, salt: bytes = b"") -> Item | None:
         """BEP 44 mutable get: the verified item with the highest ``seq``, or ``None``."""
+        _check_bytes("public_key", public_key, 32)
         result = await self._run(lambda now: self.core.get_mutable(public_key, now, salt=salt))
         assert isinstance(result, GetResult)
         return result.item
@@ -330,6 +339,15 @@ class MainlineDHT:
             self._ops.done(event.op, event.result)
         elif isinstance(event, OpFailed):
             self._ops.failed(event.op, event.error)
+
+
+def _check_bytes(name: str, value: object, length: int) -> None:
+    """:class:`InvalidArgumentType` (a ``TypeError``) unless bytes; :class:`InvalidArgument` (a
+    ``ValueError``) unless ``length`` bytes long."""
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise InvalidArgumentType(f"{name} must be bytes, not {type(value).__name__}")
+    if len(value) != length:
+        raise InvalidArgument(f"{name} must be {length} bytes, got {len(value)}")
 
 
 async def _resolve(host: str, port: int, ipv6: bool) -> Address:
@@ -398,6 +416,10 @@ class MainlineTestnet:
         for node in [*self._extra, *reversed(self.nodes)]:
             with contextlib.suppress(Exception):
                 await node.close()
+
+    async def destroy(self) -> None:
+        """The same as :meth:`close` (bittorrent-dht's name)."""
+        await self.close()
 
     async def __aenter__(self) -> MainlineTestnet:
         return self

@@ -73,11 +73,15 @@ class Testnet:
         self._extra.append(dht)
         return dht
 
-    async def destroy(self) -> None:
+    async def close(self) -> None:
         """Stop every node, including those made with :meth:`node`."""
         for node in [*self._extra, *reversed(self.nodes)]:
             with contextlib.suppress(Exception):
-                await node.destroy()
+                await node.close()
+
+    async def destroy(self) -> None:
+        """The same as :meth:`close` (hyperdht ``testnet.destroy()``)."""
+        await self.close()
 
     async def __aenter__(self) -> Testnet:
         return self
@@ -85,4 +89,4 @@ class Testnet:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self.destroy()
+        await self.close()
