@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  # iproute2/nftables/iptables for the network-namespace tests; node + npm for the JS interop peers
+  # iproute2/nftables/iptables for the network-namespace tests; node + npm for the JS interop peers;
+  # chromium for the browser tests (driven by Playwright, no browser download)
   need=()
-  for p in iproute2 nftables iptables nodejs; do
+  for p in iproute2 nftables iptables nodejs chromium; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
   done
   if ! command -v npm >/dev/null; then need+=(npm); fi
@@ -17,7 +18,9 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 fi
 
 python3 -m pip install -q -e '.[test]'
-npm ci --no-audit --no-fund --silent
+# --ignore-scripts: bittorrent-tracker's optional node-datachannel would download a binary at install time;
+# every peer we run ships its native parts as prebuilt packages (udx-native, sodium-native, @roamhq/wrtc)
+npm ci --ignore-scripts --no-audit --no-fund --silent
 
 ruff check src tests bench
 mypy
