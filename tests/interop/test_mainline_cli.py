@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -81,6 +82,19 @@ async def test_cli_roundtrip(testnet: str) -> None:
     assert json.loads(r.stdout)["seq"] == 2
     r = await run("get-mutable", pk.hex(), "--salt", "foo", *boot)
     assert r.returncode == 0 and r.stdout == b"second"
+    # a stale seq is explained; the text output is the public key get-mutable needs
+    r = await run("put-mutable", "old", "--seed", seed, "--salt", "foo", "--seq", "1", *boot)
+    assert r.returncode == 1
+    assert b"peerdht: seq 1 is not newer than the stored seq 2" in r.stderr, r.stderr
+    r = await run("put-mutable", "third", "--seed", seed, "--salt", "foo", *boot)
+    assert r.returncode == 0 and r.stdout.decode().strip() == pk.hex()
+    assert f"get-mutable {pk.hex()} --salt foo".encode() in r.stderr
+    r = await run("get-mutable", pk.hex(), "--salt", "foo", *boot, "--json")
+    assert json.loads(r.stdout) == {"value": "third", "valueHex": b"third".hex(), "seq": 3, "publicKey": pk.hex()}
+    r = await run("put", "-", *boot, "--json", stdin=b"\xff\xfe")
+    target = json.loads(r.stdout)["target"]
+    r = await run("get", target, *boot, "--json")
+    assert bytes.fromhex(json.loads(r.stdout)["valueHex"]) == b"\xff\xfe"
 
     r = await run("sample", testnet, "--json")
     assert r.returncode == 0, r.stderr
@@ -104,6 +118,38 @@ async def test_cli_errors(testnet: str) -> None:
     assert r.returncode == 2
     r = await run("put-mutable", "x", "--seed", "00" * 32, "--salt", "s" * 65, "--bootstrap", testnet)
     assert r.returncode == 2
+    r = await run("put", "x" * 1200, "--bootstrap", testnet)
+    assert r.returncode == 2
+    assert b"value is 1,205 bytes; the limit is 1,000 for Mainline BEP 44 (bencoded), 65,000 for HyperDHT" in r.stderr
+    assert b"usage: peerdht mainline put" in r.stderr
+    r = await run("get-peers", IH, "--bootstrap", "no-such-host.invalid:6881")
+    assert r.returncode == 1 and b"cannot resolve bootstrap host 'no-such-host.invalid'" in r.stderr
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    try:
+        addr = f"127.0.0.1:{silent.getsockname()[1]}"
+        r = await run("get-peers", IH, "--bootstrap", addr)
+        assert r.returncode == 1 and f"no bootstrap node answered (tried {addr})".encode() in r.stderr, r.stderr
+    finally:
+        silent.close()
+
+
+async def test_cli_node_warns_when_no_bootstrap_answers() -> None:
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    addr = f"127.0.0.1:{silent.getsockname()[1]}"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "peerdht", "mainline", "node", "--host", "127.0.0.1", "--bootstrap", addr,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        line = await asyncio.wait_for(proc.stderr.readline(), 60)
+        assert line.startswith(b"warning: no bootstrap node answered (tried " + addr.encode()), line
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 10)
+        silent.close()
 
 
 async def test_cli_node_first_line_has_port(tmp_path: object) -> None:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from peerdht.aio.driver import DatagramDriver
 from peerdht.aio.ops import Operations, Start
 from peerdht.errors import InvalidArgument, InvalidArgumentType, LocalProtocolError, PeerDHTError
+from peerdht.hyper.constants import MAX_VALUE_SIZE
 from peerdht.hyper.crypto import KeyPair
 from peerdht.hyper.crypto import hash as blake2b256
 from peerdht.hyper.events import (
@@ -323,7 +324,12 @@ class HyperDHT:
         await self._run(lambda now: self.core.unannounce(topic, kp, now))
 
     async def immutable_put(self, value: bytes) -> bytes:
-        """Store ``value`` at ``hash(value)``; returns that hash (32 bytes)."""
+        """Store ``value`` at ``hash(value)``; returns that hash (32 bytes).
+
+        Raises:
+            InvalidArgument: ``value`` is longer than :data:`~peerdht.hyper.constants.MAX_VALUE_SIZE`.
+        """
+        _check_value(value)
         result: bytes = await self._run(lambda now: self.core.immutable_put(bytes(value), now))
         return result
 
@@ -338,7 +344,9 @@ class HyperDHT:
 
         Raises:
             RemoteError: code 16 (SEQ_REUSED) or 17 (SEQ_TOO_LOW) from every node asked.
+            InvalidArgument: ``value`` is longer than :data:`~peerdht.hyper.constants.MAX_VALUE_SIZE`.
         """
+        _check_value(value)
         if seq < 0:
             raise LocalProtocolError("seq must be >= 0")
         result: MutablePutResult = await self._run(
@@ -454,3 +462,8 @@ def _check_len(name: str, value: bytes, length: int) -> None:
         raise InvalidArgumentType(f"{name} must be bytes, not {type(value).__name__}{hint}")
     if len(value) != length:
         raise InvalidArgument(f"{name} must be {length} bytes, got {len(value)}")
+
+
+def _check_value(value: bytes) -> None:
+    if len(value) > MAX_VALUE_SIZE:
+        raise InvalidArgument(f"value is {len(value):,} bytes; the limit is {MAX_VALUE_SIZE:,} for HyperDHT")

@@ -5,11 +5,35 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from peerdht import __version__
-from peerdht.cli.common import CLIError
-from peerdht.errors import PeerDHTError
+from peerdht.cli.common import EXIT_CODES, CLIError
+from peerdht.errors import PeerDHTError, RequestTimeout
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, adding ``(default: X)`` to every option whose default says something."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or default in (None, False, argparse.SUPPRESS)
+            or default == []
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                yield sub
+                yield from _subparsers(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,9 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="peerdht",
         description="Find peers through a DHT and talk to them over end-to-end encrypted connections. "
         "HyperDHT commands are at the top level; Mainline (BitTorrent) commands under `peerdht mainline`.",
+        epilog=EXIT_CODES,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"peerdht {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (repeatable)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more, with progress (repeatable)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     from peerdht.cli import hyper, mainline, pipe
@@ -27,12 +53,21 @@ def build_parser() -> argparse.ArgumentParser:
     hyper.register(sub)
     pipe.register(sub)
     mainline.register(sub)
+    for p in _subparsers(parser):
+        p.formatter_class = HelpFormatter
+        p.epilog = f"{p.epilog}\n\n{EXIT_CODES}" if p.epilog else EXIT_CODES
+        if not any(isinstance(a, argparse._SubParsersAction) for a in p._actions):
+            # accepted after the sub-command too: `peerdht lookup TOPIC -v`
+            p.add_argument("-v", "--verbose", dest="sub_verbose", action="count", default=0,
+                           help="log more, with progress (repeatable)")
+            p.set_defaults(parser=p)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.verbose += getattr(args, "sub_verbose", 0)
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2),
         format="%(levelname)s %(name)s: %(message)s",
@@ -44,8 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CLIError as exc:
         sys.stderr.write(f"peerdht: {exc}\n")
         if exc.code == 2:
-            parser.print_usage(sys.stderr)
+            getattr(args, "parser", parser).print_usage(sys.stderr)
         return exc.code
+    except RequestTimeout as exc:
+        sys.stderr.write(f"peerdht: timed out: {exc}\n")
+        return 1
     except PeerDHTError as exc:
         sys.stderr.write(f"peerdht: {type(exc).__name__}: {exc}\n")
         return 1
