@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -247,3 +248,16 @@ def test_demo_runs() -> None:
     steps = [json.loads(x) for x in out.stdout.splitlines()]
     assert len(steps) >= 8
     assert all(s["ms"] >= 0 for s in steps)
+    assert {s["section"] for s in steps} == {"hyperdht", "mainline"}  # both DHTs
+
+
+def test_demo_text_is_aligned_and_says_what_next() -> None:
+    out = peerdht("demo", "--size", "6")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout.decode()
+    steps = [line for line in text.splitlines() if re.match(r"\[[ \d]\d\] ", line)]
+    assert len(steps) >= 18
+    assert len({line.index(" ms  ") for line in steps}) == 1, steps  # one column for the timings
+    assert "get_peers" in text and "BEP 44" in text and "Mainline" in text
+    assert "path = how the connection was opened" in text and "reverse" in text and "lan" in text
+    assert "peerdht serve --bootstrap" in text and "peerdht connect KEY" in text

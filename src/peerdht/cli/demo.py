@@ -1,11 +1,14 @@
-"""``peerdht demo``: the main job on an in-process local network, narrated step by step with timings.
+"""``peerdht demo``: the main job on in-process local networks, narrated step by step with timings.
 
-Never touches the public network: every node binds 127.0.0.1 and bootstraps from the embedded testnet.
+Two parts: HyperDHT (announce/lookup, immutable and mutable records, an encrypted connection by public
+key) and the BitTorrent Mainline DHT (announce_peer/get_peers, BEP 44 immutable and mutable items).
+Never touches the public network: every node binds 127.0.0.1 and bootstraps from the embedded testnets.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -17,11 +20,28 @@ from peerdht.hyper.crypto import hash as blake2b256
 T = TypeVar("T")
 
 
+TITLE_WIDTH = 46
+PATH_NOTE = (
+    "      path = how the connection was opened: direct (the server is reachable), reverse (we are, and it\n"
+    "      dialled back), lan (same network), consistent/random-probes/birthday (NAT holepunching), relay"
+)
+
+
 class Narrator:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.step = 0
+        self.section = ""
         self.t0 = time.perf_counter()
+
+    def heading(self, section: str, text: str) -> None:
+        self.section = section
+        if not self.args.json:
+            print(f"\n{text}" if self.step else text)
+
+    def note(self, text: str) -> None:
+        if not self.args.json:
+            print(text)
 
     async def run(self, title: str, action: Callable[[], Awaitable[T]], describe: Callable[[T], str]) -> T:
         self.step += 1
@@ -31,19 +51,48 @@ class Narrator:
         text = describe(result)
         emit(
             self.args,
-            {"step": self.step, "title": title, "ms": round(ms, 2), "result": text},
-            f"[{self.step}] {title:<44} {ms:8.1f} ms  {text}",
+            {"step": self.step, "section": self.section, "title": title, "ms": round(ms, 2), "result": text},
+            f"[{self.step:2}] {title:<{TITLE_WIDTH}} {ms:8.1f} ms  {text}",
         )
         return result
 
 
 async def demo(args: argparse.Namespace) -> int:
+
+    n = Narrator(args)
+    n.heading("hyperdht", f"peerdht demo, part 1: HyperDHT, a local network of {args.size} nodes on 127.0.0.1 "
+              "(in this process)")
+    await _hyperdht(n, args)
+    n.heading("mainline", f"part 2: the BitTorrent Mainline DHT (BEP 5, BEP 44), {args.size} nodes on 127.0.0.1")
+    await _mainline(n, args)
+    if not args.json:
+        total = (time.perf_counter() - n.t0) * 1000
+        print(f"\nall {n.step} steps passed in {total:.0f} ms\n")
+        print(_next_steps())
+    return 0
+
+
+def _next_steps() -> str:
+    from peerdht.cli.main import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    commands = set(sub.choices or ())
+    lines = [
+        "next, in three terminals:",
+        "  peerdht testnet                             # a local network; prints the HOST:PORT to join it by",
+        "  peerdht serve --bootstrap HOST:PORT         # prints 'listening on: KEY'; type, or pipe a file in",
+        "  peerdht connect KEY --bootstrap HOST:PORT   # an encrypted pipe to it (netcat semantics)",
+        "and: peerdht mainline testnet, peerdht mainline --help, peerdht --help",
+    ]
+    if "web" in commands:
+        lines.append("in a browser: pip install 'peerdht[web]', then peerdht web --bootstrap HOST:PORT")
+    return "\n".join(lines)
+
+
+async def _hyperdht(n: Narrator, args: argparse.Namespace) -> None:
     from peerdht.aio.hyperdht import HyperDHT
     from peerdht.aio.testnet import Testnet
 
-    n = Narrator(args)
-    if not args.json:
-        print(f"peerdht demo: a local HyperDHT network of {args.size} nodes on 127.0.0.1 (in this process)\n")
     testnet: Testnet = await n.run(
         f"start a {args.size}-node testnet", lambda: Testnet.create(args.size),
         lambda t: f"bootstrap {t.bootstrap[0][0]}:{t.bootstrap[0][1]}",
@@ -119,15 +168,68 @@ async def demo(args: argparse.Namespace) -> int:
                 stream.close()
                 return reply
 
+            n.note(PATH_NOTE)
             answer = await n.run("bob and alice exchange messages", chat, lambda r: repr(r.decode()))
             if not answer.startswith(b"hi bob"):
                 raise CLIError("the connection did not carry the messages")
         finally:
             await server.close()
-
-        if not args.json:
-            total = (time.perf_counter() - n.t0) * 1000
-            print(f"\nall steps passed in {total:.0f} ms")
     finally:
-        await testnet.destroy()
-    return 0
+        await testnet.close()
+
+
+async def _mainline(n: Narrator, args: argparse.Namespace) -> None:
+    from peerdht.aio.mainline import MainlineDHT, MainlineTestnet
+    from peerdht.mainline.events import PutResult
+
+    testnet: MainlineTestnet = await n.run(
+        f"start a {args.size}-node Mainline testnet", lambda: MainlineTestnet.create(args.size),
+        lambda t: f"bootstrap {t.bootstrap[0][0]}:{t.bootstrap[0][1]}",
+    )
+    try:
+        carol: MainlineDHT = testnet.node()
+        dave: MainlineDHT = testnet.node(read_only=True)
+
+        async def join() -> int:
+            await carol.open()
+            await dave.open()
+            return len(carol.core.table)
+
+        await n.run("carol and dave (read-only, BEP 43) join", join,
+                    lambda k: f"{k} nodes in carol's table")
+        info_hash = hashlib.sha1(b"peerdht demo torrent").digest()
+        stored = await n.run("carol announces a torrent (announce_peer)",
+                             lambda: carol.announce_peer(info_hash, 6881),
+                             lambda k: f"stored on {k} nodes, info hash {info_hash.hex()[:16]}...")
+        if not stored:
+            raise CLIError("announce_peer reached no node")
+
+        async def get_peers() -> list[tuple[str, int]]:
+            return [peer async for peer in dave.get_peers(info_hash)]
+
+        peers = await n.run("dave asks for its peers (get_peers)", get_peers,
+                            lambda ps: ", ".join(f"{h}:{p}" for h, p in dict.fromkeys(ps)) or "none")
+        if not any(port == 6881 for _, port in peers):
+            raise CLIError("dave did not find carol's announce")
+
+        target = await n.run("carol stores an immutable item (BEP 44)", lambda: carol.put(b"hello from carol"),
+                             lambda t: f"target {t.hex()[:16]}... (SHA-1 of the bencoded value)")
+        got = await n.run("dave fetches it by target", lambda: dave.get(target),
+                          lambda v: _text(v) if v is not None else "not found")
+        if got != b"hello from carol":
+            raise CLIError("the immutable item did not round-trip")
+
+        carol_kp = KeyPair.from_seed(blake2b256(b"peerdht demo carol"))
+        put: PutResult = await n.run("carol signs a mutable item (seq: newest + 1)",
+                                     lambda: carol.put_mutable(carol_kp, b"carol: online"),
+                                     lambda r: f"seq {r.seq} on {r.stored} nodes")
+        item: Any = await n.run("dave fetches it by carol's public key", lambda: dave.get_mutable(carol_kp.public_key),
+                                lambda i: f"seq {i.seq}: {_text(i.v)}" if i else "not found")
+        if item is None or item.seq != put.seq:
+            raise CLIError("the mutable item did not round-trip")
+    finally:
+        await testnet.close()
+
+
+def _text(value: object) -> str:
+    return repr(value.decode("utf-8", "replace")) if isinstance(value, bytes) else repr(value)
