@@ -106,6 +106,7 @@ class DataChannelPeer:
         self._opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._low = asyncio.Event()
         self.bytes_sent = 0
         self.bytes_received = 0
         self._pc.on("datachannel", self._adopt)
@@ -186,6 +187,16 @@ class DataChannelPeer:
         self.bytes_sent += len(data)
         self._channel.send(data)
 
+    async def drain(self, high: int = 1 << 20) -> None:
+        """Wait until at most ``high`` bytes are queued in the channel (back-pressure for large sends).
+
+        Returns at once when the channel is not open (later sends are dropped).
+        """
+        while self.is_open and self.buffered_amount > high:
+            self._low.clear()
+            self._channel.bufferedAmountLowThreshold = high // 2
+            await self._low.wait()  # set by the channel's bufferedamountlow event and by close()
+
     def remote_address(self) -> tuple[str, int] | None:
         """The ``(host, port)`` of the selected ICE pair's remote candidate, if known."""
         with contextlib.suppress(Exception):
@@ -199,6 +210,7 @@ class DataChannelPeer:
         """Close the channel and the peer connection (idempotent); ``on_close`` runs once."""
         if not self._closed:
             self._closed = True
+            self._low.set()
             if not self._opened.done():
                 self._opened.set_exception(SignalError("connection closed before the data channel opened"))
                 self._opened.exception()  # retrieved: nobody may be waiting
@@ -226,6 +238,7 @@ class DataChannelPeer:
         channel.on("open", opened)
         channel.on("message", message)
         channel.on("close", self._close_soon)
+        channel.on("bufferedamountlow", self._low.set)
 
         if channel.readyState == "open":
             opened()
