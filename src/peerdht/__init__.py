@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from peerdht.aio.secretstream import SecretStream
     from peerdht.aio.server import Server
     from peerdht.aio.testnet import Testnet
+    from peerdht.aio.webnode import WebNode
     from peerdht.errors import (
         ConnectError,
         DecodeError,
@@ -61,6 +62,7 @@ _LAZY: dict[str, str] = {
     "SecretStream": "peerdht.aio.secretstream",
     "Server": "peerdht.aio.server",
     "KeyPair": "peerdht.keys",
+    "WebNode": "peerdht.aio.webnode",
 }
 
 __all__ = [
@@ -89,6 +91,7 @@ __all__ = [
     "StreamError",
     "StreamReset",
     "Testnet",
+    "WebNode",
     "__version__",
 ]
 

@@ -188,6 +188,11 @@ class DatagramDriver:
         finally:
             self._in_step = False
 
+    def receive(self, data: bytes, addr: Address) -> None:
+        """Feed one message that arrived outside the driver's sockets (a WebSocket or data-channel link
+        whose ``addr`` is an opaque handle, :mod:`peerdht.web.overlay`)."""
+        self._on_datagram(data, addr, 0)
+
     def _on_datagram(self, data: bytes, addr: Address, index: int) -> None:
         if self._closed:
             return

@@ -34,7 +34,7 @@ import hashlib
 import ipaddress
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from peerdht.encoding.bencode import Value, decode, encode
 from peerdht.errors import (
@@ -78,9 +78,21 @@ from peerdht.mainline.events import (
 if TYPE_CHECKING:
     import random
 
-__all__ = ["VERSION", "MainlineNode"]
+__all__ = ["VERSION", "LinkMap", "MainlineNode"]
 
 Addr = tuple[str, int]
+
+
+class LinkMap(Protocol):
+    """Where the link is not UDP (WebSocket, WebRTC: :mod:`peerdht.web.overlay`), addresses are opaque
+    peer handles; this maps the nodes named in replies and the announcers to them."""
+
+    def handle_for(self, node: m.NodeInfo) -> Addr | None:
+        """The handle of our link to ``node`` (by id; its compact address means nothing), or ``None``
+        (no link: the node is left out of the lookup)."""
+
+    def peer_host(self, addr: Addr) -> str | None:
+        """The IP to store for an ``announce_peer`` arriving on handle ``addr`` (``None``: not stored)."""
 
 VERSION = b"PD\x00\x01"
 """Our BEP 5 client version ``v``: ``PD`` (peerdht) + two version bytes."""
@@ -198,6 +210,7 @@ class MainlineNode:
             no announces/puts (BEP 42's enforcement; off by default, as in libtorrent).
         ipv6: the transport is IPv6 (replies default to ``nodes6``, lookups follow ``nodes6``).
         version: the client version ``v`` we send (``None`` to send none).
+        links: for a non-UDP transport (the web overlay): maps node ids to link handles (:class:`LinkMap`).
         now: creation time (seconds).
 
     Attributes:
@@ -225,6 +238,7 @@ class MainlineNode:
         enforce_bep42: bool = False,
         ipv6: bool = False,
         version: bytes | None = VERSION,
+        links: LinkMap | None = None,
         now: float = 0.0,
     ) -> None:
         self.auto_id = node_id is None and external_ip is None
@@ -243,6 +257,7 @@ class MainlineNode:
         self.enforce_bep42 = enforce_bep42
         self.ipv6 = ipv6
         self.version = version
+        self.links = links
         self.bootstrap_nodes: list[Addr] = list(bootstrap)
         self.table = RoutingTable(node_id, k=k, split=True, now=now)
         self.requests = RequestTable(rng, tid_space=1 << 16, timeout=timeout, retries=retries)
@@ -547,6 +562,25 @@ class MainlineNode:
                 n += 1
         return n
 
+    def note_querier(self, node_id: bytes, addr: Addr, now: float) -> None:
+        """A query from ``node_id`` at ``addr`` was handled outside this core (web signalling): treat it as
+        one of ours (the querier is pinged and enters the table when it answers)."""
+        if node_id != self.id and len(node_id) == 20:
+            self._consider(node_id, addr, now)
+
+    def limiter_allows(self, addr: Addr, now: float) -> bool:
+        """The per-host query rate limit (a refusal is counted), for queries answered outside this core."""
+        return self._allow(addr, now)
+
+    def forget_address(self, addr: Addr, now: float) -> None:
+        """The link behind handle ``addr`` closed: its node leaves the table, requests to it fail now."""
+        for contact in [c for c in self.table if c.addr == addr]:
+            self.table.remove(contact.id)
+            self._fails.pop(contact.id, None)
+        for req in [r for r in self.requests if r.addr == addr]:
+            if self.requests.pop(req.tid, addr) is not None:
+                self._on_timeout(req, now)
+
     def add_node(self, addr: Addr, now: float) -> None:
         """Learn of a node by address only: ping it; it enters the table when it answers."""
         self._request(Contact(id=b"", host=addr[0], port=addr[1]), m.Ping(id=self.id), "verify", now)
@@ -676,10 +710,15 @@ class MainlineNode:
                 self._send_error(t, addr, m.ERROR_PROTOCOL, "bad token")
                 return
             port = addr[1] if q.implied_port else q.port
+            peer_host = addr[0] if self.links is None else self.links.peer_host(addr)
+            if peer_host is None:
+                self.stats["dropped_announce_host"] += 1
+                self._send_response(t, addr, m.IdResponse(id=self.id))
+                return
             store = self.peers.get(q.info_hash, now)
             if store is None:
                 store = ExpiringCache(max_size=500, max_age=PEER_TTL)
-            store.put((addr[0], port), None, now)
+            store.put((peer_host, port), None, now)
             self.peers.put(q.info_hash, store, now)
             self.stats["announces_stored"] += 1
             self._send_response(t, addr, m.IdResponse(id=self.id))
@@ -879,6 +918,13 @@ class MainlineNode:
 
     def _closer(self, resp: m.FindNodeResponse | m.GetPeersResponse | m.GetResponse) -> list[Contact]:
         nodes = resp.nodes6 if self.ipv6 else resp.nodes
+        if self.links is not None:  # a link handle, known by node id, instead of the compact address
+            out = []
+            for n in resp.nodes + resp.nodes6:
+                handle = self.links.handle_for(n) if n.id != self.id else None
+                if handle is not None:
+                    out.append(Contact(id=n.id, host=handle[0], port=handle[1]))
+            return out
         return [Contact(id=n.id, host=n.host, port=n.port) for n in nodes if n.id != self.id]
 
     def _on_lookup_reply(self, op: _Op, req: _Req, responder: Contact, resp: m.Response, now: float) -> None:

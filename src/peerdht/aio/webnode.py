@@ -1,0 +1,680 @@
+"""``WebNode``: a Mainline DHT node that browsers join, over WebSocket and WebRTC (aiohttp + aiortc).
+
+One node sits in two worlds:
+
+* **UDP Mainline** (:class:`~peerdht.aio.mainline.MainlineDHT`): a normal BEP 5/44 node on a UDP socket.
+* **the web overlay** (:class:`~peerdht.web.overlay.WebOverlay`, sans-IO): KRPC over links, each link a
+  WebSocket (``GET /ws``, one bencoded KRPC message per binary message) or a WebRTC data channel (aiortc,
+  :mod:`peerdht.aio.webrtc`; same framing, as webtorrent-dht's ``webrtc-socket.js``). WebRTC offers and
+  answers travel inside the overlay's own queries (``signals`` / ``peer_connection``).
+
+The two share the BEP 44 item store (a value put by a browser is served to UDP queriers of this node and the
+other way round). Link handles never reach the UDP side.
+
+HTTP endpoints (one aiohttp server):
+
+* ``GET /`` the page (``static/index.html``), ``GET /<name>`` the other files of
+  :mod:`peerdht.web` ``static/`` (no directory traversal; ``.js`` as ``text/javascript``);
+* ``GET /ws`` the WebSocket;
+* ``POST /`` webtorrent-dht 0.18's bootstrap (``webrtc-socket.js`` ``bind()``): a JSON offer in, the JSON answer
+  ``{"type": "answer", "sdp", "extensions": []}`` out, ``Access-Control-Allow-Origin: *``; the data channel
+  that follows is a link.
+
+Example::
+
+    async with WebNode(host="127.0.0.1", bootstrap=[("127.0.0.1", 6881)]) as node:
+        print(node.url, node.ws_url)
+        target = await node.put(b"hello")       # BEP 44 in the web overlay
+
+Not thread-safe; one event loop. ``pip install 'peerdht[web]'`` (aiohttp, aiortc).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import re
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from peerdht.aio.driver import DatagramDriver
+from peerdht.aio.mainline import MainlineDHT
+from peerdht.aio.ops import Operations, Start
+from peerdht.encoding.bencode import Value
+from peerdht.errors import LocalProtocolError, PeerDHTError
+from peerdht.mainline.crypto import KeyPair
+from peerdht.mainline.events import (
+    AnnounceResult,
+    GetResult,
+    Item,
+    LookupResult,
+    OpDone,
+    OpFailed,
+    PeersFound,
+    PutResult,
+)
+from peerdht.web.events import AnswerOffer, ConnectAnswer, DiscardOffer, LinkDropped, OffersWanted
+from peerdht.web.overlay import Handle, WebLimits, WebOverlay
+
+__all__ = ["STATIC_DIR", "WebNode"]
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+
+#: The page and browser node served at ``/`` (written as plain ES modules, no build step).
+STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+
+_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".txt": "text/plain; charset=utf-8",
+    ".map": "application/json",
+}
+_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_MAX_POST = 64 * 1024
+_WS_QUEUE = 256
+_OPEN_TIMEOUT = 20.0
+
+
+class _Sink:
+    """Sends the overlay's messages to links (the driver's "transport")."""
+
+    def __init__(self, node: WebNode) -> None:
+        self.node = node
+
+    def sendto(self, data: bytes, addr: Address) -> None:
+        self.node._send_link(data, addr)
+
+    def is_closing(self) -> bool:
+        return self.node._closed
+
+    def get_extra_info(self, name: str) -> Any:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+class _WSLink:
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=_WS_QUEUE)
+        self.task = asyncio.ensure_future(self._writer())
+
+    async def _writer(self) -> None:
+        with contextlib.suppress(Exception):
+            while (data := await self.queue.get()) is not None:
+                await self.ws.send_bytes(data)
+
+    def send(self, data: bytes) -> bool:
+        try:
+            self.queue.put_nowait(data)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    async def close(self) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)
+        with contextlib.suppress(Exception):
+            await self.ws.close()
+
+
+class WebNode:
+    """A Mainline node on UDP plus an HTTP/WebSocket/WebRTC endpoint for browsers and webtorrent-dht peers.
+
+    Args:
+        host: HTTP + WebSocket bind address (``"127.0.0.1"``; the page needs a secure context for WebCrypto:
+            loopback, or https behind a reverse proxy).
+        port: HTTP port (0: any free port).
+        udp_host: UDP Mainline bind address (default: ``host``).
+        udp_port: UDP port (0: any free port).
+        bootstrap: UDP Mainline nodes to join through, ``(host, port)``; never a public list in tests.
+        ice_servers: STUN/TURN URLs for aiortc (none by default: host candidates only).
+        static_dir: the files served at ``/`` (default :data:`STATIC_DIR`).
+        advertise_host: the host written into :attr:`url` when ``host`` is a wildcard address.
+        limits: bounds on links and signalling (:class:`~peerdht.web.overlay.WebLimits`).
+        k: the overlay's bucket size (webtorrent-dht: 2).
+        webrtc: make and answer WebRTC offers (needs aiortc); ``False``: WebSocket links only.
+        seed: bytes for the cores' randomness (tests).
+        **udp_options: more :class:`~peerdht.aio.mainline.MainlineDHT` options.
+
+    Attributes:
+        dht: the UDP Mainline node.
+        overlay: the web overlay core (after :meth:`open`).
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        udp_host: str | None = None,
+        udp_port: int = 0,
+        bootstrap: Sequence[Address] = (),
+        ice_servers: Sequence[str] = (),
+        static_dir: str | os.PathLike[str] | None = None,
+        advertise_host: str | None = None,
+        limits: WebLimits | None = None,
+        k: int = 2,
+        webrtc: bool = True,
+        seed: bytes | None = None,
+        **udp_options: Any,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._advertise = advertise_host
+        self._ice = list(ice_servers)
+        self._static = Path(static_dir) if static_dir is not None else STATIC_DIR
+        self._limits = limits or WebLimits()
+        self._k = k
+        self._webrtc = webrtc
+        self._rng = random.Random(seed if seed is not None else os.urandom(32))
+        self.dht = MainlineDHT(
+            bootstrap=bootstrap, host=udp_host or host, port=udp_port, seed=self._rng.randbytes(32), **udp_options
+        )
+        self._overlay: WebOverlay | None = None
+        self._driver: DatagramDriver | None = None
+        self._ops = Operations(lambda op: self.overlay.node.cancel(op))
+        self._runner: Any = None
+        self._http_port = 0
+        self._ws: dict[Handle, _WSLink] = {}
+        self._peers: dict[Handle, Any] = {}  # Handle -> DataChannelPeer
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._clients: list[Any] = []
+        self._closed = False
+        self.counters: Counter[str] = Counter()
+
+    # ------------------------------------------------------------------ lifetime
+
+    async def open(self) -> WebNode:
+        """Bind UDP and HTTP, join the UDP network (if given a bootstrap).
+
+        Raises:
+            OSError: an address cannot be bound.
+            ImportError: aiohttp is not installed (``pip install 'peerdht[web]'``).
+        """
+        from aiohttp import web
+
+        if self._overlay is not None:
+            return self
+        await self.dht.open()
+        loop = asyncio.get_running_loop()
+        self._overlay = WebOverlay(
+            rng=self._rng, node_id=self.dht.node_id, k=self._k, webrtc=self._webrtc, limits=self._limits,
+            now=loop.time(),
+        )
+        self._overlay.node.items = self.dht.core.items  # one BEP 44 store for both worlds
+        self._driver = DatagramDriver(self._overlay, self._on_event, False)
+        self._driver.transports.append(_Sink(self))  # type: ignore[arg-type]
+        app = web.Application(client_max_size=_MAX_POST)
+        app.router.add_get("/ws", self._ws_handler)
+        app.router.add_post("/", self._bootstrap_handler)
+        app.router.add_route("OPTIONS", "/", self._options_handler)
+        app.router.add_get("/", self._index_handler)
+        app.router.add_get("/{path:.+}", self._static_handler)
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        try:
+            await site.start()
+        except BaseException:
+            await self.close()
+            raise
+        server = site._server
+        assert server is not None
+        self._http_port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+        self._driver.kick()
+        return self
+
+    async def __aenter__(self) -> WebNode:
+        return await self.open()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close every link, the HTTP server and the UDP node. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._ops.close(LocalProtocolError("the node was closed"))
+        for task in list(self._tasks):
+            task.cancel()
+        for link in list(self._ws.values()):
+            await link.close()
+        for peer in list(self._peers.values()):
+            with contextlib.suppress(Exception):
+                await peer.close()
+        for client in self._clients:
+            with contextlib.suppress(Exception):
+                await client.close()
+        if self._runner is not None:
+            with contextlib.suppress(Exception):
+                await self._runner.cleanup()
+        if self._driver is not None:
+            self._driver.close()
+        await self.dht.close()
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def overlay(self) -> WebOverlay:
+        """The web overlay core (after :meth:`open`)."""
+        if self._overlay is None:
+            raise LocalProtocolError("the node is not open: use `async with WebNode(...)`")
+        return self._overlay
+
+    @property
+    def node_id(self) -> bytes:
+        """Our 20-byte node id (the same in both worlds)."""
+        return self.overlay.id
+
+    @property
+    def http_address(self) -> Address:
+        """The bound ``(host, port)`` of the HTTP server."""
+        return (self._host, self._http_port)
+
+    @property
+    def url(self) -> str:
+        """``http://HOST:PORT/``: the page."""
+        host = self._advertise or self._host
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        return f"http://{f'[{host}]' if ':' in host else host}:{self._http_port}/"
+
+    @property
+    def ws_url(self) -> str:
+        """``ws://HOST:PORT/ws``: KRPC over WebSocket."""
+        return "ws" + self.url[4:] + "ws"
+
+    def udp_address(self) -> Address:
+        """The bound ``(host, port)`` of the UDP Mainline socket."""
+        return self.dht.address()
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Overlay counters (links, drops by reason, signalling) and the asyncio layer's (``http_*``, ``ws_*``)."""
+        out = self.overlay.snapshot()
+        out.update(self.counters)
+        return out
+
+    def links(self) -> list[dict[str, object]]:
+        """Open links: ``{"transport": "websocket"|"webrtc", "id", "ip", "received", "sent"}``."""
+        return self.overlay.links()
+
+    # ------------------------------------------------------------------ overlay commands
+
+    async def bootstrap(self) -> int:
+        """Look up our own id in the web overlay; returns the overlay's routing-table size."""
+        with contextlib.suppress(PeerDHTError):
+            await self._run(self.overlay.node.bootstrap)
+        return len(self.overlay.node.table)
+
+    async def find_node(self, target: bytes) -> list[bytes]:
+        """Iterative ``find_node`` in the web overlay: ids of the closest nodes that answered."""
+        result = await self._run(lambda now: self.overlay.node.find_node(target, now))
+        assert isinstance(result, LookupResult)
+        return [n.id for n in result.nodes]
+
+    async def put(self, value: Value) -> bytes:
+        """BEP 44 immutable put in the web overlay (and our shared store); returns the 20-byte target."""
+        result = await self._run(lambda now: self.overlay.node.put(value, now))
+        assert isinstance(result, PutResult)
+        return result.target
+
+    async def get(self, target: bytes) -> Value | None:
+        """BEP 44 immutable get in the web overlay (our own store first)."""
+        result = await self._run(lambda now: self.overlay.node.get(target, now))
+        assert isinstance(result, GetResult)
+        return None if result.item is None else result.item.v
+
+    async def put_mutable(self, key_pair: KeyPair, value: Value, salt: bytes = b"", seq: int | None = None) -> PutResult:
+        """BEP 44 mutable put in the web overlay."""
+        result = await self._run(lambda now: self.overlay.node.put_mutable(key_pair, value, now, salt=salt, seq=seq))
+        assert isinstance(result, PutResult)
+        return result
+
+    async def get_mutable(self, public_key: bytes, salt: bytes = b"") -> Item | None:
+        """BEP 44 mutable get in the web overlay."""
+        result = await self._run(lambda now: self.overlay.node.get_mutable(public_key, now, salt=salt))
+        assert isinstance(result, GetResult)
+        return result.item
+
+    async def announce_peer(self, info_hash: bytes, port: int) -> int:
+        """Announce in the web overlay; returns how many overlay nodes stored it."""
+        result = await self._run(lambda now: self.overlay.node.announce_peer(info_hash, port, now))
+        assert isinstance(result, AnnounceResult)
+        return result.stored
+
+    async def get_peers(self, info_hash: bytes) -> AsyncIterator[Address]:
+        """``get_peers`` in the web overlay: yields ``(host, port)`` as found."""
+        assert self._driver is not None
+        start: Start = lambda now: self.overlay.node.get_peers(info_hash, now)  # noqa: E731
+        async for event in self._ops.stream(self._driver, start):
+            for peer in event.peers:
+                yield peer
+
+    async def connect(self, url: str, timeout: float = 10.0) -> None:
+        """Open a WebSocket link to another node's ``ws://HOST:PORT/ws`` and join the overlay through it.
+
+        Raises:
+            OSError: cannot connect. TimeoutError: no WebSocket within ``timeout`` seconds.
+        """
+        import aiohttp
+
+        session = aiohttp.ClientSession()
+        self._clients.append(session)
+        ws = await asyncio.wait_for(session.ws_connect(url, max_msg_size=self._limits.max_message), timeout)
+        handle = self.overlay.open_link("websocket", None, self._now())
+        if handle is None:
+            await ws.close()
+            raise LocalProtocolError("too many links")
+        self._ws[handle] = _WSLink(ws)
+        self._spawn(self._pump_ws(ws, handle))
+        await self._join(handle)
+
+    async def connect_http(self, host: str, port: int, timeout: float = 20.0) -> None:
+        """webtorrent-dht 0.18's bootstrap as a client: POST our offer to ``http://host:port``, take the JSON
+        answer, open the data channel, join the overlay through it.
+
+        Raises:
+            OSError: HTTP failed. SignalError: a bad answer. TimeoutError: no channel in ``timeout`` s.
+        """
+        import aiohttp
+
+        from peerdht.aio.webrtc import SignalError
+
+        handle = self.overlay.reserve_link(self._now())
+        if handle is None:
+            raise LocalProtocolError("too many links")
+        peer = self._new_peer(handle)
+        offer = await peer.create_offer()
+        try:
+            async with aiohttp.ClientSession() as session:
+                body = json.dumps({**offer, "extensions": []})
+                async with session.post(f"http://{host}:{port}", data=body, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                    if resp.status != 200:
+                        raise SignalError(f"bootstrap POST answered {resp.status}")
+                    answer = json.loads(await resp.text())
+            await peer.accept_answer(answer)
+            await peer.wait_open(timeout)
+        except BaseException:
+            self._close_link(handle)
+            raise
+        self._link_opened(handle, peer)
+        await self._join(handle)
+
+    async def _join(self, handle: Handle) -> None:
+        """Ping the node behind a new link we opened (it enters the table), then look up our own id."""
+        await self._run(lambda now: self.overlay.node.ping(handle, now))
+        await self.bootstrap()
+
+    # ------------------------------------------------------------------ HTTP handlers
+
+    async def _index_handler(self, request: Any) -> Any:
+        return self._file(self._static / "index.html")
+
+    async def _static_handler(self, request: Any) -> Any:
+        from aiohttp import web
+
+        parts = request.match_info["path"].split("/")
+        if not all(_SEGMENT.match(p) for p in parts):
+            self.counters["http_bad_path"] += 1
+            raise web.HTTPNotFound()
+        path = (self._static / "/".join(parts)).resolve()
+        if not path.is_relative_to(self._static.resolve()):
+            raise web.HTTPNotFound()
+        return self._file(path)
+
+    def _file(self, path: Path) -> Any:
+        from aiohttp import web
+
+        if not path.is_file():
+            raise web.HTTPNotFound()
+        ctype = _TYPES.get(path.suffix.lower(), "application/octet-stream")
+        return web.Response(
+            body=path.read_bytes(), headers={"Content-Type": ctype, "Cache-Control": "no-cache"}
+        )
+
+    async def _options_handler(self, request: Any) -> Any:
+        from aiohttp import web
+
+        return web.Response(status=204, headers={
+            "Access-Control-Allow-Origin": "*",
+            "Access-Control-Allow-Methods": "GET, POST, PUT, OPTIONS",
+            "Access-Control-Allow-Headers": "Content-Type",
+        })
+
+    async def _bootstrap_handler(self, request: Any) -> Any:
+        """webtorrent-dht 0.18's HTTP bootstrap: JSON offer in, JSON answer out (``webrtc-socket.js``)."""
+        from aiohttp import web
+
+        from peerdht.aio.webrtc import SignalError
+
+        cors = {"Access-Control-Allow-Origin": "*"}
+        self.counters["http_bootstrap"] += 1
+        try:
+            body = await request.content.read(_MAX_POST + 1)
+            if len(body) > _MAX_POST:
+                raise ValueError("too long")
+            offer = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            self.counters["http_bootstrap_bad"] += 1
+            return web.Response(status=400, headers=cors)
+        if not self._webrtc:
+            return web.Response(status=503, headers=cors)
+        handle = self.overlay.reserve_link(self._now())
+        if handle is None:
+            self.counters["http_bootstrap_refused"] += 1
+            return web.Response(status=503, headers=cors)
+        peer = self._new_peer(handle)
+        try:
+            answer = await peer.accept_offer(offer)
+        except SignalError:
+            self.counters["http_bootstrap_bad"] += 1
+            self._close_link(handle)
+            return web.Response(status=400, headers=cors)
+        self._spawn(self._open_then_link(handle, peer))
+        return web.Response(text=json.dumps({**answer, "extensions": []}), headers=cors)
+
+    async def _ws_handler(self, request: Any) -> Any:
+        from aiohttp import web
+
+        ws = web.WebSocketResponse(max_msg_size=self._limits.max_message, heartbeat=30.0)
+        await ws.prepare(request)
+        handle = self.overlay.open_link("websocket", request.remote, self._now())
+        if handle is None:
+            self.counters["ws_refused"] += 1
+            await ws.close(code=1013, message=b"too many links")
+            return ws
+        self._ws[handle] = _WSLink(ws)
+        await self._pump_ws(ws, handle)
+        return ws
+
+    async def _pump_ws(self, ws: Any, handle: Handle) -> None:
+        from aiohttp import WSMsgType
+
+        assert self._driver is not None
+        self.counters["ws_opened"] += 1
+        self._driver.kick()
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.BINARY:
+                    self._driver.receive(msg.data, handle)
+                elif msg.type == WSMsgType.TEXT:
+                    self._driver.receive(msg.data.encode(), handle)
+                else:
+                    self.counters["ws_errors"] += 1
+                    break
+        finally:
+            if ws.close_code not in (None, 1000, 1001):
+                self.counters["ws_closed_abnormally"] += 1
+            self._close_link(handle)
+
+    # ------------------------------------------------------------------ links and events
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _send_link(self, data: bytes, handle: Address) -> None:
+        ws = self._ws.get(handle)
+        if ws is not None:
+            if not ws.send(data):
+                self.counters["ws_send_queue_full"] += 1
+            return
+        peer = self._peers.get(handle)
+        if peer is not None:
+            try:
+                peer.send(data)
+            except Exception as exc:  # aiortc raises ValueError over the remote's max message size
+                self.counters["webrtc_send_failed"] += 1
+                log.debug("send on %s failed: %s", handle, exc)
+
+    def _close_link(self, handle: Handle) -> None:
+        ws = self._ws.pop(handle, None)
+        if ws is not None:
+            self._spawn(ws.close())
+        peer = self._peers.pop(handle, None)
+        if peer is not None:
+            self._spawn(peer.close())
+        if self._overlay is not None and not self._closed:
+            self._overlay.close_link(handle, self._now())
+            assert self._driver is not None
+            self._driver.kick()
+
+    def _new_peer(self, handle: Handle) -> Any:
+        from peerdht.aio.webrtc import DataChannelPeer
+
+        def message(data: bytes | str) -> None:
+            if self._driver is not None and handle in self._peers:
+                self._driver.receive(data if isinstance(data, bytes) else data.encode(), handle)
+
+        def closed() -> None:
+            if handle in self._peers:
+                self._close_link(handle)
+
+        peer = DataChannelPeer(on_message=message, on_close=closed, ice_servers=self._ice)
+        self._peers[handle] = peer
+        return peer
+
+    def _link_opened(self, handle: Handle, peer: Any) -> None:
+        remote = peer.remote_address()
+        self.overlay.link_opened(handle, remote[0] if remote else None, self._now())
+        assert self._driver is not None
+        self._driver.kick()
+
+    async def _open_then_link(self, handle: Handle, peer: Any) -> None:
+        try:
+            await peer.wait_open(_OPEN_TIMEOUT)
+        except (TimeoutError, PeerDHTError):
+            self.counters["webrtc_open_failed"] += 1
+            self._close_link(handle)
+            return
+        self._link_opened(handle, peer)
+
+    async def _make_offer(self) -> None:
+        peer = None
+        offer = None
+        try:
+            from peerdht.aio.webrtc import DataChannelPeer
+
+            peer = DataChannelPeer(ice_servers=self._ice)
+            offer = await peer.create_offer()
+        except Exception as exc:
+            log.debug("cannot make an offer: %s", exc)
+        handle = self.overlay.add_offer(offer, self._now())
+        if handle is None or peer is None or self._closed:
+            if peer is not None:
+                await peer.close()
+        else:
+            # rebind the callbacks to the handle now known
+            def message(data: bytes | str, handle: Handle = handle) -> None:
+                if self._driver is not None and handle in self._peers:
+                    self._driver.receive(data if isinstance(data, bytes) else data.encode(), handle)
+
+            def closed(handle: Handle = handle) -> None:
+                if handle in self._peers:
+                    self._close_link(handle)
+
+            peer.on_message, peer.on_close = message, closed
+            self._peers[handle] = peer
+        assert self._driver is not None
+        self._driver.kick()
+
+    async def _connect_answer(self, event: ConnectAnswer) -> None:
+        peer = self._peers.get(event.handle)
+        if peer is None:
+            return
+        try:
+            await peer.accept_answer(event.answer)
+        except PeerDHTError:
+            self.counters["webrtc_bad_answer"] += 1
+            self._close_link(event.handle)
+            return
+        await self._open_then_link(event.handle, peer)
+
+    async def _answer_offer(self, event: AnswerOffer) -> None:
+        from peerdht.aio.webrtc import SignalError
+
+        peer = self._new_peer(event.handle)
+        try:
+            answer: dict[str, str] | None = await peer.accept_offer(event.offer)
+        except SignalError:
+            answer = None
+        self.overlay.offer_answered(event.handle, answer, self._now())
+        assert self._driver is not None
+        self._driver.kick()
+        if answer is None:
+            self._close_link(event.handle)
+            return
+        await self._open_then_link(event.handle, peer)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, PeersFound):
+            self._ops.item(event.op, event)
+        elif isinstance(event, OpDone):
+            self._ops.done(event.op, event.result)
+        elif isinstance(event, OpFailed):
+            self._ops.failed(event.op, event.error)
+        elif self._closed:
+            return
+        elif isinstance(event, OffersWanted):
+            for _ in range(event.count):
+                self._spawn(self._make_offer())
+        elif isinstance(event, DiscardOffer):
+            peer = self._peers.pop(event.handle, None)
+            if peer is not None:
+                self._spawn(peer.close())
+        elif isinstance(event, ConnectAnswer):
+            self._spawn(self._connect_answer(event))
+        elif isinstance(event, AnswerOffer):
+            self._spawn(self._answer_offer(event))
+        elif isinstance(event, LinkDropped):
+            self._close_link(event.handle)
+
+    async def _run(self, start: Start) -> object:
+        if self._driver is None or self._closed:
+            raise LocalProtocolError("the node is not open")
+        return await self._ops.run(self._driver, start)
