@@ -1,0 +1,206 @@
+"""The web overlay core (:mod:`peerdht.web.overlay`) with a fake clock and fake links.
+
+Links are moved by hand between cores; WebRTC is faked: an offer's SDP names the core and handle that made
+it, an answer's SDP the core and handle that answered, so a ConnectAnswer can be paired with its AnswerOffer
+and both ends told ``link_opened``.
+"""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from peerdht.encoding.bencode import decode, encode
+from peerdht.mainline.events import LookupResult, OpDone
+from peerdht.web.events import AnswerOffer, ConnectAnswer, DiscardOffer, LinkDropped, OffersWanted
+from peerdht.web.overlay import Handle, WebLimits, WebOverlay
+
+
+class FakeWeb:
+    """Cores, link pairs between them, a fake WebRTC that connects an answer to its offer."""
+
+    def __init__(self, n: int, *, refuse: set[int] = frozenset(), limits: WebLimits | None = None) -> None:  # type: ignore[assignment]
+        self.now = 0.0
+        self.cores = [WebOverlay(rng=random.Random(i), now=0.0, limits=limits) for i in range(n)]
+        self.pairs: dict[tuple[int, Handle], tuple[int, Handle]] = {}
+        self.refuse = refuse
+        self.answered: dict[str, tuple[int, Handle]] = {}  # offer sdp tag -> (answering core, its handle)
+        self.results: dict[int, list[object]] = {i: [] for i in range(n)}
+        self.sent: list[tuple[int, bytes]] = []
+
+    def ws(self, a: int, b: int) -> None:
+        ha = self.cores[a].open_link("websocket", "127.0.0.1", self.now)
+        hb = self.cores[b].open_link("websocket", "127.0.0.1", self.now)
+        assert ha is not None and hb is not None
+        self.pairs[(a, ha)] = (b, hb)
+        self.pairs[(b, hb)] = (a, ha)
+
+    def run(self, seconds: float = 30.0) -> None:
+        end = self.now + seconds
+        while self.now < end:
+            moved = self.step()
+            if not moved:
+                timers = [t for c in self.cores if (t := c.get_timer()) is not None]
+                nxt = min([*timers, end])
+                self.now = max(self.now, nxt)
+                for core in self.cores:
+                    core.handle_timer(self.now)
+
+    def step(self) -> bool:
+        moved = False
+        for i, core in enumerate(self.cores):
+            for data, handle in core.datagrams_to_send(self.now):
+                moved = True
+                self.sent.append((i, data))
+                peer = self.pairs.get((i, handle))
+                if peer is not None:
+                    self.cores[peer[0]].receive_datagram(data, peer[1], self.now)
+            while (ev := core.next_event()) is not None:
+                moved = True
+                self.on_event(i, ev)
+        return moved
+
+    def on_event(self, i: int, ev: object) -> None:
+        core = self.cores[i]
+        if isinstance(ev, OffersWanted):
+            for _ in range(ev.count):
+                tag = f"offer-{i}-{len(self.answered)}-{random.random()}"
+                handle = core.add_offer({"type": "offer", "sdp": f"v=0\r\n{tag}"}, self.now)
+                if handle is not None:
+                    self.answered[tag] = (i, handle)  # the offerer, for now
+        elif isinstance(ev, AnswerOffer):
+            if i in self.refuse:
+                core.offer_answered(ev.handle, None, self.now)
+                return
+            tag = ev.offer["sdp"].split("\r\n")[1]
+            offerer = self.answered[tag]
+            core.offer_answered(ev.handle, {"type": "answer", "sdp": f"v=0\r\n{tag}"}, self.now)
+            self.pending_answer = getattr(self, "pending_answer", {})
+            self.pending_answer[tag] = (offerer, (i, ev.handle))
+        elif isinstance(ev, ConnectAnswer):
+            tag = ev.answer["sdp"].split("\r\n")[1]
+            offerer, answerer = self.pending_answer[tag]
+            assert offerer == (i, ev.handle)
+            self.pairs[offerer] = answerer
+            self.pairs[answerer] = offerer
+            self.cores[offerer[0]].link_opened(offerer[1], "198.51.100.2", self.now)
+            self.cores[answerer[0]].link_opened(answerer[1], "198.51.100.2", self.now)
+        elif isinstance(ev, (DiscardOffer, LinkDropped)):
+            pass
+        else:
+            self.results[i].append(ev)
+
+
+def _replies(web: FakeWeb, core: int) -> list[dict[bytes, object]]:
+    out = []
+    for i, data in web.sent:
+        msg = decode(data)
+        if i == core and isinstance(msg, dict) and msg.get(b"y") == b"r":
+            out.append(msg[b"r"])
+    return out
+
+
+def test_offers_are_forwarded_and_a_webrtc_link_opens() -> None:
+    web = FakeWeb(3)
+    web.ws(0, 1)
+    web.ws(0, 2)
+    b, c = web.cores[1], web.cores[2]
+    b.node.ping(b.link_of(web.cores[0].id) or ("web:1", 0), web.now)
+    c.node.ping(("web:1", 0), web.now)
+    web.run(1.0)
+    op = b.node.find_node(c.id, web.now)
+    web.run(30.0)
+    assert b.link_of(c.id) is not None and c.link_of(b.id) is not None  # a direct WebRTC link
+    done = [e for e in web.results[1] if isinstance(e, OpDone) and e.op == op]
+    assert done and isinstance(done[0].result, LookupResult)
+    assert c.id in [n.id for n in done[0].result.nodes]
+    signalled = [r for r in _replies(web, 0) if b"signals" in r]
+    assert signalled and all(isinstance(s, dict) for r in signalled for s in r[b"signals"])  # type: ignore[union-attr]
+    assert web.cores[0].stats["peer_connections_sent"] >= 1 and c.stats["offers_answered"] >= 1
+    kinds = {link["transport"] for link in b.links()}
+    assert kinds == {"websocket", "webrtc"}
+
+
+def test_a_refused_offer_becomes_a_filler_never_a_null() -> None:
+    web = FakeWeb(3, refuse={2})
+    web.ws(0, 1)
+    web.ws(0, 2)
+    b, c = web.cores[1], web.cores[2]
+    b.node.ping(("web:1", 0), web.now)
+    c.node.ping(("web:1", 0), web.now)
+    web.run(1.0)
+    b.node.find_node(c.id, web.now)
+    web.run(30.0)
+    assert b.link_of(c.id) is None
+    for r in _replies(web, 0):
+        for s in r.get(b"signals", []):  # type: ignore[attr-defined]
+            assert isinstance(s, dict) and s.get(b"id") != c.id  # filler = the querier's own id, or trimmed
+    assert c.stats["offers_received"] >= 1
+
+
+def test_closing_a_link_drops_the_node_at_once() -> None:
+    web = FakeWeb(2)
+    web.ws(0, 1)
+    a, b = web.cores
+    b.node.ping(("web:1", 0), web.now)
+    web.run(2.0)
+    assert b.id in a.node.table and a.id in b.node.table
+    a.close_link(("web:1", 0), web.now)
+    assert b.id not in a.node.table and a.link_of(b.id) is None
+
+
+def _query(q: bytes, a: dict[bytes, object], t: bytes = b"tt") -> bytes:
+    return encode({b"t": t, b"y": b"q", b"q": q, b"a": a})  # type: ignore[dict-item]
+
+
+def test_bounds_are_counted() -> None:
+    core = WebOverlay(rng=random.Random(1), limits=WebLimits(max_webrtc=2))
+    h = core.open_link("websocket", "127.0.0.1", 0.0)
+    assert h is not None
+    offer = {b"type": b"offer", b"sdp": b"v=0\r\nx", b"id": b"Q" * 20, b"extensions": []}
+    core.receive_datagram(_query(b"find_node", {b"id": b"Q" * 20, b"target": b"T" * 20, b"signals": [offer] * 9}), h, 0.0)
+    assert core.stats["dropped_too_many_signals"] == 1
+    core.receive_datagram(b"d" + b"1:a" * 30000, h, 0.0)
+    assert core.stats["dropped_oversize"] == 1
+    for n in range(30):  # a peer_connection flood from one link
+        sig = {b"type": b"offer", b"sdp": b"v=0\r\n", b"id": bytes([n]) * 20}
+        core.receive_datagram(_query(b"peer_connection", {b"id": b"Q" * 20, b"signal": sig}, t=bytes([n, 0])), h, 0.0)
+    assert core.stats["dropped_peer_connection_rate"] == 30 - 8
+    assert core.stats["offers_received"] + core.stats["dropped_webrtc_cap"] + core.stats["dropped_answering_busy"] <= 8
+    webrtc = sum(1 for e in iter(lambda: core.next_event(), None) if isinstance(e, AnswerOffer))
+    assert webrtc <= 2  # never more WebRTC peers than the cap
+    big = {b"type": b"offer", b"sdp": b"v=0\r\n" + b"a" * 20000, b"id": b"R" * 20}
+    core.receive_datagram(_query(b"peer_connection", {b"id": b"Q" * 20, b"signal": big}, t=b"zz"), h, 100.0)
+    assert core.stats["bad_signals"] >= 1
+    # a link cannot change its id
+    core.receive_datagram(_query(b"ping", {b"id": b"X" * 20}), h, 200.0)
+    assert core.stats["dropped_wrong_id"] == 1
+
+
+def test_handles_never_reach_compact_nodes() -> None:
+    web = FakeWeb(3)
+    web.ws(0, 1)
+    web.ws(0, 2)
+    web.cores[1].node.ping(("web:1", 0), web.now)
+    web.cores[2].node.ping(("web:1", 0), web.now)
+    web.run(2.0)
+    h = web.cores[0].link_of(web.cores[1].id)
+    assert h is not None
+    web.cores[0].receive_datagram(_query(b"find_node", {b"id": web.cores[1].id, b"target": b"T" * 20}), h, web.now)
+    web.step()
+    plain = [r for r in _replies(web, 0) if b"signals" not in r and b"nodes" in r]
+    assert plain and all(r[b"nodes"] == b"" for r in plain)  # no IPs for link handles
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_junk_never_raises(data: bytes) -> None:
+    core = WebOverlay(rng=random.Random(0))
+    h = core.open_link("websocket", "127.0.0.1", 0.0)
+    assert h is not None
+    core.receive_datagram(data, h, 0.0)
+    core.receive_datagram(b"d1:ad2:id20:" + b"A" * 20 + b"7:signalsl" + data + b"ee1:q9:find_node1:t2:aa1:y1:qe", h, 0.0)
+    core.handle_timer(1.0)
+    core.datagrams_to_send(1.0)
