@@ -286,9 +286,9 @@ class Reassembler:
         if not chunk.last:
             return None
         self._drop(key, count=False)
-        if len(partial.parts) != chunk.index + 1:
+        if len(partial.parts) != chunk.index + 1 or max(partial.parts) != chunk.index:
             self.dropped += 1
-            raise DecodeError(f"P2PT message {chunk.id!r}: last chunk {chunk.index} but chunks are missing")
+            raise DecodeError(f"P2PT message {chunk.id!r}: last chunk {chunk.index} but chunks are missing or beyond it")
         return self._finish(key, chunk, [partial.parts[i] for i in range(chunk.index + 1)])
 
     def expire(self, now: float) -> int:
