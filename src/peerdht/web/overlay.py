@@ -94,6 +94,10 @@ class WebLimits:
     """... from one link."""
     max_queued: int = 16
     """Messages held for a link whose data channel is not open yet."""
+    settle: float = 0.5
+    """Seconds we hold our messages on a new data channel until the peer speaks first: webtorrent-dht loses
+    messages that arrive before simple-peer's ``connect`` event (``webrtc-socket.js`` waits for a
+    ``connected`` event that never fires), which comes up to ~100 ms after the channel opens."""
 
 
 class _Bucket:
@@ -124,6 +128,7 @@ class _Link:
     offer: dict[str, str] | None = None
     deadline: float | None = None
     queue: list[bytes] = field(default_factory=list)
+    hold: float | None = None
     forwards: int = 0
     received: int = 0
     sent: int = 0
@@ -251,10 +256,17 @@ class WebOverlay:
         if link is None or link.state == "open":
             return
         link.state, link.ip, link.deadline = "open", ip, None
+        if link.kind == "webrtc" and self.limits.settle > 0:
+            link.hold = now + self.limits.settle
+        else:
+            self._release(link, now)
+        self._want_offers()
+
+    def _release(self, link: _Link, now: float) -> None:
+        link.hold = None
         queued, link.queue = link.queue, []
         for data in queued:
-            self._route(data, handle, now)
-        self._want_offers()
+            self._route(data, link.handle, now)
 
     def close_link(self, handle: Handle, now: float) -> None:
         """The link (or pooled offer) ``handle`` closed or failed: forget it and everything waiting on it."""
@@ -374,6 +386,8 @@ class WebOverlay:
             return
         link.received += 1
         self.stats["received"] += 1
+        if link.hold is not None:
+            self._release(link, now)  # it spoke: it is ready for ours
         if len(data) > self.limits.max_message:
             self.stats["dropped_oversize"] += 1
             return
@@ -394,6 +408,8 @@ class WebOverlay:
     def handle_timer(self, now: float) -> None:
         """Core timers, forwarded queries due, stale offers and links that never opened."""
         self.node.handle_timer(now)
+        for link in [lk for lk in self._links.values() if lk.hold is not None and lk.hold <= now]:
+            self._release(link, now)
         for fw in [fw for fw in self._open_forwards if fw.deadline <= now]:
             for tid in [tid for tid, (f, _) in self._forwards.items() if f is fw]:
                 del self._forwards[tid]
@@ -430,6 +446,7 @@ class WebOverlay:
         times += [s.deadline for s in self._sent.values()]
         times += [p.deadline for p in self._answering.values()]
         times += [link.deadline for link in self._links.values() if link.deadline is not None]
+        times += [link.hold for link in self._links.values() if link.hold is not None]
         return min(times) if times else None
 
     def next_event(self) -> object | None:
@@ -687,8 +704,8 @@ class WebOverlay:
         if link is None:
             self.stats["dropped_send_no_link"] += 1
             return
-        if link.state != "open":
-            if link.state == "connecting" and len(link.queue) < self.limits.max_queued:
+        if link.state != "open" or link.hold is not None:
+            if link.state in ("connecting", "open") and len(link.queue) < self.limits.max_queued:
                 link.queue.append(data)
             else:
                 self.stats["dropped_send_not_open"] += 1
@@ -732,6 +749,9 @@ class WebOverlay:
 
     def _route_raw(self, data: bytes, handle: Handle) -> None:
         link = self._links.get(handle)
+        if link is not None and link.state == "open" and link.hold is not None and len(link.queue) < self.limits.max_queued:
+            link.queue.append(data)
+            return
         if link is None or link.state != "open":
             self.stats["dropped_send_not_open"] += 1
             return

@@ -1,0 +1,179 @@
+"""Interop with npm webtorrent-dht 0.18.6 in Node (``tests/js/webtorrent-peer.js``), and Python<->Python WebRTC.
+
+* The JS node bootstraps from a Python :class:`WebNode` through webtorrent-dht's HTTP POST (its https://
+  attempt is refused at once by the plain-HTTP port), then KRPC runs over the aiortc<->libwebrtc data channel.
+* ``signals`` / ``peer_connection`` both ways: a second Python node, linked to the hub by WebSocket, looks up
+  the JS node; the hub forwards its offers to the JS node with ``peer_connection``, the JS node answers, and
+  the Python node opens a direct WebRTC link to it. The JS node's own signalled lookups make the hub forward
+  its offers to the Python node (aiortc answers).
+* BEP 44 immutable items: put in JS, read in Python; put in Python (stored on the JS node), read in JS.
+
+webtorrent-dht's own k-rpc timeout is 2 s; it is raised to 10 s here (``timeout`` option) because aiortc's
+answer plus ICE/DTLS/SCTP set-up on a busy 2-core machine can take longer than that.
+Runs inside the test network namespace (``tests/web/conftest.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from peerdht import WebNode
+from peerdht.mainline.events import Item
+
+ROOT = Path(__file__).resolve().parents[2]
+PEER = ROOT / "tests" / "js" / "webtorrent-peer.js"
+JS_TIMEOUT_MS = 10000
+
+pytestmark = pytest.mark.skipif(shutil.which("node") is None or not (ROOT / "node_modules" / "webtorrent-dht").exists(),
+                                reason="needs node and npm ci (webtorrent-dht)")
+
+
+class JSPeer:
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.events: list[dict[str, Any]] = []
+        self.id = ""
+
+    async def line(self, timeout: float = 60.0) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        while True:
+            raw = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+            assert raw, "the JS peer exited"
+            obj: dict[str, Any] = json.loads(raw)
+            if "event" in obj:
+                self.events.append(obj)
+                assert obj["event"] not in ("uncaught", "fatal"), obj
+                continue
+            return obj
+
+    async def call(self, cmd: str, timeout: float = 60.0, **args: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps({"cmd": cmd, **args}) + "\n").encode())
+        await self.proc.stdin.drain()
+        return await self.line(timeout)
+
+
+@contextlib.asynccontextmanager
+async def js_peer(**opts: Any) -> AsyncIterator[JSPeer]:
+    proc = await asyncio.create_subprocess_exec(
+        "node", str(PEER), json.dumps({"timeout": JS_TIMEOUT_MS, **opts}),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=str(ROOT),
+    )
+    peer = JSPeer(proc)
+    try:
+        ready = await peer.line(90)
+        assert ready.get("ready"), ready
+        peer.id = ready["id"]
+        yield peer
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+async def _until(cond: Callable[[], Awaitable[bool] | bool], timeout: float = 60.0, what: str = "") -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        got = cond()
+        if not isinstance(got, bool):
+            got = await got
+        if got:
+            return
+        assert loop.time() < deadline, f"not in time: {what}"
+        await asyncio.sleep(0.1)
+
+
+def _target(text: str) -> str:
+    data = text.encode()
+    return hashlib.sha1(str(len(data)).encode() + b":" + data).hexdigest()
+
+
+async def test_python_to_python_webrtc_through_signals() -> None:
+    """B and C know only the hub A (WebSocket); B's signalled lookup makes A forward B's offers to C: B and C
+    then share a direct aiortc data channel, which keeps working without A."""
+    async with WebNode(host="127.0.0.1") as a, WebNode(host="127.0.0.1") as b, WebNode(host="127.0.0.1") as c:
+        await b.connect(a.ws_url)
+        await c.connect(a.ws_url)
+        await _until(lambda: len(a.overlay.node.table) == 2, what="hub knows both")
+        await _until(lambda: a.overlay.snapshot()["offers_pooled"] > 0 and b.overlay.snapshot()["offers_pooled"] > 0,
+                     what="offers ready")
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await b.find_node(c.node_id)
+        await _until(lambda: b.overlay.link_of(c.node_id) is not None and c.overlay.link_of(b.node_id) is not None,
+                     what="B-C WebRTC link")
+        link_time = loop.time() - start
+        assert {lk["transport"] for lk in b.links() if lk["id"] == c.node_id.hex()} == {"webrtc"}
+        assert a.stats["peer_connections_sent"] >= 1 and c.stats["offers_answered"] >= 1
+        target = hashlib.sha1(b"9:kept on C").digest()
+        c.overlay.node.items.put(target, Item(v=b"kept on C"), loop.time())  # on C only
+        await a.close()
+        await _until(lambda: b.overlay.link_of(a.node_id) is None, what="hub gone")
+        start = loop.time()
+        assert await b.get(target) == b"kept on C"
+        rtt = loop.time() - start
+        print(f"python<->python WebRTC via signals: link {link_time:.2f} s, get over the data channel {rtt * 1000:.0f} ms")
+
+
+async def test_webtorrent_dht_interop() -> None:
+    async with WebNode(host="127.0.0.1") as hub, WebNode(host="127.0.0.1") as b:
+        loop = asyncio.get_running_loop()
+        host, port = hub.http_address
+        start = loop.time()
+        async with js_peer(bootstrap=[{"host": host, "port": port}]) as js:
+            join = loop.time() - start
+            jid = bytes.fromhex(js.id)
+            await _until(lambda: hub.overlay.link_of(jid) is not None, what="JS node linked to the hub")
+            assert {lk["transport"] for lk in hub.links() if lk["id"] == js.id} == {"webrtc"}
+            assert hub.stats["http_bootstrap"] >= 1
+
+            # BEP 44: put in JS, read in Python (the hub is the only node the JS node knows)
+            put = await js.call("put", value="hello from JS")
+            assert put["error"] is None and put["target"] == _target("hello from JS"), put
+            assert await hub.get(bytes.fromhex(put["target"])) == b"hello from JS"
+
+            # signals/peer_connection: B (WebSocket to the hub) looks up the JS node and gets a direct link
+            await b.connect(hub.ws_url)
+            await _until(lambda: b.overlay.snapshot()["offers_pooled"] >= 2, what="B has offers")
+            start = loop.time()
+            for _ in range(5):
+                await b.find_node(jid)
+                if b.overlay.link_of(jid) is not None:
+                    break
+            await _until(lambda: b.overlay.link_of(jid) is not None, what="B <-> JS WebRTC link")
+            signalled = loop.time() - start
+            assert hub.stats["peer_connections_sent"] >= 1
+            assert {lk["transport"] for lk in b.links() if lk["id"] == js.id} == {"webrtc"}
+
+            # put in Python (B puts over the overlay: the JS node stores it), read in JS
+            value = "hello from Python"
+            target = await b.put(value.encode())
+            assert target.hex() == _target(value)
+            await _until(lambda: _has(js, target.hex()), what="JS stored B's put")
+            got = await js.call("get", target=target.hex())
+            assert got["value"] == value, got
+
+            # the JS node's own signalled lookups reach B through the hub's peer_connection
+            stats = await js.call("find", target=b.node_id.hex())
+            assert stats["error"] is None
+            assert b.node_id.hex() in (await js.call("stats"))["links"]
+            print(f"webtorrent-dht interop: JS join via POST {join:.2f} s, B->JS link via signals {signalled:.2f} s")
+            assert not [e for e in js.events if e["event"] in ("uncaught", "fatal")]
+
+
+async def _has(js: JSPeer, target: str) -> bool:
+    return bool((await js.call("has", target=target))["stored"])
