@@ -19,6 +19,8 @@ from typing import Any
 from peerdht.aio.rooms import Message, PeerClose, PeerConnect, Room, RoomEvent, TrackerConnect, TrackerWarning
 
 ROOT = Path(__file__).resolve().parents[2]
+MB = 1_000_006  # UTF-16 units, a multiple of 7 (see big_text)
+T = 60_000  # ms, page waits
 STATIC = ROOT / "src" / "peerdht" / "web" / "static"
 P2PT_BUNDLE = ROOT / "node_modules" / "p2pt" / "dist" / "p2pt.iife.js"
 
@@ -79,6 +81,27 @@ window.channels = (id) => Object.keys((window.p2pt.peers[id] || {})).length;
 window.dropChannel = (id) => { const chans = window.p2pt.peers[id]; const k = Object.keys(chans)[0]; chans[k].destroy(); return k; };
 window.stop = () => window.p2pt.destroy();
 </script>"""
+
+
+# our page (static/room.html + rooms.js): the same hooks over peerdht's Room (a RoomMessage's respond() is the
+# per-message response hook; replies are RoomMessages, so chains continue from them)
+OURS_ADAPTER = HOOKS + r"""
+window.R = {
+  send: (peer, msg) => window.room.send(peer, msg, {timeout: 120000}).then((r) => [r, r.msg]),
+  respond: (m, msg) => m.respond(msg, {timeout: 120000}).then((r) => [r, r.msg]),
+};
+window.start = (trackers, ident) => {
+  const room = window.joinRoom(ident, trackers);
+  room.on('peerconnect', (peer) => { st.peers[peer.id] = peer; });
+  room.on('peerclose', (peer) => { st.closes.push(peer.id); delete st.peers[peer.id]; });
+  room.on('trackerconnect', () => { st.connects++; });
+  room.on('trackerwarning', (w) => { st.warnings.push(w.reason); });
+  room.on('msg', (m) => { record(m.peer, m.msg); answer(R, m, m.msg); });
+  return room.id;
+};
+window.channels = (id) => (window.room.peers.get(id) || {channels: 0}).channels;
+window.stop = () => window.room.close();
+"""
 
 
 def big_text(n: int) -> str:
@@ -210,3 +233,43 @@ class PyPeer:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+
+
+async def page_python_exchange(page: Any, page_id: str, room: Room, py: PyPeer) -> None:
+    """The page <-> Python checks shared by the p2pt page and ours (the page answers with window.answer)."""
+    peer = room.peers[page_id]
+    # a message sent from Python arrives in the page
+    await room.post(peer, "no-answer: from python")
+    await page.wait_for_function("() => window.st.msgs.some(m => m.msg === 'no-answer: from python')", timeout=T)
+
+    # 1 MB Python -> page and the page's response (the page echoes 'echo:' + msg)
+    big = big_text(MB)
+    reply = await room.send(peer, big, timeout=120)
+    assert reply.msg == "echo:" + big
+    assert await page.evaluate("() => window.st.msgs.at(-1).msg") == {"len": MB, "sha": sha(big)}
+
+    # 1 MB page -> Python and Python's response
+    assert await page.evaluate(f"() => window.sendBig('{room.id}', {MB})") == {"len": MB + 5, "ok": True}
+    assert py.messages[-1].msg == big
+
+    # chains of 3 round trips, started by Python, then by the page
+    r = await room.send(peer, "hello")
+    assert r.msg == "hi"
+    r = await r.request("how are you ?")
+    assert r.msg == "fine"
+    r = await r.request("byeee")
+    assert r.msg == "bye!"
+    await page.wait_for_function("() => window.st.chains === 1", timeout=T)
+    assert await page.evaluate(f"() => window.chain('{room.id}')") == ["hi", "fine", "bye!"]
+    assert py.chains == 1
+
+    # JSON both ways
+    obj = {"a": [1, 2.5, None, True], "s": "é😀", "nested": {"k": []}}
+    assert (await room.send(peer, obj)).msg == {"echo": obj}
+    assert await page.evaluate(f"() => window.sendJSON('{room.id}', [1, 'two', {{three: 3}}])") == {
+        "echo": [1, "two", {"three": 3}]}
+
+    # concurrent requests to one peer each get their own response (p2pt's single peer.respond would race)
+    replies = await asyncio.gather(*(room.send(peer, f"n{i}") for i in range(20)))
+    assert [r.msg for r in replies] == [f"echo:n{i}" for i in range(20)]
+    assert room.dropped["frame"] == 0

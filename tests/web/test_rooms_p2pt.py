@@ -19,12 +19,11 @@ from typing import Any
 
 import pytest
 from tests.web.browser import chromium
-from tests.web.roomkit import PyPeer, big_text, npm_tracker, sha, static_server
+from tests.web.roomkit import PyPeer, npm_tracker, page_python_exchange, static_server
 
 from peerdht.aio.tracker import TrackerServer
 from peerdht.rooms import Room
 
-MB = 1_000_006  # UTF-16 units, a multiple of 7 (see big_text)
 T = 60_000  # ms, page waits
 
 
@@ -73,44 +72,10 @@ async def test_p2pt_page_and_python_room(kind: str) -> None:
     async with tracker(kind) as url, static_server() as base, chromium() as browser, Room("p2pt-interop", [url]) as room:
         py = PyPeer(room)
         page, page_id = await open_page(browser, base, [url], "p2pt-interop")
-        peer = await py.peer(peer_id=page_id)
+        await py.peer(peer_id=page_id)
         await page.wait_for_function(f"() => window.st.peers['{room.id}']", timeout=T)
 
-        # a message sent from Python arrives in the page
-        await room.post(peer, "no-answer: from python")
-        await page.wait_for_function("() => window.st.msgs.some(m => m.msg === 'no-answer: from python')", timeout=T)
-
-        # 1 MB Python -> page and the page's response (the page echoes 'echo:' + msg)
-        big = big_text(MB)
-        reply = await room.send(peer, big, timeout=120)
-        assert reply.msg == "echo:" + big
-        assert await page.evaluate("() => window.st.msgs.at(-1).msg") == {"len": MB, "sha": sha(big)}
-
-        # 1 MB page -> Python and Python's response
-        assert await page.evaluate(f"() => window.sendBig('{room.id}', {MB})") == {"len": MB + 5, "ok": True}
-        assert py.messages[-1].msg == big
-
-        # chains of 3 round trips, started by Python, then by the page
-        r = await room.send(peer, "hello")
-        assert r.msg == "hi"
-        r = await r.request("how are you ?")
-        assert r.msg == "fine"
-        r = await r.request("byeee")
-        assert r.msg == "bye!"
-        await page.wait_for_function("() => window.st.chains === 1", timeout=T)
-        assert await page.evaluate(f"() => window.chain('{room.id}')") == ["hi", "fine", "bye!"]
-        assert py.chains == 1
-
-        # JSON both ways
-        obj = {"a": [1, 2.5, None, True], "s": "é😀", "nested": {"k": []}}
-        assert (await room.send(peer, obj)).msg == {"echo": obj}
-        assert await page.evaluate(f"() => window.sendJSON('{room.id}', [1, 'two', {{three: 3}}])") == {
-            "echo": [1, "two", {"three": 3}]}
-
-        # concurrent requests to one peer each get their own response (p2pt's single peer.respond would race)
-        replies = await asyncio.gather(*(room.send(peer, f"n{i}") for i in range(20)))
-        assert [r.msg for r in replies] == [f"echo:n{i}" for i in range(20)]
-        assert room.dropped["frame"] == 0
+        await page_python_exchange(page, page_id, room, py)
         await page.evaluate("() => window.stop()")
         await py.wait(lambda: page_id in py.closed)
         assert page_id not in room.peers
