@@ -204,3 +204,12 @@ def test_junk_never_raises(data: bytes) -> None:
     core.receive_datagram(b"d1:ad2:id20:" + b"A" * 20 + b"7:signalsl" + data + b"ee1:q9:find_node1:t2:aa1:y1:qe", h, 0.0)
     core.handle_timer(1.0)
     core.datagrams_to_send(1.0)
+
+
+def test_links_per_ip_are_capped() -> None:
+    core = WebOverlay(rng=random.Random(1), limits=WebLimits(max_links_per_ip=3, max_links=5))
+    got = [core.open_link("websocket", "203.0.113.9", 0.0) for _ in range(5)]
+    assert sum(h is not None for h in got) == 3 and core.stats["dropped_links_per_ip"] == 2
+    assert core.open_link("websocket", "203.0.113.10", 0.0) is not None
+    assert core.open_link("websocket", "203.0.113.11", 0.0) is not None
+    assert core.open_link("websocket", "203.0.113.12", 0.0) is None and core.stats["dropped_link_cap"] == 1

@@ -143,6 +143,27 @@ def test_cli_prints_urls_first() -> None:
         proc.wait(timeout=20)
 
 
+def test_mainline_node_with_web() -> None:
+    """``peerdht mainline node --web HOST:PORT``: the UDP node's line gains the page and WebSocket URLs."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "peerdht", "mainline", "node", "--host", "127.0.0.1", "--web", "127.0.0.1:0", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = json.loads(proc.stdout.readline())
+        assert line["port"] > 0 and line["url"].startswith("http://127.0.0.1:") and line["ws"].endswith("/ws")
+
+        async def fetch() -> int:
+            async with aiohttp.ClientSession() as http, http.get(line["url"]) as resp:
+                return resp.status
+
+        assert asyncio.run(fetch()) == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
 @pytest.mark.parametrize("size", [0])
 def test_cli_refuses_size_zero(size: int) -> None:
     out = subprocess.run([sys.executable, "-m", "peerdht", "web", "--size", str(size)], capture_output=True, text=True,

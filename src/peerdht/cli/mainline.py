@@ -35,6 +35,7 @@ from peerdht.cli.common import (
     verbose,
     wait_forever,
 )
+from peerdht.cli.web import cmd_node_web, web_bind
 from peerdht.encoding.bencode import Value, encode
 from peerdht.errors import RequestTimeout
 from peerdht.mainline.crypto import KeyPair
@@ -76,6 +77,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--port", type=_bind_port, default=0, help="UDP port (0: any free port)")
     p.add_argument("--state", metavar="FILE", help="routing table file: restored at start, saved at exit")
     p.add_argument("--read-only", action="store_true", help="BEP 43 read-only node (answers no queries)")
+    p.add_argument("--web", metavar="HOST:PORT", type=web_bind, help="also serve browsers: the page, KRPC over "
+                   "WebSocket/WebRTC (peerdht web; needs the [web] extra)")
     add_network_args(p)
     p.set_defaults(func=cmd_node)
 
@@ -168,6 +171,8 @@ def cmd_node(args: argparse.Namespace) -> int:
     from peerdht.aio.mainline import MainlineDHT
 
     boot = require_bootstrap(args, socket.AF_UNSPEC) if args.bootstrap else []
+    if args.web is not None:
+        return cmd_node_web(args, boot)
 
     async def main() -> int:
         dht = MainlineDHT(

@@ -33,6 +33,14 @@ def _bind_port(value: str) -> int:
     return int(value)
 
 
+def web_bind(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (port 0: any free port) for ``peerdht mainline node --web``."""
+    host, sep, port_s = value.rpartition(":")
+    if not sep or not host or not port_s.isdigit() or not 0 <= int(port_s) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return (host[1:-1] if host.startswith("[") and host.endswith("]") else host, int(port_s))
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``peerdht web``."""
     p = subparsers.add_parser(
@@ -94,6 +102,39 @@ def cmd_web(args: argparse.Namespace) -> int:
             if testnet is not None:
                 with contextlib.suppress(Exception):
                     await testnet.close()
+        return 0
+
+    return run(main())
+
+
+def cmd_node_web(args: argparse.Namespace, boot: list[tuple[str, int]]) -> int:
+    """``peerdht mainline node --web HOST:PORT``: the long-lived UDP node plus the browser endpoints."""
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError as exc:
+        raise CLIError(INSTALL_HINT, 1) from exc
+    from peerdht.aio.webnode import WebNode
+
+    web_host, web_port = args.web
+
+    async def main() -> int:
+        node = WebNode(host=web_host, port=web_port, udp_host=args.host, udp_port=args.port, bootstrap=boot,
+                       state_file=args.state, read_only=args.read_only)
+        try:
+            await node.open()
+            host, port = node.udp_address()
+            emit(args, {
+                "host": host,
+                "port": port,
+                "id": node.node_id.hex(),
+                "bootstrap": [fmt_addr(a) for a in boot],
+                "url": node.url,
+                "ws": node.ws_url,
+            }, f"mainline node {node.node_id.hex()} listening on {fmt_addr((host, port))}, page {node.url}")
+            status(f"udp mainline: {len(node.dht.core.table)} nodes in the routing table")
+            await wait_forever()
+        finally:
+            await node.close()
         return 0
 
     return run(main())

@@ -68,6 +68,8 @@ class WebLimits:
     """Token-bucket depth for :attr:`bytes_per_second` (bytes)."""
     max_links: int = 256
     """WebSocket and data-channel links together."""
+    max_links_per_ip: int = 16
+    """Open links from one IP address (a page opening hundreds of sockets)."""
     max_webrtc: int = 32
     """WebRTC peer connections: pooled offers, connecting and open links."""
     max_signals: int = 8
@@ -234,6 +236,9 @@ class WebOverlay:
     def open_link(self, kind: str, ip: str | None, now: float) -> Handle | None:
         """A WebSocket (``kind="websocket"``) or data channel opened; returns its handle, or ``None`` when
         over :attr:`WebLimits.max_links` / :attr:`WebLimits.max_webrtc` (close it; counted)."""
+        if ip is not None and sum(1 for lk in self._links.values() if lk.ip == ip) >= self.limits.max_links_per_ip:
+            self.stats["dropped_links_per_ip"] += 1
+            return None
         link = self._new_link(kind, "open", now)
         if link is None:
             return None
