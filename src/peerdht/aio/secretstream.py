@@ -120,6 +120,7 @@ class SecretStream:
         self._resume.set()
         self._wanted = 0  # a reader waits for this many buffered bytes (may exceed read_limit)
         self._handshake: asyncio.Future[None] = self._loop.create_future()
+        self._heard: asyncio.Future[None] = self._loop.create_future()  # the peer's header arrived
         self._last_write = self._loop.time()
         self._timer: asyncio.TimerHandle | None = None
         self.dropped_messages = 0
@@ -193,6 +194,9 @@ class SecretStream:
         if not self._handshake.done():
             self._handshake.set_exception(error)
             self._handshake.exception()  # retrieved: open_secret_stream re-raises it
+        if not self._heard.done():
+            self._heard.set_exception(error)
+            self._heard.exception()
         self._cancel_timer()
         self._wakeup.set()
         self._resume.set()
@@ -219,8 +223,13 @@ class SecretStream:
                         self._fail(StreamReset("stream ended before the handshake finished"))
                     self._eof = True
                     self._wakeup.set()
+                    if not self._heard.done():
+                        self._heard.set_exception(StreamReset("stream ended before the peer's header"))
+                        self._heard.exception()
                     return
                 self._core.receive(data)
+                if self._core.remote_header and not self._heard.done():
+                    self._heard.set_result(None)
                 self._pump_events()
                 self._flush()
         except PeerDHTError as exc:
@@ -288,6 +297,15 @@ class SecretStream:
             StreamReset: the raw stream ended first.
         """
         await asyncio.shield(self._handshake)
+
+    async def wait_peer(self) -> None:
+        """Return once the peer's secret-stream header arrived: it is there and holds the keys (with
+        a HyperDHT handshake the keys are known before the peer ever sent a byte on the stream).
+
+        Raises:
+            RemoteProtocolError, StreamReset: as :meth:`read`. StreamClosed: closed locally first.
+        """
+        await asyncio.shield(self._heard)
 
     async def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes (``n < 0``: everything until EOF); ``b""`` at EOF.
@@ -471,9 +489,10 @@ class SecretStream:
         self._reader.cancel()
         self._wakeup.set()
         self._resume.set()
-        if not self._handshake.done():
-            self._handshake.set_exception(StreamClosed("stream closed"))
-            self._handshake.exception()
+        for fut in (self._handshake, self._heard):
+            if not fut.done():
+                fut.set_exception(StreamClosed("stream closed"))
+                fut.exception()
         self._raw.close()
 
     def is_closing(self) -> bool:

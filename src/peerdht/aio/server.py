@@ -47,6 +47,7 @@ from peerdht.hyper.constants import PayloadErrorCode as Err
 from peerdht.hyper.crypto import KeyPair
 from peerdht.hyper.crypto import hash as blake2b
 from peerdht.hyper.handshake import make_payload, noise_key_pair, server_error_code
+from peerdht.hyper.limits import ExpiringCache, FairSlots, KeyedBuckets
 from peerdht.hyper.records import (
     HolepunchInfo,
     HolepunchPayload,
@@ -57,6 +58,7 @@ from peerdht.hyper.records import (
 )
 from peerdht.hyper.router import ServerAnswer
 from peerdht.hyper.rpc import CLIENT, SERVER, Reply
+from peerdht.secure.keys import KeyPair as NoiseKeyPair
 from peerdht.secure.noise import HandshakeResult, peer_handshake
 
 if TYPE_CHECKING:
@@ -78,6 +80,18 @@ MIN_ACTIVE = 3
 """Re-announce at once when fewer relays than this answer (announcer.js ``MIN_ACTIVE``)."""
 HANDSHAKE_CLEAR_WAIT = 10.0
 """Seconds a handshake reply is kept for clients retrying through other relays (server.js)."""
+MAX_REPLIES = 4096
+"""Handshake replies cached at most (the oldest go first); failed handshakes are not cached."""
+HANDSHAKE_RATE = (100.0, 200.0)
+"""(per second, burst) of new handshakes from one client address (host, port); more are dropped
+before any Diffie-Hellman is spent on them (replays of a cached one are always answered)."""
+HANDSHAKE_HOST_RATE = (500.0, 1000.0)
+"""(per second, burst) of new handshakes from one client host, whatever the port."""
+MAX_PENDING = 512
+"""Accepted handshakes waiting for their stream (each holds a UDX stream id or stream and its
+holepunch state) per server; beyond it the oldest is released."""
+MAX_PENDING_PER_HOST = 64
+"""Of which one client host may hold at most this many; beyond it that host's oldest is released."""
 PUNCH_SOCKET = CLIENT
 """The DHT socket we holepunch from (JS acquires a fresh pool socket per punch)."""
 ACCEPT_TIMEOUT = 10.0
@@ -111,6 +125,16 @@ class _Pending:
         self.strategy: Strategy | None = None
 
 
+class _Accepting:
+    """One accept in progress: its pending slot, and whether it cleaned up after itself."""
+
+    __slots__ = ("settled", "slot")
+
+    def __init__(self) -> None:
+        self.slot = 0
+        self.settled = False  # the accept released its stream id / holepunch state itself
+
+
 class Server:
     """Accepts connections to one key pair. Create with :meth:`HyperDHT.create_server`.
 
@@ -133,7 +157,15 @@ class Server:
         self.relays = 0
         self.closed = False
         self.connections: set[SecretStream] = set()
-        self._replies: dict[bytes, tuple[float, ServerAnswer | None]] = {}
+        self._replies: ExpiringCache[bytes, ServerAnswer] = ExpiringCache(HANDSHAKE_CLEAR_WAIT, MAX_REPLIES)
+        self._address_rate: KeyedBuckets[Address] = KeyedBuckets(*HANDSHAKE_RATE)
+        self._host_rate: KeyedBuckets[str] = KeyedBuckets(*HANDSHAKE_HOST_RATE)
+        self._pending: FairSlots[str, asyncio.Task[None]] = FairSlots(MAX_PENDING, MAX_PENDING_PER_HOST)
+        self._noise_key_pair: NoiseKeyPair | None = None
+        self.dropped: dict[str, int] = {}
+        """Handshakes not served, by reason: ``rate`` (over a client's rate), ``invalid`` (the Noise
+        message did not decrypt or decode), ``firewalled`` (refused by the firewall hook), ``evicted``
+        (an accepted handshake released to make room; see :data:`MAX_PENDING`)."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._refresher: asyncio.Task[None] | None = None
         self._holepunches: list[_Pending | None] = []
@@ -145,6 +177,7 @@ class Server:
             "try_later": 0,
             "punches": 0,
             "relays_lost": 0,
+            "abandoned": 0,
         }
 
     @property
@@ -279,26 +312,40 @@ class Server:
     def on_peer_handshake(
         self, noise: bytes, peer_address: Address | None, from_addr: Address, socket: int, now: float
     ) -> ServerAnswer | None:
-        """Answer a client's Noise message (server.js ``_onpeerhandshake`` / ``_addHandshake``)."""
+        """Answer a client's Noise message (server.js ``_onpeerhandshake`` / ``_addHandshake``).
+
+        O(1) per message before the Diffie-Hellman: a replay of a handshake answered in the last
+        :data:`HANDSHAKE_CLEAR_WAIT` seconds gets the same answer; a new one is dropped when its
+        client address or host is over its rate (:data:`HANDSHAKE_RATE`, :data:`HANDSHAKE_HOST_RATE`).
+        """
         if self.closed or self.key_pair is None:
             return None
-        for k in [k for k, (t, _) in self._replies.items() if now - t > HANDSHAKE_CLEAR_WAIT]:
-            del self._replies[k]
-        cached = self._replies.get(noise)
+        cached = self._replies.get(noise, now)
         if cached is not None:
-            return cached[1]
+            return cached
+        client = peer_address or from_addr
+        if not self._address_rate.allow(client, now) or not self._host_rate.allow(client[0], now):
+            self._drop("rate")
+            return None
         answer = self._add_handshake(noise, peer_address, from_addr, socket)
-        self._replies[noise] = (now, answer)
+        if answer is not None:
+            self._replies.put(noise, answer, now)
         return answer
+
+    def _drop(self, reason: str) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
 
     def _add_handshake(
         self, noise: bytes, peer_address: Address | None, from_addr: Address, socket: int
     ) -> ServerAnswer | None:
         assert self.key_pair is not None
-        hs = peer_handshake(noise_key_pair(self.key_pair), None, os.urandom(32))
+        if self._noise_key_pair is None:
+            self._noise_key_pair = noise_key_pair(self.key_pair)
+        hs = peer_handshake(self._noise_key_pair, None, os.urandom(32))
         try:
             remote = decode_noise_payload(hs.recv(noise))
         except (PeerDHTError, ValueError):
+            self._drop("invalid")
             return None
         remote_pk = hs.remote_public_key
         assert remote_pk is not None
@@ -307,9 +354,11 @@ class Server:
         if self.firewall is not None:
             try:
                 if self.firewall(remote_pk, remote, client_address):
+                    self._drop("firewalled")
                     return None
             except Exception:
                 log.exception("firewall raised")
+                self._drop("firewalled")
                 return None
         error = server_error_code(remote)
         raws = self.dht._raw_streams()
@@ -335,7 +384,7 @@ class Server:
         if remote.firewall == Firewall.OPEN or direct:
             sock = socket if direct else (CLIENT if self.dht.core.firewalled else SERVER)
             stream = raws.connect(sid, sock, remote.udx.id, client_address)
-            self._spawn(self._accept(sid, stream, result))
+            self._spawn_accept(client_address[0], sid, stream, result)
             return ServerAnswer(value=reply)
         if remote.relay_through is not None and our_remote is None:
             # the client chose a blind relay (server.js _relayConnection): pair there, in parallel
@@ -355,7 +404,7 @@ class Server:
             self._holepunches.append(pending)
         else:
             self._holepunches[hid] = pending
-        self._spawn(self._accept(sid, None, result, hid))
+        self._spawn_accept(client_address[0], sid, None, result, hid, pending)
         return ServerAnswer(value=reply, socket=PUNCH_SOCKET if holepunch is not None else None)
 
     def on_peer_holepunch(
@@ -585,13 +634,66 @@ class Server:
             if hid < len(self._holepunches) and self._holepunches[hid] is h:
                 self._end_holepunch(hid, stream)
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
+    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _spawn_accept(
+        self,
+        host: str,
+        sid: int,
+        stream: UDXStream | None,
+        result: HandshakeResult,
+        hid: int | None = None,
+        h: _Pending | None = None,
+    ) -> None:
+        """Run :meth:`_accept` in one of the bounded pending slots of ``host``, evicting (cancelling)
+        the accepts that must make room. The accept gives its slot back once the stream is open;
+        one cancelled before it ran is cleaned up here (stream id, stream, holepunch state)."""
+        state = _Accepting()
+        task = self._spawn(self._accept(sid, stream, result, hid, state=state))
+        state.slot, evicted = self._pending.take(host, task)
+
+        def settle(_: object) -> None:
+            self._pending.release(state.slot)
+            if state.settled:
+                return
+            raws = self.dht._raw_streams()
+            if stream is not None:
+                stream.destroy()
+                raws.forget(sid)
+            else:
+                raws.release(sid)
+            if hid is not None and hid < len(self._holepunches) and self._holepunches[hid] is h:
+                self._end_holepunch(hid, None)
+
+        task.add_done_callback(settle)
+        for other in evicted:
+            self._drop("evicted")
+            other.cancel()
+
+    @staticmethod
+    async def _hear_client(stream: UDXStream, result: HandshakeResult) -> SecretStream:
+        """The secret stream, once the client's header arrived on it: until then a fake client (a
+        valid Noise message and nothing behind it) holds only a bounded pending slot."""
+        secure = await open_secret_stream(stream, initiator=False, handshake=result)
+        try:
+            await secure.wait_peer()
+        except BaseException:
+            secure.close()
+            raise
+        return secure
 
     async def _accept(
-        self, sid: int, stream: UDXStream | None, result: HandshakeResult, hid: int | None = None
+        self,
+        sid: int,
+        stream: UDXStream | None,
+        result: HandshakeResult,
+        hid: int | None = None,
+        *,
+        state: _Accepting,
     ) -> None:
         raws = self.dht._raw_streams()
         try:
@@ -601,6 +703,7 @@ class Server:
                 except TimeoutError:
                     return
         finally:
+            state.settled = True
             if hid is not None and hid < len(self._holepunches):
                 h = self._holepunches[hid]
                 if h is not None and stream is not None and h.relayed is stream and h.payload is not None:
@@ -614,11 +717,17 @@ class Server:
             else:
                 raws.forget(sid)
         try:
-            secure = await open_secret_stream(stream, initiator=False, handshake=result)
-        except PeerDHTError as exc:
-            log.debug("secret-stream failed: %s", exc)
+            secure = await asyncio.wait_for(self._hear_client(stream, result), ACCEPT_TIMEOUT)
+        except (PeerDHTError, TimeoutError) as exc:
+            # the client never spoke on the stream (or broke it): release it now, not after UDX gives up
+            log.debug("secret-stream failed: %r", exc)
+            self.stats["abandoned"] += 1
             stream.destroy()
             return
+        except asyncio.CancelledError:
+            stream.destroy()
+            raise
+        self._pending.release(state.slot)
         if self.closed:
             secure.close()
             return

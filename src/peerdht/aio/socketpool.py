@@ -171,10 +171,10 @@ class RawStreams:
 
     def reserve(self) -> int:
         """A fresh, unused u32 stream id, waiting for :meth:`connect` or the peer's first packet."""
-        used = {sid for s in self._driver.udx_sockets for sid in s._streams}
-        while True:
+        socks = self._driver.udx_sockets
+        while True:  # O(sockets) per try, not O(streams): a handshake flood must not cost quadratic time
             sid = int.from_bytes(os.urandom(4), "little")
-            if sid and sid not in used and sid not in self._pending:
+            if sid and sid not in self._pending and not any(sid in s._streams for s in socks):
                 break
         self._pending[sid] = _Pending(asyncio.get_running_loop().create_future())
         return sid

@@ -161,7 +161,8 @@ class NoiseState:
         self.pattern = pattern
         self.initiator = initiator
         self._s = static_key_pair
-        self._e = KeyPair.from_seed(ephemeral_seed)
+        self._e_seed = ephemeral_seed
+        self._e_pair: KeyPair | None = None  # made on first use: a responder fed garbage never needs it
         self._messages = messages
         self._step = 0
         self._rs: bytes | None = None
@@ -247,6 +248,12 @@ class NoiseState:
             secret_stream_id=stream_id(self._h, self.initiator),
             remote_secret_stream_id=stream_id(self._h, not self.initiator),
         )
+
+    @property
+    def _e(self) -> KeyPair:
+        if self._e_pair is None:
+            self._e_pair = KeyPair.from_seed(self._e_seed)
+        return self._e_pair
 
     # -- symmetric state ---------------------------------------------------------------------------
 

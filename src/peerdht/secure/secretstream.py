@@ -226,6 +226,11 @@ class SecretStreamCore:
         return self._push is not None
 
     @property
+    def remote_header(self) -> bool:
+        """True once the peer's header arrived (the peer is there and holds the keys)."""
+        return self._pull is not None
+
+    @property
     def buffered(self) -> int:
         """Bytes received but not yet forming a whole frame (non-zero at EOF means a cut frame)."""
         return len(self._buf)
