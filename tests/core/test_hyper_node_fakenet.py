@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from peerdht.hyper.events import Bootstrapped, Event, OpDone, OpFailed
 from peerdht.hyper.node import CLIENT, SERVER, HyperDHTNode
+from peerdht.testing import FakeNet as Net
 
 Address = tuple[str, int]
 
@@ -40,25 +41,46 @@ class Member:
 
 
 class FakeNet:
-    """Delivers datagrams between cores by address; time only moves to the next timer.
+    """HyperDHT nodes (a server and a client socket each) on :class:`peerdht.testing.FakeNet` with zero
+    latency; time only moves to the next timer.
 
     Args:
         seed: seeds every random source.
         loss: probability of dropping a datagram.
+
+    Attributes:
         filter: optional ``filter(data, src, dst) -> bool`` (False drops the datagram).
+        down: addresses that neither send nor receive.
     """
 
     def __init__(self, seed: int = 1, *, loss: float = 0.0) -> None:
         self.rng = random.Random(seed)
-        self.now = 1000.0
-        self.loss = loss
+        self.net = Net(random.Random(seed + 1), loss=loss, delay=0.0)
         self.members: list[Member] = []
         self.by_addr: dict[Address, tuple[Member, int]] = {}
-        self.down: set[Address] = set()
+        self.down = self.net.down
         self.next_port = 10000
         self.next_host = 1
-        self.filter: Callable[[bytes, Address, Address], bool] | None = None
-        self.delivered = 0
+
+    @property
+    def now(self) -> float:
+        return self.net.now
+
+    @now.setter
+    def now(self, t: float) -> None:
+        self.net.now = t
+
+    @property
+    def delivered(self) -> int:
+        return self.net.delivered
+
+    @property
+    def filter(self) -> Callable[[bytes, Address, Address], bool] | None:
+        return self.net.filter
+
+    @filter.setter
+    def filter(self, f: Callable[[bytes, Address, Address], bool] | None) -> None:
+        self.net.filter = f
 
     def add(
         self,
@@ -86,7 +108,8 @@ class FakeNet:
             host=ip if public_host else host,
         )
         node.bind(server, client, self.now)
-        m = Member(node, server, client)
+        self.net.add_sockets([server, client], node, events=True)
+        m = Member(node, server, client, self.net.events[server])
         self.members.append(m)
         self.by_addr[server] = (m, SERVER)
         self.by_addr[client] = (m, CLIENT)
@@ -105,65 +128,26 @@ class FakeNet:
             out.append(m)
         return out
 
-    def flush(self) -> None:
-        """Deliver datagrams until nobody has anything to send (zero latency)."""
-        for _ in range(10000):
-            moved = False
-            for m in list(self.members):
-                out = m.node.datagrams_to_send(self.now)
-                if out:
-                    moved = True
-                for data, dst, sock in out:
-                    src = m.server if sock == SERVER else m.client
-                    self.deliver(data, src, dst)
-                self.collect(m)
-            if not moved:
-                return
-        raise AssertionError("network did not settle")
-
     def deliver(self, data: bytes, src: Address, dst: Address) -> None:
-        if src in self.down or dst in self.down:
-            return
-        if self.loss and self.rng.random() < self.loss:
-            return
-        if self.filter is not None and not self.filter(data, src, dst):
-            return
-        target = self.by_addr.get(dst)
-        if target is None:
-            return
-        self.delivered += 1
-        m, sock = target
-        m.node.receive_datagram(data, src, self.now, sock)
+        """Put one datagram on the wire (delivered at the next step)."""
+        self.net.inject(data, src, dst)
 
     def collect(self, m: Member) -> None:
-        while (e := m.node.next_event()) is not None:
-            m.events.append(e)
+        """Drain ``m``'s events (and datagrams) now."""
+        self.net.collect(m.server)
 
     def step(self) -> None:
-        """Advance the clock to the earliest timer and run it."""
-        self.flush()
-        timers = [t for m in self.members if (t := m.node.get_timer()) is not None]
-        if not timers:
-            return
-        self.now = max(self.now, min(timers))
-        for m in self.members:
-            t = m.node.get_timer()
-            if t is not None and t <= self.now:
-                m.node.handle_timer(self.now)
-        self.flush()
+        """Deliver what is in flight, else advance the clock to the earliest timer and run it."""
+        self.net.step()
 
     def run_until(self, cond: Callable[[], bool], timeout: float = 60.0) -> None:
-        end = self.now + timeout
-        self.flush()
-        while not cond():
-            if self.now > end:
-                raise AssertionError(f"condition not met within {timeout} s of fake time")
-            self.step()
+        try:
+            self.net.run(cond, max_time=timeout)
+        except TimeoutError as exc:
+            raise AssertionError(f"condition not met within {timeout} s of fake time") from exc
 
     def run_for(self, seconds: float) -> None:
-        end = self.now + seconds
-        while self.now < end:
-            self.step()
+        self.net.run_for(seconds)
 
 
 # ---------------------------------------------------------------------------------------- tests

@@ -27,85 +27,48 @@ from peerdht.mainline.events import (
     SampleResult,
 )
 from peerdht.mainline.node import MainlineNode
+from peerdht.testing import FakeNet as Net
 
 Addr = tuple[str, int]
 
 
 class FakeNet:
-    """Nodes at 127.0.0.x:6881; datagrams delivered in order with a fixed latency; optional loss."""
+    """Nodes at 127.0.0.x:6881 on :class:`peerdht.testing.FakeNet` (fixed latency, in order)."""
 
     def __init__(self, seed: int = 1, latency: float = 0.001) -> None:
-        self.now = 0.0
-        self.nodes: dict[Addr, MainlineNode] = {}
-        self.events: dict[Addr, list[object]] = {}
-        self.queue: list[tuple[float, int, bytes, Addr, Addr]] = []
-        self.latency = latency
-        self.seq = 0
+        self.net = Net(random.Random(seed), delay=latency, start=0.0)
         self.rng = random.Random(seed)
-        self.dead: set[Addr] = set()
+        self.nodes: dict[Addr, MainlineNode] = {}
+        self.events = self.net.events
+        self.dead = self.net.down
         self.sniffed: list[tuple[bytes, Addr, Addr]] = []
+        self.net.tap = lambda data, src, dst: self.sniffed.append((data, src, dst))
+
+    @property
+    def now(self) -> float:
+        return self.net.now
 
     def add(self, **kwargs: Any) -> tuple[Addr, MainlineNode]:
         addr = (f"127.0.{len(self.nodes) // 250}.{len(self.nodes) % 250 + 1}", 6881)
         kwargs.setdefault("rate_limit", None)
         node = MainlineNode(rng=random.Random(self.rng.getrandbits(64)), now=self.now, **kwargs)
         self.nodes[addr] = node
-        self.events[addr] = []
+        self.net.add(addr, node, events=True)
         return addr, node
 
     def flush(self, addr: Addr) -> None:
-        node = self.nodes[addr]
-        for data, dest in node.datagrams_to_send(self.now):
-            self.seq += 1
-            self.queue.append((self.now + self.latency, self.seq, data, addr, dest))
-            self.sniffed.append((data, addr, dest))
-        while (ev := node.next_event()) is not None:
-            self.events[addr].append(ev)
+        self.net.collect(addr)
 
     def inject(self, data: bytes, src: Addr, dest: Addr) -> None:
-        self.seq += 1
-        self.queue.append((self.now + self.latency, self.seq, data, src, dest))
+        self.net.inject(data, src, dest)
 
-    def run(self, until: float | None = None, *, max_steps: int = 200_000) -> None:
-        """Deliver datagrams and fire timers until nothing is pending (or ``until``)."""
-        for addr in list(self.nodes):
-            self.flush(addr)
-        for _ in range(max_steps):
-            self.queue.sort()
-            next_dgram = self.queue[0][0] if self.queue else None
-            timers = [(n.get_timer(), a) for a, n in self.nodes.items()]
-            busy = [(t, a) for t, a in timers if t is not None and len(self.nodes[a].requests)]
-            next_timer = min(busy)[0] if busy else None
-            candidates = [t for t in (next_dgram, next_timer) if t is not None]
-            if not candidates:
-                return
-            t = min(candidates)
-            if until is not None and t > until:
-                self.now = until
-                return
-            self.now = max(self.now, t)
-            if next_dgram is not None and next_dgram <= t:
-                _, _, data, src, dest = self.queue.pop(0)
-                node = self.nodes.get(dest)
-                if node is not None and dest not in self.dead:
-                    node.receive_datagram(data, src, self.now)
-                    self.flush(dest)
-            else:
-                for tt, a in busy:
-                    if tt is not None and tt <= self.now:
-                        self.nodes[a].handle_timer(self.now)
-                        self.flush(a)
-        raise AssertionError("network did not settle")
+    def run(self, until: float | None = None) -> None:
+        """Deliver datagrams and fire request timers until nothing is in flight (or ``until``)."""
+        self.net.settle(lambda node: len(node.requests) > 0, until=until)
 
     def advance(self, seconds: float) -> None:
         """Move the clock, firing every node's timer (maintenance) on the way."""
-        end = self.now + seconds
-        while self.now < end:
-            self.now = min(end, self.now + 5.0)
-            for a, n in self.nodes.items():
-                n.handle_timer(self.now)
-                self.flush(a)
-            self.run()
+        self.net.run_for(seconds)
 
     def result(self, addr: Addr, op: int) -> object:
         for ev in self.events[addr]:
@@ -116,7 +79,7 @@ class FakeNet:
     def do(self, addr: Addr, method: str, *args: Any, **kwargs: Any) -> Any:
         node = self.nodes[addr]
         op = getattr(node, method)(*args, self.now, **kwargs)
-        self.flush(addr)
+        self.net.touch(addr)
         self.run()
         return self.result(addr, op)
 
@@ -483,13 +446,7 @@ def test_lossy_network_still_finds_peers() -> None:
     assert net.do(addrs[1], "announce_peer", ih, 1111).stored >= 4
     # 20% of the datagrams to a few nodes get lost
     lossy = set(addrs[10:16])
-    orig = net.run
-
-    def run(until: float | None = None, *, max_steps: int = 200_000) -> None:
-        net.queue = [e for e in net.queue if not (e[4] in lossy and net.rng.random() < 0.2)]
-        orig(until, max_steps=max_steps)
-
-    net.run = run  # type: ignore[method-assign]
+    net.net.filter = lambda data, src, dst: not (dst in lossy and net.rng.random() < 0.2)
     res = net.do(addrs[20], "get_peers", ih)
     assert (addrs[1][0], 1111) in res.peers
 
