@@ -112,6 +112,7 @@ export class DHTNode extends EventTarget {
       bytesIn: 0, bytesOut: 0, linksOpened: 0, linksRefused: 0, signalsSent: 0, signalsAnswered: 0,
     };
     this.lastError = null;
+    this.timeline = { joinStart: null, linked: null, ready: null, firstWebrtc: null, links: [] }; // performance.now() ms
     this._maint = setInterval(() => this._maintain(), this.opts.maintainEvery);
   }
 
@@ -121,10 +122,13 @@ export class DHTNode extends EventTarget {
   /** Open a WebSocket to a serving node (one bencoded KRPC message per binary message) and join. */
   async join(url) {
     this.wsUrl = url;
+    this.timeline.joinStart = performance.now();
     const conn = await this.connectWebSocket(url);
+    this.timeline.linked = performance.now();
     this.ready = false;
     await this.bootstrap();
     this.ready = true;
+    this.timeline.ready = performance.now();
     this._emit('ready', {});
     return conn;
   }
@@ -215,6 +219,8 @@ export class DHTNode extends EventTarget {
     link.onclose = () => conn.close();
     this.conns.add(conn);
     this.counters.linksOpened++;
+    if (this.timeline.firstWebrtc === null) this.timeline.firstWebrtc = performance.now();
+    if (this.timeline.links.length < 64) this.timeline.links.push({ id: toHex(id), at: performance.now() });
     link.remoteAddress().then((a) => { conn.addr = a; });
     if (!this._adopt(conn)) {
       // Not kept by the table: webtorrent-dht closes such links after 30 s, so do we.
@@ -308,10 +314,14 @@ export class DHTNode extends EventTarget {
     return v;
   }
 
+  // Compact address of a link's node: its ICE remote address when known, else 0.0.0.0:1 (BEP 5 decoders
+  // drop port-0 entries; the address is never used to reach the node, only its id is).
+  _addrOf(conn) {
+    return conn.addr && conn.addr.host && conn.addr.port ? { host: conn.addr.host, port: conn.addr.port } : { host: '0.0.0.0', port: 1 };
+  }
+
   _nodesFor(target, exclude) {
-    return this.table.closest(target, this.opts.lookupK, exclude).map((e) => ({
-      id: e.id, host: (e.conn.addr && e.conn.addr.host) || '0.0.0.0', port: (e.conn.addr && e.conn.addr.port) || 0,
-    }));
+    return this.table.closest(target, this.opts.lookupK, exclude).map((e) => ({ id: e.id, ...this._addrOf(e.conn) }));
   }
 
   _checkToken(conn, token) {
@@ -423,18 +433,19 @@ export class DHTNode extends EventTarget {
   async _forwardSignals(conn, a, r) {
     const list = r._list || [];
     delete r._list;
-    if (!list.length) return r;
+    if (!list.length || r.v !== undefined || r.values !== undefined) return r; // a hit is answered without signals
     const offers = a.signals.filter((s) => s && typeof s === 'object' && !Array.isArray(s)).slice(0, 16);
     const targets = list.filter((e) => e.conn.open && !bytesEqual(e.id, a.id)).slice(0, offers.length);
     const answers = await Promise.all(targets.map((e, i) => this._send(e.conn, 'peer_connection', { signal: offers[i] }, this.opts.forwardTimeout)
       .then((resp) => (resp.signal && resp.signal.id instanceof Uint8Array && resp.signal.id.length === 20 ? resp.signal : null), () => null)));
-    const nodes = []; const signals = [];
-    targets.forEach((e, i) => {
-      if (!answers[i]) return;
-      nodes.push({ id: e.id, host: (e.conn.addr && e.conn.addr.host) || '0.0.0.0', port: (e.conn.addr && e.conn.addr.port) || 0 });
-      signals.push(answers[i]);
-    });
-    if (r.v === undefined || nodes.length) r.nodes = encodeNodes(nodes);
+    // Keep offers[i] <-> nodes[i] <-> signals[i] aligned (webtorrent-dht reads them by position): a node
+    // that gave no answer becomes a filler, the querier's own id (never a null signal); trailing fillers go.
+    const nodes = targets.map((e, i) => (answers[i]
+      ? { id: e.id, ...this._addrOf(e.conn) }
+      : { id: a.id, host: '0.0.0.0', port: 1 }));
+    const signals = targets.map((e, i) => answers[i] || { id: a.id });
+    while (signals.length && !answers[signals.length - 1]) { signals.pop(); nodes.pop(); }
+    r.nodes = encodeNodes(nodes);
     r.signals = signals;
     return r;
   }
@@ -452,6 +463,7 @@ export class DHTNode extends EventTarget {
     if (signalled) {
       links = Array.from({ length: this.opts.offers }, () => new RtcLink({ iceServers: this.iceServers }));
       const offers = await Promise.all(links.map((l) => l.offer().catch(() => null)));
+      links.forEach((l, i) => { if (!offers[i]) l.close(); });
       links = links.filter((_, i) => offers[i]);
       args.signals = offers.filter(Boolean).map((o) => ({ extensions: [], id: this.id, sdp: o.sdp, type: 'offer' }));
       this.counters.signalsSent += args.signals.length;
@@ -464,16 +476,19 @@ export class DHTNode extends EventTarget {
       throw e;
     }
     const ready = new Map(); // hex id -> Promise<Conn>
+    const used = new Set();
     const signals = Array.isArray(r.signals) ? r.signals : [];
-    for (const s of signals) {
-      if (!s || typeof s !== 'object' || !(s.id instanceof Uint8Array) || s.id.length !== 20) continue;
+    // signals[i] answers our offer i (positional, as webtorrent-dht); an entry carrying our own id or the
+    // responder's id is a filler (no answer) and is skipped without shifting the others.
+    signals.slice(0, links.length).forEach((s, i) => {
+      if (!s || typeof s !== 'object' || !(s.id instanceof Uint8Array) || s.id.length !== 20) return;
       const hex = toHex(s.id);
-      if (bytesEqual(s.id, conn.id) || bytesEqual(s.id, this.id) || ready.has(hex)) continue;
+      if (bytesEqual(s.id, conn.id) || bytesEqual(s.id, this.id) || ready.has(hex)) return;
       const have = this.connFor(hex);
-      if (have) { ready.set(hex, Promise.resolve(have)); continue; }
-      if (s.sdp === undefined) continue;
-      const link = links.shift();
-      if (!link) continue;
+      if (have) { ready.set(hex, Promise.resolve(have)); return; } // id-only: use the link we have
+      if (s.sdp === undefined) return;
+      const link = links[i];
+      used.add(link);
       ready.set(hex, (async () => {
         try {
           await link.accept(s);
@@ -481,8 +496,8 @@ export class DHTNode extends EventTarget {
         } catch (e) { link.close(); throw e; }
         return this.connFor(hex) || this._rtcConn(link, s.id);
       })());
-    }
-    links.forEach((l) => { if (!l.channel || l.pc.signalingState === 'have-local-offer') l.close(); });
+    });
+    links.forEach((l) => { if (!used.has(l)) l.close(); });
     let listed = [];
     try { listed = r.nodes instanceof Uint8Array ? decodeNodes(r.nodes) : []; } catch { listed = []; }
     const nodes = [];
@@ -637,6 +652,7 @@ export class DHTNode extends EventTarget {
       nodeId: toHex(this.id), ready: this.ready, peers, tableSize: this.table.size,
       items: { immutable: this.immutable.size, mutable: this.mutable.size, infoHashes: this.peers.size, peers: peerCount },
       ...this.counters, webrtcLinks: this.webrtcCount(), webCrypto: bep44.hasWebCrypto(), lastError: this.lastError,
+      joinMs: this.timeline.ready === null ? null : Math.round(this.timeline.ready - this.timeline.joinStart),
     };
   }
 
