@@ -28,6 +28,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from peerdht.aio.hyperdht import HyperDHT
     from peerdht.aio.mainline import MainlineDHT, MainlineTestnet
+    from peerdht.aio.rooms import Room
     from peerdht.aio.secretstream import SecretStream
     from peerdht.aio.server import Server
     from peerdht.aio.testnet import Testnet
@@ -63,6 +64,7 @@ _LAZY: dict[str, str] = {
     "Server": "peerdht.aio.server",
     "KeyPair": "peerdht.keys",
     "WebNode": "peerdht.aio.webnode",
+    "Room": "peerdht.aio.rooms",
 }
 
 __all__ = [
@@ -85,6 +87,7 @@ __all__ = [
     "RemoteProtocolError",
     "RequestError",
     "RequestTimeout",
+    "Room",
     "SecretStream",
     "Server",
     "StreamClosed",

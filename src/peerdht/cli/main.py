@@ -48,12 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more, with progress (repeatable)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    from peerdht.cli import hyper, mainline, pipe, web
+    from peerdht.cli import hyper, mainline, pipe, rooms, web
 
     hyper.register(sub)
     pipe.register(sub)
     mainline.register(sub)
     web.register(sub)
+    rooms.register(sub)
     for p in _subparsers(parser):
         p.formatter_class = HelpFormatter
         p.epilog = f"{p.epilog}\n\n{EXIT_CODES}" if p.epilog else EXIT_CODES
