@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from peerdht.encoding.bencode import decode, encode
-from peerdht.mainline.events import LookupResult, OpDone
+from peerdht.mainline.crypto import immutable_target
+from peerdht.mainline.events import GetResult, Item, LookupResult, OpDone
 from peerdht.web.events import AnswerOffer, ConnectAnswer, DiscardOffer, LinkDropped, OffersWanted
 from peerdht.web.overlay import Handle, WebLimits, WebOverlay
 
@@ -21,7 +22,9 @@ from peerdht.web.overlay import Handle, WebLimits, WebOverlay
 class FakeWeb:
     """Cores, link pairs between them, a fake WebRTC that connects an answer to its offer."""
 
-    def __init__(self, n: int, *, refuse: set[int] = frozenset(), limits: WebLimits | None = None) -> None:  # type: ignore[assignment]
+    def __init__(self, n: int, *, refuse: set[int] = frozenset(), limits: WebLimits | None = None,  # type: ignore[assignment]
+                 ice_fails: bool = False) -> None:
+        self.ice_fails = ice_fails
         self.now = 0.0
         self.cores = [WebOverlay(rng=random.Random(i), now=0.0, limits=limits) for i in range(n)]
         self.pairs: dict[tuple[int, Handle], tuple[int, Handle]] = {}
@@ -83,6 +86,10 @@ class FakeWeb:
             tag = ev.answer["sdp"].split("\r\n")[1]
             offerer, answerer = self.pending_answer[tag]
             assert offerer == (i, ev.handle)
+            if self.ice_fails:  # both ends see the connection fail
+                self.cores[offerer[0]].close_link(offerer[1], self.now)
+                self.cores[answerer[0]].close_link(answerer[1], self.now)
+                return
             self.pairs[offerer] = answerer
             self.pairs[answerer] = offerer
             self.cores[offerer[0]].link_opened(offerer[1], "198.51.100.2", self.now)
@@ -213,3 +220,63 @@ def test_links_per_ip_are_capped() -> None:
     assert core.open_link("websocket", "203.0.113.10", 0.0) is not None
     assert core.open_link("websocket", "203.0.113.11", 0.0) is not None
     assert core.open_link("websocket", "203.0.113.12", 0.0) is None and core.stats["dropped_link_cap"] == 1
+
+
+def test_relay_when_webrtc_fails() -> None:
+    """ICE fails between B and C: B's lookup still reaches C through the hub's relay, and the relayed reply
+    is accepted; both see the other as a ``relay`` peer."""
+    web = FakeWeb(3, ice_fails=True)
+    web.ws(0, 1)
+    web.ws(0, 2)
+    a, b, c = web.cores
+    b.node.ping(("web:1", 0), web.now)
+    c.node.ping(("web:1", 0), web.now)
+    web.run(2.0)
+    target = immutable_target(b"9:only on C")
+    c.node.items.put(target, Item(v=b"only on C"), web.now)
+    op = b.node.get(target, web.now)
+    web.run(30.0)
+    done = [e for e in web.results[1] if isinstance(e, OpDone) and e.op == op]
+    assert done and isinstance(done[0].result, GetResult) and done[0].result.item is not None
+    assert done[0].result.item.v == b"only on C"
+    assert {lk["transport"] for lk in b.links() if lk["id"] == c.id.hex()} == {"relay"}
+    assert a.stats["relay_forwarded"] >= 2 and b.stats["relay_delivered"] >= 1 and c.stats["relay_delivered"] >= 1
+    assert c.stats["relay_hops_2"] >= 1
+
+
+def _relay(to: bytes, origin: bytes, mid: bytes, hops: int, inner: bytes, sender: bytes) -> bytes:
+    return _query(b"relay", {b"id": sender, b"to": to, b"from": origin, b"mid": mid, b"hops": hops, b"m": inner})
+
+
+def test_relay_bad_input_is_dropped_and_counted() -> None:
+    web = FakeWeb(3)
+    web.ws(0, 1)
+    web.ws(0, 2)
+    a, b, c = web.cores
+    b.node.ping(("web:1", 0), web.now)
+    c.node.ping(("web:1", 0), web.now)
+    web.run(2.0)
+    hb = a.link_of(b.id)
+    assert hb is not None
+    ping = _query(b"ping", {b"id": b.id})
+    a.receive_datagram(_relay(c.id, b.id, b"m0000000", 8, ping, b.id), hb, web.now)
+    assert a.stats["dropped_relay_hops"] == 1
+    a.receive_datagram(_relay(c.id, b"F" * 20, b"m0000001", 0, ping, b.id), hb, web.now)
+    assert a.stats["dropped_relay_forged"] == 1  # hop 0 must come from its origin
+    a.receive_datagram(_relay(c.id, b.id, b"m0000002", 0, ping, b.id), hb, web.now)
+    a.receive_datagram(_relay(c.id, b.id, b"m0000002", 0, ping, b.id), hb, web.now)
+    assert a.stats["relay_forwarded"] == 1 and a.stats["dropped_relay_duplicate"] == 1
+    a.receive_datagram(_relay(c.id, a.id, b"m0000003", 3, ping, b.id), hb, web.now)
+    assert a.stats["dropped_relay_loop"] == 1  # our own message came back
+    a.receive_datagram(_relay(c.id, b.id, b"m00", 0, ping, b.id), hb, web.now)
+    assert a.stats["dropped_relay_malformed"] == 1
+    for n in range(100):  # a flood from one link
+        a.receive_datagram(_relay(c.id, b.id, n.to_bytes(8, "big"), 1, ping, b.id), hb, web.now + 1)
+    assert a.stats["dropped_relay_rate"] >= 50
+    web.step()
+    # a relayed message claiming another id inside is dropped at the destination
+    hc = c.link_of(a.id)
+    assert hc is not None
+    forged = _query(b"ping", {b"id": b"Z" * 20})
+    c.receive_datagram(_relay(c.id, b.id, b"x0000000", 1, forged, a.id), hc, web.now + 100)
+    assert c.stats["dropped_wrong_id"] >= 1

@@ -554,6 +554,8 @@ class WebNode:
         peer = self._peers.pop(handle, None)
         if peer is not None:
             self._spawn(peer.close())
+        if ws is None and peer is None:
+            return  # not a connection of ours (any more): a relay-only link lives on in the overlay
         if self._overlay is not None and not self._closed:
             self._overlay.close_link(handle, self._now())
             assert self._driver is not None

@@ -25,6 +25,22 @@ Where webtorrent-dht is broken we are liberal (research ``browser-dht.md`` §1.6
 to nodes by ``signal.id``; a ``get`` hit or a ``get_peers`` with values is answered without ``signals``; our
 own signalled queries wait 10 s (the core's ``timeout``).
 
+Relayed messages (our own wire format, not peer-relay's; issue 10): a KRPC message for a node we have no
+link to travels inside one-way ``relay`` queries (no response is ever sent to a ``relay``)::
+
+    {t: <2 random bytes>, y: "q", q: "relay",
+     a: {id: <sender of this hop>, to: <20-byte destination id>, from: <20-byte origin id>,
+         mid: <8 random bytes, the message id>, hops: <hops so far: 0 from the origin>, m: <the KRPC message>}}
+
+Each hop drops duplicates (``mid`` seen), ``hops >= 8``, a hop-0 message whose sender is not ``from``
+(forged source), a message from ourselves (loop), and more than 20 messages / 64 KiB per second per link;
+then delivers it (``to`` is us) or forwards it with ``hops + 1`` to the open link whose node id is closest
+to ``to`` by XOR (greedy, never back to the link it came from). Delivered messages are handled as if they
+came over a ``relay`` link to ``from`` (so the inner message's ``id`` must be ``from``; inner ``relay``
+messages are dropped), and our messages to that node go back through relays. A relayed reply therefore
+matches only a transaction we sent through a relay to that same node. A WebRTC link that fails before it
+opens (ICE) turns into a relay link in place, so a lookup that was about to use it goes on through relays.
+
 Bounds (:class:`WebLimits`): message size, bytes per second per link, links, WebRTC links (pooled offers and
 connecting links count), signals per query, SDP size, ``peer_connection`` rate per link, signalled queries
 being answered, messages held for a connecting link. Everything dropped is counted in :attr:`WebOverlay.stats`.
@@ -96,6 +112,16 @@ class WebLimits:
     """... from one link."""
     max_queued: int = 16
     """Messages held for a link whose data channel is not open yet."""
+    relay_rate: tuple[float, float] = (20.0, 40.0)
+    """Relayed messages per second per link, burst."""
+    relay_bytes: tuple[float, float] = (64 * 1024.0, 128 * 1024.0)
+    """Relayed bytes per second per link, burst."""
+    relay_hops: int = 8
+    """Most hops a relayed message travels."""
+    relay_idle: float = 120.0
+    """Seconds a relay-only peer is kept without traffic."""
+    relay_seen: int = 4096
+    """Message ids remembered for duplicate suppression."""
     settle: float = 0.5
     """Seconds we hold our messages on a new data channel until the peer speaks first: webtorrent-dht loses
     messages that arrive before simple-peer's ``connect`` event (``webrtc-socket.js`` waits for a
@@ -131,6 +157,8 @@ class _Link:
     deadline: float | None = None
     queue: list[bytes] = field(default_factory=list)
     hold: float | None = None
+    relay_msgs: _Bucket | None = None
+    relay_bytes: _Bucket | None = None
     forwards: int = 0
     received: int = 0
     sent: int = 0
@@ -230,6 +258,7 @@ class WebOverlay:
         self._forwards: dict[bytes, tuple[_Forward, int]] = {}
         self._open_forwards: list[_Forward] = []
         self._answering: dict[Handle, _Answering] = {}
+        self._seen: dict[bytes, float] = {}  # relayed message ids -> when seen
 
     # ------------------------------------------------------------------------------------------ links
 
@@ -274,10 +303,21 @@ class WebOverlay:
             self._route(data, link.handle, now)
 
     def close_link(self, handle: Handle, now: float) -> None:
-        """The link (or pooled offer) ``handle`` closed or failed: forget it and everything waiting on it."""
-        link = self._links.pop(handle, None)
+        """The link (or pooled offer) ``handle`` closed or failed: forget it and everything waiting on it.
+
+        A WebRTC link that fails before it opens (ICE failed) becomes a ``relay`` link in place, keeping its
+        handle: what was queued for it, and the requests waiting on it, go through relays instead.
+        """
+        link = self._links.get(handle)
         if link is None:
             return
+        if (link.kind == "webrtc" and link.state == "connecting" and link.node_id is not None
+                and self._by_id.get(link.node_id) == handle):
+            link.kind, link.state, link.deadline = "relay", "open", now + self.limits.relay_idle
+            self.stats["relay_fallbacks"] += 1
+            self._release(link, now)
+            return
+        del self._links[handle]
         if link.node_id is not None and self._by_id.get(link.node_id) == handle:
             del self._by_id[link.node_id]
         if handle in self._pool:
@@ -429,7 +469,10 @@ class WebOverlay:
                 self._events.append(LinkDropped(handle=handle, reason="offer not answered in time"))
                 self.close_link(handle, now)
         for link in list(self._links.values()):
-            if link.deadline is not None and link.deadline <= now and link.state != "open":
+            if link.kind == "relay" and link.deadline is not None and link.deadline <= now:
+                self.stats["relay_links_expired"] += 1
+                self.close_link(link.handle, now)
+            elif link.deadline is not None and link.deadline <= now and link.state != "open":
                 self.stats["links_expired"] += 1
                 if link.state == "offer":
                     self._discard_offer(link.handle)
@@ -491,6 +534,9 @@ class WebOverlay:
             if q == b"peer_connection":
                 self._on_peer_connection(t, body, link, now)
                 return False
+            if q == b"relay":
+                self._on_relay(body, link, now)
+                return False
             if q in LOOKUP_QUERIES and isinstance(body.get(b"signals"), list):
                 return not self._on_signalled_query(t, q, body, link, now)
             return True
@@ -515,7 +561,11 @@ class WebOverlay:
             self.stats["dropped_own_id"] += 1
             return False
         other = self._by_id.get(node_id)
-        if other is not None and other != link.handle and other in self._links:
+        older = self._links.get(other) if other is not None and other != link.handle else None
+        if older is not None and older.kind == "relay" and link.kind != "relay":
+            self._by_id[node_id] = link.handle  # a direct link beats the relay path
+            self.close_link(older.handle, link.created)
+        elif older is not None:
             self.stats["duplicate_id_links"] += 1  # an older link holds this id; keep it
         else:
             self._by_id[node_id] = link.handle
@@ -702,6 +752,114 @@ class WebOverlay:
             if offer not in used:
                 self._discard_offer(offer)
 
+
+    # ------------------------------------------------------------------------------------------ relay
+
+    def _relay_link(self, node_id: bytes, now: float) -> _Link | None:
+        """The relay-only link to ``node_id`` (made if needed and there is no direct link)."""
+        handle = self._by_id.get(node_id)
+        link = self._links.get(handle) if handle is not None else None
+        if link is not None:
+            return link if link.kind == "relay" else None
+        link = self._new_link("relay", "open", now)
+        if link is None:
+            return None
+        link.node_id = node_id
+        link.deadline = now + self.limits.relay_idle
+        self._by_id[node_id] = link.handle
+        self.stats["relay_links"] += 1
+        return link
+
+    def _next_hop(self, to: bytes, exclude: Handle | None) -> _Link | None:
+        best: _Link | None = None
+        best_d = 0
+        for link in self._links.values():
+            if link.kind == "relay" or link.state != "open" or link.node_id is None or link.handle == exclude:
+                continue
+            d = int.from_bytes(link.node_id, "big") ^ int.from_bytes(to, "big")
+            if best is None or d < best_d:
+                best, best_d = link, d
+        return best
+
+    def _relay_send(self, data: bytes, link: _Link, now: float) -> None:
+        """Our message for a relay-only peer: wrap it and hand it to the closest link (greedy XOR)."""
+        assert link.node_id is not None
+        if len(data) > self.limits.max_message - 256:
+            self.stats["dropped_relay_oversize"] += 1
+            return
+        if now:
+            link.deadline = now + self.limits.relay_idle
+        mid = self.rng.randbytes(8)
+        self._remember(mid, now)
+        a: dict[bytes, Value] = {b"id": self.id, b"to": link.node_id, b"from": self.id, b"mid": mid, b"hops": 0,
+                                 b"m": data}
+        self._relay_out(a, link.node_id, None)
+        link.sent += 1
+        self.stats["relay_sent"] += 1
+
+    def _relay_out(self, a: dict[bytes, Value], to: bytes, exclude: Handle | None) -> None:
+        hop = self._next_hop(to, exclude)
+        if hop is None:
+            self.stats["dropped_relay_no_route"] += 1
+            return
+        a[b"id"] = self.id
+        msg = encode({b"t": self.rng.randbytes(2), b"y": b"q", b"q": b"relay", b"a": a})
+        hop.sent += 1
+        self.stats["sent"] += 1
+        self._out.append((msg, hop.handle))
+
+    def _remember(self, mid: bytes, now: float) -> bool:
+        """Record a message id; ``False`` if it was seen already."""
+        if mid in self._seen:
+            return False
+        if len(self._seen) >= self.limits.relay_seen:
+            for old in list(self._seen)[: len(self._seen) // 4]:
+                del self._seen[old]
+        self._seen[mid] = now
+        return True
+
+    def _on_relay(self, a: dict[bytes, Value], link: _Link, now: float) -> None:
+        """A ``relay`` message (our wire format, see the module docs): deliver, forward or drop."""
+        assert link.relay_msgs is not None and link.relay_bytes is not None
+        inner = a.get(b"m")
+        size = len(inner) if isinstance(inner, bytes) else 0
+        if not link.relay_msgs.take(1.0, now) or not link.relay_bytes.take(size, now):
+            self.stats["dropped_relay_rate"] += 1
+            return
+        to, origin, mid, hops = _node_id(a.get(b"to")), _node_id(a.get(b"from")), a.get(b"mid"), a.get(b"hops")
+        if (to is None or origin is None or not isinstance(mid, bytes) or len(mid) != 8 or not isinstance(hops, int)
+                or not isinstance(inner, bytes) or not inner or link.kind == "relay"):
+            self.stats["dropped_relay_malformed"] += 1
+            return
+        if hops < 0 or hops >= self.limits.relay_hops:
+            self.stats["dropped_relay_hops"] += 1
+            return
+        if hops == 0 and link.node_id != origin:
+            self.stats["dropped_relay_forged"] += 1  # the first hop must come from the origin itself
+            return
+        if origin == self.id:
+            self.stats["dropped_relay_loop"] += 1
+            return
+        if not self._remember(mid, now):
+            self.stats["dropped_relay_duplicate"] += 1
+            return
+        if to == self.id:
+            if inner[:1] != b"d" or b"5:relay" in inner[:64]:
+                self.stats["dropped_relay_malformed"] += 1
+                return
+            peer = self._relay_link(origin, now)
+            if peer is None:
+                self.stats["dropped_relay_no_link"] += 1
+                return
+            peer.deadline = now + self.limits.relay_idle
+            self.stats["relay_delivered"] += 1
+            self.stats[f"relay_hops_{hops + 1}"] += 1
+            self.receive_datagram(inner, peer.handle, now)
+            return
+        out: dict[bytes, Value] = {b"to": to, b"from": origin, b"mid": mid, b"hops": hops + 1, b"m": inner}
+        self.stats["relay_forwarded"] += 1
+        self._relay_out(out, to, link.handle)
+
     # ------------------------------------------------------------------------------------------ outbound
 
     def _route(self, data: bytes, handle: Handle, now: float) -> None:
@@ -715,8 +873,11 @@ class WebOverlay:
             else:
                 self.stats["dropped_send_not_open"] += 1
             return
-        if data[:1] == b"d" and b"1:y1:q" in data:
+        if data[:1] == b"d" and b"1:y1:q" in data and link.kind != "relay":
             data = self._attach_signals(data, link, now)
+        if link.kind == "relay":
+            self._relay_send(data, link, now)
+            return
         link.sent += 1
         self.stats["sent"] += 1
         self._out.append((data, handle))
@@ -760,6 +921,9 @@ class WebOverlay:
         if link is None or link.state != "open":
             self.stats["dropped_send_not_open"] += 1
             return
+        if link.kind == "relay":
+            self._relay_send(data, link, 0.0)
+            return
         link.sent += 1
         self.stats["sent"] += 1
         self._out.append((data, handle))
@@ -783,6 +947,8 @@ class WebOverlay:
             created=now,
             bytes_in=_Bucket(lim.bytes_per_second, lim.burst_bytes, now),
             peer_connections=_Bucket(*lim.peer_connection_rate, now),
+            relay_msgs=_Bucket(*lim.relay_rate, now),
+            relay_bytes=_Bucket(*lim.relay_bytes, now),
         )
         self._links[handle] = link
         return link
