@@ -24,6 +24,15 @@ import { RtcLink, checkSignal } from './webrtc.js';
 
 const SIGNALLED = new Set(['find_node', 'get_peers', 'get']);
 
+// Named in the `extensions` of our offers and answers (webtorrent-dht's mechanism for this, ignored by it):
+// a peer that names it reads messages as soon as the data channel opens, so no settle delay is needed.
+export const EXTENSION = 'peerdht';
+
+function hasExtension(signal, name) {
+  const ext = signal && Array.isArray(signal.extensions) ? signal.extensions : [];
+  return ext.some((e) => e instanceof Uint8Array && text(e) === name);
+}
+
 export const DEFAULTS = {
   k: 2, // WebRTC links per bucket (webtorrent-dht's K)
   lookupK: 8, // closest nodes a lookup keeps and stores at
@@ -37,6 +46,8 @@ export const DEFAULTS = {
   maxItems: 1000, // BEP 44 items and info hashes we store
   maxPeersPerHash: 100,
   maintainEvery: 10000, // ms between pings of idle links / table refresh
+  settle: 500, // ms a new WebRTC link holds our messages unless the peer speaks first
+  peerConnectionRate: 2, // peer_connection queries answered per second per link (burst 8)
 };
 
 let connSeq = 0;
@@ -65,7 +76,24 @@ export class Conn {
     if (!this.open) throw new Error(`${this.transport} link closed`);
     this.bytesOut += data.length; this.msgsOut++;
     this.node.counters.bytesOut += data.length;
+    if (this.held) { this.held.push(data); return; }
     this._send(data);
+  }
+
+  /**
+   * Hold outgoing messages until the peer speaks or `ms` pass: webtorrent-dht (simple-peer) drops messages
+   * that arrive on a new data channel before its own 'connect' event (the Python node does the same).
+   */
+  settle(ms) {
+    this.held = [];
+    setTimeout(() => this.release(), ms);
+  }
+
+  release() {
+    const held = this.held;
+    this.held = null;
+    if (!held || !this.open) return;
+    for (const d of held) { try { this._send(d); } catch { /* closed meanwhile */ } }
   }
 
   close() {
@@ -109,7 +137,7 @@ export class DHTNode extends EventTarget {
     this.closed = false;
     this.counters = {
       queriesIn: 0, queriesOut: 0, responsesIn: 0, errorsIn: 0, timeouts: 0, dropped: 0,
-      bytesIn: 0, bytesOut: 0, linksOpened: 0, linksRefused: 0, signalsSent: 0, signalsAnswered: 0,
+      bytesIn: 0, bytesOut: 0, linksOpened: 0, linksRefused: 0, signalsSent: 0, signalsAnswered: 0, peerConnectionsRefused: 0,
     };
     this.lastError = null;
     this.timeline = { joinStart: null, linked: null, ready: null, firstWebrtc: null, links: [] }; // performance.now() ms
@@ -213,10 +241,11 @@ export class DHTNode extends EventTarget {
     return null;
   }
 
-  _rtcConn(link, id) {
+  _rtcConn(link, id, remoteSignal = null) {
     const conn = new Conn(this, 'webrtc', { send: (d) => link.send(d), close: () => link.close(), id });
     link.onmessage = (d) => this._onData(conn, d);
     link.onclose = () => conn.close();
+    if (!hasExtension(remoteSignal, EXTENSION)) conn.settle(this.opts.settle);
     this.conns.add(conn);
     this.counters.linksOpened++;
     if (this.timeline.firstWebrtc === null) this.timeline.firstWebrtc = performance.now();
@@ -240,6 +269,7 @@ export class DHTNode extends EventTarget {
   }
 
   _onData(conn, data) {
+    if (conn.held) conn.release();
     conn.bytesIn += data.length; conn.msgsIn++; conn.lastIn = Date.now();
     this.counters.bytesIn += data.length;
     let msg;
@@ -406,6 +436,12 @@ export class DHTNode extends EventTarget {
         if (!sig || typeof sig !== 'object' || !(sig.id instanceof Uint8Array) || sig.id.length !== 20) throw new KrpcError('bad signal');
         const from = toHex(sig.id);
         if (bytesEqual(sig.id, this.id) || this.connFor(from)) return { signal: { id: this.id } };
+        // token bucket per link: peerConnectionRate per second, burst 8 (a flood is refused and counted)
+        const now = performance.now();
+        conn.pcTokens = Math.min(8, (conn.pcTokens ?? 8) + ((now - (conn.pcAt ?? now)) / 1000) * this.opts.peerConnectionRate);
+        conn.pcAt = now;
+        if (conn.pcTokens < 1) { this.counters.peerConnectionsRefused++; throw new Error('busy'); }
+        conn.pcTokens -= 1;
         if (this.webrtcCount() >= this.opts.maxWebrtc || this.pendingAnswers >= this.opts.maxPendingAnswers) {
           this.counters.linksRefused++;
           throw new Error('too many WebRTC links');
@@ -420,11 +456,11 @@ export class DHTNode extends EventTarget {
           this.pendingAnswers--; link.close(); throw e;
         }
         link.waitOpen(this.opts.openTimeout).then(
-          () => { this.pendingAnswers--; this._rtcConn(link, sig.id); },
+          () => { this.pendingAnswers--; this._rtcConn(link, sig.id, sig); },
           () => { this.pendingAnswers--; link.close(); },
         );
         this.counters.signalsAnswered++;
-        return { signal: { extensions: [], id: this.id, sdp: answer.sdp, type: 'answer' } };
+        return { signal: { extensions: [EXTENSION], id: this.id, sdp: answer.sdp, type: 'answer' } };
       },
     };
   }
@@ -465,7 +501,7 @@ export class DHTNode extends EventTarget {
       const offers = await Promise.all(links.map((l) => l.offer().catch(() => null)));
       links.forEach((l, i) => { if (!offers[i]) l.close(); });
       links = links.filter((_, i) => offers[i]);
-      args.signals = offers.filter(Boolean).map((o) => ({ extensions: [], id: this.id, sdp: o.sdp, type: 'offer' }));
+      args.signals = offers.filter(Boolean).map((o) => ({ extensions: [EXTENSION], id: this.id, sdp: o.sdp, type: 'offer' }));
       this.counters.signalsSent += args.signals.length;
     }
     let r;
@@ -494,7 +530,7 @@ export class DHTNode extends EventTarget {
           await link.accept(s);
           await link.waitOpen(this.opts.openTimeout);
         } catch (e) { link.close(); throw e; }
-        return this.connFor(hex) || this._rtcConn(link, s.id);
+        return this.connFor(hex) || this._rtcConn(link, s.id, s);
       })());
     });
     links.forEach((l) => { if (!used.has(l)) l.close(); });
