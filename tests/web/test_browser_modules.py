@@ -309,3 +309,89 @@ async def test_webrtc_link_through_signals_between_pages() -> None:
         # closing the WebRTC link drops C from A's table at once
         await p2.evaluate("() => { for (const c of nodes.C.conns) if (c.transport === 'webrtc') c.close(); }")
         await p1.wait_for_function("() => !nodes.A.stats().peers.some((p) => p.transport === 'webrtc')", timeout=20000)
+
+
+def _krpc_junk(rng: random.Random) -> list[bytes]:
+    """Valid-looking KRPC queries with bad fields, plus hypothesis bytes and byte flips of good messages."""
+    pid = b"\x11" * 20
+    good = [
+        {b"t": b"aa", b"y": b"q", b"q": b"ping", b"a": {b"id": pid}},
+        {b"t": b"ab", b"y": b"q", b"q": b"find_node", b"a": {b"id": pid, b"target": b"\x22" * 20}},
+        {b"t": b"ac", b"y": b"q", b"q": b"get_peers", b"a": {b"id": pid, b"info_hash": b"\x33" * 20}},
+        {b"t": b"ad", b"y": b"q", b"q": b"get", b"a": {b"id": pid, b"target": b"\x44" * 20}},
+    ]
+    bad = [
+        {b"t": b"b1", b"y": b"q", b"q": b"find_node", b"a": {b"id": pid, b"target": b"short"}},
+        {b"t": b"b2", b"y": b"q", b"q": b"get_peers", b"a": {b"id": pid}},
+        {b"t": b"b3", b"y": b"q", b"q": b"announce_peer", b"a": {b"id": pid, b"info_hash": b"\x33" * 20, b"port": 1, b"token": b"x"}},
+        {b"t": b"b4", b"y": b"q", b"q": b"put", b"a": {b"id": pid, b"token": b"x", b"v": b"v"}},
+        {b"t": b"b5", b"y": b"q", b"q": b"no_such_method", b"a": {b"id": pid}},
+        {b"t": b"b6", b"y": b"q", b"q": b"peer_connection", b"a": {b"id": pid, b"signal": {b"id": b"\x55" * 20, b"type": b"offer", b"sdp": b"v=0" + b"x" * 20000}}},
+        {b"t": b"b7", b"y": b"q", b"q": b"peer_connection", b"a": {b"id": pid, b"signal": b"not a dict"}},
+        {b"t": b"b8", b"y": b"q", b"q": b"find_node", b"a": {b"id": pid, b"target": b"\x22" * 20, b"signals": [b"junk", 1, {b"id": b"x"}] * 5}},
+        {b"t": b"b9", b"y": b"r", b"r": {b"id": pid}},
+        {b"t": b"ba", b"y": b"e", b"e": [201, b"nobody asked"]},
+        {b"y": b"q", b"q": b"ping", b"a": {b"id": pid}},
+        {b"t": b"bb", b"y": b"x"},
+    ]
+    out = [bencode.encode(m) for m in good + bad]
+    out += [b"l" * 100 + b"e" * 100, b"d" + b"1:a" * 10 + b"e", b"x" * 70000, b'{"http_server":{"host":"1.2.3.4","port":1}}']
+    out += _draw(st.binary(max_size=80), 150)
+    for enc in [bencode.encode(m) for m in good]:
+        for _ in range(40):
+            i = rng.randrange(len(enc))
+            out.append(enc[:i] + bytes([rng.randrange(256)]) + enc[i + 1:])
+            out.append(enc[:i])
+    return out
+
+
+async def test_node_drops_bad_input_and_keeps_answering() -> None:
+    """Junk over a link (hypothesis bytes, flipped and truncated KRPC, bad fields, a 20 KB SDP, a peer_connection
+    flood): nothing throws in the page, bad queries get KRPC errors, the rest is dropped and counted, and the node
+    still answers a ping afterwards."""
+    junk = _krpc_junk(random.Random(4))
+    async with static_server() as base, chromium() as browser:
+        page = await _page(browser, base)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        out = await page.evaluate(
+            """async (junk) => {
+              const { DHTNode } = m.peerdht; const k = m.krpc;
+              const node = new DHTNode({ iceServers: [], maintainEvery: 3600000 });
+              const sent = [];
+              const link = node.addLink('websocket', (d) => sent.push(d));
+              for (const j of junk) link.receive(b64(j));
+              // a peer_connection flood with well-formed but useless offers on one link
+              const flood = node.addLink('websocket', (d) => sent.push(d));
+              for (let i = 0; i < 30; i++) {
+                const id = crypto.getRandomValues(new Uint8Array(20));
+                flood.receive(k.encodeQuery(Uint8Array.from([9, i]), 'peer_connection',
+                  { id: new Uint8Array(20).fill(0x66), signal: { id, type: 'offer', sdp: 'v=0\\r\\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\\r\\n', extensions: [] } }));
+              }
+              await new Promise((r) => setTimeout(r, 1500));
+              const fresh = node.addLink('websocket', (d) => sent.push(d));
+              const before = sent.length;
+              fresh.receive(k.encodeQuery(Uint8Array.from([7, 7]), 'ping', { id: new Uint8Array(20).fill(0x77) }));
+              await new Promise((r) => setTimeout(r, 100));
+              const replies = sent.map((d) => { try { return k.parseMessage(d); } catch { return null; } });
+              const last = replies[before];
+              const s = node.stats();
+              node.close();
+              return {
+                unparsable: replies.filter((r) => r === null).length,
+                errors: replies.filter((r) => r && r.y === 'e').map((r) => r.e[0]),
+                responses: replies.filter((r) => r && r.y === 'r').length,
+                lastOk: !!last && last.y === 'r' && m.bencode.bytesEqual(last.r.id, node.id),
+                dropped: s.dropped, refused: s.peerConnectionsRefused, webrtc: s.webrtcLinks,
+              };
+            }""",
+            [_b64(j) for j in junk],
+        )
+    assert not errors, errors
+    assert out["unparsable"] == 0
+    assert out["lastOk"] is True
+    assert out["dropped"] > 100
+    assert out["refused"] >= 20  # 30 peer_connection on one link: the burst of 8 is answered (or fails), the rest refused
+    assert 204 in out["errors"] and 203 in out["errors"] and 201 in out["errors"]
+    assert out["responses"] >= 4
+    assert out["webrtc"] == 0
