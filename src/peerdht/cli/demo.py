@@ -85,7 +85,8 @@ def _next_steps() -> str:
         "and: peerdht mainline testnet, peerdht mainline --help, peerdht --help",
     ]
     if "web" in commands:
-        lines.append("in a browser: pip install 'peerdht[web]', then peerdht web --bootstrap HOST:PORT")
+        lines.append("browsers as DHT peers: pip install 'peerdht[web]', then peerdht web (a local Mainline network "
+                     "and its page; open the URL it prints)")
     return "\n".join(lines)
 
 
