@@ -76,6 +76,8 @@ class FakeNet:
         tap: optional ``tap(data, src, dst)`` called for every datagram sent (a sniffer).
         events: per core (keyed by its first address), the events drained from cores attached with
             ``events=True`` (cores with ``next_event()``).
+        on_event: optional ``on_event(addr, event, now)`` called for each such event as it is drained
+            (``addr`` is the core's first address).
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class FakeNet:
         self.filter: Callable[[bytes, Addr, Addr], bool] | None = None
         self.tap: Callable[[bytes, Addr, Addr], None] | None = None
         self.events: dict[Addr, list[object]] = {}
+        self.on_event: Callable[[Addr, object, float], None] | None = None
         self._slots: list[_Slot] = []
         self._where: dict[Addr, tuple[_Slot, int]] = {}
         self._dirty: list[_Slot] = []
@@ -218,8 +221,11 @@ class FakeNet:
                 self._send(data, src, dst)
         log = slot.events
         if log is not None:
+            hook = self.on_event
             while (ev := core.next_event()) is not None:
                 log.append(ev)
+                if hook is not None:
+                    hook(slot.addrs[0], ev, now)
         t = core.get_timer()
         if t != slot.armed:
             slot.armed = t

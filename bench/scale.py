@@ -1,0 +1,261 @@
+"""Scale by simulation: N sans-IO DHT cores in one process on :class:`peerdht.testing.FakeNet`.
+
+For each profile (``hyper``: the HyperDHT dht-rpc core, :class:`peerdht.hyper.node.HyperDHTNode`;
+``mainline``: :class:`peerdht.mainline.node.MainlineNode`) and each size N it builds a network (nodes
+join in waves, each bootstrapping from three nodes already in), then runs FIND_NODE lookups towards
+random targets from random nodes at each loss rate and reports, per lookup: messages the querier sent,
+round trips (lookup time / RTT: the link has a fixed one-way delay and no jitter, so the fake time a
+lookup takes counts the sequential round trips on its critical path, plus the timeouts of lost
+datagrams), and success (the true closest node of the whole network is in the result); per node: the
+routing-table size and the memory (process RSS growth while building / N, so it includes the core's
+tables, stores, request table and FakeNet's few bytes per node).
+
+Usage:
+    python bench/scale.py --profile mainline --sizes 1000,10000 --lookups 200 --json out.json
+
+The network is built once per size without loss; the lookups then run with each ``--loss`` value
+applied to every datagram (both directions). Wall time of each phase is printed, so the cost curve of
+the simulator itself is visible too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import random
+import statistics
+import sys
+import time
+from typing import Any
+
+from peerdht.hyper.events import OpDone as HyperOpDone
+from peerdht.hyper.events import OpFailed as HyperOpFailed
+from peerdht.hyper.node import HyperDHTNode
+from peerdht.mainline.events import LookupResult
+from peerdht.mainline.events import OpDone as MlOpDone
+from peerdht.mainline.events import OpFailed as MlOpFailed
+from peerdht.mainline.node import MainlineNode
+from peerdht.testing import FakeNet
+
+Addr = tuple[str, int]
+DELAY = 0.01  # one-way, seconds: RTT 20 ms
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def ip_of(i: int) -> str:
+    return f"10.{i // 62500 + 1}.{(i // 250) % 250}.{i % 250 + 1}"
+
+
+class Sim:
+    """One simulated network of one profile."""
+
+    def __init__(self, profile: str, seed: int) -> None:
+        self.profile = profile
+        self.rng = random.Random(seed)
+        self.net = FakeNet(random.Random(seed + 1), delay=DELAY, start=1000.0)
+        self.addrs: list[Addr] = []  # the address others use (server socket for hyper)
+        self.nodes: list[Any] = []
+        self.done: dict[tuple[Addr, int], tuple[float, object]] = {}
+        self.net.on_event = self._on_event
+
+    def _on_event(self, addr: Addr, ev: object, now: float) -> None:
+        if isinstance(ev, HyperOpDone | MlOpDone):
+            self.done[(addr, ev.op)] = (now, ev.result)
+        elif isinstance(ev, HyperOpFailed | MlOpFailed):
+            self.done[(addr, ev.op)] = (now, ev.error)
+
+    def add(self, bootstrap: list[Addr]) -> int:
+        i = len(self.nodes) + 1
+        ip = ip_of(i)
+        if self.profile == "hyper":
+            server, client = (ip, 49737), (ip, 49738)
+            node: Any = HyperDHTNode(
+                rng=random.Random(self.rng.getrandbits(64)),
+                secrets=self.rng.randbytes(64),
+                bootstrap=bootstrap,
+                ephemeral=False,
+                firewalled=False,
+                host=ip if not bootstrap else None,
+            )
+            node.bind(server, client, self.net.now)
+            self.net.add_sockets([server, client], node, events=True)
+            addr = server
+        else:
+            addr = (ip, 6881)
+            node = MainlineNode(
+                rng=random.Random(self.rng.getrandbits(64)),
+                now=self.net.now,
+                bootstrap=bootstrap,
+                rate_limit=None,
+            )
+            self.net.add(addr, node, events=True)
+        self.nodes.append(node)
+        self.addrs.append(addr)
+        self.net.events[addr].clear()
+        return len(self.nodes) - 1
+
+    def start(self, idx: int, op: str, *args: Any) -> tuple[Addr, int]:
+        addr = self.addrs[idx]
+        node = self.nodes[idx]
+        opid = getattr(node, op)(*args, self.net.now)
+        self.net.touch(addr)
+        return addr, opid
+
+    def wait(self, keys: list[tuple[Addr, int]], max_time: float = 600.0) -> None:
+        self.net.run(lambda: all(k in self.done for k in keys), max_time=max_time, poll=False)
+        for a in {a for a, _ in keys}:
+            self.net.events[a].clear()
+
+    def build(self, n: int, wave: int) -> None:
+        first = self.add([])
+        self.wait([self.start(first, "bootstrap")])
+        while len(self.nodes) < n:
+            joined = len(self.nodes)
+            count = min(wave, n - joined, max(joined, 1) * 4)
+            keys = []
+            for _ in range(count):
+                boot = [self.addrs[self.rng.randrange(joined)] for _ in range(3)]
+                keys.append(self.start(self.add(boot), "bootstrap"))
+            self.wait(keys)
+
+    def table_size(self, idx: int) -> int:
+        return len(self.nodes[idx].table)
+
+    def node_id(self, idx: int) -> bytes:
+        return bytes(self.nodes[idx].id)
+
+    def lookups(self, count: int, loss: float, batch: int) -> dict[str, Any]:
+        self.net.loss = loss
+        ids = sorted((int.from_bytes(self.node_id(i), "big"), i) for i in range(len(self.nodes)))
+        idlen = len(self.node_id(0))
+        sent: dict[Addr, int] = {}
+        self.net.tap = lambda data, src, dst: sent.__setitem__(src, sent.get(src, 0) + 1)
+        msgs: list[int] = []
+        rounds: list[float] = []
+        ok = 0
+        done = 0
+        while done < count:
+            n = min(batch, count - done)
+            queriers = self.rng.sample(range(len(self.nodes)), n)
+            started: list[tuple[tuple[Addr, int], int, bytes, float]] = []
+            for q in queriers:
+                target = self.rng.randbytes(idlen)
+                key = self.start(q, "find_node", target)
+                started.append((key, q, target, self.net.now))
+            for (a, _), _, _, _ in started:
+                sent[a] = 0
+                if self.profile == "hyper":
+                    sent[(a[0], a[1] + 1)] = 0
+            self.wait([k for k, _, _, _ in started])
+            for key, _q, target, t0 in started:
+                t1, result = self.done.pop(key)
+                a = key[0]
+                msgs.append(sent[a] + (sent.get((a[0], a[1] + 1), 0) if self.profile == "hyper" else 0))
+                rounds.append((t1 - t0) / (2 * DELAY))
+                found = _result_ids(result)
+                if found and _true_closest(ids, target) in found:
+                    ok += 1
+            done += n
+        self.net.tap = None
+        self.net.loss = 0.0
+        return {
+            "loss": loss,
+            "lookups": count,
+            "success": ok / count,
+            "messages_mean": statistics.fmean(msgs),
+            "messages_median": statistics.median(msgs),
+            "rounds_mean": statistics.fmean(rounds),
+            "rounds_median": statistics.median(rounds),
+        }
+
+
+def _result_ids(result: object) -> set[bytes]:
+    if isinstance(result, LookupResult):
+        return {bytes(n.id) for n in result.nodes}
+    if isinstance(result, list):
+        return {bytes(c.id) for c in result}
+    return set()
+
+
+def _true_closest(ids: list[tuple[int, int]], target: bytes) -> bytes:
+    t = int.from_bytes(target, "big")
+    best = min(ids, key=lambda e: e[0] ^ t)  # O(N), fine at these sizes
+    return best[0].to_bytes(len(target), "big")
+
+
+def run_size(profile: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
+    gc.collect()
+    rss0 = rss_bytes()
+    sim = Sim(profile, args.seed)
+    t0 = time.perf_counter()
+    sim.build(n, args.wave)
+    build_s = time.perf_counter() - t0
+    sim.net.run_for(args.settle, poll=False)  # background: pings, refreshes
+    gc.collect()
+    mem = (rss_bytes() - rss0) / n
+    tables = [sim.table_size(i) for i in range(n)]
+    out: dict[str, Any] = {
+        "profile": profile,
+        "nodes": n,
+        "build_wall_s": round(build_s, 1),
+        "build_fake_s": round(sim.net.now - 1000.0, 1),
+        "datagrams_build": sim.net.delivered,
+        "table_mean": statistics.fmean(tables),
+        "table_min": min(tables),
+        "mem_per_node_bytes": round(mem),
+        "log2n": math.log2(n),
+        "loss": [],
+    }
+    print(
+        f"{profile} n={n}: built in {build_s:.1f} s wall ({out['build_fake_s']} s fake), "
+        f"table {out['table_mean']:.1f} (min {out['table_min']}), {mem / 1024:.1f} KiB/node",
+        flush=True,
+    )
+    for loss in args.loss:
+        t1 = time.perf_counter()
+        r = sim.lookups(args.lookups, loss, args.batch)
+        r["wall_s"] = round(time.perf_counter() - t1, 1)
+        out["loss"].append(r)
+        print(
+            f"  loss {loss:.0%}: success {r['success']:.1%}, messages {r['messages_mean']:.1f} "
+            f"(median {r['messages_median']}), round trips {r['rounds_mean']:.1f} "
+            f"(median {r['rounds_median']:.1f}), {r['wall_s']} s wall",
+            flush=True,
+        )
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", choices=["hyper", "mainline"], action="append")
+    ap.add_argument("--sizes", default="1000,10000", help="comma-separated node counts")
+    ap.add_argument("--loss", default="0,0.01,0.1", help="comma-separated loss rates for the lookups")
+    ap.add_argument("--lookups", type=int, default=200, help="lookups per loss rate")
+    ap.add_argument("--batch", type=int, default=20, help="lookups running at once")
+    ap.add_argument("--wave", type=int, default=1000, help="nodes joining at once")
+    ap.add_argument("--settle", type=float, default=30.0, help="fake seconds of background after building")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--json", help="append results (one JSON object per line) to this file")
+    args = ap.parse_args()
+    args.loss = [float(x) for x in args.loss.split(",")]
+    results = []
+    for profile in args.profile or ["mainline", "hyper"]:
+        for n in (int(x) for x in args.sizes.split(",")):
+            r = run_size(profile, n, args)
+            results.append(r)
+            if args.json:
+                with open(args.json, "a") as f:
+                    f.write(json.dumps(r) + "\n")
+    json.dump(results, sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main()
