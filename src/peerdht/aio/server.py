@@ -184,6 +184,11 @@ class Server:
     def public_key(self) -> bytes | None:
         return self.key_pair.public_key if self.key_pair is not None else None
 
+    @property
+    def pending(self) -> int:
+        """Accepted handshakes whose client has not opened the stream yet (at most :data:`MAX_PENDING`)."""
+        return len(self._pending)
+
     def address(self) -> tuple[bytes, str, int] | None:
         """``(public_key, host, port)`` (server.js ``address()``), None before :meth:`listen`."""
         if self.key_pair is None:
@@ -675,10 +680,14 @@ class Server:
             other.cancel()
 
     @staticmethod
-    async def _hear_client(stream: UDXStream, result: HandshakeResult) -> SecretStream:
-        """The secret stream, once the client's header arrived on it: until then a fake client (a
-        valid Noise message and nothing behind it) holds only a bounded pending slot."""
+    async def _hear_client(stream: UDXStream, result: HandshakeResult, opened_by_us: bool) -> SecretStream:
+        """The secret stream; if we opened the stream towards the client's claimed address, only once
+        the client's header arrived on it: until then a fake client (a valid Noise message and
+        nothing behind it) holds only a bounded pending slot. (A stream the client opened, by its
+        first packet or through a relay pairing, is already proof that it is there.)"""
         secure = await open_secret_stream(stream, initiator=False, handshake=result)
+        if not opened_by_us:
+            return secure
         try:
             await secure.wait_peer()
         except BaseException:
@@ -696,6 +705,7 @@ class Server:
         state: _Accepting,
     ) -> None:
         raws = self.dht._raw_streams()
+        opened_by_us = stream is not None  # else the client's first packet (or a relay splice) opened it
         try:
             if stream is None:
                 try:
@@ -717,7 +727,7 @@ class Server:
             else:
                 raws.forget(sid)
         try:
-            secure = await asyncio.wait_for(self._hear_client(stream, result), ACCEPT_TIMEOUT)
+            secure = await asyncio.wait_for(self._hear_client(stream, result, opened_by_us), ACCEPT_TIMEOUT)
         except (PeerDHTError, TimeoutError) as exc:
             # the client never spoke on the stream (or broke it): release it now, not after UDX gives up
             log.debug("secret-stream failed: %r", exc)
