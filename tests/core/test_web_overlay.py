@@ -15,7 +15,15 @@ from hypothesis import strategies as st
 from peerdht.encoding.bencode import decode, encode
 from peerdht.mainline.crypto import immutable_target
 from peerdht.mainline.events import GetResult, Item, LookupResult, OpDone
-from peerdht.web.events import AnswerOffer, ConnectAnswer, DiscardOffer, LinkDropped, OffersWanted
+from peerdht.web.events import (
+    AnswerOffer,
+    BridgeLookup,
+    BridgeStore,
+    ConnectAnswer,
+    DiscardOffer,
+    LinkDropped,
+    OffersWanted,
+)
 from peerdht.web.overlay import Handle, WebLimits, WebOverlay
 
 
@@ -280,3 +288,41 @@ def test_relay_bad_input_is_dropped_and_counted() -> None:
     forged = _query(b"ping", {b"id": b"Z" * 20})
     c.receive_datagram(_relay(c.id, b.id, b"x0000000", 1, forged, a.id), hc, web.now + 100)
     assert c.stats["dropped_wrong_id"] >= 1
+
+
+def _drain(core: WebOverlay, now: float) -> tuple[list[dict[bytes, object]], list[object]]:
+    msgs = [decode(d) for d, _ in core.datagrams_to_send(now)]
+    events = list(iter(core.next_event, None))
+    return [m for m in msgs if isinstance(m, dict)], events
+
+
+def test_bridge_holds_a_get_until_the_udp_lookup_and_bridges_puts() -> None:
+    core = WebOverlay(rng=random.Random(3), bridge=True)
+    h = core.open_link("websocket", "127.0.0.1", 0.0)
+    assert h is not None
+    me = b"B" * 20
+    target = immutable_target(b"5:hello")
+    core.receive_datagram(_query(b"get", {b"id": me, b"target": target}, t=b"g1"), h, 0.0)
+    msgs, events = _drain(core, 0.0)
+    assert [e for e in events if isinstance(e, BridgeLookup)] == [BridgeLookup(method="get", target=target)]
+    assert not [m for m in msgs if m.get(b"t") == b"g1"]  # held
+    core.node.items.put(target, Item(v=b"hello"), 0.5)  # what the UDP lookup found
+    core.bridge_done("get", target, 0.5)
+    msgs, _ = _drain(core, 0.5)
+    reply = [m for m in msgs if m.get(b"t") == b"g1"]
+    assert reply and reply[0][b"r"][b"v"] == b"hello"  # type: ignore[index]
+    # nothing found: answered anyway once the hold time is over
+    other = immutable_target(b"5:other")
+    core.receive_datagram(_query(b"get", {b"id": me, b"target": other}, t=b"g2"), h, 1.0)
+    _drain(core, 1.0)
+    core.handle_timer(1.0 + core.limits.bridge_hold)
+    msgs, _ = _drain(core, 7.0)
+    reply = [m for m in msgs if m.get(b"t") == b"g2"]
+    assert reply and b"v" not in reply[0][b"r"] and core.stats["bridge_timeouts"] == 1  # type: ignore[operator]
+    # a put with a good token is bridged; a bad token is not
+    token = reply[0][b"r"][b"token"]  # type: ignore[index]
+    core.receive_datagram(_query(b"put", {b"id": me, b"token": b"bad", b"v": b"x"}, t=b"p0"), h, 8.0)
+    core.receive_datagram(_query(b"put", {b"id": me, b"token": token, b"v": b"other"}, t=b"p1"), h, 8.0)
+    _, events = _drain(core, 8.0)
+    stores = [e for e in events if isinstance(e, BridgeStore)]
+    assert len(stores) == 1 and stores[0].target == other and stores[0].item.v == b"other"

@@ -301,6 +301,16 @@ class MainlineDHT:
         assert isinstance(result, PutResult)
         return result
 
+    async def put_item(self, item: Item) -> PutResult:
+        """BEP 44 put of an item signed elsewhere (mutable: its own ``k``/``seq``/``sig``/``salt``).
+
+        Raises:
+            LocalProtocolError: too long, or the signature does not verify.
+        """
+        result = await self._run(lambda now: self.core.put_item(item, now))
+        assert isinstance(result, PutResult)
+        return result
+
     async def get_mutable(self, public_key: bytes, salt: bytes = b"") -> Item | None:
         """BEP 44 mutable get: the verified item with the highest ``seq``, or ``None``."""
         _check_bytes("public_key", public_key, 32)

@@ -60,7 +60,16 @@ from peerdht.mainline.events import (
     PeersFound,
     PutResult,
 )
-from peerdht.web.events import AnswerOffer, ConnectAnswer, DiscardOffer, LinkDropped, OffersWanted
+from peerdht.web.events import (
+    AnswerOffer,
+    BridgeAnnounce,
+    BridgeLookup,
+    BridgeStore,
+    ConnectAnswer,
+    DiscardOffer,
+    LinkDropped,
+    OffersWanted,
+)
 from peerdht.web.overlay import Handle, WebLimits, WebOverlay
 
 __all__ = ["STATIC_DIR", "WebNode"]
@@ -150,6 +159,8 @@ class WebNode:
         limits: bounds on links and signalling (:class:`~peerdht.web.overlay.WebLimits`).
         k: the overlay's bucket size (webtorrent-dht: 2).
         webrtc: make and answer WebRTC offers (needs aiortc); ``False``: WebSocket links only.
+        bridge: answer links' ``get``/``get_peers`` by also looking on UDP Mainline, and store their
+            ``put``/``announce_peer`` there too (rate-limited per link; :class:`~peerdht.web.overlay.WebLimits`).
         seed: bytes for the cores' randomness (tests).
         **udp_options: more :class:`~peerdht.aio.mainline.MainlineDHT` options.
 
@@ -172,9 +183,11 @@ class WebNode:
         limits: WebLimits | None = None,
         k: int = 2,
         webrtc: bool = True,
+        bridge: bool = True,
         seed: bytes | None = None,
         **udp_options: Any,
     ) -> None:
+        self._bridge = bridge
         self._host = host
         self._port = port
         self._advertise = advertise_host
@@ -215,7 +228,8 @@ class WebNode:
         await self.dht.open()
         loop = asyncio.get_running_loop()
         self._overlay = WebOverlay(
-            rng=self._rng, node_id=self.dht.node_id, k=self._k, webrtc=self._webrtc, limits=self._limits,
+            rng=self._rng, node_id=self.dht.node_id, k=self._k, webrtc=self._webrtc, bridge=self._bridge,
+            limits=self._limits,
             now=loop.time(),
         )
         self._overlay.node.items = self.dht.core.items  # one BEP 44 store for both worlds
@@ -648,6 +662,54 @@ class WebNode:
             return
         await self._open_then_link(event.handle, peer)
 
+    async def _bridge_lookup(self, event: BridgeLookup) -> None:
+        """A link's get/get_peers we could not answer: look on UDP Mainline, then let the overlay answer."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        budget = max(0.5, self._limits.bridge_hold - 0.5)
+        peers: list[Address] = []
+
+        async def collect() -> None:
+            async for peer in self.dht.get_peers(event.target):
+                peers.append(peer)
+
+        try:
+            if event.method == "get":
+                value = await asyncio.wait_for(self.dht.get(event.target), budget)
+                if value is not None:
+                    self.dht.core.items.put(event.target, Item(v=value), loop.time())
+                    self.counters["bridge_found"] += 1
+            else:
+                await asyncio.wait_for(collect(), budget)
+        except (TimeoutError, PeerDHTError):
+            self.counters["bridge_lookup_failed"] += 1
+        if self._closed:
+            return
+        if peers:
+            self.overlay.add_peers(event.target, peers, loop.time())
+            self.counters["bridge_found"] += 1
+        self.counters["bridge_lookup_ms"] = int((loop.time() - start) * 1000)
+        self.overlay.bridge_done(event.method, event.target, loop.time())
+        assert self._driver is not None
+        self._driver.kick()
+
+    async def _bridge_write(self, event: BridgeStore | BridgeAnnounce) -> None:
+        """A link's put/announce_peer, stored on UDP Mainline too (by this node: our own address)."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        try:
+            if isinstance(event, BridgeAnnounce):
+                stored = await self.dht.announce_peer(event.info_hash, event.port)
+            else:
+                stored = (await self.dht.put_item(event.item)).stored
+        except PeerDHTError as exc:
+            self.counters["bridge_write_failed"] += 1
+            log.debug("bridged write failed: %s", exc)
+            return
+        self.counters["bridge_writes"] += 1
+        self.counters["bridge_write_stored"] = stored
+        self.counters["bridge_write_ms"] = int((loop.time() - start) * 1000)
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -675,6 +737,10 @@ class WebNode:
             self._spawn(self._answer_offer(event))
         elif isinstance(event, LinkDropped):
             self._close_link(event.handle)
+        elif isinstance(event, BridgeLookup):
+            self._spawn(self._bridge_lookup(event))
+        elif isinstance(event, BridgeStore | BridgeAnnounce):
+            self._spawn(self._bridge_write(event))
 
     async def _run(self, start: Start) -> object:
         if self._driver is None or self._closed:

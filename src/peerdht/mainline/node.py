@@ -468,6 +468,23 @@ class MainlineNode:
             },
         )
 
+    def put_item(self, item: Item, now: float) -> int:
+        """BEP 44 put of an item signed elsewhere (a browser's, bridged by :mod:`peerdht.web`): immutable
+        as :meth:`put`; mutable with its own ``k``/``seq``/``sig``/``salt``. Result :class:`PutResult`.
+
+        Raises:
+            LocalProtocolError: value too long, or a mutable item whose signature does not verify.
+        """
+        if item.k is None:
+            return self.put(item.v, now)
+        encoded = encode(item.v)
+        if (len(encoded) > m.MAX_VALUE or item.sig is None or item.seq is None or len(item.salt) > m.MAX_SALT
+                or not verify_mutable(item.k, item.sig, encoded, item.seq, item.salt)):
+            raise LocalProtocolError("not a valid signed BEP 44 item")
+        payload: dict[str, object] = {"v": item.v, "mutable": True, "k": item.k, "salt": item.salt,
+                                      "seq": item.seq, "cas": None, "sig": item.sig}
+        return self._start_lookup("put", mutable_target(item.k, item.salt), "get", now, payload=payload)
+
     def sample_infohashes(self, addr: Addr, now: float, *, target: bytes | None = None) -> int:
         """BEP 51 ``sample_infohashes`` to one node; result :class:`SampleResult`."""
         op = self._new_op("sample")
@@ -1093,8 +1110,6 @@ class MainlineNode:
         p = op.payload
         value = cast(Value, p["v"])
         if p.get("mutable"):
-            key_pair = p["key_pair"]
-            assert isinstance(key_pair, KeyPair)
             salt = p["salt"]
             assert isinstance(salt, bytes)
             seq = p["seq"]
@@ -1104,18 +1119,26 @@ class MainlineNode:
             cas = p["cas"]
             assert cas is None or isinstance(cas, int)
             encoded = encode(value)
-            sig = sign_mutable(key_pair, encoded, seq, salt)
+            public_key = p["k"]
+            assert isinstance(public_key, bytes)
+            signed = p.get("sig")
+            if isinstance(signed, bytes):  # signed elsewhere (put_item)
+                sig = signed
+            else:
+                key_pair = p["key_pair"]
+                assert isinstance(key_pair, KeyPair)
+                sig = sign_mutable(key_pair, encoded, seq, salt)
             query: m.Put = m.Put(
                 id=self.id,
                 token=b"",
                 v=value,
-                k=key_pair.public_key,
+                k=public_key,
                 sig=sig,
                 seq=seq,
                 salt=salt,
                 cas=cas,
             )
-            self.items.put(op.target, Item(v=value, k=key_pair.public_key, seq=seq, sig=sig, salt=salt), now)
+            self.items.put(op.target, Item(v=value, k=public_key, seq=seq, sig=sig, salt=salt), now)
             p["seq_used"] = seq
         else:
             query = m.Put(id=self.id, token=b"", v=value)

@@ -12,7 +12,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["AnswerOffer", "ConnectAnswer", "DiscardOffer", "LinkDropped", "OffersWanted"]
+from peerdht.mainline.events import Item
+
+__all__ = [
+    "AnswerOffer",
+    "BridgeAnnounce",
+    "BridgeLookup",
+    "BridgeStore",
+    "ConnectAnswer",
+    "DiscardOffer",
+    "LinkDropped",
+    "OffersWanted",
+]
 
 Handle = tuple[str, int]
 
@@ -58,3 +69,30 @@ class LinkDropped:
 
     handle: Handle
     reason: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BridgeLookup:
+    """A link asked for something we do not hold: look ``target`` up on UDP Mainline (``method`` ``"get"``:
+    an immutable item, store it in the shared item store; ``"get_peers"``: give the peers to ``add_peers``),
+    then call ``bridge_done(method, target)``; the held query is answered then (or after a few seconds)."""
+
+    method: str
+    target: bytes
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BridgeStore:
+    """A link stored ``item`` (checked: token, size, signature) under ``target``: put it on UDP Mainline too."""
+
+    target: bytes
+    item: Item
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BridgeAnnounce:
+    """A link announced ``info_hash`` (token checked): announce it on UDP Mainline from this node with ``port``
+    (BEP 5 stores the sender's own IP: ours, never an address the browser chose)."""
+
+    info_hash: bytes
+    port: int

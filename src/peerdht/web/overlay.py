@@ -58,8 +58,19 @@ from typing import TYPE_CHECKING, cast
 from peerdht.encoding.bencode import Value, decode, encode
 from peerdht.errors import DecodeError
 from peerdht.mainline import messages as m
+from peerdht.mainline.crypto import immutable_target, mutable_target
+from peerdht.mainline.events import Item
 from peerdht.mainline.node import VERSION, MainlineNode
-from peerdht.web.events import AnswerOffer, ConnectAnswer, DiscardOffer, LinkDropped, OffersWanted
+from peerdht.web.events import (
+    AnswerOffer,
+    BridgeAnnounce,
+    BridgeLookup,
+    BridgeStore,
+    ConnectAnswer,
+    DiscardOffer,
+    LinkDropped,
+    OffersWanted,
+)
 
 if TYPE_CHECKING:
     import random
@@ -122,6 +133,14 @@ class WebLimits:
     """Seconds a relay-only peer is kept without traffic."""
     relay_seen: int = 4096
     """Message ids remembered for duplicate suppression."""
+    bridge_reads: tuple[float, float] = (2.0, 10.0)
+    """Bridged UDP lookups per second per link, burst."""
+    bridge_writes: tuple[float, float] = (0.5, 5.0)
+    """Bridged UDP puts/announces per second per link, burst."""
+    bridge_pending: int = 32
+    """Bridged lookups in progress (all links)."""
+    bridge_hold: float = 5.0
+    """Seconds a query waits for its bridged UDP lookup before it is answered anyway."""
     settle: float = 0.5
     """Seconds we hold our messages on a new data channel until the peer speaks first: webtorrent-dht loses
     messages that arrive before simple-peer's ``connect`` event (``webrtc-socket.js`` waits for a
@@ -157,6 +176,8 @@ class _Link:
     deadline: float | None = None
     queue: list[bytes] = field(default_factory=list)
     hold: float | None = None
+    bridge_reads: _Bucket | None = None
+    bridge_writes: _Bucket | None = None
     relay_msgs: _Bucket | None = None
     relay_bytes: _Bucket | None = None
     forwards: int = 0
@@ -218,6 +239,10 @@ class WebOverlay:
         k: bucket size and lookup width of the overlay (webtorrent-dht: 2).
         webrtc: whether the asyncio layer can make WebRTC peers (aiortc); without it no offers are wanted and
             ``peer_connection`` offers are refused.
+        bridge: this node is also on UDP Mainline: links' ``get``/``get_peers`` we cannot answer are looked
+            up there first (:class:`~peerdht.web.events.BridgeLookup`), their ``put``/``announce_peer`` are
+            stored there too (:class:`~peerdht.web.events.BridgeStore`, :class:`~peerdht.web.events.BridgeAnnounce`);
+            rate-limited per link.
         limits: bounds (:class:`WebLimits`).
         timeout: seconds before our own queries fail (webtorrent-dht: 2; signalled queries need >= 10).
         now: creation time (seconds).
@@ -234,10 +259,12 @@ class WebOverlay:
         node_id: bytes | None = None,
         k: int = K,
         webrtc: bool = True,
+        bridge: bool = False,
         limits: WebLimits | None = None,
         timeout: float = 10.0,
         now: float = 0.0,
     ) -> None:
+        self.bridge = bridge
         self.limits = limits or WebLimits()
         self.webrtc = webrtc
         self.rng = rng
@@ -259,6 +286,7 @@ class WebOverlay:
         self._open_forwards: list[_Forward] = []
         self._answering: dict[Handle, _Answering] = {}
         self._seen: dict[bytes, float] = {}  # relayed message ids -> when seen
+        self._held: dict[tuple[bytes, bytes], list[tuple[bytes, Handle, float]]] = {}  # bridged queries
 
     # ------------------------------------------------------------------------------------------ links
 
@@ -446,15 +474,24 @@ class WebOverlay:
             msg = decode(data, sorted_keys=False, max_depth=32)
         except DecodeError:
             msg = None
-        if isinstance(msg, dict) and not self._inspect(msg, link, now):
+        if isinstance(msg, dict) and not self._inspect(msg, link, now, data):
             return
-        self.node.receive_datagram(data, addr, now)
+        self._to_core(msg, data, link, now)
+
+    def _to_core(self, msg: object, data: bytes, link: _Link, now: float) -> None:
+        write = self._bridge_write_before(msg, link, now) if self.bridge else None
+        self.node.receive_datagram(data, link.handle, now)
+        if write is not None:
+            self._bridge_write_after(write, now)
 
     def handle_timer(self, now: float) -> None:
         """Core timers, forwarded queries due, stale offers and links that never opened."""
         self.node.handle_timer(now)
         for link in [lk for lk in self._links.values() if lk.hold is not None and lk.hold <= now]:
             self._release(link, now)
+        for hkey in [hk for hk, held in self._held.items() if held and min(h[2] for h in held) <= now]:
+            self.stats["bridge_timeouts"] += 1
+            self.bridge_done(hkey[0].decode(), hkey[1], now)
         for fw in [fw for fw in self._open_forwards if fw.deadline <= now]:
             for tid in [tid for tid, (f, _) in self._forwards.items() if f is fw]:
                 del self._forwards[tid]
@@ -495,6 +532,7 @@ class WebOverlay:
         times += [p.deadline for p in self._answering.values()]
         times += [link.deadline for link in self._links.values() if link.deadline is not None]
         times += [link.hold for link in self._links.values() if link.hold is not None]
+        times += [h[2] for held in self._held.values() for h in held]
         return min(times) if times else None
 
     def next_event(self) -> object | None:
@@ -519,7 +557,8 @@ class WebOverlay:
 
     # ------------------------------------------------------------------------------------------ inbound
 
-    def _inspect(self, msg: dict[bytes, Value], link: _Link, now: float) -> bool:
+    def _inspect(self, msg: dict[bytes, Value], link: _Link, now: float, data: bytes = b"", *,
+                 bridged: bool = False) -> bool:
         """Signalling and id bookkeeping; ``True`` when the core should see the message too."""
         y = msg.get(b"y")
         body = msg.get(b"a") if y == b"q" else msg.get(b"r")
@@ -536,6 +575,9 @@ class WebOverlay:
                 return False
             if q == b"relay":
                 self._on_relay(body, link, now)
+                return False
+            if (self.bridge and not bridged and q in (b"get", b"get_peers")
+                    and self._bridge_read(q, body, data, link, now)):
                 return False
             if q in LOOKUP_QUERIES and isinstance(body.get(b"signals"), list):
                 return not self._on_signalled_query(t, q, body, link, now)
@@ -753,6 +795,93 @@ class WebOverlay:
                 self._discard_offer(offer)
 
 
+
+    # ------------------------------------------------------------------------------------------ bridge
+
+    def bridge_done(self, method: str, target: bytes, now: float) -> None:
+        """The UDP lookup of :class:`~peerdht.web.events.BridgeLookup` finished (its results are in the
+        stores): answer the queries that waited for it."""
+        for data, handle, _ in self._held.pop((method.encode(), target), []):
+            link = self._links.get(handle)
+            if link is None or link.state != "open":
+                continue
+            try:
+                msg = decode(data, sorted_keys=False, max_depth=32)
+            except DecodeError:  # pragma: no cover - it decoded when it arrived
+                continue
+            if isinstance(msg, dict) and self._inspect(msg, link, now, data, bridged=True):
+                self._to_core(msg, data, link, now)
+
+    def add_peers(self, info_hash: bytes, peers: list[tuple[str, int]], now: float) -> None:
+        """Peers found on UDP Mainline for ``info_hash`` (bridged): served to links' ``get_peers``."""
+        store = self.node.peers.get(info_hash, now)
+        if store is None:
+            from peerdht.kademlia.store import ExpiringCache
+
+            store = ExpiringCache(max_size=500, max_age=30 * 60.0)
+        for peer in peers[:200]:
+            store.put(peer, None, now)
+        self.node.peers.put(info_hash, store, now)
+
+    def _bridge_read(self, q: bytes, a: dict[bytes, Value], data: bytes, link: _Link, now: float) -> bool:
+        target = _node_id(a.get(b"info_hash" if q == b"get_peers" else b"target"))
+        if target is None:
+            return False
+        if q == b"get" and self.node.items.get(target, now) is not None:
+            return False
+        if q == b"get_peers":
+            store = self.node.peers.get(target, now)
+            if store is not None and store.items(now):
+                return False
+        key = (q, target)
+        if key not in self._held:
+            assert link.bridge_reads is not None
+            if len(self._held) >= self.limits.bridge_pending:
+                self.stats["bridge_busy"] += 1
+                return False
+            if not link.bridge_reads.take(1.0, now):
+                self.stats["dropped_bridge_rate"] += 1
+                return False
+            self._held[key] = []
+            self._events.append(BridgeLookup(method=q.decode(), target=target))
+            self.stats["bridge_lookups"] += 1
+        self._held[key].append((data, link.handle, now + self.limits.bridge_hold))
+        return True
+
+    def _bridge_write_before(self, msg: object, link: _Link, now: float) -> object | None:
+        if not isinstance(msg, dict) or msg.get(b"y") != b"q" or msg.get(b"q") not in (b"put", b"announce_peer"):
+            return None
+        try:
+            parsed = m.decode_message(encode(msg))
+        except DecodeError:
+            return None
+        if not isinstance(parsed, m.QueryMessage):
+            return None
+        q = parsed.query
+        if isinstance(q, m.AnnouncePeer):
+            if q.implied_port or not self.node.tokens.check(link.handle[0].encode(), q.token):
+                return None
+        elif not isinstance(q, m.Put):
+            return None
+        assert link.bridge_writes is not None
+        if not link.bridge_writes.take(1.0, now):
+            self.stats["dropped_bridge_rate"] += 1
+            return None
+        return q
+
+    def _bridge_write_after(self, q: object, now: float) -> None:
+        if isinstance(q, m.AnnouncePeer):
+            self._events.append(BridgeAnnounce(info_hash=q.info_hash, port=q.port))
+            self.stats["bridge_announces"] += 1
+            return
+        assert isinstance(q, m.Put)
+        target = immutable_target(encode(q.v)) if q.k is None else mutable_target(q.k, q.salt)
+        item = self.node.items.get(target, now)
+        if item is None or item.v != q.v or (q.k is not None and (item.sig != q.sig or item.seq != q.seq)):
+            return  # refused by the core (token, signature, seq): nothing to bridge
+        self._events.append(BridgeStore(target=target, item=Item(v=q.v, k=q.k, seq=q.seq, sig=q.sig, salt=q.salt)))
+        self.stats["bridge_puts"] += 1
+
     # ------------------------------------------------------------------------------------------ relay
 
     def _relay_link(self, node_id: bytes, now: float) -> _Link | None:
@@ -948,6 +1077,8 @@ class WebOverlay:
             bytes_in=_Bucket(lim.bytes_per_second, lim.burst_bytes, now),
             peer_connections=_Bucket(*lim.peer_connection_rate, now),
             relay_msgs=_Bucket(*lim.relay_rate, now),
+            bridge_reads=_Bucket(*lim.bridge_reads, now),
+            bridge_writes=_Bucket(*lim.bridge_writes, now),
             relay_bytes=_Bucket(*lim.relay_bytes, now),
         )
         self._links[handle] = link
