@@ -26,7 +26,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests"))
 
+from jsproc import require_node  # noqa: E402
 from peerdht.aio.hyperdht import HyperDHT  # noqa: E402
 from peerdht.aio.testnet import Testnet  # noqa: E402
 
@@ -99,6 +101,7 @@ async def main() -> None:
     ap.add_argument("--size", type=int, default=20, help="testnet size (default 20)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    require_node()
     async with await Testnet.create(args.size) as testnet:
         boot = f"{testnet.bootstrap[0][0]}:{testnet.bootstrap[0][1]}"
         py = await py_pair(testnet, args.connects, args.mib)

@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from jsproc import start_js  # noqa: E402
+from jsproc import require_node, start_js  # noqa: E402
 from peerdht.aio.hyperdht import HyperDHT  # noqa: E402
 from peerdht.hyper.crypto import KeyPair  # noqa: E402
 from peerdht.hyper.node import HyperDHTNode  # noqa: E402
@@ -233,6 +233,7 @@ async def main() -> None:
     if args.core:
         core_rounds(args.rounds, args.size)
         return
+    require_node()
 
     # 1. a JS testnet of `size` persistent nodes
     js_net = await start_js("hyper-peer.js", "--testnet", str(args.size))

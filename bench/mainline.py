@@ -27,7 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from jsproc import JSProcess, start_js  # noqa: E402
+from jsproc import JSProcess, require_node, start_js  # noqa: E402
 from peerdht.aio.mainline import MainlineDHT, MainlineTestnet  # noqa: E402
 
 PEER_PORT_BASE = 20000
@@ -166,4 +166,5 @@ if __name__ == "__main__":
     parser.add_argument("--lookups", type=int, default=30, help="lookups per client (default 30)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+    require_node()
     raise SystemExit(asyncio.run(main(args.size, args.lookups, args.json)))

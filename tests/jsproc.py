@@ -2,6 +2,9 @@
 
 A JS fixture script prints one JSON object per line on stdout (its first line says it is ready) and
 exits when its stdin closes, so a crashed test never leaves it running.
+
+The benchmarks in ``bench/`` use this module too, so it needs nothing beyond the standard library and
+peerdht's own install: pytest is imported only to skip a test.
 """
 
 from __future__ import annotations
@@ -10,20 +13,34 @@ import asyncio
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 JS_DIR = Path(__file__).resolve().parent / "js"
 
 
+NEEDS_JS = (
+    "the JS peers are needed: install node and npm (Debian: apt-get install nodejs npm), then run "
+    "`npm ci` in the repository root (scripts/test.sh does both)"
+)
+
+
 def require_node() -> str:
+    """The ``node`` executable, once node and ``node_modules`` are there.
+
+    Under pytest a test without them is skipped (an error on CI); a benchmark exits with one line
+    saying what to install.
+    """
     node = shutil.which("node")
     if node is None or not (ROOT / "node_modules").is_dir():
+        if sys.modules.get("pytest") is None:  # not under pytest: a benchmark
+            raise SystemExit(f"{sys.argv[0]}: {NEEDS_JS}")
         if os.environ.get("CI"):
             raise RuntimeError("node or node_modules missing: run scripts/test.sh (it runs npm ci)")
+        import pytest
+
         pytest.skip("node or node_modules missing: run scripts/test.sh")
     return node
 
