@@ -301,13 +301,14 @@ class MainlineDHT:
         assert isinstance(result, PutResult)
         return result
 
-    async def put_item(self, item: Item) -> PutResult:
-        """BEP 44 put of an item signed elsewhere (mutable: its own ``k``/``seq``/``sig``/``salt``).
+    async def put_item(self, item: Item, cas: int | None = None) -> PutResult:
+        """BEP 44 put of an item signed elsewhere (mutable: its own ``k``/``seq``/``sig``/``salt``; ``cas``:
+        storers refuse it with 301 unless their seq equals this).
 
         Raises:
             LocalProtocolError: too long, or the signature does not verify.
         """
-        result = await self._run(lambda now: self.core.put_item(item, now))
+        result = await self._run(lambda now: self.core.put_item(item, now, cas=cas))
         assert isinstance(result, PutResult)
         return result
 

@@ -95,6 +95,7 @@ _TYPES = {
 }
 _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _MAX_POST = 64 * 1024
+_PKARR_CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "GET, PUT, OPTIONS"}
 _WS_QUEUE = 256
 _OPEN_TIMEOUT = 20.0
 
@@ -211,6 +212,8 @@ class WebNode:
         self._clients: list[Any] = []
         self._closed = False
         self.counters: Counter[str] = Counter()
+        self._pkarr_rate: dict[str, tuple[float, float]] = {}
+        self._pkarr_busy: set[bytes] = set()
 
     # ------------------------------------------------------------------ lifetime
 
@@ -241,6 +244,8 @@ class WebNode:
         app.router.add_route("OPTIONS", "/", self._options_handler)
         app.router.add_get("/", self._index_handler)
         app.router.add_get("/{path:.+}", self._static_handler)
+        app.router.add_put("/{key}", self._pkarr_put)
+        app.router.add_route("OPTIONS", "/{key}", self._options_handler)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
@@ -448,7 +453,10 @@ class WebNode:
     async def _static_handler(self, request: Any) -> Any:
         from aiohttp import web
 
-        parts = request.match_info["path"].split("/")
+        name = request.match_info["path"]
+        if len(name) == 52 and "." not in name and not (self._static / name).exists():
+            return await self._pkarr_get(request, name)
+        parts = name.split("/")
         if not all(_SEGMENT.match(p) for p in parts):
             self.counters["http_bad_path"] += 1
             raise web.HTTPNotFound()
@@ -473,7 +481,7 @@ class WebNode:
         return web.Response(status=204, headers={
             "Access-Control-Allow-Origin": "*",
             "Access-Control-Allow-Methods": "GET, POST, PUT, OPTIONS",
-            "Access-Control-Allow-Headers": "Content-Type",
+            "Access-Control-Allow-Headers": "Content-Type, If-Match, If-Modified-Since",
         })
 
     async def _bootstrap_handler(self, request: Any) -> Any:
@@ -507,6 +515,108 @@ class WebNode:
             return web.Response(status=400, headers=cors)
         self._spawn(self._open_then_link(handle, peer))
         return web.Response(text=json.dumps({**answer, "extensions": []}), headers=cors)
+
+    # ------------------------------------------------------------------ Pkarr relay (pubky/pkarr design/relays.md)
+
+    def _pkarr_allow(self, ip: str) -> bool:
+        now = self._now()
+        rate, burst = 2.0, 10.0
+        if len(self._pkarr_rate) > 10000:
+            self._pkarr_rate.clear()
+        tokens, last = self._pkarr_rate.get(ip, (burst, now))
+        tokens = min(burst, tokens + (now - last) * rate)
+        if tokens < 1.0:
+            self._pkarr_rate[ip] = (tokens, now)
+            return False
+        self._pkarr_rate[ip] = (tokens - 1.0, now)
+        return True
+
+    async def _pkarr_put(self, request: Any) -> Any:
+        from aiohttp import web
+
+        from peerdht.errors import DecodeError
+        from peerdht.mainline.crypto import mutable_target
+        from peerdht.web.pkarr import MAX_BODY, decode_key, parse_payload
+
+        self.counters["pkarr_put"] += 1
+
+        def reply(status: int, **headers: str) -> Any:
+            return web.Response(status=status, headers={**_PKARR_CORS, **headers})
+
+        try:
+            key = decode_key(request.match_info["key"])
+        except DecodeError:
+            return reply(400)
+        body = await request.content.read(MAX_BODY + 1)
+        if len(body) > MAX_BODY:
+            return reply(413)
+        try:
+            payload = parse_payload(body)
+        except DecodeError:
+            return reply(400)
+        if not payload.verify(key):
+            return reply(400)
+        cas: int | None = None
+        if "If-Match" in request.headers:
+            text = request.headers["If-Match"].strip().strip('"')
+            if not text.isdigit():
+                return reply(400)
+            cas = int(text)
+        if not self._pkarr_allow(request.remote or ""):
+            self.counters["pkarr_rate_limited"] += 1
+            return reply(429)
+        local = self.dht.core.items.get(mutable_target(key), self._now())
+        if local is not None and local.seq is not None:
+            if payload.seq < local.seq:
+                return reply(409)
+            if cas is not None and cas != local.seq:
+                return reply(412)
+        if key in self._pkarr_busy and cas is None:
+            return reply(428)
+        self._pkarr_busy.add(key)
+        try:
+            result = await self.dht.put_item(Item(v=payload.v, k=key, seq=payload.seq, sig=payload.sig), cas=cas)
+        except PeerDHTError:
+            return reply(500)
+        finally:
+            self._pkarr_busy.discard(key)
+        if result.stored == 0:
+            if 302 in result.errors:
+                return reply(409)
+            if 301 in result.errors:
+                return reply(412)
+            return reply(500)
+        return reply(204, **{"Access-Control-Expose-Headers": "Pkarr-Dht-Stored-Nodes",
+                             "Pkarr-Dht-Stored-Nodes": str(result.stored)})
+
+    async def _pkarr_get(self, request: Any, name: str) -> Any:
+        from aiohttp import web
+
+        from peerdht.errors import DecodeError
+        from peerdht.web.pkarr import Payload, decode_key, http_date, parse_http_date
+
+        self.counters["pkarr_get"] += 1
+        try:
+            key = decode_key(name)
+        except DecodeError:
+            return web.Response(status=400, headers=_PKARR_CORS)
+        try:
+            item = await self.dht.get_mutable(key)
+        except PeerDHTError:
+            item = None
+        if item is None or not isinstance(item.v, bytes) or item.seq is None or item.sig is None:
+            return web.Response(status=404, headers=_PKARR_CORS)
+        modified = http_date(item.seq)
+        since = parse_http_date(request.headers.get("If-Modified-Since", ""))
+        if since is not None and item.seq // 1_000_000 * 1_000_000 <= since:
+            return web.Response(status=304, headers={**_PKARR_CORS, "Last-Modified": modified})
+        body = Payload(sig=item.sig, seq=item.seq, v=item.v).to_bytes()
+        return web.Response(body=body, headers={
+            **_PKARR_CORS,
+            "Content-Type": "application/pkarr.org/relays#payload",
+            "Cache-Control": "public, max-age=300",
+            "Last-Modified": modified,
+        })
 
     async def _ws_handler(self, request: Any) -> Any:
         from aiohttp import web

@@ -468,7 +468,7 @@ class MainlineNode:
             },
         )
 
-    def put_item(self, item: Item, now: float) -> int:
+    def put_item(self, item: Item, now: float, *, cas: int | None = None) -> int:
         """BEP 44 put of an item signed elsewhere (a browser's, bridged by :mod:`peerdht.web`): immutable
         as :meth:`put`; mutable with its own ``k``/``seq``/``sig``/``salt``. Result :class:`PutResult`.
 
@@ -482,7 +482,7 @@ class MainlineNode:
                 or not verify_mutable(item.k, item.sig, encoded, item.seq, item.salt)):
             raise LocalProtocolError("not a valid signed BEP 44 item")
         payload: dict[str, object] = {"v": item.v, "mutable": True, "k": item.k, "salt": item.salt,
-                                      "seq": item.seq, "cas": None, "sig": item.sig}
+                                      "seq": item.seq, "cas": cas, "sig": item.sig}
         return self._start_lookup("put", mutable_target(item.k, item.salt), "get", now, payload=payload)
 
     def sample_infohashes(self, addr: Addr, now: float, *, target: bytes | None = None) -> int:
