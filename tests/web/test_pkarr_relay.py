@@ -82,7 +82,7 @@ async def test_pkarr_client_publishes_and_resolves_through_the_relay() -> None:
 
 
 async def test_relay_status_codes() -> None:
-    async with relay() as (testnet, node), aiohttp.ClientSession() as http:
+    async with relay() as (_, node), aiohttp.ClientSession() as http:
         kp = KeyPair.from_seed(b"\x09" * 32)
         key = encode_key(kp.public_key)
         url = node.url + key
