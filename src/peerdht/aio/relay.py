@@ -13,7 +13,10 @@ relay forwards encrypted UDX packets and never holds a key.
 Differences from JS (all on the relay side; the wire is the same): the relay's stream is connected
 to the session's address at once instead of to whichever address sends first (so nobody else can
 take over a splice); pending pairings, links per session, sessions and bytes/s per session are
-bounded; half pairings expire after 15 s.
+bounded; half pairings expire after 15 s; sessions are bounded per public key, per source host and
+per subnet (a key costs nothing to make, an address does), a session without a link is closed after
+:data:`UNPAIRED_TIMEOUT`, and when the relay is full the longest-unpaired session older than
+:data:`EVICT_GRACE` makes room for a new one (so idle sessions cannot lock legitimate pairs out).
 
 Discovery (our choice; HyperDHT has none): relay nodes announce their relay server's key pair under
 :data:`RELAY_TOPIC` = BLAKE2b-256(``b"peerdht relay"``); :func:`find_relays` looks them up.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import weakref
@@ -65,6 +69,16 @@ DEFAULT_MAX_SESSIONS: Final = 256
 DEFAULT_MAX_SESSIONS_PER_PEER: Final = 16
 """Sessions one peer (remote public key) may hold at once: each relayed connection opens its own
 (as hyperdht does), and a closed one lingers a few seconds."""
+DEFAULT_MAX_SESSIONS_PER_HOST: Final = 64
+"""Sessions one source IP address may hold at once."""
+DEFAULT_MAX_SESSIONS_PER_SUBNET: Final = 128
+"""Sessions one source subnet (IPv4 /24, IPv6 /48) may hold at once."""
+UNPAIRED_TIMEOUT: Final = 20.0
+"""Seconds a session may go without a spliced link (since it opened, or since its last link ended)
+before it is closed: a client pairs at once, and its partner comes within the 15 s pairing timeout."""
+EVICT_GRACE: Final = 5.0
+"""When the relay is full, a session unpaired for at least this many seconds is closed to make room
+(idle ones first, then the longest unpaired)."""
 ANNOUNCE_INTERVAL: Final = 300.0
 """Seconds between re-announces of a relay under :data:`RELAY_TOPIC` (records live 20 minutes)."""
 FIND_TIMEOUT: Final = 5.0
@@ -98,6 +112,9 @@ class _Session:
     channel: int
     bucket: TokenBucket
     peer: bytes
+    host: str = ""
+    subnet: str = ""
+    unpaired_since: float = 0.0  # when it last had no link (opened, or its last link ended)
     links: dict[bytes, UDXStream] = field(default_factory=dict)
 
     def flush(self) -> None:
@@ -115,6 +132,10 @@ class RelayServer:
             together (0: unlimited).
         max_sessions: sessions served at once; more are refused.
         max_sessions_per_peer: sessions one remote public key may hold at once.
+        max_sessions_per_host: sessions one source IP address may hold at once.
+        max_sessions_per_subnet: sessions one source subnet (IPv4 /24, IPv6 /48) may hold at once.
+        unpaired_timeout: seconds a session may go without a link before it is closed.
+        evict_grace: when full, a session unpaired this long (seconds) is closed to make room.
         pairings: the pairing table (its limits); default :class:`Pairings` defaults.
 
     Use ``await RelayServer(dht).listen(key_pair)`` for a HyperDHT server of its own, or call
@@ -129,17 +150,38 @@ class RelayServer:
         rate: float = DEFAULT_RATE,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
         max_sessions_per_peer: int = DEFAULT_MAX_SESSIONS_PER_PEER,
+        max_sessions_per_host: int = DEFAULT_MAX_SESSIONS_PER_HOST,
+        max_sessions_per_subnet: int = DEFAULT_MAX_SESSIONS_PER_SUBNET,
+        unpaired_timeout: float = UNPAIRED_TIMEOUT,
+        evict_grace: float = EVICT_GRACE,
         pairings: Pairings[_Session] | None = None,
     ) -> None:
         self.dht = dht
         self.rate = rate
         self.max_sessions = max_sessions
         self.max_sessions_per_peer = max_sessions_per_peer
+        self.max_sessions_per_host = max_sessions_per_host
+        self.max_sessions_per_subnet = max_sessions_per_subnet
+        self.unpaired_timeout = unpaired_timeout
+        self.evict_grace = evict_grace
+        self._per_host: dict[str, int] = {}
+        self._per_subnet: dict[str, int] = {}
         self._buckets: dict[bytes, tuple[TokenBucket, int]] = {}
         self.pairings: Pairings[_Session] = pairings if pairings is not None else Pairings()
         self.sessions: set[_Session] = set()
         self.server: Any = None
-        self.stats = {"sessions": 0, "refused_sessions": 0, "links": 0, "relayed_bytes": 0, "bad_messages": 0}
+        self.stats = {
+            "sessions": 0,
+            "refused_sessions": 0,
+            "links": 0,
+            "relayed_bytes": 0,
+            "bad_messages": 0,
+            "evicted_sessions": 0,
+            "unpaired_sessions": 0,
+        }
+        self.dropped: dict[str, int] = {}
+        """Sessions refused or closed, by reason: ``full``, ``peer``, ``host``, ``subnet`` (over a
+        limit), ``evicted`` (made room when full), ``unpaired`` (no link for ``unpaired_timeout``)."""
         self._timer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._announcer: asyncio.Task[None] | None = None
@@ -214,30 +256,77 @@ class RelayServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def _refuse(self, stream: SecretStream, reason: str) -> None:
+        self.stats["refused_sessions"] += 1
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+        stream.close()
+
+    def _make_room(self, now: float) -> bool:
+        """The relay is full: close the session that has been without a link longest, if that is
+        at least ``evict_grace`` seconds (one with no pairing pending first). False if none may go."""
+        best: tuple[bool, float] | None = None
+        victim: _Session | None = None
+        for s in self.sessions:
+            if s.links or self.pairings.links_of(s) or now - s.unpaired_since < self.evict_grace:
+                continue
+            key = (self.pairings.pending_of(s) > 0, s.unpaired_since)
+            if best is None or key < best:
+                best, victim = key, s
+        if victim is None:
+            return False
+        self.stats["evicted_sessions"] += 1
+        self.dropped["evicted"] = self.dropped.get("evicted", 0) + 1
+        self._end_session(victim)
+        return True
+
     async def accept(self, stream: SecretStream) -> None:
         """Serve the relay protocol on ``stream`` (an accepted HyperDHT connection) until it ends."""
         raw = stream.raw
-        if self._closed or len(self.sessions) >= self.max_sessions or not hasattr(raw, "relay_to"):
-            self.stats["refused_sessions"] += 1
-            stream.close()
+        if self._closed or not hasattr(raw, "relay_to"):
+            self._refuse(stream, "closed")
             return
         try:
             await stream.wait_handshake()
         except (PeerDHTError, OSError):
             stream.close()
             return
+        now = asyncio.get_running_loop().time()
         peer = stream.remote_public_key or b""
+        addr = getattr(raw, "remote_addr", None)
+        host = addr[0] if addr is not None else ""
+        subnet = _subnet(host)
         bucket, n = self._buckets.get(peer, (None, 0))
         if n >= self.max_sessions_per_peer:
-            self.stats["refused_sessions"] += 1
-            stream.close()
+            self._refuse(stream, "peer")
             return
+        if self._per_host.get(host, 0) >= self.max_sessions_per_host:
+            self._refuse(stream, "host")
+            return
+        if self._per_subnet.get(subnet, 0) >= self.max_sessions_per_subnet:
+            self._refuse(stream, "subnet")
+            return
+        if len(self.sessions) >= self.max_sessions and not self._make_room(now):
+            self._refuse(stream, "full")
+            return
+        bucket, n = self._buckets.get(peer, (None, 0))
         if bucket is None:
             bucket = TokenBucket(self.rate)
         self._buckets[peer] = (bucket, n + 1)
+        self._per_host[host] = self._per_host.get(host, 0) + 1
+        self._per_subnet[subnet] = self._per_subnet.get(subnet, 0) + 1
         mux = Mux()
         channel = mux.open_channel(PROTOCOL, peer)
-        s = _Session(stream=stream, raw=raw, mux=mux, channel=channel, bucket=bucket, peer=peer)  # type: ignore[arg-type]
+        s = _Session(
+            stream=stream,
+            raw=raw,  # type: ignore[arg-type]
+            mux=mux,
+            channel=channel,
+            bucket=bucket,
+            peer=peer,
+            host=host,
+            subnet=subnet,
+            unpaired_since=now,
+        )
         self.sessions.add(s)
         self.stats["sessions"] += 1
         if self._timer is None:
@@ -322,6 +411,11 @@ class RelayServer:
         if m is not None:
             for sess in (m.initiator.session, m.responder.session):
                 sess.links.pop(tok, None)
+                self._maybe_unpaired(sess)
+
+    def _maybe_unpaired(self, s: _Session) -> None:
+        if not s.links:
+            s.unpaired_since = asyncio.get_running_loop().time()
 
     def _on_unpair(self, s: _Session, m: Unpair) -> None:
         matched = self.pairings.unpair(s, m.token)
@@ -330,11 +424,18 @@ class RelayServer:
                 st = sess.links.pop(m.token, None)
                 if st is not None:
                     st.destroy()
+                self._maybe_unpaired(sess)
 
     def _end_session(self, s: _Session) -> None:
         if s not in self.sessions:
             return
         self.sessions.discard(s)
+        for counts, key in ((self._per_host, s.host), (self._per_subnet, s.subnet)):
+            left = counts.get(key, 1) - 1
+            if left > 0:
+                counts[key] = left
+            else:
+                counts.pop(key, None)
         bucket, n = self._buckets.get(s.peer, (s.bucket, 1))
         if n <= 1:
             self._buckets.pop(s.peer, None)
@@ -346,6 +447,8 @@ class RelayServer:
                 st = sess.links.pop(m.token, None)
                 if st is not None:
                     st.destroy()
+                if sess is not s:
+                    self._maybe_unpaired(sess)
         for st in s.links.values():
             st.destroy()
         s.links.clear()
@@ -357,7 +460,21 @@ class RelayServer:
         loop = asyncio.get_running_loop()
         while not self._closed:
             await asyncio.sleep(1.0)
-            self.pairings.handle_timer(loop.time())
+            now = loop.time()
+            self.pairings.handle_timer(now)
+            for s in [s for s in self.sessions if not s.links and now - s.unpaired_since > self.unpaired_timeout]:
+                self.stats["unpaired_sessions"] += 1
+                self.dropped["unpaired"] = self.dropped.get("unpaired", 0) + 1
+                self._end_session(s)
+
+
+def _subnet(host: str) -> str:
+    """The /24 (IPv4) or /48 (IPv6) a source address belongs to, as text."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    return str(ipaddress.ip_network(f"{ip}/{24 if ip.version == 4 else 48}", strict=False))
 
 
 # ------------------------------------------------------------------------------------ client

@@ -125,6 +125,11 @@ class Pairings(Generic[S]):
         """Active links."""
         return len(self._links)
 
+    def pending_of(self, session: S) -> int:
+        """Half pairings ``session`` is waiting on."""
+        mine = self._by_session.get(session)
+        return len(mine) if mine is not None else 0
+
     def links_of(self, session: S) -> int:
         """Active links ``session`` takes part in."""
         return self._link_count.get(session, 0)
