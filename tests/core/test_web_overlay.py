@@ -326,3 +326,23 @@ def test_bridge_holds_a_get_until_the_udp_lookup_and_bridges_puts() -> None:
     _, events = _drain(core, 8.0)
     stores = [e for e in events if isinstance(e, BridgeStore)]
     assert len(stores) == 1 and stores[0].target == other and stores[0].item.v == b"other"
+
+
+def test_relay_travels_several_hops_on_a_line() -> None:
+    """A - B - C - D linked in a line: A's ping to D (relay only) goes A>B>C>D and the reply comes back."""
+    web = FakeWeb(4)
+    for x, y in ((0, 1), (1, 2), (2, 3)):
+        web.ws(x, y)
+    for i in range(4):  # everyone learns its neighbours' ids
+        for link in list(web.cores[i]._links.values()):
+            web.cores[i].node.ping(link.handle, web.now)
+    web.run(2.0)
+    a, d = web.cores[0], web.cores[3]
+    relay = a._relay_link(d.id, web.now)
+    assert relay is not None
+    op = a.node.ping(relay.handle, web.now)
+    web.run(10.0)
+    done = [e for e in web.results[0] if isinstance(e, OpDone) and e.op == op]
+    assert done and done[0].result.id == d.id  # type: ignore[attr-defined]
+    assert d.stats["relay_hops_3"] >= 1 and a.stats["relay_hops_3"] >= 1  # 3 hops each way
+    assert web.cores[1].stats["relay_forwarded"] >= 2 and web.cores[2].stats["relay_forwarded"] >= 2

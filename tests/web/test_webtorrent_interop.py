@@ -129,6 +129,31 @@ async def test_python_to_python_webrtc_through_signals() -> None:
         print(f"python<->python WebRTC via signals: link {link_time:.2f} s, get over the data channel {rtt * 1000:.0f} ms")
 
 
+async def test_relay_when_webrtc_fails() -> None:
+    """Issue 10: B and C cannot open a WebRTC link (test hook: it fails as ICE would); B still reads a value held
+    only by C, through the hub's relay, and sees C as a ``relay`` peer."""
+    async with WebNode(host="127.0.0.1") as a, WebNode(host="127.0.0.1") as b, WebNode(host="127.0.0.1") as c:
+        b.fail_webrtc = c.fail_webrtc = True
+        await b.connect(a.ws_url)
+        await c.connect(a.ws_url)
+        await _until(lambda: len(a.overlay.node.table) == 2, what="hub knows both")
+        await _until(lambda: b.overlay.snapshot()["offers_pooled"] > 0, what="offers ready")
+        loop = asyncio.get_running_loop()
+        target = hashlib.sha1(b"9:kept on C").digest()
+        c.overlay.node.items.put(target, Item(v=b"kept on C"), loop.time())
+        await b.find_node(c.node_id)
+        await _until(lambda: b.overlay.link_of(c.node_id) is not None or
+                     any(lk["id"] == c.node_id.hex() for lk in b.links()), what="B knows a way to C")
+        start = loop.time()
+        assert await b.get(target) == b"kept on C"
+        relayed_get = loop.time() - start
+        assert {lk["transport"] for lk in b.links() if lk["id"] == c.node_id.hex()} == {"relay"}
+        assert a.stats["relay_forwarded"] >= 2 and c.stats["relay_delivered"] >= 1
+        assert b.stats.get("relay_hops_2", 0) >= 1
+        print(f"relay fallback: get through the hub {relayed_get * 1000:.0f} ms, "
+              f"hub forwarded {a.stats['relay_forwarded']} relayed messages")
+
+
 async def test_webtorrent_dht_interop() -> None:
     async with WebNode(host="127.0.0.1") as hub, WebNode(host="127.0.0.1") as b:
         loop = asyncio.get_running_loop()

@@ -212,6 +212,9 @@ class WebNode:
         self._clients: list[Any] = []
         self._closed = False
         self.counters: Counter[str] = Counter()
+        #: Test hook (issue 10: "a test hook that refuses the offer"): WebRTC links made through signalling
+        #: fail as if ICE failed, so the overlay falls back to relayed messages.
+        self.fail_webrtc = False
         self._pkarr_rate: dict[str, tuple[float, float]] = {}
         self._pkarr_busy: set[bytes] = set()
 
@@ -748,6 +751,10 @@ class WebNode:
         peer = self._peers.get(event.handle)
         if peer is None:
             return
+        if self.fail_webrtc:
+            self.counters["webrtc_failed_by_hook"] += 1
+            self._close_link(event.handle)
+            return
         try:
             await peer.accept_answer(event.answer)
         except PeerDHTError:
@@ -767,7 +774,7 @@ class WebNode:
         self.overlay.offer_answered(event.handle, answer, self._now())
         assert self._driver is not None
         self._driver.kick()
-        if answer is None:
+        if answer is None or self.fail_webrtc:
             self._close_link(event.handle)
             return
         await self._open_then_link(event.handle, peer)
