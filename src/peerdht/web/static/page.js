@@ -31,7 +31,8 @@ async function loadConfig() {
 const config = await loadConfig();
 const params = new URLSearchParams(location.search);
 const wsUrl = params.get('ws') || config.ws || defaultWsUrl(location, config.wsPath || '/ws');
-const node = new DHTNode({ iceServers: Array.isArray(config.iceServers) ? config.iceServers : [] });
+// window.PEERDHT_OPTIONS (set before this module runs, e.g. by a test's init script) adds DHTNode options.
+const node = new DHTNode({ ...(window.PEERDHT_OPTIONS || {}), iceServers: Array.isArray(config.iceServers) ? config.iceServers : [] });
 const dht = createDht(node);
 window.dht = dht;
 

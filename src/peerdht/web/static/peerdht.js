@@ -21,6 +21,7 @@ import { RoutingTable, xor } from './table.js';
 import { lookup } from './lookup.js';
 import * as bep44 from './bep44.js';
 import { RtcLink, checkSignal } from './webrtc.js';
+import { Relay, nextHop } from './relay.js';
 
 const SIGNALLED = new Set(['find_node', 'get_peers', 'get']);
 
@@ -123,8 +124,11 @@ export class DHTNode extends EventTarget {
     super();
     this.opts = { ...DEFAULTS, ...options };
     this.iceServers = options.iceServers || [];
+    this.blockIce = !!options.blockIce; // tests of the relay fallback: our WebRTC links can never connect
     this.id = options.nodeId ? hexOrBytes(options.nodeId, 'nodeId') : globalThis.crypto.getRandomValues(new Uint8Array(20));
     this.table = new RoutingTable(this.id, { k: this.opts.k });
+    this.relay = new Relay(this.id);
+    this.relayConns = new Map(); // hex id -> Conn (transport 'relay')
     this.conns = new Set(); // every open Conn (in the table or not)
     this.pending = new Map(); // `${conn.uid}:${hex t}` -> {resolve, reject, timer, sent, conn}
     this.tid = Math.floor(Math.random() * 65536);
@@ -137,7 +141,7 @@ export class DHTNode extends EventTarget {
     this.closed = false;
     this.counters = {
       queriesIn: 0, queriesOut: 0, responsesIn: 0, errorsIn: 0, timeouts: 0, dropped: 0,
-      bytesIn: 0, bytesOut: 0, linksOpened: 0, linksRefused: 0, signalsSent: 0, signalsAnswered: 0, peerConnectionsRefused: 0,
+      bytesIn: 0, bytesOut: 0, linksOpened: 0, linksRefused: 0, signalsSent: 0, signalsAnswered: 0, peerConnectionsRefused: 0, linksFailed: 0,
     };
     this.lastError = null;
     this.timeline = { joinStart: null, linked: null, ready: null, firstWebrtc: null, links: [] }; // performance.now() ms
@@ -232,6 +236,56 @@ export class DHTNode extends EventTarget {
     }, delay);
   }
 
+  // ----------------------------------------------------------------------------------------------
+  // relayed messages (relay.js has the wire format and the rules)
+
+  _onRelay(conn, a, size) {
+    if (!conn.id) { this._drop(conn, 'relay before the link said who it is'); return; }
+    const res = this.relay.receive(conn, a, size);
+    if (res.drop) { this._drop(conn, res.drop); return; }
+    if (res.forward) {
+      const hop = nextHop(this.conns, res.forward.to, conn);
+      if (!hop) { this.relay.counters.relayDropped++; this._drop(conn, 'relay: no next hop'); return; }
+      try { hop.send(res.forward.bytes); } catch { this.relay.counters.relayDropped++; }
+      return;
+    }
+    const { from, m } = res.deliver;
+    let inner;
+    try { inner = parseMessage(m); } catch (e) { this._drop(conn, `relay: ${e.message}`); return; }
+    if (inner.y === 'q' && inner.q === 'relay') { this._drop(conn, 'relay: nested relay'); return; }
+    const claimed = inner.y === 'q' ? inner.a.id : inner.y === 'r' ? inner.r.id : from;
+    if (!bytesEqual(claimed, from)) { this._drop(conn, 'relay: inner id is not the origin'); return; }
+    const rc = this._relayConn(from);
+    rc.bytesIn += m.length; rc.msgsIn++; rc.lastIn = Date.now();
+    this._onMessage(rc, inner);
+  }
+
+  /** The relay route to node `id` (a Conn with transport 'relay'), made on first use. */
+  _relayConn(id) {
+    const hex = toHex(id);
+    let rc = this.relayConns.get(hex);
+    if (rc && rc.open) return rc;
+    rc = new Conn(this, 'relay', {
+      id,
+      send: (d) => {
+        const hop = nextHop(this.conns, id);
+        if (!hop) throw new Error('no link to relay through');
+        hop.send(this.relay.wrap(id, d));
+      },
+      close: () => this.relayConns.delete(hex),
+    });
+    this.relayConns.set(hex, rc);
+    this.conns.add(rc);
+    this._adopt(rc);
+    return rc;
+  }
+
+  /** A direct link (WebSocket or WebRTC, not a relay route) to `idHex`, or null. */
+  directConnFor(idHex) {
+    for (const c of this.conns) if (c.idHex === idHex && c.open && c.transport !== 'relay') return c;
+    return null;
+  }
+
   webrtcCount() { return [...this.conns].filter((c) => c.transport === 'webrtc').length; }
 
   connFor(idHex) {
@@ -280,6 +334,11 @@ export class DHTNode extends EventTarget {
       if (data[0] !== 0x7b) this._drop(conn, e.message);
       return;
     }
+    if (msg.y === 'q' && msg.q === 'relay') { this._onRelay(conn, msg.a, data.length); return; }
+    this._onMessage(conn, msg);
+  }
+
+  _onMessage(conn, msg) {
     if (msg.y === 'q') { this._onQuery(conn, msg); return; }
     const key = `${conn.uid}:${toHex(msg.t)}`;
     const p = this.pending.get(key);
@@ -435,7 +494,7 @@ export class DHTNode extends EventTarget {
         const sig = a.signal;
         if (!sig || typeof sig !== 'object' || !(sig.id instanceof Uint8Array) || sig.id.length !== 20) throw new KrpcError('bad signal');
         const from = toHex(sig.id);
-        if (bytesEqual(sig.id, this.id) || this.connFor(from)) return { signal: { id: this.id } };
+        if (bytesEqual(sig.id, this.id) || this.directConnFor(from)) return { signal: { id: this.id } };
         // token bucket per link: peerConnectionRate per second, burst 8 (a flood is refused and counted)
         const now = performance.now();
         conn.pcTokens = Math.min(8, (conn.pcTokens ?? 8) + ((now - (conn.pcAt ?? now)) / 1000) * this.opts.peerConnectionRate);
@@ -448,7 +507,7 @@ export class DHTNode extends EventTarget {
         }
         checkSignal(sig, 'offer');
         this.pendingAnswers++;
-        const link = new RtcLink({ iceServers: this.iceServers });
+        const link = new RtcLink({ iceServers: this.iceServers, blockIce: this.blockIce });
         let answer;
         try {
           answer = await link.answer(sig);
@@ -491,13 +550,15 @@ export class DHTNode extends EventTarget {
 
   /** Query one lookup candidate; with signals when we want more WebRTC links. Returns {r, nodes}. */
   async _ask(cand, q, a) {
-    const conn = cand.conn || (cand.ready ? await cand.ready : null) || this.connFor(toHex(cand.id));
+    if (!cand.conn && cand.reach) cand.conn = await cand.reach();
+    const conn = cand.conn || this.connFor(toHex(cand.id));
+    cand.conn = conn;
     if (!conn || !conn.open) throw new Error('no link to this node');
     let links = [];
     const args = { ...a };
     const signalled = SIGNALLED.has(q) && this.webrtcCount() + this.pendingAnswers < this.opts.maxWebrtc;
     if (signalled) {
-      links = Array.from({ length: this.opts.offers }, () => new RtcLink({ iceServers: this.iceServers }));
+      links = Array.from({ length: this.opts.offers }, () => new RtcLink({ iceServers: this.iceServers, blockIce: this.blockIce }));
       const offers = await Promise.all(links.map((l) => l.offer().catch(() => null)));
       links.forEach((l, i) => { if (!offers[i]) l.close(); });
       links = links.filter((_, i) => offers[i]);
@@ -520,7 +581,7 @@ export class DHTNode extends EventTarget {
       if (!s || typeof s !== 'object' || !(s.id instanceof Uint8Array) || s.id.length !== 20) return;
       const hex = toHex(s.id);
       if (bytesEqual(s.id, conn.id) || bytesEqual(s.id, this.id) || ready.has(hex)) return;
-      const have = this.connFor(hex);
+      const have = this.directConnFor(hex);
       if (have) { ready.set(hex, Promise.resolve(have)); return; } // id-only: use the link we have
       if (s.sdp === undefined) return;
       const link = links[i];
@@ -529,8 +590,13 @@ export class DHTNode extends EventTarget {
         try {
           await link.accept(s);
           await link.waitOpen(this.opts.openTimeout);
-        } catch (e) { link.close(); throw e; }
-        return this.connFor(hex) || this._rtcConn(link, s.id, s);
+        } catch (e) {
+          // ICE failed (or the answer was bad): reach the node through relays instead
+          link.close();
+          this.counters.linksFailed++;
+          return this.directConnFor(hex) || this._relayConn(s.id);
+        }
+        return this.directConnFor(hex) || this._rtcConn(link, s.id, s);
       })());
     });
     links.forEach((l) => { if (!used.has(l)) l.close(); });
@@ -539,10 +605,14 @@ export class DHTNode extends EventTarget {
     const nodes = [];
     for (const n of listed) {
       const hex = toHex(n.id);
-      const p = ready.get(hex) || (this.connFor(hex) ? Promise.resolve(this.connFor(hex)) : null);
-      if (p) { p.catch(() => {}); nodes.push({ id: n.id, ready: p }); ready.delete(hex); }
+      if (bytesEqual(n.id, this.id) || bytesEqual(n.id, conn.id)) continue; // fillers, the responder itself
+      // no answer and no link: a message for it travels through relays
+      const p = ready.get(hex);
+      if (p) p.catch(() => {});
+      nodes.push({ id: n.id, reach: p ? () => p : async () => this.connFor(hex) || this._relayConn(n.id) });
+      ready.delete(hex);
     }
-    for (const [hex, p] of ready) { p.catch(() => {}); nodes.push({ id: fromHex(hex), ready: p }); }
+    for (const [hex, p] of ready) { p.catch(() => {}); nodes.push({ id: fromHex(hex), reach: () => p }); }
     return { r, nodes };
   }
 
@@ -557,9 +627,7 @@ export class DHTNode extends EventTarget {
       target, seeds, k: this.opts.lookupK, signal,
       query: async (cand) => {
         const out = await this._ask(cand, q, { ...extra, [key]: target });
-        const conn = cand.conn || (cand.ready && await cand.ready);
-        cand.conn = conn;
-        return { ...out, conn };
+        return { ...out, conn: cand.conn };
       },
       onResponse: (cand, resp) => onResponse(cand, resp.r, resp.conn),
     });
@@ -687,7 +755,7 @@ export class DHTNode extends EventTarget {
     return {
       nodeId: toHex(this.id), ready: this.ready, peers, tableSize: this.table.size,
       items: { immutable: this.immutable.size, mutable: this.mutable.size, infoHashes: this.peers.size, peers: peerCount },
-      ...this.counters, webrtcLinks: this.webrtcCount(), webCrypto: bep44.hasWebCrypto(), lastError: this.lastError,
+      ...this.counters, ...this.relay.counters, webrtcLinks: this.webrtcCount(), webCrypto: bep44.hasWebCrypto(), lastError: this.lastError,
       joinMs: this.timeline.ready === null ? null : Math.round(this.timeline.ready - this.timeline.joinStart),
     };
   }

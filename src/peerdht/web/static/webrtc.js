@@ -33,9 +33,15 @@ function gathered(pc, ms) {
   });
 }
 
+// blockIce (tests only): strip every ICE candidate from the SDP we send and the SDP we receive, so the
+// link can never connect: the fallback to relayed messages is then what a test sees.
+const stripCandidates = (sdp) => sdp.split(/\r\n/).filter((l) => !l.startsWith('a=candidate') && !l.startsWith('a=end-of-candidates')).join('\r\n');
+
 export class RtcLink {
-  constructor({ iceServers = [], gatherTimeout = 5000 } = {}) {
+  constructor({ iceServers = [], gatherTimeout = 5000, blockIce = false } = {}) {
     this.pc = new RTCPeerConnection({ iceServers });
+    this.blockIce = blockIce;
+    this._sdp = (sdp) => (blockIce ? stripCandidates(sdp) : sdp);
     this.gatherTimeout = gatherTimeout;
     this.channel = null;
     this.onmessage = () => {};
@@ -68,21 +74,22 @@ export class RtcLink {
     this._use(this.pc.createDataChannel(Array.from(crypto.getRandomValues(new Uint8Array(20)), (b) => b.toString(16).padStart(2, '0')).join('')));
     await this.pc.setLocalDescription(await this.pc.createOffer());
     await gathered(this.pc, this.gatherTimeout);
-    return { type: 'offer', sdp: this.pc.localDescription.sdp };
+    return { type: 'offer', sdp: this._sdp(this.pc.localDescription.sdp) };
   }
 
   /** Answer an untrusted offer (checked with checkSignal). */
   async answer(offer) {
     const o = checkSignal(offer, 'offer');
-    await this.pc.setRemoteDescription(o);
+    await this.pc.setRemoteDescription({ type: 'offer', sdp: this._sdp(o.sdp) });
     await this.pc.setLocalDescription(await this.pc.createAnswer());
     await gathered(this.pc, this.gatherTimeout);
-    return { type: 'answer', sdp: this.pc.localDescription.sdp };
+    return { type: 'answer', sdp: this._sdp(this.pc.localDescription.sdp) };
   }
 
   /** Feed the remote answer to our offer. */
   async accept(answer) {
-    await this.pc.setRemoteDescription(checkSignal(answer, 'answer'));
+    const a = checkSignal(answer, 'answer');
+    await this.pc.setRemoteDescription({ type: 'answer', sdp: this._sdp(a.sdp) });
   }
 
   /** Resolve when the data channel is open; reject after `ms`. */
