@@ -261,4 +261,4 @@ def test_demo_text_is_aligned_and_says_what_next() -> None:
     assert "get_peers" in text and "BEP 44" in text and "Mainline" in text
     assert "path = how the connection was opened" in text and "reverse" in text and "lan" in text
     assert "peerdht serve --bootstrap" in text and "peerdht connect KEY" in text
-    assert "pip install 'peerdht[web]', then peerdht web" in text  # the web command exists now
+    assert "pip install 'peerdht[web]'" in text and "then peerdht web" in text  # the web command exists now

@@ -85,8 +85,8 @@ def _next_steps() -> str:
         "and: peerdht mainline testnet, peerdht mainline --help, peerdht --help",
     ]
     if "web" in commands:
-        lines.append("browsers as DHT peers: pip install 'peerdht[web]', then peerdht web (a local Mainline network "
-                     "and its page; open the URL it prints)")
+        lines.append("browsers as DHT peers: pip install 'peerdht[web]' (in a checkout: bash scripts/setup.sh web), "
+                     "then peerdht web: a local Mainline network and its page; open the URL it prints")
     return "\n".join(lines)
 
 
