@@ -104,7 +104,7 @@ class _Decoder:
         digits = data[i:end]
         neg = digits[:1] == b"-"
         body = digits[1:] if neg else digits
-        if not body or len(body) > self.max_int_digits or not all(b in _DIGITS for b in body):
+        if not body or len(body) > self.max_int_digits or not body.isdigit():
             raise DecodeError("bencode: malformed integer")
         if body[0] == 0x30 and (len(body) > 1 or neg):
             raise DecodeError("bencode: integer with leading zero or -0")
@@ -117,7 +117,7 @@ class _Decoder:
         if colon < 0:
             raise DecodeError("bencode: string length unterminated or too long")
         digits = data[i:colon]
-        if not digits or not all(b in _DIGITS for b in digits):
+        if not digits.isdigit():  # bytes.isdigit: non-empty and ASCII 0-9 only
             raise DecodeError("bencode: malformed string length")
         if digits[0] == 0x30 and len(digits) > 1:
             raise DecodeError("bencode: string length with leading zero")
@@ -190,6 +190,24 @@ def _key(k: object) -> bytes:
 def _encode(obj: object, out: list[bytes], depth: int) -> None:
     if depth > MAX_DEPTH:
         raise LocalProtocolError("bencode: nested too deeply to encode")
+    # exact-type fast paths for what KRPC messages are made of; subclasses take the general path below
+    if type(obj) is bytes:
+        out.append(b"%d:%b" % (len(obj), obj))
+        return
+    if type(obj) is int:
+        out.append(b"i%de" % obj)
+        return
+    if type(obj) is dict and all(type(k) is bytes for k in obj):
+        append = out.append
+        append(b"d")
+        for k, v in sorted(obj.items()):
+            append(b"%d:%b" % (len(k), k))
+            if type(v) is bytes:
+                append(b"%d:%b" % (len(v), v))
+            else:
+                _encode(v, out, depth + 1)
+        append(b"e")
+        return
     if isinstance(obj, bytes):
         out.append(b"%d:" % len(obj))
         out.append(obj)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TypeAlias
 
 from peerdht.encoding.bencode import Value, decode, encode
@@ -108,6 +109,25 @@ MAX_MESSAGE_LEN = 1 << 16
 # compact formats (BEP 5, BEP 32)
 
 
+@lru_cache(maxsize=1 << 14)
+def _packed(host: str) -> bytes | None:
+    """The 4- or 16-byte packed form of an IP address string, or None (cached: hosts recur)."""
+    try:
+        return ipaddress.ip_address(host).packed
+    except ValueError:
+        return None
+
+
+@lru_cache(maxsize=1 << 12)
+def _ip6_text(packed: bytes) -> str:
+    return str(ipaddress.IPv6Address(packed))
+
+
+def _ip4_text(data: bytes, i: int) -> str:
+    """What ``str(IPv4Address(data[i:i + 4]))`` gives, without building the object."""
+    return f"{data[i]}.{data[i + 1]}.{data[i + 2]}.{data[i + 3]}"
+
+
 def encode_compact_addr(addr: Addr) -> bytes:
     """Compact peer info: 4-byte IPv4 or 16-byte IPv6 address + 2-byte port, big-endian.
 
@@ -115,10 +135,9 @@ def encode_compact_addr(addr: Addr) -> bytes:
         LocalProtocolError: the host is not an IP address or the port is out of range.
     """
     host, port = addr
-    try:
-        packed = ipaddress.ip_address(host).packed
-    except ValueError as exc:
-        raise LocalProtocolError(f"not an IP address: {host!r}") from exc
+    packed = _packed(host) if isinstance(host, str) else None
+    if packed is None:
+        raise LocalProtocolError(f"not an IP address: {host!r}")
     if not 0 <= port <= 0xFFFF:
         raise LocalProtocolError(f"port out of range: {port}")
     return packed + port.to_bytes(2, "big")
@@ -131,9 +150,9 @@ def decode_compact_addr(data: bytes) -> Addr:
         DecodeError: any other length.
     """
     if len(data) == 6:
-        return str(ipaddress.IPv4Address(data[:4])), int.from_bytes(data[4:], "big")
+        return _ip4_text(data, 0), int.from_bytes(data[4:], "big")
     if len(data) == 18:
-        return str(ipaddress.IPv6Address(data[:16])), int.from_bytes(data[16:], "big")
+        return _ip6_text(bytes(data[:16])), int.from_bytes(data[16:], "big")
     raise DecodeError(f"compact address of {len(data)} bytes")
 
 
@@ -156,14 +175,12 @@ def encode_nodes(nodes: list[NodeInfo], *, v6: bool = False) -> bytes:
     Nodes whose host is not an address of the requested family are skipped.
     """
     out = []
+    size = 16 if v6 else 4
     for n in nodes:
-        try:
-            ip = ipaddress.ip_address(n.host)
-        except ValueError:
+        packed = _packed(n.host) if isinstance(n.host, str) else None
+        if packed is None or len(packed) != size or not 0 < n.port <= 0xFFFF:
             continue
-        if (ip.version == 6) != v6 or not 0 < n.port <= 0xFFFF:
-            continue
-        out.append(n.id + ip.packed + n.port.to_bytes(2, "big"))
+        out.append(n.id + packed + n.port.to_bytes(2, "big"))
     return b"".join(out)
 
 
@@ -181,11 +198,7 @@ def decode_nodes(data: bytes, *, v6: bool = False) -> list[NodeInfo]:
         port = int.from_bytes(data[i + size - 2 : i + size], "big")
         if port == 0:
             continue
-        host = (
-            str(ipaddress.IPv6Address(data[i + 20 : i + 36]))
-            if v6
-            else str(ipaddress.IPv4Address(data[i + 20 : i + 24]))
-        )
+        host = _ip6_text(bytes(data[i + 20 : i + 36])) if v6 else _ip4_text(data, i + 20)
         out.append(NodeInfo(id=data[i : i + 20], host=host, port=port))
     return out
 

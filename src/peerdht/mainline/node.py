@@ -34,6 +34,7 @@ import hashlib
 import ipaddress
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol, cast
 
 from peerdht.encoding.bencode import Value, decode, encode
@@ -176,6 +177,7 @@ class _RateLimiter:
             del self._buckets[h]
 
 
+@lru_cache(maxsize=1 << 14)  # hosts recur; ipaddress parsing was the top frame at scale
 def _is_v6(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).version == 6
