@@ -26,8 +26,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -38,9 +41,28 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.web.browser import chromium  # noqa: E402
-from tests.web.conftest import in_test_netns  # noqa: E402
-from tests.web.webnet import open_page, stats, web_testnet  # noqa: E402
+
+def in_test_netns() -> bool:
+    """Inside a namespace made by scripts/netns-run.sh (its only links are lo and the veth pair)?"""
+    if os.environ.get("PEERDHT_TEST_NETNS") != "1":
+        return False
+    try:
+        return {name for _, name in socket.if_nameindex()} <= {"lo", "pdw0", "pdw1"}
+    except OSError:
+        return False
+
+
+def what_is_missing() -> str | None:
+    """What this benchmark needs and is not installed, in one line (None when all is there)."""
+    for mod, what in (("aiohttp", "pip install 'peerdht[web]'"), ("aiortc", "pip install 'peerdht[web]'"),
+                      ("playwright", "pip install playwright")):
+        if importlib.util.find_spec(mod) is None:
+            return f"bench/web.py needs {mod}: {what}"
+    if not Path(os.environ.get("PEERDHT_CHROMIUM", "/usr/bin/chromium")).exists():
+        return "bench/web.py needs Debian chromium: apt-get install chromium"
+    if shutil.which("node") is None or not (ROOT / "node_modules" / "webtorrent-dht").exists():
+        return "bench/web.py needs node and the pinned JS peers: apt-get install nodejs npm && npm ci --ignore-scripts"
+    return None
 
 PAGE_ROUND = """async (pageIds) => {
   const node = window.dht.node;
@@ -82,6 +104,9 @@ def median(values: list[float | None]) -> float | None:
 
 
 async def browser_side(rounds: int, pings: int) -> dict[str, Any]:
+    from tests.web.browser import chromium
+    from tests.web.webnet import open_page, stats, web_testnet
+
     out: dict[str, Any] = {"join": [], "joinLookup": [], "link": [], "linkExplicit": 0, "load": [], "rtt": [], "wsRtt": []}
     async with web_testnet() as (_, node), chromium() as browser:
         first = [await open_page(browser, node.url) for _ in range(2)]
@@ -120,6 +145,10 @@ def fmt(v: float | None) -> str:
 
 
 async def main(rounds: int, pings: int, js_timeout: int, as_json: bool) -> int:
+    need = what_is_missing()
+    if need:
+        print(need, file=sys.stderr)
+        return 1
     if not in_test_netns():
         print("bench/web.py runs only inside a throw-away network namespace: scripts/netns-run.sh python3 bench/web.py",
               file=sys.stderr)

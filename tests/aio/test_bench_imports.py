@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCHES = ["connect", "hyperdht", "mainline", "udx"]
+BENCHES = ["connect", "hyperdht", "mainline", "udx", "web"]
 
 # run a bench as `python bench/X.py ARGS` would, with pytest made unimportable
 RUNNER = """

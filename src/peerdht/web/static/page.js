@@ -32,7 +32,9 @@ const config = await loadConfig();
 const params = new URLSearchParams(location.search);
 const wsUrl = params.get('ws') || config.ws || defaultWsUrl(location, config.wsPath || '/ws');
 // window.PEERDHT_OPTIONS (set before this module runs, e.g. by a test's init script) adds DHTNode options.
-const node = new DHTNode({ ...(window.PEERDHT_OPTIONS || {}), iceServers: Array.isArray(config.iceServers) ? config.iceServers : [] });
+// iceServers: RTCIceServer dicts or plain "stun:…"/"turn:…" URL strings (as `peerdht web --ice-server` takes them).
+const iceServers = (Array.isArray(config.iceServers) ? config.iceServers : []).map((s) => (typeof s === 'string' ? { urls: s } : s));
+const node = new DHTNode({ ...(window.PEERDHT_OPTIONS || {}), iceServers });
 const dht = createDht(node);
 window.dht = dht;
 
