@@ -81,6 +81,8 @@ Handle = tuple[str, int]
 
 LOOKUP_QUERIES = (b"find_node", b"get_peers", b"get")
 K = 2  # webtorrent-dht's k-rpc-webrtc.js default
+EXTENSION = b"peerdht"
+"""Named in our signals' ``extensions``: a peer that names it too needs no settle hold (it is no webtorrent-dht)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -176,6 +178,7 @@ class _Link:
     deadline: float | None = None
     queue: list[bytes] = field(default_factory=list)
     hold: float | None = None
+    peerdht: bool = False
     bridge_reads: _Bucket | None = None
     bridge_writes: _Bucket | None = None
     relay_msgs: _Bucket | None = None
@@ -318,7 +321,7 @@ class WebOverlay:
         if link is None or link.state == "open":
             return
         link.state, link.ip, link.deadline = "open", ip, None
-        if link.kind == "webrtc" and self.limits.settle > 0:
+        if link.kind == "webrtc" and self.limits.settle > 0 and not link.peerdht:
             link.hold = now + self.limits.settle
         else:
             self._release(link, now)
@@ -444,7 +447,7 @@ class WebOverlay:
             b"type": b"answer",
             b"sdp": answer["sdp"].encode(),
             b"id": self.id,
-            b"extensions": [],
+            b"extensions": [EXTENSION],
         }
         self._reply(pending.t, pending.asker, {b"id": self.id, b"signal": signal})
         self.stats["offers_answered"] += 1
@@ -642,6 +645,7 @@ class WebOverlay:
             self._error(t, link.handle, m.ERROR_GENERIC, "too many connections")
             return
         new.node_id = sid
+        new.peerdht = isinstance(signal, dict) and EXTENSION in _extensions(signal)
         self._by_id[sid] = new.handle
         self._answering[new.handle] = _Answering(t=t, asker=link.handle, deadline=now + self.limits.forward_timeout * 2)
         self._events.append(AnswerOffer(handle=new.handle, node_id=sid, offer=offer))
@@ -785,6 +789,7 @@ class WebOverlay:
                         self.stats["bad_signals"] += 1
                     continue
                 olink.state, olink.node_id = "connecting", sid
+                olink.peerdht = EXTENSION in _extensions(signal)
                 olink.deadline = now + self.limits.connect_timeout
                 self._by_id[sid] = offer
                 used.add(offer)
@@ -1028,7 +1033,8 @@ class WebOverlay:
         for h in offers:
             offer = self._links[h].offer
             assert offer is not None
-            signals.append({b"type": b"offer", b"sdp": offer["sdp"].encode(), b"id": self.id, b"extensions": []})
+            signals.append({b"type": b"offer", b"sdp": offer["sdp"].encode(), b"id": self.id,
+                            b"extensions": [EXTENSION]})
         a[b"signals"] = signals  # an empty list still gets an answer from webtorrent-dht
         if offers:
             self._sent[(link.handle, t)] = _Sent(offers=offers, deadline=now + 3 * self.limits.forward_timeout)
