@@ -68,7 +68,8 @@ def register(sub: Any) -> None:
     g.add_argument("--seed", type=hex_bytes(32), help="key pair seed, 64 hex characters")
     g.add_argument("--key-file", type=Path, help="file holding the seed as hex (created with mode 0600 if missing)")
     p.add_argument("--once", action="store_true",
-                   help="serve one connection and exit when it has ended (exit 0 when it ended cleanly)")
+                   help="serve one connection and exit when it has ended (exit 0 when it ended cleanly, 1 when "
+                        "it broke: reset, or the peer went silent for the keep-alive timeout, 15 s)")
     add_network_args(p, json_flag=False)
     p.set_defaults(func=cmd_serve)
 
@@ -243,6 +244,16 @@ async def _dht(args: argparse.Namespace) -> Any:
     return dht
 
 
+async def _first_of(*aws: Any) -> None:
+    """Wait until the first of ``aws`` (coroutines) is done; cancel the others."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+
+
 def cmd_connect(args: argparse.Namespace) -> int:
     async def main() -> int:
         dht = await _dht(args)
@@ -270,6 +281,13 @@ def cmd_connect(args: argparse.Namespace) -> int:
                     await stream.drain()
                 else:
                     await sender
+            except asyncio.CancelledError:
+                # interrupted (Ctrl-C): reset instead of ending, so the server cannot mistake the cut
+                # transfer for a whole one
+                destroy = getattr(stream.raw, "destroy", None)
+                if destroy is not None:
+                    destroy()
+                raise
             finally:
                 sender.cancel()
                 stream.close()
@@ -342,11 +360,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 if state["stdin"] is not None and state["stdin"].tty:
                     end_our_side(stream)  # the client ended; a terminal's user is not made to press Ctrl-D
                 else:
-                    await stdin_done.wait()  # nc: send stdin to its end first
-                await stream.drain()
+                    # nc: send stdin to its end first -- unless the peer vanishes meanwhile
+                    await _first_of(stdin_done.wait(), stream.wait_closed())
+                await stream.drain()  # raises if the stream failed (reset, or the peer went silent)
                 outcome = "done"
+            except TimeoutError as exc:  # StreamTimeout: no packet from the peer for the keep-alive timeout
+                status(f"connection lost: the peer went silent ({exc}); the transfer is incomplete")
+                outcome = "failed"
             except Exception as exc:  # one broken connection does not stop the server
-                status(f"connection error: {exc}")
+                status(f"connection error: {exc}; the transfer is incomplete")
                 outcome = "failed"
             finally:
                 open_streams.pop(stream, None)
@@ -355,6 +377,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     await asyncio.wait_for(stream.wait_closed(), 5)
                 transfer.finish(stream.path, outcome)
                 if args.once:
+                    state["failed"] = outcome != "done"
                     done.set()
 
         server = dht.create_server(handler)
@@ -363,10 +386,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             status(f"listening on: {kp.public_key.hex()}")
             if args.once:
                 await done.wait()
-            else:
-                from peerdht.cli.common import wait_forever
+                return 1 if state.get("failed") else 0
+            from peerdht.cli.common import wait_forever
 
-                await wait_forever()
+            await wait_forever()
             return 0
         finally:
             await server.close()
