@@ -231,6 +231,12 @@ class WebNode:
 
         if self._overlay is not None:
             return self
+        if self._webrtc:
+            try:  # import aiortc (and av) now, not in the middle of the first join (~0.3 s of blocked loop)
+                import aiortc  # noqa: F401
+            except ImportError:
+                log.warning("aiortc is not installed: WebSocket links only (pip install 'peerdht[web]')")
+                self._webrtc = False
         await self.dht.open()
         loop = asyncio.get_running_loop()
         self._overlay = WebOverlay(

@@ -106,6 +106,7 @@ class DataChannelPeer:
         self._opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._pc_closed: asyncio.Future[None] | None = None
         self._low = asyncio.Event()
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -216,7 +217,9 @@ class DataChannelPeer:
                 self._opened.exception()  # retrieved: nobody may be waiting
             if self.on_close is not None:
                 self.on_close()
-        await self._pc.close()
+        if self._pc_closed is None:  # aiortc's close() is not re-entrant (InvalidStateError when raced)
+            self._pc_closed = asyncio.ensure_future(self._pc.close())
+        await asyncio.shield(self._pc_closed)
 
     # ------------------------------------------------------------------ aiortc callbacks
 
