@@ -37,8 +37,8 @@ async def test_legit_connect_during_garbage_flood(served: tuple[Testnet, Proc, d
         for f in floods:
             await f.stop()
     stats = await server.ask({"op": "stats"})
-    assert stats["dropped"].get("rate", 0) > 1_000  # the single source was shed before any crypto
-    assert stats["dropped"].get("invalid", 0) > 1_000  # the spread one reached the handshake and failed
+    assert stats["dropped"].get("handshake_rate", 0) > 1_000  # the single source was shed before any crypto
+    assert stats["dropped"].get("handshake_invalid", 0) > 1_000  # the spread one reached the handshake and failed
     assert stats["connections"] == 0 and stats["pending"] == 0  # garbage holds nothing
     assert await legit_connect(testnet, bytes.fromhex(pk)) is not None  # and the server is fine after
 
@@ -76,7 +76,7 @@ async def test_valid_handshake_floods_keep_memory_bounded(
             break
         await asyncio.sleep(0.2)
     assert stats["pending"] == 0 and stats["connections"] == 0  # no fake became a connection
-    assert stats["dropped"].get("evicted", 0) > 0  # the pending slots were full and made room
+    assert stats["dropped"].get("handshake_evicted", 0) > 0  # the pending slots were full and made room
     assert peak - start < 100, (start, peak, after)
     assert after[2] - after[0] < 15, after  # three floods in a row do not grow it
     assert await legit_connect(testnet, bytes.fromhex(pk)) is not None

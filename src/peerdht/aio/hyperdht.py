@@ -237,10 +237,16 @@ class HyperDHT:
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Counters like dht-rpc's ``stats`` plus ``dropped`` (malformed or unexpected datagrams, by reason)
-        and ``connects`` (connections opened by :meth:`connect`, by path: see
-        :data:`peerdht.aio.connect.PATHS`)."""
+        """Counters like dht-rpc's ``stats`` plus ``dropped`` (malformed or unexpected datagrams, by reason;
+        handshakes our servers shed count as ``handshake_<reason>``, see :attr:`Server.dropped
+        <peerdht.aio.server.Server.dropped>`) and ``connects`` (connections opened by :meth:`connect`, by
+        path: see :data:`peerdht.aio.connect.PATHS`)."""
         out = dict(self.core.stats)
+        dropped: dict[str, int] = dict(out.get("dropped") or {})  # type: ignore[call-overload]
+        for server in self._servers:
+            for reason, n in server.dropped.items():
+                dropped[f"handshake_{reason}"] = dropped.get(f"handshake_{reason}", 0) + n
+        out["dropped"] = dropped
         out["connects"] = dict(self._connect_paths)
         return out
 

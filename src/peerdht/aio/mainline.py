@@ -205,9 +205,13 @@ class MainlineDHT:
         return self._require_open().local_address
 
     @property
-    def stats(self) -> dict[str, int]:
-        """Counters: datagrams sent/received, drops by reason, table size, stored peers and items."""
-        return self.core.snapshot()
+    def stats(self) -> dict[str, Any]:
+        """Counters: datagrams sent/received, drops by reason (flat ``dropped_<reason>`` keys, and the
+        same as a ``dropped`` mapping ``{reason: count}``, as :attr:`HyperDHT.stats` has), table size,
+        stored peers and items."""
+        out: dict[str, Any] = dict(self.core.snapshot())
+        out["dropped"] = {k[len("dropped_") :]: v for k, v in out.items() if k.startswith("dropped_")}
+        return out
 
     def add_node(self, addr: Address) -> None:
         """Ping ``addr``; it joins the routing table if it answers."""

@@ -6,7 +6,7 @@ Run as ``python -m peerdht.testing.attack ROLE ...``; every role prints JSON lin
   each connection at once (as ``peerdht serve`` with stdin at EOF) and reads until the peer ends or
   the stream fails. Prints ``{"ready", "port", "publicKey", "pid"}``, then ``{"event": "closed",
   "error": name or null, "open": n}`` per connection; answers ``{"op": "stats"}`` on stdin with
-  ``{"connections": n, "stats": ...}``.
+  ``{"connections": n, "pending": n, "dropped": HyperDHT.stats["dropped"]}``.
 * ``flood KIND --to H:P --public-key HEX [--rate N] [--count N | --duration S] [--source HOST]``:
   PEER_HANDSHAKE requests at the server's node, ``KIND`` ``garbage`` (random Noise bytes) or
   ``valid`` (a fresh client key pair and a well-formed Noise IK message each; built before the
@@ -162,7 +162,7 @@ async def _serve(args: argparse.Namespace) -> None:
         while line := await reader.readline():
             cmd = json.loads(line)
             if cmd.get("op") == "stats":
-                _out({"connections": open_count, "pending": server.pending, "dropped": dict(server.dropped)})
+                _out({"connections": open_count, "pending": server.pending, "dropped": dht.stats["dropped"]})
         await server.close()
 
 
