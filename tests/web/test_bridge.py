@@ -175,3 +175,49 @@ async def _until(cond: Any, timeout: float = 30.0) -> None:
     while not cond():
         assert loop.time() < deadline, "not in time"
         await asyncio.sleep(0.05)
+
+
+async def test_a_link_cannot_aim_udp_traffic() -> None:
+    """A link names an address (a UDP socket we watch) in every reply, announce and put it can: the node never
+    sends a UDP datagram there (only BEP 5-verified nodes of its own UDP table are contacted)."""
+    loop = asyncio.get_running_loop()
+    hits: list[bytes] = []
+
+    class Trap(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            hits.append(data)
+
+    trap, _ = await loop.create_datagram_endpoint(Trap, local_addr=("127.0.0.1", 0))
+    tport = trap.get_extra_info("sockname")[1]
+    compact = b"\x7f\x00\x00\x01" + tport.to_bytes(2, "big")
+    try:
+        async with bridged(size=4) as (_, node, peer):
+            evil_nodes = b"".join(bytes([n]) * 20 + compact for n in range(1, 9))
+
+            peer.task.cancel()
+
+            async def answer() -> None:
+                async for msg in peer.ws:
+                    m = decode(msg.data)
+                    assert isinstance(m, dict)
+                    if m.get(b"y") == b"q":
+                        r = {b"id": peer.id, b"nodes": evil_nodes, b"values": [compact], b"token": b"tk"}
+                        await peer.ws.send_bytes(encode({b"t": m[b"t"], b"y": b"r", b"r": r}))
+                    else:
+                        fut = peer.replies.pop(m[b"t"], None)  # type: ignore[arg-type]
+                        if fut is not None and not fut.done():
+                            fut.set_result(m)
+
+            peer.task = asyncio.ensure_future(answer())
+            for n in range(5):
+                r = await peer.query(b"get_peers", {b"info_hash": bytes([n + 1]) * 20})
+                token = r[b"r"][b"token"]  # type: ignore[index]
+                await peer.query(b"announce_peer", {b"info_hash": bytes([n + 1]) * 20, b"port": tport,
+                                                    b"token": token})
+            await node.put(b"make the overlay look around")  # lookups in the web overlay meet the evil replies
+            await node.bootstrap()
+            await _until(lambda: node.stats.get("bridge_writes", 0) >= 5)  # every announce went out on UDP
+            assert not [a for a in node.dht.core.table if a.port == tport]
+            assert hits == [], f"{len(hits)} datagrams reached the address the link chose"
+    finally:
+        trap.close()
