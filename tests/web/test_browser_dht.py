@@ -11,7 +11,10 @@ Runs inside the test network namespace (``tests/web/conftest.py``).
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+import sys
 from typing import Any
 
 from tests.web.browser import chromium
@@ -98,4 +101,27 @@ async def test_page_keeps_working_when_its_first_websocket_peer_goes_away() -> N
         await p2.evaluate("() => window.dht.announce('ef'.repeat(20), 7000)")
         assert any(p.endswith(":7000") for p in await p3.evaluate("() => window.dht.lookup('ef'.repeat(20))"))
         assert [(await stats(p))["ready"] for p in (p1, p2, p3)] == [True, True, True]
+    assert not errors, errors
+
+
+async def test_peerdht_web_cli_opened_in_chromium_gets_and_puts() -> None:
+    """`peerdht web --size 4 --json` as a subprocess (inside the namespace): its printed URL opened in two pages."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "peerdht", "web", "--host", "127.0.0.1", "--port", "0", "--size", "4", "--json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )
+    errors: list[str] = []
+    try:
+        assert proc.stdout is not None
+        first = json.loads(await asyncio.wait_for(proc.stdout.readline(), 60))
+        assert first["url"].startswith("http://127.0.0.1:") and first["ws"].endswith("/ws") and first["bootstrap"]
+        async with chromium() as browser:
+            p1, p2 = await _pages(browser, first["url"], 2, errors)
+            target = await p1.evaluate("() => window.dht.put('through the CLI')")
+            assert await p2.evaluate("(t) => window.dht.get(t)", target) == "through the CLI"
+            r = await p1.evaluate("() => window.dht.putMutable('mutable through the CLI')")
+            assert (await p2.evaluate("(k) => window.dht.getMutable(k)", r["publicKey"]))["value"] == "mutable through the CLI"
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 30)
     assert not errors, errors
