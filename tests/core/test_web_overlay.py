@@ -346,3 +346,45 @@ def test_relay_travels_several_hops_on_a_line() -> None:
     assert done and done[0].result.id == d.id  # type: ignore[attr-defined]
     assert d.stats["relay_hops_3"] >= 1 and a.stats["relay_hops_3"] >= 1  # 3 hops each way
     assert web.cores[1].stats["relay_forwarded"] >= 2 and web.cores[2].stats["relay_forwarded"] >= 2
+
+
+_values = st.recursive(
+    st.binary(max_size=30) | st.integers(min_value=-(2**70), max_value=2**70),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.binary(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+_fields = st.sampled_from([b"id", b"target", b"info_hash", b"signals", b"signal", b"to", b"from", b"mid", b"hops",
+                           b"m", b"token", b"v", b"port", b"sdp", b"type"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(
+    st.sampled_from([b"find_node", b"get_peers", b"get", b"peer_connection", b"relay", b"put", b"announce_peer",
+                     b"ping", b"x"]),
+    st.dictionaries(_fields, _values, max_size=6),
+    st.booleans(),
+    st.sampled_from([b"q", b"r", b"e"]),
+), max_size=6))
+def test_shaped_junk_keeps_the_invariants(msgs: list[tuple[bytes, dict[bytes, object], bool, bytes]]) -> None:
+    """KRPC-shaped junk on two links (with the bridge on): nothing raises, everything sent is one bencoded
+    dict to a known link, and no signals list carries anything but dicts."""
+    core = WebOverlay(rng=random.Random(0), bridge=True)
+    links = [core.open_link("websocket", "127.0.0.1", 0.0), core.open_link("websocket", "127.0.0.2", 0.0)]
+    now = 0.0
+    for q, a, good_id, y in msgs:
+        if good_id:
+            a = {**a, b"id": b"P" * 20}
+        body = {b"t": b"aa", b"y": y, b"q": q, (b"a" if y == b"q" else b"r"): a}
+        link = links[len(a) % 2]
+        assert link is not None
+        core.receive_datagram(encode(body), link, now)  # type: ignore[arg-type]
+        now += 0.7
+        core.handle_timer(now)
+        for data, handle in core.datagrams_to_send(now):
+            assert handle in links
+            out = decode(data)
+            assert isinstance(out, dict)
+            for part in (out.get(b"a"), out.get(b"r")):
+                if isinstance(part, dict) and b"signals" in part:
+                    assert all(isinstance(s, dict) for s in part[b"signals"])  # type: ignore[union-attr]
+        list(iter(core.next_event, None))
