@@ -105,7 +105,7 @@ def utf16_len(text: str) -> int:
     """Length of ``text`` in UTF-16 code units (JS ``String.length``)."""
     if text.isascii():
         return len(text)
-    return len(text) + len(_ASTRAL.findall(text))
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def split_utf16(text: str, units: int = CHUNK_UNITS) -> list[str]:

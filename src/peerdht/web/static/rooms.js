@@ -408,9 +408,11 @@ export class Room {
       while (link.channel.bufferedAmount > HIGH_WATER) {
         link.channel.bufferedAmountLowThreshold = HIGH_WATER / 2;
         await new Promise((resolve) => {
-          const done = () => { link.channel.removeEventListener('bufferedamountlow', done); resolve(); };
-          link.channel.addEventListener('bufferedamountlow', done);
-          setTimeout(done, 1000);
+          const ch = link.channel;
+          const done = () => { ch.removeEventListener('bufferedamountlow', done); clearTimeout(timer); resolve(); };
+          const timer = setTimeout(done, 1000); // a closed channel never fires the event
+          ch.addEventListener('bufferedamountlow', done);
+          if (ch.bufferedAmount <= ch.bufferedAmountLowThreshold) done();
         });
         link = peer.link();
       }
