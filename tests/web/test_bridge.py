@@ -132,9 +132,8 @@ async def test_bridge_reads_are_rate_limited_per_link() -> None:
         assert node.stats["bridge_lookups"] <= 10 and node.stats["dropped_bridge_rate"] >= 20
 
 
-@pytest.mark.skipif(pytest.importorskip("libtorrent") is None, reason="needs libtorrent")
 async def test_libtorrent_reads_a_link_put_through_the_bridge() -> None:
-    import libtorrent as lt
+    lt = pytest.importorskip("libtorrent")
 
     async with bridged() as (testnet, node, peer):
         value = b"for libtorrent"

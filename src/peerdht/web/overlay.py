@@ -1029,6 +1029,7 @@ class WebOverlay:
         offers: list[Handle] = []
         while self._pool and len(offers) < self.limits.offers_per_query:
             offers.append(self._pool.popleft())
+            self._links[offers[-1]].deadline = now + 3 * self.limits.forward_timeout + self.limits.connect_timeout
         signals: list[Value] = []
         for h in offers:
             offer = self._links[h].offer
