@@ -467,6 +467,7 @@ class Room:
             for _, ch in list(peer._channels):
                 await ch.close()
             self._fail_waiters(peer, StreamClosed("room closed"))
+        self.peers.clear()
         if self._events is not None:
             self._events.put_nowait(None)
 
@@ -507,6 +508,7 @@ class Room:
         Raises:
             RequestTimeout: no response within ``timeout`` (also a ``TimeoutError``).
             StreamReset: no open channel to the peer, or it left while we waited.
+            StreamClosed: the room is closed.
             TypeError, ValueError: ``msg`` is not JSON-serialisable.
         """
         target = self._peer(peer)
@@ -578,6 +580,8 @@ class Room:
     # ------------------------------------------------------------------ internals: sending
 
     def _peer(self, peer: RoomPeer | str) -> RoomPeer:
+        if self._closed:
+            raise StreamClosed("room closed")
         if isinstance(peer, RoomPeer):
             return peer
         found = self.peers.get(peer)
