@@ -665,9 +665,13 @@ class Server:
             self._pending.release(state.slot)
             if state.settled:
                 return
-            raws = self.dht._raw_streams()
             if stream is not None:
                 stream.destroy()
+            try:
+                raws = self.dht._raw_streams()
+            except PeerDHTError:
+                return  # the node is closed: its sockets and streams are gone anyway
+            if stream is not None:
                 raws.forget(sid)
             else:
                 raws.release(sid)
