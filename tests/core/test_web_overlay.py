@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from peerdht.encoding.bencode import decode, encode
+from peerdht.kademlia.table import Contact
 from peerdht.mainline.crypto import immutable_target
 from peerdht.mainline.events import GetResult, Item, LookupResult, OpDone
 from peerdht.web.events import (
@@ -388,3 +389,24 @@ def test_shaped_junk_keeps_the_invariants(msgs: list[tuple[bytes, dict[bytes, ob
                 if isinstance(part, dict) and b"signals" in part:
                     assert all(isinstance(s, dict) for s in part[b"signals"])  # type: ignore[union-attr]
         list(iter(core.next_event, None))
+
+
+def test_answers_for_unlisted_nodes_are_dropped() -> None:
+    core = WebOverlay(rng=random.Random(5))
+    h = core.open_link("websocket", "127.0.0.1", 0.0)
+    assert h is not None
+    list(iter(core.next_event, None))
+    for n in range(2):
+        core.add_offer({"type": "offer", "sdp": f"v=0\r\nours-{n}"}, 0.0)
+    core.node.table.add(Contact(id=b"P" * 20, host=h[0], port=h[1]), 0.0)
+    core.node.find_node(b"T" * 20, 0.0)
+    out = [decode(d) for d, hh in core.datagrams_to_send(0.0) if hh == h]
+    query = next(m for m in out if isinstance(m, dict) and m.get(b"q") == b"find_node")
+    assert len(query[b"a"][b"signals"]) == 2  # type: ignore[index, arg-type]
+    stranger = {b"type": b"answer", b"sdp": b"v=0\r\nx", b"id": b"S" * 20}
+    listed = {b"type": b"answer", b"sdp": b"v=0\r\ny", b"id": b"L" * 20}
+    r = {b"id": b"P" * 20, b"nodes": b"L" * 20 + b"\x7f\x00\x00\x01\x00\x01", b"signals": [stranger, listed]}
+    core.receive_datagram(encode({b"t": query[b"t"], b"y": b"r", b"r": r}), h, 0.1)
+    answers = [e for e in iter(core.next_event, None) if isinstance(e, ConnectAnswer)]
+    assert [e.node_id for e in answers] == [b"L" * 20]
+    assert core.stats["dropped_signal_unlisted"] == 1

@@ -127,6 +127,19 @@ async def test_bad_websocket_input_is_dropped_and_counted() -> None:
         assert node.stats["ws_closed_abnormally"] >= 1
 
 
+async def test_bootstrap_post_is_rate_limited_per_ip() -> None:
+    """Each webtorrent-dht bootstrap POST costs an aiortc peer connection: one IP gets 5, then 429."""
+    async with WebNode(host="127.0.0.1") as node, aiohttp.ClientSession() as http:
+        statuses = []
+        for _ in range(8):
+            async with http.post(node.url, data=json.dumps({"type": "offer", "sdp": "v=0\r\nnot sdp"})) as r:
+                statuses.append(r.status)
+                assert r.headers["Access-Control-Allow-Origin"] == "*"
+        assert statuses[:5] == [400] * 5 and statuses[5:] == [429] * 3
+        async with http.post(node.url, data=b"{not json") as r:
+            assert r.status == 400
+
+
 def test_cli_prints_urls_first() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "peerdht", "web", "--host", "127.0.0.1", "--port", "0", "--size", "3", "--json"],

@@ -215,7 +215,7 @@ class WebNode:
         #: Test hook (issue 10: "a test hook that refuses the offer"): WebRTC links made through signalling
         #: fail as if ICE failed, so the overlay falls back to relayed messages.
         self.fail_webrtc = False
-        self._pkarr_rate: dict[str, tuple[float, float]] = {}
+        self._http_rate: dict[tuple[str, str], tuple[float, float]] = {}
         self._pkarr_busy: set[bytes] = set()
 
     # ------------------------------------------------------------------ lifetime
@@ -511,6 +511,9 @@ class WebNode:
             return web.Response(status=400, headers=cors)
         if not self._webrtc:
             return web.Response(status=503, headers=cors)
+        if not self._http_allow("bootstrap", request.remote or "", rate=1.0, burst=5.0):
+            self.counters["http_bootstrap_rate_limited"] += 1
+            return web.Response(status=429, headers=cors)
         handle = self.overlay.reserve_link(self._now())
         if handle is None:
             self.counters["http_bootstrap_refused"] += 1
@@ -527,17 +530,17 @@ class WebNode:
 
     # ------------------------------------------------------------------ Pkarr relay (pubky/pkarr design/relays.md)
 
-    def _pkarr_allow(self, ip: str) -> bool:
+    def _http_allow(self, kind: str, ip: str, rate: float = 2.0, burst: float = 10.0) -> bool:
+        """Per-IP token bucket for the expensive HTTP endpoints (Pkarr PUT, the WebRTC bootstrap POST)."""
         now = self._now()
-        rate, burst = 2.0, 10.0
-        if len(self._pkarr_rate) > 10000:
-            self._pkarr_rate.clear()
-        tokens, last = self._pkarr_rate.get(ip, (burst, now))
+        if len(self._http_rate) > 10000:
+            self._http_rate.clear()
+        tokens, last = self._http_rate.get((kind, ip), (burst, now))
         tokens = min(burst, tokens + (now - last) * rate)
         if tokens < 1.0:
-            self._pkarr_rate[ip] = (tokens, now)
+            self._http_rate[(kind, ip)] = (tokens, now)
             return False
-        self._pkarr_rate[ip] = (tokens - 1.0, now)
+        self._http_rate[(kind, ip)] = (tokens - 1.0, now)
         return True
 
     async def _pkarr_put(self, request: Any) -> Any:
@@ -571,7 +574,7 @@ class WebNode:
             if not text.isdigit():
                 return reply(400)
             cas = int(text)
-        if not self._pkarr_allow(request.remote or ""):
+        if not self._http_allow("pkarr", request.remote or ""):
             self.counters["pkarr_rate_limited"] += 1
             return reply(429)
         local = self.dht.core.items.get(mutable_target(key), self._now())

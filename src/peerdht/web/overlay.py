@@ -775,6 +775,8 @@ class WebOverlay:
         used: set[Handle] = set()
         if isinstance(r, dict) and isinstance(signals, list):
             responder = _node_id(r.get(b"id"))
+            listed = r.get(b"nodes")
+            named = {listed[i : i + 20] for i in range(0, len(listed) - 25, 26)} if isinstance(listed, bytes) else set()
             for i, signal in enumerate(signals[: self.limits.max_signals]):
                 offer = sent.offers[i] if i < len(sent.offers) else None
                 if offer is None or not isinstance(signal, dict):
@@ -782,6 +784,9 @@ class WebOverlay:
                 sid = _node_id(signal.get(b"id"))
                 if sid is None or sid in (self.id, responder) or sid in self._by_id:
                     continue  # id-only / already linked: the existing link serves
+                if sid not in named:
+                    self.stats["dropped_signal_unlisted"] += 1  # an answer for a node the reply does not name
+                    continue
                 answer = _check_sdp(signal, b"answer", self.limits.max_sdp)
                 olink = self._links.get(offer)
                 if answer is None or olink is None:
