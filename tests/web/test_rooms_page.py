@@ -79,3 +79,74 @@ async def test_room_view_chat_with_python() -> None:
         assert await page.evaluate("() => document.querySelectorAll('#log img').length") == 0  # shown as text
         assert "1 of 1 trackers connected" in await page.text_content("#room-status")
         await py.stop()
+
+
+async def test_rooms_js_decodes_frames_as_python_does() -> None:
+    """Differential: rooms.js decodeFrame and Reassembler against peerdht.tracker.framing on generated frames."""
+    import json
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from peerdht.errors import DecodeError
+    from peerdht.tracker.framing import Reassembler, decode_frame
+
+    values = st.one_of(st.none(), st.booleans(), st.integers(-(2**60), 2**60), st.floats(), st.text(max_size=8),
+                       st.sampled_from([0, 1, -1, 1.0, 2.5, 2**53, 2**53 - 1, "x" * 64, "x" * 65, "", [], {}]))
+    frames = st.one_of(
+        st.text(max_size=40),
+        st.builds(lambda d: "^" + json.dumps(d), st.dictionaries(
+            st.sampled_from(["id", "msg", "c", "last", "o", "x"]), values, max_size=6)),
+        st.builds(lambda i, m, c, last, o: "^" + json.dumps({"id": i, "msg": m, "c": c, "last": last, "o": o}),
+                  st.integers(0, 10**6) | values, st.text(max_size=10) | st.builds(json.dumps, values) | values,
+                  st.integers(0, 3) | values, st.booleans() | values, st.booleans() | values),
+        st.builds(lambda i, m, c, last, o: "^" + json.dumps({"id": i, "msg": m, "c": c, "last": last, "o": o}),
+                  st.integers(100000, 199999) | st.text(max_size=5), st.text(max_size=10) | st.builds(
+                      json.dumps, st.none() | st.integers() | st.text(max_size=5) | st.lists(st.integers(), max_size=3)),
+                  st.integers(0, 2), st.booleans(), st.booleans()),
+        st.sampled_from(['^{"id":1,"msg":"a","c":0,"x":NaN}', '^{"id":1.0,"msg":"a","c":1e0,"last":true}',
+                         '^{"id":1,"msg":"[1,","o":1,"c":0,"last":true}', '^{"id":1,"msg":"{}","o":1,"last":1}',
+                         "^" + "[" * 3000]),
+    )
+    cases: list[str] = []
+
+    @settings(max_examples=400, database=None, suppress_health_check=list(HealthCheck))
+    @given(frames)
+    def collect(frame: str) -> None:
+        cases.append(frame)
+
+    collect()
+
+    def python_view(frame: str) -> Any:
+        try:
+            chunk = decode_frame(frame)
+        except DecodeError:
+            return "refused"
+        if chunk is None:
+            return None
+        done = None
+        try:
+            done = Reassembler().receive("k", chunk, 0.0)
+        except DecodeError:
+            return ["chunk", chunk.id, chunk.msg, chunk.index, chunk.last, chunk.is_json, "message refused"]
+        return ["chunk", chunk.id, chunk.msg, chunk.index, chunk.last, chunk.is_json,
+                None if done is None else ["message", done.msg]]
+
+    async with static_server() as base, chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(base + "/static/room.html")
+        js = await page.evaluate("""async (cases) => {
+          const m = await import('./rooms.js');
+          return cases.map((f) => {
+            let chunk;
+            try { chunk = m.decodeFrame(f); } catch (e) { return 'refused'; }
+            if (chunk === null) return null;
+            let done = null;
+            try { done = new m.Reassembler().receive(chunk); } catch (e) {
+              return ['chunk', chunk.id, chunk.msg, chunk.c, chunk.last, chunk.o, 'message refused']; }
+            return ['chunk', chunk.id, chunk.msg, chunk.c, chunk.last, chunk.o, done === null ? null : ['message', done.msg]];
+          });
+        }""", cases)
+    mismatches = [(f, p, j) for f, p, j in zip(cases, map(python_view, cases), js, strict=True) if p != j]
+    assert not mismatches, mismatches[:5]
+    assert sum(v == "refused" for v in js) > 20 and sum(isinstance(v, list) for v in js) > 50

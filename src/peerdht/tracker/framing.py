@@ -169,7 +169,8 @@ def decode_frame(frame: str | bytes) -> Chunk | None:
 
     Raises:
         DecodeError: a frame over :data:`MAX_FRAME`, not UTF-8, not a JSON object, or with a bad ``id``
-            (not an int or a short string), ``msg`` (not a string), ``c`` (not an int >= 0), ``last`` or ``o``.
+            (not a JS safe integer or a string of at most 64 characters), ``msg`` (not a string), ``c`` (not an
+            integer >= 0), ``last`` or ``o`` (not a boolean, 0, 1 or null). ``rooms.js`` decides alike.
     """
     if len(frame) > MAX_FRAME:
         raise DecodeError(f"P2PT frame of {len(frame)} (limit {MAX_FRAME})")
@@ -181,23 +182,24 @@ def decode_frame(frame: str | bytes) -> Chunk | None:
     if not frame.startswith(PREFIX):
         return None
     try:
-        data = json.loads(frame[1:])
+        data = json.loads(frame[1:], parse_constant=_no_constant)
     except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError; so are huge int literals
         raise DecodeError(f"P2PT frame is not JSON: {str(e)[:80]}") from e
     if not isinstance(data, dict):
         raise DecodeError("P2PT frame is not a JSON object")
     msg_id = data.get("id")
-    if isinstance(msg_id, bool) or not isinstance(msg_id, int | str):
-        raise DecodeError("P2PT frame: id is not an integer or a string")
-    if isinstance(msg_id, str) and len(msg_id) > MAX_ID_CHARS:
-        raise DecodeError("P2PT frame: id string too long")
-    if isinstance(msg_id, int) and not -(2**53) <= msg_id <= 2**53:
-        raise DecodeError("P2PT frame: id out of range")
+    if isinstance(msg_id, str):
+        if len(msg_id) > MAX_ID_CHARS:
+            raise DecodeError("P2PT frame: id string too long")
+    else:
+        msg_id = _safe_int(msg_id)
+        if msg_id is None:
+            raise DecodeError("P2PT frame: id is not a safe integer or a string")
     msg = data.get("msg")
     if not isinstance(msg, str):
         raise DecodeError("P2PT frame: msg is not a string")
-    index = data.get("c", 0)
-    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+    index = _safe_int(data.get("c", 0))
+    if index is None or index < 0:
         raise DecodeError("P2PT frame: c is not an integer >= 0")
     last = data.get("last", False)
     if last not in (True, False, None, 1, 0):
@@ -206,6 +208,21 @@ def decode_frame(frame: str | bytes) -> Chunk | None:
     if is_json not in (True, False, None, 1, 0):
         raise DecodeError("P2PT frame: bad o")
     return Chunk(id=msg_id, msg=msg, index=index, last=bool(last), is_json=bool(is_json))
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # Python's json takes NaN/Infinity; JSON.parse does not
+
+
+def _safe_int(value: Any) -> int | None:
+    """``value`` as an int when JS would see a safe integer (``1`` and ``1.0`` alike), else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    if not -(2**53) < value < 2**53:  # Number.isSafeInteger
+        return None
+    return int(value)
 
 
 @dataclass(slots=True)

@@ -57,8 +57,10 @@ export function encodeMessage(id, msg, units = CHUNK_UNITS) {
 
 /** Decode one data-channel message: a chunk {id, msg, c, last, o}, null when not a P2PT frame; throws FrameError. */
 export function decodeFrame(data) {
-  if (typeof data !== 'string') data = new TextDecoder().decode(data);
   if (data.length > MAX_FRAME) throw new FrameError('frame too large');
+  if (typeof data !== 'string') {
+    try { data = new TextDecoder('utf-8', { fatal: true }).decode(data); } catch { throw new FrameError('frame is not UTF-8'); }
+  }
   if (data[0] !== '^') return null;
   let d;
   try { d = JSON.parse(data.slice(1)); } catch { throw new FrameError('frame is not JSON'); }
@@ -67,7 +69,9 @@ export function decodeFrame(data) {
   if (!idOk) throw new FrameError('bad id');
   if (typeof d.msg !== 'string') throw new FrameError('msg is not a string');
   const c = d.c === undefined ? 0 : d.c;
-  if (!isCount(c)) throw new FrameError('bad chunk index');
+  if (!isCount(c) || !Number.isSafeInteger(c)) throw new FrameError('bad chunk index');
+  if (![true, false, null, undefined, 0, 1].includes(d.last)) throw new FrameError('bad last');
+  if (![true, false, null, undefined, 0, 1].includes(d.o)) throw new FrameError('bad o');
   return { id: d.id, msg: d.msg, c, last: Boolean(d.last), o: Boolean(d.o) };
 }
 
@@ -490,7 +494,7 @@ export class Room {
   _onFrame(peer, bytes) {
     let done;
     try {
-      const chunk = decodeFrame(new TextDecoder().decode(bytes));
+      const chunk = decodeFrame(bytes);
       if (!chunk) return;
       done = peer.chunks.receive(chunk);
     } catch (e) {
