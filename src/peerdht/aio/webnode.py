@@ -18,7 +18,15 @@ HTTP endpoints (one aiohttp server):
 * ``GET /ws`` the WebSocket;
 * ``POST /`` webtorrent-dht 0.18's bootstrap (``webrtc-socket.js`` ``bind()``): a JSON offer in, the JSON answer
   ``{"type": "answer", "sdp", "extensions": []}`` out, ``Access-Control-Allow-Origin: *``; the data channel
-  that follows is a link.
+  that follows is a link (1 per second per IP, burst 5; then 429). A TLS ClientHello on this port (webtorrent-dht
+  tries ``https://`` first) gets aiohttp's 400 at once.
+* ``PUT``/``GET``/``OPTIONS /<z-base32 public key>`` a Pkarr relay (pubky/pkarr ``design/relays.md``,
+  :mod:`peerdht.web.pkarr`) backed by BEP 44 on UDP Mainline.
+
+The bridge (``bridge=True``): a link's ``get``/``get_peers`` that the overlay cannot answer waits (<= 5 s) for a
+lookup on UDP Mainline; a link's ``put``/``announce_peer`` is stored on UDP Mainline too (announces from this
+node's own address); both rate-limited per link. Nothing a link sends makes this node send UDP to an address
+the link chose: UDP traffic goes only to the nodes of the UDP routing table (BEP 5: they answered us).
 
 Example::
 
