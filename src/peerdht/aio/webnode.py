@@ -25,8 +25,10 @@ HTTP endpoints (one aiohttp server):
 
 The bridge (``bridge=True``): a link's ``get``/``get_peers`` that the overlay cannot answer waits (<= 5 s) for a
 lookup on UDP Mainline; a link's ``put``/``announce_peer`` is stored on UDP Mainline too (announces from this
-node's own address); both rate-limited per link. Nothing a link sends makes this node send UDP to an address
-the link chose: UDP traffic goes only to the nodes of the UDP routing table (BEP 5: they answered us).
+node's own address); both rate-limited per link. Nothing a link sends makes the Mainline side send UDP to an
+address the link chose: it talks only to the nodes of its UDP routing table (BEP 5: they answered us). The one
+UDP traffic a peer steers is WebRTC's own: ICE connectivity checks (STUN, consent-based, as in any browser) to
+the candidates of an offer or answer, bounded by the WebRTC caps of :class:`~peerdht.web.overlay.WebLimits`.
 
 Example::
 
