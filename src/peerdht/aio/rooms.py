@@ -244,6 +244,7 @@ class _TrackerLink:
                         self.connected = False
                         with contextlib.suppress(Exception):
                             await self.ws.close()
+                        await self._drop_offers(everything=True)  # their answers could only come this way
                     self.room._tracker_warning(self, f"connection to {self.url} closed")
                 delay = min(self.room.reconnect_max, self.room.reconnect_min * 2**retries)
                 retries += 1
@@ -378,7 +379,8 @@ class Room:
         max_peers: most remote peers at once; offers stop when reached.
         max_message: largest message accepted from a peer, in UTF-16 units (16 Mi by default).
         max_buffered: units of partial messages buffered across all peers (64 Mi by default).
-        max_events: events queued for ``async for`` before new messages are dropped.
+        max_events: events queued for ``async for`` before new messages and tracker events are dropped
+            (peer events: four times as many).
         announce_interval: seconds between announces; ``None`` follows the tracker's ``interval`` (120 s).
         connect_timeout: seconds for a data channel to open after the answer.
         reconnect_min, reconnect_max: back-off bounds (seconds) for reconnecting to a tracker.
@@ -739,10 +741,13 @@ class Room:
 
     def _emit(self, event: RoomEvent) -> None:
         assert self._events is not None
-        if isinstance(event, Message) and self._events.qsize() >= self.max_events:
+        queued = self._events.qsize()
+        limit = self.max_events if isinstance(event, Message | TrackerConnect | TrackerWarning) else 4 * self.max_events
+        if queued >= limit:
             self.dropped["events"] += 1
-            log.warning("room %s: %d events unread; dropped a message from peer %s", self.identifier[:20],
-                        self._events.qsize(), event.peer.id[:8])
+            if self.dropped["events"] in (1, 10, 100) or self.dropped["events"] % 1000 == 0:
+                log.warning("room %s: %d events unread; dropped %d so far (latest: %s)", self.identifier[:20],
+                            queued, self.dropped["events"], type(event).__name__)
             return
         self._events.put_nowait(event)
 
