@@ -20,7 +20,7 @@ import pytest
 from peerdht import WebNode
 from peerdht.aio.mainline import MainlineTestnet
 from peerdht.encoding.bencode import Value, decode, encode
-from peerdht.mainline.crypto import immutable_target
+from peerdht.mainline.crypto import KeyPair, immutable_target, verify_mutable
 
 
 class WSPeer:
@@ -106,6 +106,23 @@ async def test_udp_put_is_read_by_a_link_and_link_put_is_read_over_udp() -> None
         assert got["valueHex"] == b"put by a browser".hex()
         print(f"bridge: get of a UDP value {bridged_get * 1000:.0f} ms, put to UDP {bridged_put * 1000:.0f} ms "
               f"(stored on {node.stats['bridge_write_stored']})")
+
+
+async def test_udp_mutable_item_is_read_by_a_link() -> None:
+    """A salt-less mutable item put over UDP (target SHA1(k)) reaches a link's get through the bridge, with its
+    k/seq/sig so the page can verify it; get_item over UDP finds it too."""
+    async with bridged() as (testnet, node, peer):
+        kp = KeyPair.from_seed(b"\x05" * 32)
+        res = await testnet.nodes[2].put_mutable(kp, b"mutable over UDP", seq=7)
+        assert res.stored >= 1
+        node.dht.core.items.delete(res.target)
+        r = await peer.query(b"get", {b"target": res.target})
+        body = r[b"r"]
+        assert body[b"v"] == b"mutable over UDP" and body[b"seq"] == 7 and body[b"k"] == kp.public_key  # type: ignore[index]
+        assert verify_mutable(kp.public_key, body[b"sig"], encode(b"mutable over UDP"), 7)  # type: ignore[index, arg-type]
+        item = await testnet.nodes[5].get_item(res.target)
+        assert item is not None and item.seq == 7
+        assert await testnet.nodes[5].get_item(b"\x00" * 20) is None
 
 
 async def test_announce_is_bridged_from_our_own_address() -> None:

@@ -305,6 +305,14 @@ class MainlineDHT:
         assert isinstance(result, PutResult)
         return result
 
+    async def get_item(self, target: bytes) -> Item | None:
+        """BEP 44 get by target alone: the immutable item, or the salt-less mutable item (``SHA1(k) == target``)
+        with the highest verified seq, or ``None``."""
+        _check_bytes("target", target, 20)
+        result = await self._run(lambda now: self.core.get_item(target, now))
+        assert isinstance(result, GetResult)
+        return result.item
+
     async def put_item(self, item: Item, cas: int | None = None) -> PutResult:
         """BEP 44 put of an item signed elsewhere (mutable: its own ``k``/``seq``/``sig``/``salt``; ``cas``:
         storers refuse it with 301 unless their seq equals this).

@@ -811,9 +811,9 @@ class WebNode:
 
         try:
             if event.method == "get":
-                value = await asyncio.wait_for(self.dht.get(event.target), budget)
-                if value is not None:
-                    self.dht.core.items.put(event.target, Item(v=value), loop.time())
+                item = await asyncio.wait_for(self.dht.get_item(event.target), budget)
+                if item is not None:
+                    self.dht.core.items.put(event.target, item, loop.time())
                     self.counters["bridge_found"] += 1
             else:
                 await asyncio.wait_for(collect(), budget)

@@ -408,6 +408,22 @@ class MainlineNode:
             op.best = Item(v=local.v, k=local.k, seq=local.seq, sig=local.sig, salt=salt)
         return op_id
 
+    def get_item(self, target: bytes, now: float) -> int:
+        """BEP 44 ``get`` of whatever is stored under ``target``: the immutable item whose bencoding hashes to
+        it, or the salt-less mutable item with ``SHA1(k) == target`` and the highest verified ``seq`` (a salted
+        target cannot be checked without its salt). Our own store first. Result :class:`GetResult`."""
+        self._check_id(target)
+        local = self.items.get(target, now)
+        if local is not None and local.k is None:
+            op = self._new_op("get", target)
+            self._finish(op, GetResult(item=local, source=None))
+            return op.id
+        op_id = self._start_lookup("get", target, "get", now, payload={"mutable": "any", "salt": b""})
+        running = self._ops.get(op_id)
+        if running is not None and local is not None and local.k is not None and not local.salt:
+            running.best = local
+        return op_id
+
     def put(self, value: Value, now: float) -> int:
         """BEP 44 immutable ``put`` to the k closest nodes; result :class:`PutResult`.
 
@@ -978,7 +994,8 @@ class MainlineNode:
             encoded = encode(resp.v)
         except LocalProtocolError:  # pragma: no cover
             return
-        if not op.payload.get("mutable"):
+        mode = op.payload.get("mutable")
+        if not mode or (mode == "any" and resp.k is None):
             if immutable_target(encoded) == op.target:
                 item = Item(v=resp.v)
                 if op.kind == "get":
@@ -988,10 +1005,13 @@ class MainlineNode:
                 self.stats["bad_items"] += 1
             return
         k = op.payload.get("k")
+        if mode == "any":  # get_item: a salt-less mutable item's target is SHA1(k)
+            k = resp.k if resp.k is not None and hashlib.sha1(resp.k).digest() == op.target else None
         salt = op.payload.get("salt", b"")
         assert isinstance(salt, bytes)
         if (
-            resp.k is None
+            k is None
+            or resp.k is None
             or resp.k != k
             or resp.sig is None
             or resp.seq is None
