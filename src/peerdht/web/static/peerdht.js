@@ -136,6 +136,7 @@ export class DHTNode extends EventTarget {
     this.mutable = new Map(); // hex target -> {k, salt, seq, sig, v, at}
     this.peers = new Map(); // hex info hash -> Map("host:port" -> compact)
     this.pendingAnswers = 0;
+    this.offerPool = []; // Promise<{link, sdp, at} | null>
     this.ready = false;
     this.wsUrl = null;
     this.closed = false;
@@ -155,6 +156,7 @@ export class DHTNode extends EventTarget {
   async join(url) {
     this.wsUrl = url;
     this.timeline.joinStart = performance.now();
+    this._fillPool(); // gather ICE while the WebSocket opens
     const conn = await this.connectWebSocket(url);
     this.timeline.linked = performance.now();
     this.ready = false;
@@ -558,11 +560,9 @@ export class DHTNode extends EventTarget {
     const args = { ...a };
     const signalled = SIGNALLED.has(q) && this.webrtcCount() + this.pendingAnswers < this.opts.maxWebrtc;
     if (signalled) {
-      links = Array.from({ length: this.opts.offers }, () => new RtcLink({ iceServers: this.iceServers, blockIce: this.blockIce }));
-      const offers = await Promise.all(links.map((l) => l.offer().catch(() => null)));
-      links.forEach((l, i) => { if (!offers[i]) l.close(); });
-      links = links.filter((_, i) => offers[i]);
-      args.signals = offers.filter(Boolean).map((o) => ({ extensions: [EXTENSION], id: this.id, sdp: o.sdp, type: 'offer' }));
+      const made = (await Promise.all(this._takeOffers(this.opts.offers))).filter(Boolean);
+      links = made.map((x) => x.link);
+      args.signals = made.map((x) => ({ extensions: [EXTENSION], id: this.id, sdp: x.sdp, type: 'offer' }));
       this.counters.signalsSent += args.signals.length;
     }
     let r;
@@ -614,6 +614,29 @@ export class DHTNode extends EventTarget {
     }
     for (const [hex, p] of ready) { p.catch(() => {}); nodes.push({ id: fromHex(hex), reach: () => p }); }
     return { r, nodes };
+  }
+
+  // Offers take an ICE gathering round each (non-trickle), so a few are made ahead of time: the pool holds
+  // `offers` promises of {link, sdp}, refilled after each take; pooled offers older than a minute are replaced.
+  _makeOffer() {
+    const link = new RtcLink({ iceServers: this.iceServers, blockIce: this.blockIce });
+    const p = link.offer().then((o) => ({ link, sdp: o.sdp, at: performance.now() }), () => { link.close(); return null; });
+    return p;
+  }
+
+  _fillPool() {
+    if (this.closed) return;
+    while (this.offerPool.length < this.opts.offers) this.offerPool.push(this._makeOffer());
+  }
+
+  _takeOffers(n) {
+    const out = this.offerPool.splice(0, n).map((p) => p.then((x) => {
+      if (x && performance.now() - x.at > 60000) { x.link.close(); return this._makeOffer(); }
+      return x;
+    }));
+    while (out.length < n) out.push(this._makeOffer());
+    setTimeout(() => this._fillPool(), 0);
+    return out;
   }
 
   _seeds() { return this.table.all().filter((e) => e.conn.open).map((e) => ({ id: e.id, conn: e.conn })); }
@@ -763,6 +786,7 @@ export class DHTNode extends EventTarget {
   close() {
     this.closed = true;
     clearInterval(this._maint);
+    for (const p of this.offerPool.splice(0)) p.then((x) => x && x.link.close());
     for (const c of [...this.conns]) c.close();
   }
 }
