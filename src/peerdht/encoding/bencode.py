@@ -77,23 +77,42 @@ class _Decoder:
         if c == 0x64:  # d
             if depth >= self.max_depth:
                 raise DecodeError("bencode: nested too deeply")
+            # the hot loop of every KRPC datagram: byte-string keys and values are parsed inline
+            # (same checks and errors as :meth:`string`)
             d: dict[bytes, Value] = {}
             last: bytes | None = None
+            sorted_keys = self.sorted_keys
+            n = len(data)
             i += 1
             while True:
-                if i >= len(data):
+                if i >= n:
                     raise DecodeError("bencode: truncated dictionary")
-                if data[i] == 0x65:
+                c = data[i]
+                if c == 0x65:
                     return d, i + 1
-                if data[i] not in _DIGITS:
+                if not 0x30 <= c <= 0x39:
                     raise DecodeError("bencode: dictionary key is not a byte string")
-                key, i = self.string(i)
+                colon = data.find(b":", i, i + _MAX_LEN_DIGITS + 1)
+                if colon < 0:
+                    raise DecodeError("bencode: string length unterminated or too long")
+                digits = data[i:colon]
+                if not digits.isdigit():
+                    raise DecodeError("bencode: malformed string length")
+                if c == 0x30 and colon - i > 1:
+                    raise DecodeError("bencode: string length with leading zero")
+                i = colon + 1 + int(digits)
+                if i > n:
+                    raise DecodeError("bencode: string longer than the input")
+                key = data[colon + 1 : i]
                 if key in d:
                     raise DecodeError("bencode: duplicate dictionary key")
-                if self.sorted_keys and last is not None and key < last:
+                if sorted_keys and last is not None and key < last:
                     raise DecodeError("bencode: dictionary keys not sorted")
                 last = key
-                d[key], i = self.value(i, depth + 1)
+                if i < n and 0x30 <= data[i] <= 0x39:
+                    d[key], i = self.string(i)
+                else:
+                    d[key], i = self.value(i, depth + 1)
         raise DecodeError(f"bencode: unexpected byte 0x{c:02x}")
 
     def integer(self, i: int) -> tuple[int, int]:

@@ -145,6 +145,17 @@ class FakeNet:
             self._where[a] = (slot, i)
         self._mark(slot)
 
+    def remove(self, addr: Addr) -> None:
+        """Detach the core at ``addr`` (all its sockets): datagrams to it are dropped from now on, its
+        timer never fires again and its event log is left in ``events``."""
+        slot = self._where[addr][0]
+        for a in slot.addrs:
+            del self._where[a]
+        slot.armed = None  # its heap entries are stale now
+        slot.dirty = True  # never queued for collection again
+        slot.core = None  # a dead slot: skipped if still queued
+        self._slots.remove(slot)
+
     def core_at(self, addr: Addr) -> Any:
         """The core attached at ``addr`` (KeyError if none)."""
         return self._where[addr][0].core
@@ -237,7 +248,7 @@ class FakeNet:
         while self._dirty:
             dirty, self._dirty = self._dirty, []
             for slot in dirty:
-                if slot.dirty:
+                if slot.dirty and slot.core is not None:
                     self._flush(slot)
 
     def _next_timer(self, active: Callable[[Any], bool] | None, parked: list[_Slot] | None) -> float | None:
