@@ -855,6 +855,9 @@ class WebOverlay:
             self._held[key] = []
             self._events.append(BridgeLookup(method=q.decode(), target=target))
             self.stats["bridge_lookups"] += 1
+        if len(self._held[key]) >= 64:  # the same target asked again and again: answer these unbridged
+            self.stats["dropped_bridge_rate"] += 1
+            return False
         self._held[key].append((data, link.handle, now + self.limits.bridge_hold))
         return True
 
