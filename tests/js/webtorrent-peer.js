@@ -3,7 +3,7 @@
 // @roamhq/wrtc in package.json; simple-peer 9 is an ES class that webtorrent-dht calls without `new`.
 // Run it only inside a test network namespace: iceServers is [] (no STUN), bootstrap is given explicitly.
 // Usage: node webtorrent-peer.js '{"bootstrap": [{"host": "127.0.0.1", "port": 1234}], "listen": 0, "timeout": 10000}'
-//   listen: bind its own HTTP bootstrap server on 127.0.0.1:<port> (0 = any free port), omitted = WebRTC only.
+//   listen: bind its own HTTP bootstrap server on 127.0.0.1:<port> (webtorrent-dht refuses 0), omitted = WebRTC only.
 //   timeout: k-rpc query timeout in ms (webtorrent-dht's default is 2000).
 // Prints {"ready": true, "id", "port"} once bootstrapped; then one JSON line per command:
 //   {"cmd":"put","value":"text"} -> {"target": hex}; {"cmd":"get","target":hex} -> {"value": text|null}

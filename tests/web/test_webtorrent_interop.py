@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import shutil
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ class JSPeer:
         self.proc = proc
         self.events: list[dict[str, Any]] = []
         self.id = ""
+        self.port = 0
 
     async def line(self, timeout: float = 60.0) -> dict[str, Any]:
         assert self.proc.stdout is not None
@@ -73,6 +75,7 @@ async def js_peer(**opts: Any) -> AsyncIterator[JSPeer]:
         ready = await peer.line(90)
         assert ready.get("ready"), ready
         peer.id = ready["id"]
+        peer.port = ready["port"] or 0
         yield peer
     finally:
         if proc.stdin is not None:
@@ -202,3 +205,25 @@ async def test_webtorrent_dht_interop() -> None:
 
 async def _has(js: JSPeer, target: str) -> bool:
     return bool((await js.call("has", target=target))["stored"])
+
+
+async def test_python_bootstraps_from_a_webtorrent_dht_http_server() -> None:
+    """The other direction of the 0.18 bootstrap: the JS node listens (its HTTP server), WebNode.connect_http
+    POSTs our offer to it, skips its {"http_server": ...} hello and joins; BEP 44 both ways over that link."""
+    with socket.socket() as probe:  # webtorrent-dht's listen() refuses port 0: pick a free one
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    async with js_peer(listen=free) as js, WebNode(host="127.0.0.1") as node:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await node.connect_http("127.0.0.1", js.port)
+        join = loop.time() - start
+        jid = bytes.fromhex(js.id)
+        assert node.overlay.link_of(jid) is not None
+        await _until(lambda: node.stats.get("skipped_json_hello", 0) == 1, what="http_server hello skipped")
+        target = await node.put(b"from python via POST")
+        await _until(lambda: _has(js, target.hex()), what="JS stored it")
+        put = await js.call("put", value="from JS to python")
+        assert put["error"] is None, put
+        assert await node.get(bytes.fromhex(put["target"])) == b"from JS to python"
+        print(f"python joins a webtorrent-dht HTTP server: {join:.2f} s")
