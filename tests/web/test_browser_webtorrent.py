@@ -12,10 +12,13 @@ Runs inside the test network namespace (``tests/web/conftest.py``).
 from __future__ import annotations
 
 import shutil
+import socket
 
 import pytest
 import tests.web.test_webtorrent_interop as wt
 from tests.web.browser import chromium
+from tests.web.static_server import static_server
+from tests.web.test_browser_modules import _page
 from tests.web.webnet import open_page, stats
 
 from peerdht.aio.webnode import WebNode
@@ -63,4 +66,36 @@ async def test_page_and_webtorrent_dht_node() -> None:
             assert found["error"] is None, found
             assert page_id in (await js.call("stats"))["links"]
             assert not [e for e in js.events if e["event"] in ("uncaught", "fatal")]
+    assert not errors, errors
+
+
+async def test_page_bootstraps_from_a_webtorrent_dht_node_by_http() -> None:
+    """No peerdht node at all: the page's node joins a webtorrent-dht node through its HTTP bootstrap (POST of a
+    JSON offer, JSON answer, data channel), then BEP 44 values cross both ways over that one link."""
+    errors: list[str] = []
+    with socket.socket() as probe:  # webtorrent-dht's listen() refuses port 0: pick a free one
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    async with wt.js_peer(listen=free) as js, static_server() as base, chromium() as browser:
+        assert js.port == free
+        page = await _page(browser, base)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        s = await page.evaluate(
+            """async (url) => {
+              window.node = new m.peerdht.DHTNode({ iceServers: [], maintainEvery: 3600000 });
+              await window.node.join(url);
+              return window.node.stats();
+            }""", f"http://127.0.0.1:{js.port}")
+        assert [(p["id"], p["transport"]) for p in s["peers"]] == [(js.id, "webrtc")], s
+        target = await page.evaluate("async () => m.bencode.toHex(await node.putImmutable(m.bencode.bytes('page via POST')))")
+        assert target == wt._target("page via POST")
+        await wt._until(lambda: wt._has(js, target), what="JS stored the page's put")
+        assert (await js.call("get", target=target))["value"] == "page via POST"
+        put = await js.call("put", value="JS to the page")
+        assert put["error"] is None, put
+        await page.evaluate("() => node.immutable.clear()")
+        got = await page.evaluate("async (t) => m.bencode.text(await node.getImmutable(m.bencode.fromHex(t)))", put["target"])
+        assert got == "JS to the page"
+        await page.evaluate("() => node.close()")
+        assert not [e for e in js.events if e["event"] in ("uncaught", "fatal")]
     assert not errors, errors

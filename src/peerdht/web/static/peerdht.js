@@ -153,11 +153,16 @@ export class DHTNode extends EventTarget {
   // links
 
   /** Open a WebSocket to a serving node (one bencoded KRPC message per binary message) and join. */
+  /**
+   * Join through `url`: a peerdht node's WebSocket (ws:// or wss://), or a webtorrent-dht 0.18 node's HTTP
+   * bootstrap (http:// or https://: one POST of a JSON offer, a JSON answer back, then a data channel).
+   */
   async join(url) {
-    this.wsUrl = url;
+    const http = /^https?:/.test(url);
+    if (!http) this.wsUrl = url;
     this.timeline.joinStart = performance.now();
     this._fillPool(); // gather ICE while the WebSocket opens
-    const conn = await this.connectWebSocket(url);
+    const conn = http ? await this.connectHttp(url) : await this.connectWebSocket(url);
     this.timeline.linked = performance.now();
     this.ready = false;
     await this.bootstrap();
@@ -297,6 +302,27 @@ export class DHTNode extends EventTarget {
     return null;
   }
 
+  /**
+   * webtorrent-dht 0.18's bootstrap (webrtc-socket.js): POST {type:'offer', sdp, extensions} as JSON to the
+   * node's HTTP server, feed its JSON answer, wait for the data channel, learn the node's id with a ping.
+   */
+  async connectHttp(url) {
+    const [x] = await Promise.all(this._takeOffers(1));
+    if (!x) throw new Error('could not make a WebRTC offer');
+    let answer;
+    try {
+      const res = await withTimeout(fetch(url, { method: 'POST', body: JSON.stringify({ type: 'offer', sdp: x.sdp, extensions: [EXTENSION] }) }),
+        this.opts.queryTimeout, `POST ${url}`);
+      if (!res.ok) throw new Error(`POST ${url}: HTTP ${res.status}`);
+      answer = await res.json();
+      await x.link.accept(answer);
+      await x.link.waitOpen(this.opts.openTimeout);
+    } catch (e) { x.link.close(); throw e; }
+    const conn = this._rtcConn(x.link, null, answer);
+    await this._identify(conn);
+    return conn;
+  }
+
   _rtcConn(link, id, remoteSignal = null) {
     const conn = new Conn(this, 'webrtc', { send: (d) => link.send(d), close: () => link.close(), id });
     link.onmessage = (d) => this._onData(conn, d);
@@ -305,8 +331,9 @@ export class DHTNode extends EventTarget {
     this.conns.add(conn);
     this.counters.linksOpened++;
     if (this.timeline.firstWebrtc === null) this.timeline.firstWebrtc = performance.now();
-    if (this.timeline.links.length < 64) this.timeline.links.push({ id: toHex(id), at: performance.now() });
     link.remoteAddress().then((a) => { conn.addr = a; });
+    if (!id) { this.conns.add(conn); return conn; } // id learnt later (connectHttp pings)
+    if (this.timeline.links.length < 64) this.timeline.links.push({ id: toHex(id), at: performance.now() });
     if (!this._adopt(conn)) {
       // Not kept by the table: webtorrent-dht closes such links after 30 s, so do we.
       setTimeout(() => { if (!this.table.get(conn.idHex) || this.table.get(conn.idHex).conn !== conn) conn.close(); }, 30000);
@@ -559,6 +586,7 @@ export class DHTNode extends EventTarget {
     let links = [];
     const args = { ...a };
     const signalled = SIGNALLED.has(q) && this.webrtcCount() + this.pendingAnswers < this.opts.maxWebrtc;
+    if (SIGNALLED.has(q)) args.signals = []; // webtorrent-dht answers nothing without a signals list
     if (signalled) {
       const made = (await Promise.all(this._takeOffers(this.opts.offers))).filter(Boolean);
       links = made.map((x) => x.link);
