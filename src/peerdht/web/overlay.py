@@ -679,14 +679,17 @@ class WebOverlay:
         if busy:
             self.stats["forwards_refused"] += 1
         else:
+            # every node we hold an open link to is reachable for the querier (the table keeps only K per
+            # bucket; a hub with many browsers on WebSockets should still introduce them to each other)
             n = min(len(signals), self.k)
-            for contact in self.node.table.closest(target, 4 * self.k):
-                if len(fw.entries) >= n:
-                    break
-                other = self._links.get(contact.addr)
-                if contact.id == qid or other is None or other.state != "open":
-                    continue
-                fw.entries.append((contact.id, contact.addr))
+            point = int.from_bytes(target, "big")
+            linked = sorted(
+                (int.from_bytes(lk.node_id, "big") ^ point, lk.node_id, lk.handle)
+                for lk in self._links.values()
+                if lk.state == "open" and lk.node_id is not None and lk.node_id != qid
+                and self._by_id.get(lk.node_id) == lk.handle
+            )
+            fw.entries = [(nid, handle) for _, nid, handle in linked[:n]]
         fw.answers = [None] * len(fw.entries)
         for i, (_nid, handle) in enumerate(fw.entries):
             signal = signals[i]
