@@ -8,6 +8,11 @@ timer expiries, sends what it queues and hands its events to a callback. Time gi
 A core that owns several sockets (dht-rpc binds a server and a client socket) receives
 ``receive_datagram(data, addr, now, socket=i)`` and returns ``(data, addr, i)`` triples from
 ``datagrams_to_send``.
+
+Plain UDP sockets are read in batches (:class:`_UDPTransport`): asyncio's datagram transport reads one
+datagram per event-loop iteration (one ``epoll_wait`` each); we read what the kernel holds, up to
+:data:`MAX_BATCH`, feed it all to the core and flush its output once. Python has no ``recvmmsg``; this
+is the batching the loop allows.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import socket as socketlib
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -23,11 +29,16 @@ log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 
+MAX_BATCH = 64
+"""Datagrams read per readiness event before the core's output is flushed."""
+
 
 class DatagramCore(Protocol):
     """The sans-IO core shape the driver runs."""
 
-    def receive_datagram(self, data: bytes, addr: Address, now: float, /, *args: Any, **kwargs: Any) -> None: ...
+    def receive_datagram(
+        self, data: bytes, addr: Address, now: float, /, *args: Any, **kwargs: Any
+    ) -> None: ...
 
     def handle_timer(self, now: float) -> None: ...
 
@@ -38,17 +49,70 @@ class DatagramCore(Protocol):
     def next_event(self) -> object | None: ...
 
 
-class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, driver: DatagramDriver, index: int) -> None:
+class _UDPTransport:
+    """A non-blocking UDP socket driven by ``add_reader``: reads in batches, sends at once (a queue and
+    ``add_writer`` only when the kernel buffer is full). The parts of a DatagramTransport the driver uses."""
+
+    def __init__(self, driver: DatagramDriver, index: int, sock: socketlib.socket) -> None:
         self.driver = driver
         self.index = index
+        self.sock = sock
+        self.loop = driver.loop
+        self.closed = False
+        self._backlog: deque[tuple[bytes, Address]] = deque()
+        self.loop.add_reader(sock.fileno(), self._on_readable)
 
-    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        self.driver._on_datagram(data, (addr[0], addr[1]), self.index)
+    def _on_readable(self) -> None:
+        batch: list[tuple[bytes, Address]] = []
+        recvfrom = self.sock.recvfrom
+        for _ in range(MAX_BATCH):
+            try:
+                data, addr = recvfrom(65536)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:  # ICMP errors (port unreachable) on some systems: requests time out
+                log.debug("socket %d error: %s", self.index, exc)
+                break
+            batch.append((data, (addr[0], addr[1])))
+        if batch:
+            self.driver._on_batch(batch, self.index)
 
-    def error_received(self, exc: Exception) -> None:
-        # ICMP errors (port unreachable) surface here on Linux; requests time out on their own.
-        log.debug("socket %d error: %s", self.index, exc)
+    def sendto(self, data: bytes, addr: Address) -> None:
+        if self.closed:
+            return
+        if not self._backlog:
+            try:
+                self.sock.sendto(data, addr)
+                return
+            except (BlockingIOError, InterruptedError):
+                self.loop.add_writer(self.sock.fileno(), self._on_writable)
+        self._backlog.append((data, addr))
+
+    def _on_writable(self) -> None:
+        while self._backlog:
+            data, addr = self._backlog[0]
+            try:
+                self.sock.sendto(data, addr)
+            except (BlockingIOError, InterruptedError):
+                return
+            except (OSError, ValueError, TypeError) as exc:
+                log.debug("sendto %s failed: %s", addr, exc)
+            self._backlog.popleft()
+        self.loop.remove_writer(self.sock.fileno())
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str) -> Any:
+        return self.sock.getsockname() if name == "sockname" else None
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            fd = self.sock.fileno()
+            self.loop.remove_reader(fd)
+            self.loop.remove_writer(fd)
+            self.sock.close()
 
 
 class _UDXTransport:
@@ -153,13 +217,19 @@ class DatagramDriver:
         loop = driver.loop
         family = socketlib.AF_INET6 if ":" in host else socketlib.AF_INET
         try:
+            infos = await loop.getaddrinfo(host, port, family=family, type=socketlib.SOCK_DGRAM)
+            if not infos:
+                raise OSError(f"cannot resolve {host}")
+            local = infos[0][4]
             for i in range(sockets):
-                transport, _ = await loop.create_datagram_endpoint(
-                    lambda i=i: _Protocol(driver, i),  # type: ignore[misc]
-                    local_addr=(host, port if i == 0 else 0),
-                    family=family,
-                )
-                driver.transports.append(transport)
+                sock = socketlib.socket(family, socketlib.SOCK_DGRAM)
+                try:
+                    sock.setblocking(False)
+                    sock.bind(local if i == 0 else (local[0], 0, *local[2:]))
+                except BaseException:
+                    sock.close()
+                    raise
+                driver.transports.append(_UDPTransport(driver, i, sock))  # type: ignore[arg-type]
         except BaseException:
             driver.close()
             raise
@@ -206,6 +276,22 @@ class DatagramDriver:
             log.exception("core raised on a datagram from %s", addr)
         self.kick()
 
+    def _on_batch(self, batch: list[tuple[bytes, Address]], index: int) -> None:
+        """Feed a batch of datagrams read from socket ``index``, then flush the core once."""
+        if self._closed:
+            return
+        now = self.loop.time()
+        core = self.core
+        for data, addr in batch:
+            try:
+                if self.multi:
+                    core.receive_datagram(data, addr, now, socket=index)
+                else:
+                    core.receive_datagram(data, addr, now)
+            except Exception:  # a core must never raise: this is a bug, but the node must keep going
+                log.exception("core raised on a datagram from %s", addr)
+        self.kick()
+
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = None
@@ -240,7 +326,7 @@ class DatagramDriver:
                 continue
             try:
                 transport.sendto(data, addr)
-            except (OSError, ValueError) as exc:  # unreachable or malformed address from a peer
+            except (OSError, ValueError, TypeError) as exc:  # unreachable or malformed address from a peer
                 log.debug("sendto %s failed: %s", addr, exc)
         return bool(out)
 
