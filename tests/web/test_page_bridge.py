@@ -19,6 +19,8 @@ from tests.web.browser import chromium
 from tests.web.test_page import _submit
 from tests.web.webnet import open_page, web_testnet
 
+from peerdht.keys import KeyPair
+
 
 def _cli_get(boot: tuple[str, int], target: str) -> dict[str, Any]:
     out = subprocess.run(
@@ -65,6 +67,12 @@ async def test_page_and_udp_mainline_through_the_bridge() -> None:
         await _until(lambda: node.stats.get("bridge_write_stored", 0) >= 2)
         item = await testnet.nodes[4].get_mutable(key)
         assert item is not None and item.v == b"signed in the page"
+
+        # and a salt-less mutable item put over UDP is read with #mget
+        pair = KeyPair.from_seed(bytes(range(32)))
+        await testnet.nodes[2].put_mutable(pair, b"signed over UDP", seq=3)
+        got_m = await _submit(page, {"#mget-key": pair.public_key.hex(), "#mget-salt": ""}, "#mget", "#mget-result")
+        assert got_m == "signed over UDP\n(seq 3)", got_m
 
         # announces: the page's is found over UDP (at the web node's own address), a UDP one in the page
         await page.fill("#announce-port", "6882")

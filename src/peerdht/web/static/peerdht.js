@@ -142,7 +142,7 @@ export class DHTNode extends EventTarget {
     this.closed = false;
     this.counters = {
       queriesIn: 0, queriesOut: 0, responsesIn: 0, errorsIn: 0, timeouts: 0, dropped: 0,
-      bytesIn: 0, bytesOut: 0, linksOpened: 0, linksRefused: 0, signalsSent: 0, signalsAnswered: 0, peerConnectionsRefused: 0, linksFailed: 0,
+      bytesIn: 0, bytesOut: 0, linksOpened: 0, linksRefused: 0, signalsSent: 0, signalsAnswered: 0, peerConnectionsRefused: 0, linksFailed: 0, signalsUnlisted: 0,
     };
     this.lastError = null;
     this.timeline = { joinStart: null, linked: null, ready: null, firstWebrtc: null, links: [] }; // performance.now() ms
@@ -600,6 +600,9 @@ export class DHTNode extends EventTarget {
       links.forEach((l) => l.close());
       throw e;
     }
+    let listed = [];
+    try { listed = r.nodes instanceof Uint8Array ? decodeNodes(r.nodes) : []; } catch { listed = []; }
+    const listedIds = new Set(listed.map((n) => toHex(n.id)));
     const ready = new Map(); // hex id -> Promise<Conn>
     const used = new Set();
     const signals = Array.isArray(r.signals) ? r.signals : [];
@@ -609,6 +612,7 @@ export class DHTNode extends EventTarget {
       if (!s || typeof s !== 'object' || !(s.id instanceof Uint8Array) || s.id.length !== 20) return;
       const hex = toHex(s.id);
       if (bytesEqual(s.id, conn.id) || bytesEqual(s.id, this.id) || ready.has(hex)) return;
+      if (!listedIds.has(hex)) { this.counters.signalsUnlisted++; return; } // an answer for a node it did not name
       const have = this.directConnFor(hex);
       if (have) { ready.set(hex, Promise.resolve(have)); return; } // id-only: use the link we have
       if (s.sdp === undefined) return;
@@ -628,8 +632,6 @@ export class DHTNode extends EventTarget {
       })());
     });
     links.forEach((l) => { if (!used.has(l)) l.close(); });
-    let listed = [];
-    try { listed = r.nodes instanceof Uint8Array ? decodeNodes(r.nodes) : []; } catch { listed = []; }
     const nodes = [];
     for (const n of listed) {
       const hex = toHex(n.id);
