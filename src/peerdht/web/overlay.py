@@ -921,6 +921,8 @@ class WebOverlay:
         for link in self._links.values():
             if link.kind == "relay" or link.state != "open" or link.node_id is None or link.handle == exclude:
                 continue
+            if link.kind == "webrtc" and not link.peerdht:
+                continue  # webtorrent-dht peers do not relay (they answer 'relay' with a 204 error)
             d = int.from_bytes(link.node_id, "big") ^ int.from_bytes(to, "big")
             if best is None or d < best_d:
                 best, best_d = link, d
