@@ -16,7 +16,8 @@ utime+stime from /proc) and RSS (VmRSS) are those of the server process. Attacks
   127.1.x.y, each under the per-host limits, so every datagram costs a Diffie-Hellman); CPU during
   and in the 8 s after; a legitimate connect (from 127.0.0.1) half-way through.
 * valid: ``--floods`` (3) floods of ``--handshakes`` (10,000) fresh valid Noise handshakes at 500/s
-  (the fake clients claim to be reachable, so each costs a UDX stream); RSS at start, peak, and
+  (the fake clients claim to be reachable, so each costs a UDX stream; ``--hosts`` spreads them as for
+  garbage, so that none is shed by the per-address rate); RSS at start, peak, and
   ``--settle`` (50) s after each flood; a legitimate connect after the floods.
 * kill: ``--conns`` (100) connections from a client process that is then ``kill -9``ed; the server
   half-closed each one first. Seconds until the server has reclaimed them all (60 s limit).
@@ -175,7 +176,8 @@ async def valid(testnet: Testnet, kind: str, args: argparse.Namespace) -> dict[s
             fl = await spawn(
                 "flood",
                 *attacker("flood", "valid", "--claim-open", "--to", f"127.0.0.1:{ready['port']}",
-                          "--public-key", pk, "--rate", "500", "--count", str(args.handshakes)),
+                          "--public-key", pk, "--rate", "500", "--count", str(args.handshakes),
+                          "--hosts", str(args.hosts)),
                 stdin=False,
             )
             await fl.reply(600)  # prepared
@@ -236,7 +238,7 @@ async def main() -> None:
     ap.add_argument("--servers", default="python,js")
     ap.add_argument("--rate", type=int, default=3000)
     ap.add_argument("--seconds", type=float, default=20)
-    ap.add_argument("--hosts", type=int, default=1, help="garbage: spread over this many 127.1.x.y source hosts")
+    ap.add_argument("--hosts", type=int, default=1, help="garbage, valid: spread over this many 127.1.x.y hosts")
     ap.add_argument("--handshakes", type=int, default=10_000)
     ap.add_argument("--floods", type=int, default=3)
     ap.add_argument("--settle", type=float, default=50)

@@ -4,6 +4,12 @@
 answered), self-announces ``hash(public_key)`` to the closest nodes (they become our relays) and
 refreshes that announce; ``close`` unannounces.
 
+Under attack (where we differ from JS on purpose): a handshake costs O(1) before its Diffie-Hellman
+(replies cached oldest-first for retries, failures not cached); new handshakes are rate-limited per
+client address and host; accepted handshakes waiting for their stream are capped (per client host and
+in total, oldest evicted); a stream we open towards a client's claimed address becomes a connection
+only once the client's secret-stream header arrives; what was shed is counted in :attr:`Server.dropped`.
+
 Example::
 
     async def on_connection(stream):
