@@ -50,6 +50,7 @@ from peerdht.errors import (
     StreamClosed,
     StreamReset,
 )
+from peerdht.tracker import client as tc
 from peerdht.tracker import framing
 from peerdht.tracker import messages as tm
 
@@ -68,8 +69,6 @@ log = logging.getLogger(__name__)
 
 #: Offers per announce (bittorrent-tracker's client caps ``numwant`` at 5).
 OFFERS = 5
-#: Seconds an unanswered offer is kept (websocket-tracker.js ``OFFER_TIMEOUT``).
-OFFER_TIMEOUT = 50.0
 #: Bytes queued in a data channel before a sender waits (simple-peer uses 64 KiB).
 HIGH_WATER = 1 << 20
 
@@ -187,169 +186,182 @@ RoomEvent = PeerConnect | PeerClose | Message | TrackerConnect | TrackerWarning
 
 
 class _TrackerLink:
-    """One tracker URL: the WebSocket, announces with offers, offers to answer, reconnects."""
+    """One tracker URL: drives a :class:`~peerdht.tracker.client.TrackerClient` core with a WebSocket and
+    WebRTC peers (every decision about announces, offers and reconnects is the core's)."""
 
     def __init__(self, room: Room, url: str) -> None:
         self.room = room
         self.url = url
+        self.core = tc.TrackerClient(room.info_hash, room.peer_id, offers=room.offers,
+                                     interval=room.announce_interval, reconnect_min=room.reconnect_min,
+                                     reconnect_max=room.reconnect_max)
         self.ws: Any = None
-        self.connected = False
-        self.offers: dict[bytes, tuple[DataChannelPeer, float]] = {}
-        self.task: asyncio.Task[None] | None = None
-        self.announce_now = asyncio.Event()
-        self.interval = 120.0
+        self.offers: dict[bytes, DataChannelPeer] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
+        self._outbox: asyncio.Queue[str] = asyncio.Queue()
+        self._session: Any = None
+
+    @property
+    def connected(self) -> bool:
+        return self.core.connected_now
 
     def start(self) -> None:
-        self.task = asyncio.create_task(self._run())
+        self.core.start(self._now())
+        self.spawn(self._timer())
+        self.spawn(self._writer())
+        self._process()
 
     async def stop(self, *, stopped: bool) -> None:
-        if stopped and self.connected and self.ws is not None:
-            with contextlib.suppress(Exception):
-                r = self.room
-                await self.ws.send_str(tm.announce(r.info_hash, r.peer_id, event="stopped", numwant=0))
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self.task
+        last = self.core.stop()
+        if stopped and self.ws is not None:
+            for text in last:
+                with contextlib.suppress(Exception):
+                    await self.ws.send_str(text)
         for task in list(self.tasks):
             task.cancel()
-        await self._drop_offers(everything=True)
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.ws is not None:
+            with contextlib.suppress(Exception):
+                await self.ws.close()
+        if self._session is not None:
+            await self._session.close()
+        self._process()  # closes the offers the core expired
+        for channel in self.offers.values():
+            await channel.close()
+        self.offers.clear()
+
+    def announce_now(self) -> None:
+        self.core.announce_now(self._now())
+        self._process()
+
+    # ------------------------------------------------------------------ the core's outputs
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _run(self) -> None:
+    def _process(self) -> None:
+        for text in self.core.messages_to_send():
+            self._outbox.put_nowait(text)
+        room = self.room
+        while (event := self.core.next_event()) is not None:
+            if isinstance(event, tc.ConnectNow):
+                self.spawn(self._connect())
+            elif isinstance(event, tc.NeedOffers):
+                self.spawn(self._make_offers(event.count))
+            elif isinstance(event, tc.OfferExpired):
+                channel = self.offers.pop(event.offer_id, None)
+                if channel is not None:
+                    self.spawn(channel.close())
+            elif isinstance(event, tc.OfferReceived):
+                if room._wants_channel(event.peer_id, self.url):
+                    self.spawn(self._answer(event))
+            elif isinstance(event, tc.AnswerReceived):
+                channel = self.offers.pop(event.offer_id, None)
+                if channel is not None:
+                    self.spawn(self._complete(channel, event))
+            elif isinstance(event, tc.Announced):
+                room._tracker_connect(self)
+            elif isinstance(event, tc.TrackerProblem):
+                room._tracker_warning(self, event.reason)
+
+    async def _timer(self) -> None:
+        while True:
+            deadline = self.core.get_timer()
+            delay = 1.0 if deadline is None else deadline - self._now()
+            await asyncio.sleep(max(0.01, min(1.0, delay)))
+            self.core.handle_timer(self._now())
+            self._process()
+
+    async def _writer(self) -> None:
+        while True:
+            text = await self._outbox.get()
+            if self.ws is not None and self.core.connected_now:
+                with contextlib.suppress(Exception):
+                    await self.ws.send_str(text)
+
+    # ------------------------------------------------------------------ the socket
+
+    async def _connect(self) -> None:
         import aiohttp
 
-        retries = 0
-        async with aiohttp.ClientSession() as session:
-            while True:
-                try:
-                    self.ws = await session.ws_connect(self.url, timeout=aiohttp.ClientWSTimeout(ws_close=5),
-                                                       max_msg_size=4 * tm.MAX_TRACKER_MESSAGE, autoping=True,
-                                                       compress=0)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as e:  # refused, DNS, TLS, bad URL: a warning, then retry later
-                    self.room._tracker_warning(self, f"error connecting to {self.url}: {e or type(e).__name__}")
-                else:
-                    retries = 0
-                    self.connected = True
-                    try:
-                        await self._session()
-                    finally:
-                        self.connected = False
-                        with contextlib.suppress(Exception):
-                            await self.ws.close()
-                        await self._drop_offers(everything=True)  # their answers could only come this way
-                    self.room._tracker_warning(self, f"connection to {self.url} closed")
-                delay = min(self.room.reconnect_max, self.room.reconnect_min * 2**retries)
-                retries += 1
-                await asyncio.sleep(delay * (1 + random.random() / 4))
-
-    async def _session(self) -> None:
-        import aiohttp
-
-        announcer = asyncio.create_task(self._announcer())
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        try:
+            self.ws = await self._session.ws_connect(self.url, timeout=aiohttp.ClientWSTimeout(ws_close=5),
+                                                     max_msg_size=4 * tm.MAX_TRACKER_MESSAGE, autoping=True,
+                                                     compress=0)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # refused, DNS, TLS, bad URL: a warning, then a retry the core schedules
+            self.core.connect_failed(f"error connecting to {self.url}: {e or type(e).__name__}", self._now())
+            self._process()
+            return
+        self.core.connected(self._now())
+        self._process()
         try:
             async for msg in self.ws:
                 if msg.type == aiohttp.WSMsgType.TEXT:
-                    self._on_text(msg.data)
+                    self.core.receive(msg.data, self._now())
                 elif msg.type == aiohttp.WSMsgType.BINARY:
-                    self._on_text(msg.data.decode("utf-8", "replace"))
+                    self.core.receive(msg.data.decode("utf-8", "replace"), self._now())
                 else:
                     break
+                self._process()
         finally:
-            announcer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await announcer
+            with contextlib.suppress(Exception):
+                await self.ws.close()
+            while not self._outbox.empty():  # written for the socket that closed
+                self._outbox.get_nowait()
+            self.core.disconnected(self._now())
+            self._process()
 
-    async def _announcer(self) -> None:
-        while True:
-            self.announce_now.clear()
-            await self._announce()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.announce_now.wait(), self.room.announce_interval or self.interval)
+    # ------------------------------------------------------------------ WebRTC
 
-    async def _announce(self) -> None:
+    async def _make_offers(self, count: int) -> None:
         room = self.room
-        await self._drop_offers(everything=False)
-        want = max(0, min(room.offers, room.max_peers - len(room.peers), 2 * room.offers - len(self.offers)))
-        created = await asyncio.gather(*(self._offer() for _ in range(want)), return_exceptions=True)
-        offers = [item for item in created if isinstance(item, tuple)]
-        text = tm.announce(room.info_hash, room.peer_id, offers, numwant=50)
-        await self.ws.send_str(text)
+        want = max(0, min(count, room.max_peers - len(room.peers)))
+        made = await asyncio.gather(*(self._offer() for _ in range(want)), return_exceptions=True)
+        pairs = [item for item in made if isinstance(item, tuple)]
+        ids = self.core.offers_ready([offer for _, offer in pairs], self._now())
+        for offer_id, (channel, _) in zip(ids, pairs, strict=True):
+            self.offers[offer_id] = channel
+        self._process()
 
-    async def _offer(self) -> tuple[bytes, dict[str, str]]:
-        offer_id = os.urandom(20)
+    async def _offer(self) -> tuple[DataChannelPeer, dict[str, str]]:
         channel = self.room._new_channel(self.url)
-        offer = await channel.create_offer()
-        self.offers[offer_id] = (channel, asyncio.get_running_loop().time() + OFFER_TIMEOUT)
-        return offer_id, offer
-
-    async def _drop_offers(self, *, everything: bool) -> None:
-        now = asyncio.get_running_loop().time()
-        for offer_id, (channel, deadline) in list(self.offers.items()):
-            if everything or deadline <= now:
-                del self.offers[offer_id]
-                await channel.close()
-
-    def _on_text(self, text: str) -> None:
-        room = self.room
         try:
-            reply = tm.parse_reply(text)
-        except DecodeError as e:
-            room.dropped["tracker"] += 1
-            room._tracker_warning(self, str(e))
-            return
-        if isinstance(reply, tm.Failure):
-            if reply.info_hash in (None, room.info_hash):
-                room._tracker_warning(self, reply.reason)
-            return
-        if isinstance(reply, tm.ScrapeReply):
-            return
-        if reply.info_hash != room.info_hash:
-            return  # another room on a shared socket (JS pools sockets per URL)
-        if isinstance(reply, tm.AnnounceReply):
-            if reply.warning:
-                room._tracker_warning(self, reply.warning)
-            if reply.interval:
-                self.interval = max(10.0, min(reply.interval, 3600.0))
-            room._tracker_connect(self)
-        elif isinstance(reply, tm.Offer):
-            if reply.peer_id != room.peer_id and room._wants_channel(reply.peer_id, self.url):
-                self.spawn(self._answer(reply))
-        elif isinstance(reply, tm.Answer):
-            pending = self.offers.pop(reply.offer_id, None)
-            if pending is None or reply.peer_id == room.peer_id:
-                room.dropped["unknown_answer"] += 1
-                return
-            self.spawn(self._complete(pending[0], reply))
+            return channel, await channel.create_offer()
+        except Exception:
+            await channel.close()
+            raise
 
-    async def _answer(self, offer: tm.Offer) -> None:
+    async def _answer(self, offer: tc.OfferReceived) -> None:
         room = self.room
         channel = room._new_channel(self.url)
         room._connecting(offer.peer_id, self.url, channel)
         try:
             answer = await channel.accept_offer(offer.offer)
-            await self.ws.send_str(tm.answer(room.info_hash, room.peer_id, offer.peer_id, offer.offer_id, answer))
+            self.core.send_answer(offer.peer_id, offer.offer_id, answer)
+            self._process()
             await channel.wait_open(room.connect_timeout)
         except (SignalError, TimeoutError) as e:
-            room.dropped["signal"] += 1
+            room._dropped["signal"] += 1
             log.debug("room: offer from %s failed: %s", offer.peer_id.hex()[:8], e)
             room._abandon(offer.peer_id, self.url, channel)
             await channel.close()
             return
-        except Exception:
+        except BaseException:
             room._abandon(offer.peer_id, self.url, channel)
             await channel.close()
             raise
         room._attach(offer.peer_id, self.url, channel)
 
-    async def _complete(self, channel: DataChannelPeer, answer: tm.Answer) -> None:
+    async def _complete(self, channel: DataChannelPeer, answer: tc.AnswerReceived) -> None:
         room = self.room
         if not room._wants_channel(answer.peer_id, self.url):
             await channel.close()
@@ -359,11 +371,15 @@ class _TrackerLink:
             await channel.accept_answer(answer.answer)
             await channel.wait_open(room.connect_timeout)
         except (SignalError, TimeoutError) as e:
-            room.dropped["signal"] += 1
+            room._dropped["signal"] += 1
             log.debug("room: answer from %s failed: %s", answer.peer_id.hex()[:8], e)
             room._abandon(answer.peer_id, self.url, channel)
             await channel.close()
             return
+        except BaseException:
+            room._abandon(answer.peer_id, self.url, channel)
+            await channel.close()
+            raise
         room._attach(answer.peer_id, self.url, channel)
 
 
@@ -428,9 +444,8 @@ class Room:
         self.reconnect_max = reconnect_max
         self.peers: dict[str, RoomPeer] = {}
         """Connected peers by 40-hex peer id."""
-        self.dropped: dict[str, int] = {"frame": 0, "message": 0, "tracker": 0, "unknown_answer": 0,
-                                        "signal": 0, "events": 0, "peers": 0}
-        """Bad or excess input dropped, by kind (frames, messages, tracker replies, signals, events)."""
+        self._dropped: dict[str, int] = {"frame": 0, "message": 0, "tracker": 0, "unknown_answer": 0,
+                                         "signal": 0, "events": 0, "peers": 0}
         self._urls: list[str] = list(dict.fromkeys(trackers))
         self._links: dict[str, _TrackerLink] = {}
         self._pending: dict[tuple[bytes, str], set[DataChannelPeer]] = {}
@@ -461,6 +476,7 @@ class Room:
         if self._timer is not None:
             self._timer.cancel()
         await asyncio.gather(*(link.stop(stopped=True) for link in self._links.values()), return_exceptions=True)
+        self._dropped = self.dropped  # keep the links' counts
         self._links.clear()
         for channels in list(self._pending.values()):
             for ch in list(channels):
@@ -541,7 +557,7 @@ class Room:
     async def request_more_peers(self) -> dict[str, RoomPeer]:
         """Announce again on every tracker now (with fresh offers); returns the peers known so far."""
         for link in self._links.values():
-            link.announce_now.set()
+            link.announce_now()
         return dict(self.peers)
 
     async def add_tracker(self, url: str) -> None:
@@ -568,7 +584,21 @@ class Room:
         self._urls.remove(url)
         link = self._links.pop(url, None)
         if link is not None:
+            self._dropped["tracker"] += link.core.dropped["bad_reply"]
+            self._dropped["unknown_answer"] += link.core.dropped["unknown_answer"]
             await link.stop(stopped=True)
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Bad or excess input dropped so far, by kind: ``frame`` (bad P2PT frames), ``message`` (partial
+        messages expired or over budget), ``tracker`` (unreadable tracker replies), ``unknown_answer``
+        (answers to offers we never made), ``signal`` (offers/answers refused or never connected),
+        ``events`` (unread events), ``peers`` (peers refused at ``max_peers``)."""
+        counts = dict(self._dropped)
+        for link in self._links.values():
+            counts["tracker"] += link.core.dropped["bad_reply"]
+            counts["unknown_answer"] += link.core.dropped["unknown_answer"]
+        return counts
 
     @property
     def trackers(self) -> list[str]:
@@ -637,7 +667,7 @@ class Room:
         opening = len(self._pending.get((peer_id, url), ()))
         if peer is None:
             if len(self.peers) + len({pid for pid, _ in self._pending}) >= self.max_peers + 2:
-                self.dropped["peers"] += 1
+                self._dropped["peers"] += 1
                 return False
             return opening < 2
         open_here = sum(1 for u, ch in peer._channels if u == url and ch.is_open)
@@ -663,7 +693,7 @@ class Room:
         new = peer is None
         if peer is None:
             if len(self.peers) >= self.max_peers:
-                self.dropped["peers"] += 1
+                self._dropped["peers"] += 1
                 self._later(channel.close())
                 return
             peer = self.peers[key] = RoomPeer(peer_id, framing.Reassembler(max_message=self.max_message))
@@ -702,7 +732,7 @@ class Room:
                 return  # not a P2PT frame: p2pt only reports it as raw 'data'
             done = peer._chunks.receive(chunk.id, chunk, now)
         except DecodeError as e:
-            self.dropped["frame"] += 1
+            self._dropped["frame"] += 1
             log.warning("room %s: dropped a frame from peer %s: %s", self.identifier[:20], peer.id[:8], e)
             return
         if done is None:
@@ -721,7 +751,7 @@ class Room:
             worst = max(self.peers.values(), key=lambda p: p._chunks.buffered)
             log.warning("room %s: %d units of partial messages buffered (limit %d); dropping peer %s's",
                         self.identifier[:20], total, self.max_buffered, worst.id[:8])
-            self.dropped["message"] += len(worst._chunks)
+            self._dropped["message"] += len(worst._chunks)
             worst._chunks.clear()
 
     async def _expire_partials(self) -> None:
@@ -730,7 +760,7 @@ class Room:
             await asyncio.sleep(5.0)
             for peer in list(self.peers.values()):
                 if expired := peer._chunks.expire(loop.time()):
-                    self.dropped["message"] += expired
+                    self._dropped["message"] += expired
                     log.warning("room %s: %d partial messages from peer %s expired", self.identifier[:20],
                                 expired, peer.id[:8])
 
@@ -744,10 +774,10 @@ class Room:
         queued = self._events.qsize()
         limit = self.max_events if isinstance(event, Message | TrackerConnect | TrackerWarning) else 4 * self.max_events
         if queued >= limit:
-            self.dropped["events"] += 1
-            if self.dropped["events"] in (1, 10, 100) or self.dropped["events"] % 1000 == 0:
+            self._dropped["events"] += 1
+            if self._dropped["events"] in (1, 10, 100) or self._dropped["events"] % 1000 == 0:
                 log.warning("room %s: %d events unread; dropped %d so far (latest: %s)", self.identifier[:20],
-                            queued, self.dropped["events"], type(event).__name__)
+                            queued, self._dropped["events"], type(event).__name__)
             return
         self._events.put_nowait(event)
 
