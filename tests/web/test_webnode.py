@@ -177,6 +177,12 @@ def test_mainline_node_with_web() -> None:
         proc.wait(timeout=20)
 
 
+def test_cli_without_the_web_extra_says_how_to_install_it() -> None:
+    code = "import sys; sys.modules['aiohttp'] = None; from peerdht.cli.main import main; sys.exit(main(['web']))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "pip install 'peerdht[web]'" in out.stderr, out.stderr
+
+
 @pytest.mark.parametrize("size", [0])
 def test_cli_refuses_size_zero(size: int) -> None:
     out = subprocess.run([sys.executable, "-m", "peerdht", "web", "--size", str(size)], capture_output=True, text=True,
