@@ -104,6 +104,10 @@ async def test_relay_rules() -> None:
               const conns = [link, flood, { id: id(9), open: true, transport: 'relay' }, { id: id(8), open: false, transport: 'webrtc' }];
               res.next = m.bencode.toHex(nextHop(conns, id(9)).id);
               res.nextExcept = m.bencode.toHex(nextHop(conns, id(9), link).id);
+              // reverse path: replies to id 3 (whose message came in on `link`) go back over `link`, even though
+              // `flood` (id 4) is XOR-closer to 3; not when `link` is the link it came from
+              res.back = m.bencode.toHex(nextHop(conns, id(3), null, r.routes).id);
+              res.backExcept = m.bencode.toHex(nextHop(conns, id(3), link, r.routes).id);
               return res;
             }""")
     assert out["deliver"] is True and out["relayedFromFar"] is True
@@ -118,3 +122,25 @@ async def test_relay_rules() -> None:
     # next hop: the open direct link closest to id 9 (0x09 ^ 0x02 = 0x0b < 0x09 ^ 0x04 = 0x0d), not the link it came
     # from; relay routes and closed links never
     assert out["next"] == "02" * 20 and out["nextExcept"] == "04" * 20
+    assert out["back"] == "02" * 20 and out["backExcept"] == "04" * 20
+
+
+async def test_relay_over_several_hops() -> None:
+    """Page C (on web node W2) and page A (on W1, W1 <-> W2 over a WebSocket), both without working WebRTC:
+    C reads a value held only by A; the messages cross C -> W2 -> W1 -> A (3 links) and back."""
+    errors: list[str] = []
+    async with web_testnet() as (testnet, w1), chromium() as browser:
+        from peerdht.aio.webnode import WebNode
+
+        async with WebNode(host="127.0.0.1", udp_host="127.0.0.1", bootstrap=testnet.bootstrap) as w2:
+            await w2.connect(w1.ws_url)
+            a = await _blocked_page(browser, w1.url, errors)
+            c = await _blocked_page(browser, w2.url, errors)
+            a_id = (await stats(a))["nodeId"]
+            target = await a.evaluate(KEEP_LOCAL, "three links away")
+            assert await c.evaluate("(t) => window.dht.get(t)", target) == "three links away"
+            sa, sc = await stats(a), await stats(c)
+            assert [p["transport"] for p in sc["peers"] if p["id"] == a_id] == ["relay"], sc["peers"]
+            assert sa["maxHops"] == 3 and sc["maxHops"] == 3, (sa["maxHops"], sc["maxHops"])
+            assert [p["transport"] for p in sc["peers"] if p["transport"] != "relay"] == ["websocket"]
+    assert not errors, errors

@@ -251,7 +251,7 @@ export class DHTNode extends EventTarget {
     const res = this.relay.receive(conn, a, size);
     if (res.drop) { this._drop(conn, res.drop); return; }
     if (res.forward) {
-      const hop = nextHop(this.conns, res.forward.to, conn);
+      const hop = nextHop(this.conns, res.forward.to, conn, this.relay.routes);
       if (!hop) { this.relay.counters.relayDropped++; this._drop(conn, 'relay: no next hop'); return; }
       try { hop.send(res.forward.bytes); } catch { this.relay.counters.relayDropped++; }
       return;
@@ -275,7 +275,7 @@ export class DHTNode extends EventTarget {
     rc = new Conn(this, 'relay', {
       id,
       send: (d) => {
-        const hop = nextHop(this.conns, id);
+        const hop = nextHop(this.conns, id, null, this.relay.routes);
         if (!hop) throw new Error('no link to relay through');
         hop.send(this.relay.wrap(id, d));
       },

@@ -20,6 +20,7 @@ export class Relay {
   constructor(ownId) {
     this.own = ownId;
     this.seen = new Map(); // mid hex -> true, oldest first
+    this.routes = new Map(); // origin hex -> the link its last relayed message arrived on (reverse path)
     this.counters = { relayedIn: 0, relayedOut: 0, forwarded: 0, delivered: 0, relayDropped: 0, maxHops: 0 }; // maxHops: links crossed by a delivered message
   }
 
@@ -69,6 +70,8 @@ export class Relay {
     if (a.hops === 0 && !(conn.id && bytesEqual(conn.id, a.from))) return drop('relay: forged origin');
     if (bytesEqual(a.from, this.own)) return drop('relay: loop');
     this._remember(mid);
+    this.routes.set(toHex(a.from), conn);
+    if (this.routes.size > SEEN_MAX) this.routes.delete(this.routes.keys().next().value);
     if (bytesEqual(a.to, this.own)) {
       this.counters.delivered++;
       this.counters.maxHops = Math.max(this.counters.maxHops, a.hops + 1);
@@ -79,8 +82,15 @@ export class Relay {
   }
 }
 
-/** The open direct link (not a relay route) whose node id is XOR-closest to `to`, excluding `except`. */
-export function nextHop(conns, to, except = null) {
+/**
+ * The link to send a relayed message for `to` over: the link messages from `to` last arrived on (reverse
+ * path, when still open and not `except`), else the open direct link (not a relay route) whose node id is
+ * XOR-closest to `to`, excluding `except`. Greedy XOR alone can walk into a dead end (a node whose only
+ * link is the one the message came from); the reverse path cannot, for replies.
+ */
+export function nextHop(conns, to, except = null, routes = null) {
+  const back = routes && routes.get(toHex(to));
+  if (back && back !== except && back.open && back.transport !== 'relay') return back;
   let best = null; let bestD = null;
   for (const c of conns) {
     if (c === except || !c.open || !c.id || c.transport === 'relay') continue;
