@@ -280,6 +280,7 @@ class MainlineNode:
         self._next_op = 1
         self._next_maintenance = now + MAINTENANCE_EVERY
         self._ip_votes: deque[Addr] = deque(maxlen=32)
+        self._bep42_settled: tuple[str, bytes] | None = None  # (majority host, our id) that needs no change
         self.stats: Counter[str] = Counter()
 
     # ------------------------------------------------------------------------------------------
@@ -533,8 +534,13 @@ class MainlineNode:
         votes = self._ip_votes
         if not self.auto_id or len(votes) < 8:
             return
+        if (votes[-1][0], self.id) == self._bep42_settled:
+            return  # a vote for the settled majority host keeps it the majority: nothing to recount
         host, count = Counter(h for h, _ in votes).most_common(1)[0]
-        if 2 * count <= len(votes) or is_bep42_exempt(host) or node_id_matches_ip(self.id, host):
+        if 2 * count <= len(votes):
+            return
+        if is_bep42_exempt(host) or node_id_matches_ip(self.id, host):
+            self._bep42_settled = (host, self.id)
             return
         try:
             new_id = node_id_for_ip(host, self.rng)
