@@ -410,3 +410,29 @@ def test_answers_for_unlisted_nodes_are_dropped() -> None:
     answers = [e for e in iter(core.next_event, None) if isinstance(e, ConnectAnswer)]
     assert [e.node_id for e in answers] == [b"L" * 20]
     assert core.stats["dropped_signal_unlisted"] == 1
+
+
+def test_link_churn_leaves_nothing_behind() -> None:
+    """1000 links that open, talk (queries, signals, relays, bridged gets) and close: no state outlives them."""
+    core = WebOverlay(rng=random.Random(9), bridge=True)
+    now = 0.0
+    for n in range(1000):
+        h = core.open_link("websocket", f"10.0.{n // 250}.{n % 250}", now)
+        assert h is not None
+        nid = n.to_bytes(20, "big")
+        offer = {b"type": b"offer", b"sdp": b"v=0\r\nx", b"id": nid, b"extensions": []}
+        core.receive_datagram(_query(b"get", {b"id": nid, b"target": bytes([n % 256]) * 20, b"signals": [offer]}), h, now)
+        core.receive_datagram(_query(b"peer_connection", {b"id": nid, b"signal": offer}, t=b"pc"), h, now)
+        core.receive_datagram(_relay(b"Z" * 20, nid, n.to_bytes(8, "big"), 0, _query(b"ping", {b"id": nid}), nid), h, now)
+        for ev in iter(core.next_event, None):
+            if isinstance(ev, AnswerOffer):
+                core.offer_answered(ev.handle, None, now)
+        core.datagrams_to_send(now)
+        now += 0.01
+        core.close_link(h, now)
+        core.handle_timer(now)
+    core.handle_timer(now + 100.0)
+    core.datagrams_to_send(now + 100.0)
+    assert core._links == {} and core._by_id == {} and core._answering == {} and core._sent == {}
+    assert core._forwards == {} and core._open_forwards == [] and core._held == {}
+    assert len(core.node.table) == 0 and len(core._seen) <= core.limits.relay_seen
