@@ -17,7 +17,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   fi
 fi
 
-python3 -m pip install -q -e '.[test]'
+python3 -m pip install -q -e '.[test,bench]'
 # --ignore-scripts: bittorrent-tracker's optional node-datachannel would download a binary at install time;
 # every peer we run ships its native parts as prebuilt packages (udx-native, sodium-native, @roamhq/wrtc)
 npm ci --ignore-scripts --no-audit --no-fund --silent
