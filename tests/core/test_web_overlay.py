@@ -436,3 +436,26 @@ def test_link_churn_leaves_nothing_behind() -> None:
     assert core._links == {} and core._by_id == {} and core._answering == {} and core._sent == {}
     assert core._forwards == {} and core._open_forwards == [] and core._held == {}
     assert len(core.node.table) == 0 and len(core._seen) <= core.limits.relay_seen
+
+
+def test_relay_replies_follow_the_reverse_path() -> None:
+    """A - W1 = W2 - C: C's relayed query to W1 is answered back the way it came (via W2), not greedily to A,
+    whose id is closer to C but who is a dead end (found by the browser engineer's multi-hop page test)."""
+    ids = [b"\xf1" + bytes(19), b"\x00" + bytes(19), b"\x10" + bytes(19), b"\xf0" + bytes(19)]  # A, W1, W2, C
+    web = FakeWeb(0)
+    web.cores = [WebOverlay(rng=random.Random(i), node_id=nid) for i, nid in enumerate(ids)]
+    web.results = {i: [] for i in range(4)}
+    for x, y in ((0, 1), (1, 2), (2, 3)):
+        web.ws(x, y)
+    for i in range(4):
+        for link in list(web.cores[i]._links.values()):
+            web.cores[i].node.ping(link.handle, web.now)
+    web.run(2.0)
+    c, w1 = web.cores[3], web.cores[1]
+    relay = c._relay_link(w1.id, web.now)
+    assert relay is not None
+    op = c.node.ping(relay.handle, web.now)
+    web.run(5.0)
+    done = [e for e in web.results[3] if isinstance(e, OpDone) and e.op == op]
+    assert done and done[0].result.id == w1.id  # type: ignore[attr-defined]
+    assert web.cores[0].stats["relay_forwarded"] == 0 and web.cores[0].stats["dropped_relay_no_route"] == 0

@@ -34,8 +34,10 @@ link to travels inside one-way ``relay`` queries (no response is ever sent to a 
 
 Each hop drops duplicates (``mid`` seen), ``hops >= 8``, a hop-0 message whose sender is not ``from``
 (forged source), a message from ourselves (loop), and more than 20 messages / 64 KiB per second per link;
-then delivers it (``to`` is us) or forwards it with ``hops + 1`` to the open link whose node id is closest
-to ``to`` by XOR (greedy, never back to the link it came from). Delivered messages are handled as if they
+then delivers it (``to`` is us) or forwards it with ``hops + 1``: to ``to`` itself when linked, else back
+along the link ``to``'s own latest relayed message came in on (reverse path), else to the open link whose node
+id is closest to ``to`` by XOR (greedy; never back to the link it came from; only links that relay:
+WebSockets and data channels whose signals named ``peerdht``). Delivered messages are handled as if they
 came over a ``relay`` link to ``from`` (so the inner message's ``id`` must be ``from``; inner ``relay``
 messages are dropped), and our messages to that node go back through relays. A relayed reply therefore
 matches only a transaction we sent through a relay to that same node. A WebRTC link that fails before it
@@ -289,6 +291,7 @@ class WebOverlay:
         self._open_forwards: list[_Forward] = []
         self._answering: dict[Handle, _Answering] = {}
         self._seen: dict[bytes, float] = {}  # relayed message ids -> when seen
+        self._paths: dict[bytes, Handle] = {}  # relay origin id -> the link its latest message came in on
         self._held: dict[tuple[bytes, bytes], list[tuple[bytes, Handle, float]]] = {}  # bridged queries
 
     # ------------------------------------------------------------------------------------------ links
@@ -945,7 +948,15 @@ class WebOverlay:
         self.stats["relay_sent"] += 1
 
     def _relay_out(self, a: dict[bytes, Value], to: bytes, exclude: Handle | None) -> None:
-        hop = self._next_hop(to, exclude)
+        hop: _Link | None = None
+        direct = self._links.get(self._by_id.get(to, ("", -1)))
+        if direct is None or direct.kind == "relay" or direct.state != "open":
+            back = self._paths.get(to)  # reverse path: the link `to`'s own relayed messages came in on
+            hop = self._links.get(back) if back is not None and back != exclude else None
+            if hop is not None and (hop.state != "open" or hop.kind == "relay"):
+                hop = None
+        if hop is None:
+            hop = self._next_hop(to, exclude)
         if hop is None:
             self.stats["dropped_relay_no_route"] += 1
             return
@@ -990,6 +1001,10 @@ class WebOverlay:
         if not self._remember(mid, now):
             self.stats["dropped_relay_duplicate"] += 1
             return
+        if len(self._paths) >= self.limits.relay_seen and origin not in self._paths:
+            for old in list(self._paths)[: len(self._paths) // 4]:
+                del self._paths[old]
+        self._paths[origin] = link.handle
         if to == self.id:
             if inner[:1] != b"d" or b"5:relay" in inner[:64]:
                 self.stats["dropped_relay_malformed"] += 1
