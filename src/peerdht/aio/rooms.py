@@ -194,7 +194,8 @@ class _TrackerLink:
         self.url = url
         self.core = tc.TrackerClient(room.info_hash, room.peer_id, offers=room.offers,
                                      interval=room.announce_interval, reconnect_min=room.reconnect_min,
-                                     reconnect_max=room.reconnect_max)
+                                     reconnect_max=room.reconnect_max,
+                                     rng=random.SystemRandom())  # offer ids must not be predictable
         self.ws: Any = None
         self.offers: dict[bytes, DataChannelPeer] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
