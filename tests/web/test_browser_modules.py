@@ -395,3 +395,24 @@ async def test_node_drops_bad_input_and_keeps_answering() -> None:
     assert 204 in out["errors"] and 203 in out["errors"] and 201 in out["errors"]
     assert out["responses"] >= 4
     assert out["webrtc"] == 0
+
+
+async def test_stored_items_and_peers_expire() -> None:
+    async with static_server() as base, chromium() as browser:
+        page = await _page(browser, base)
+        out = await page.evaluate(
+            """() => {
+              const node = new m.peerdht.DHTNode({ iceServers: [], maintainEvery: 3600000 });
+              const now = Date.now();
+              node.immutable.set('aa', { v: new Uint8Array(1), at: now - 3 * 3600 * 1000 });
+              node.immutable.set('bb', { v: new Uint8Array(1), at: now - 60 * 1000 });
+              node.mutable.set('cc', { at: now - 3 * 3600 * 1000 });
+              node.peers.set('dd', new Map([['1.2.3.4:1', { at: now - 31 * 60 * 1000 }], ['1.2.3.4:2', { at: now }]]));
+              node.peers.set('ee', new Map([['1.2.3.4:3', { at: now - 31 * 60 * 1000 }]]));
+              node.expire(now);
+              const r = { imm: [...node.immutable.keys()], mut: node.mutable.size, peers: [...node.peers.keys()],
+                          dd: [...node.peers.get('dd').keys()] };
+              node.close();
+              return r;
+            }""")
+    assert out == {"imm": ["bb"], "mut": 0, "peers": ["dd"], "dd": ["1.2.3.4:2"]}

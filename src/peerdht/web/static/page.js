@@ -37,6 +37,9 @@ const iceServers = (Array.isArray(config.iceServers) ? config.iceServers : []).m
 const node = new DHTNode({ ...(window.PEERDHT_OPTIONS || {}), iceServers });
 const dht = createDht(node);
 window.dht = dht;
+// closing the tab closes the links at once, so peers drop this node now rather than after a timeout
+window.addEventListener('pagehide', () => node.close());
+window.addEventListener('pageshow', (e) => { if (e.persisted) location.reload(); }); // back from the page cache: rejoin
 
 if (!hasWebCrypto()) $('no-crypto').hidden = false;
 $('stat-id').textContent = dht.stats().nodeId;

@@ -48,6 +48,8 @@ export const DEFAULTS = {
   maxPeersPerHash: 100,
   maintainEvery: 10000, // ms between pings of idle links / table refresh
   settle: 500, // ms a new WebRTC link holds our messages unless the peer speaks first
+  itemTtl: 2 * 3600 * 1000, // ms a BEP 44 item is kept (BEP 44: 2 hours)
+  peerTtl: 30 * 60 * 1000, // ms an announced peer is kept
   peerConnectionRate: 2, // peer_connection queries answered per second per link (burst 8)
 };
 
@@ -691,8 +693,20 @@ export class DHTNode extends EventTarget {
     try { await this._lookup(this.id, 'find_node'); } catch (e) { this.lastError = e.message; }
   }
 
+  /** Drop stored items older than itemTtl and announced peers older than peerTtl (BEP 44: 2 h; BEP 5: 30 min). */
+  expire(now = Date.now()) {
+    for (const map of [this.immutable, this.mutable]) {
+      for (const [k, v] of map) if (now - v.at > this.opts.itemTtl) map.delete(k);
+    }
+    for (const [ih, peers] of this.peers) {
+      for (const [k, p] of peers) if (now - p.at > this.opts.peerTtl) peers.delete(k);
+      if (!peers.size) this.peers.delete(ih);
+    }
+  }
+
   async _maintain() {
     if (this.closed) return;
+    this.expire();
     for (const c of [...this.conns]) {
       if (!c.id || Date.now() - c.lastIn < this.opts.maintainEvery) continue;
       this._send(c, 'ping', {}, this.opts.queryTimeout).catch(() => { if (Date.now() - c.lastIn > 3 * this.opts.maintainEvery) c.close(); });
