@@ -71,6 +71,7 @@ export class Conn {
     this.since = Date.now();
     this.lastIn = Date.now();
     this.token = globalThis.crypto.getRandomValues(new Uint8Array(8));
+    this.relays = transport !== 'relay'; // can carry relayed messages (false for webtorrent-dht data channels)
   }
 
   get idHex() { return this.id ? toHex(this.id) : null; }
@@ -329,7 +330,9 @@ export class DHTNode extends EventTarget {
     const conn = new Conn(this, 'webrtc', { send: (d) => link.send(d), close: () => link.close(), id });
     link.onmessage = (d) => this._onData(conn, d);
     link.onclose = () => conn.close();
-    if (!hasExtension(remoteSignal, EXTENSION)) conn.settle(this.opts.settle);
+    // a peer that names our extension reads early messages and relays; webtorrent-dht does neither
+    conn.relays = hasExtension(remoteSignal, EXTENSION);
+    if (!conn.relays) conn.settle(this.opts.settle);
     this.conns.add(conn);
     this.counters.linksOpened++;
     if (this.timeline.firstWebrtc === null) this.timeline.firstWebrtc = performance.now();

@@ -85,15 +85,16 @@ export class Relay {
 /**
  * The link to send a relayed message for `to` over: the link messages from `to` last arrived on (reverse
  * path, when still open and not `except`), else the open direct link (not a relay route) whose node id is
- * XOR-closest to `to`, excluding `except`. Greedy XOR alone can walk into a dead end (a node whose only
+ * XOR-closest to `to`, excluding `except` and links that cannot relay (webtorrent-dht peers answer 'relay' with
+ * error 204). Greedy XOR alone can walk into a dead end (a node whose only
  * link is the one the message came from); the reverse path cannot, for replies.
  */
 export function nextHop(conns, to, except = null, routes = null) {
   const back = routes && routes.get(toHex(to));
-  if (back && back !== except && back.open && back.transport !== 'relay') return back;
+  if (back && back !== except && back.open && back.transport !== 'relay' && back.relays !== false) return back;
   let best = null; let bestD = null;
   for (const c of conns) {
-    if (c === except || !c.open || !c.id || c.transport === 'relay') continue;
+    if (c === except || !c.open || !c.id || c.transport === 'relay' || c.relays === false) continue;
     const d = xor(to, c.id);
     if (best === null || compareBytes(d, bestD) < 0) { best = c; bestD = d; }
   }
