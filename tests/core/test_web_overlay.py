@@ -459,3 +459,31 @@ def test_relay_replies_follow_the_reverse_path() -> None:
     done = [e for e in web.results[3] if isinstance(e, OpDone) and e.op == op]
     assert done and done[0].result.id == w1.id  # type: ignore[attr-defined]
     assert web.cores[0].stats["relay_forwarded"] == 0 and web.cores[0].stats["dropped_relay_no_route"] == 0
+
+
+def test_relayed_messages_are_taken_while_a_webrtc_link_is_still_connecting() -> None:
+    """B answered C's offer (link connecting, ICE not done) but C reaches B by relay meanwhile: B takes it on a
+    relay link at once instead of dropping it until the WebRTC attempt times out; when the WebRTC link opens,
+    it replaces the relay path."""
+    web = FakeWeb(3)
+    web.ws(0, 1)
+    web.ws(0, 2)
+    a, b, c = web.cores
+    for core in (b, c):
+        core.node.ping(("web:1", 0), web.now)
+    web.run(2.0)
+    offer = {b"type": b"offer", b"sdp": b"v=0\r\nc", b"id": c.id, b"extensions": [b"peerdht"]}
+    hb = b.link_of(a.id)
+    assert hb is not None
+    b.receive_datagram(_query(b"peer_connection", {b"id": a.id, b"signal": offer}, t=b"p1"), hb, web.now)
+    pending = [e for e in iter(b.next_event, None) if isinstance(e, AnswerOffer)]
+    assert len(pending) == 1
+    b.offer_answered(pending[0].handle, {"type": "answer", "sdp": "v=0\r\nb"}, web.now)  # now connecting
+    relay = c._relay_link(b.id, web.now)
+    assert relay is not None
+    op = c.node.ping(relay.handle, web.now)
+    web.run(3.0)
+    assert [e for e in web.results[2] if isinstance(e, OpDone) and e.op == op]
+    assert b.stats["dropped_relay_no_link"] == 0 and b.stats["relay_delivered"] >= 1
+    b.link_opened(pending[0].handle, "198.51.100.2", web.now)
+    assert b.link_of(c.id) == pending[0].handle  # the direct link took over

@@ -324,6 +324,13 @@ class WebOverlay:
         if link is None or link.state == "open":
             return
         link.state, link.ip, link.deadline = "open", ip, None
+        if link.node_id is not None:  # a direct link beats a relay path made while it was connecting
+            other = self._links.get(self._by_id.get(link.node_id, ("", -1)))
+            if other is not None and other is not link and other.kind == "relay":
+                self._by_id[link.node_id] = handle
+                self.close_link(other.handle, now)
+            elif other is None:
+                self._by_id[link.node_id] = handle
         if link.kind == "webrtc" and self.limits.settle > 0 and not link.peerdht:
             link.hold = now + self.limits.settle
         else:
@@ -904,11 +911,15 @@ class WebOverlay:
     # ------------------------------------------------------------------------------------------ relay
 
     def _relay_link(self, node_id: bytes, now: float) -> _Link | None:
-        """The relay-only link to ``node_id`` (made if needed and there is no direct link)."""
+        """The relay-only link to ``node_id`` (made if needed and there is no open direct link; a WebRTC link
+        still connecting to it does not wait: the node reaches us by relay meanwhile)."""
         handle = self._by_id.get(node_id)
         link = self._links.get(handle) if handle is not None else None
         if link is not None:
-            return link if link.kind == "relay" else None
+            if link.kind == "relay":
+                return link
+            if link.state == "open":
+                return None
         link = self._new_link("relay", "open", now)
         if link is None:
             return None
