@@ -14,7 +14,8 @@ other way round). Link handles never reach the UDP side.
 HTTP endpoints (one aiohttp server):
 
 * ``GET /`` the page (``static/index.html``), ``GET /<name>`` the other files of
-  :mod:`peerdht.web` ``static/`` (no directory traversal; ``.js`` as ``text/javascript``);
+  :mod:`peerdht.web` ``static/`` (no directory traversal; ``.js`` as ``text/javascript``); ``GET /config.json``
+  ``{"iceServers": [...]}``: the ``ice_servers`` (``--ice-server``) for the page's RTCPeerConnections;
 * ``GET /ws`` the WebSocket;
 * ``POST /`` webtorrent-dht 0.18's bootstrap (``webrtc-socket.js`` ``bind()``): a JSON offer in, the JSON answer
   ``{"type": "answer", "sdp", "extensions": []}`` out, ``Access-Control-Allow-Origin: *``; the data channel
@@ -475,6 +476,8 @@ class WebNode:
         name = request.match_info["path"]
         if len(name) == 52 and "." not in name and not (self._static / name).exists():
             return await self._pkarr_get(request, name)
+        if name == "config.json" and not (self._static / name).exists():  # the page's ICE servers (--ice-server)
+            return web.json_response({"iceServers": self._ice}, headers={"Cache-Control": "no-cache"})
         parts = name.split("/")
         if not all(_SEGMENT.match(p) for p in parts):
             self.counters["http_bad_path"] += 1
