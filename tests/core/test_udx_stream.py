@@ -263,7 +263,7 @@ def test_idle_timeout_reclaims_half_closed_stream_of_vanished_peer() -> None:
     net = FakeNet(random.Random(12), delay=0.01)
     a, _ = _half_closed_pair(net)
     a.core.set_keepalive(a.sid, 5.0, net.now, timeout=15.0)
-    del net._cores[B]  # the peer is kill -9ed: no DESTROY, no packet ever again
+    net.remove(B)  # the peer is kill -9ed: no DESTROY, no packet ever again
     start = net.now
     run(net, (a,), lambda: a.closed is not None, max_time=60)
     closed = a.closed
@@ -291,7 +291,7 @@ def test_idle_timeout_while_writing_to_a_vanished_peer() -> None:
     net = FakeNet(random.Random(14), delay=0.01)
     a, _ = pair(net)
     a.core.set_keepalive(a.sid, 5.0, net.now, timeout=15.0)
-    del net._cores[B]
+    net.remove(B)
     start = net.now
     a.outbox = b"x" * 200_000
     run(net, (a,), lambda: a.closed is not None, max_time=60)
@@ -399,6 +399,7 @@ def test_packets_before_connect_without_firewall() -> None:
             events.append(e)
             if isinstance(e, PreConnectPacket):
                 b.connect(sb, 1, e.addr)
+                net.touch(B)  # driven from outside: the deferred ACK must be collected
         return a.write_buffer_size(sa) == 0
 
     net.run(until, max_time=30)

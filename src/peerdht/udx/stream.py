@@ -23,6 +23,7 @@ probes and optional keepalives. Times are seconds.
 
 from __future__ import annotations
 
+import heapq
 import struct
 from collections import deque
 from typing import Final, Protocol
@@ -200,6 +201,7 @@ class _Stream:
         self.zwp_deadline: float | None = None
         self.keepalive = 0.0
         self.keepalive_deadline: float | None = None  # the liveness timer: heartbeat and idle timeout
+        self.timer_at: float | None = None  # the earliest deadline, as armed in the core's timer heap
         self.idle_timeout = 0.0
         self.last_rx = 0.0  # when a packet of this stream last arrived from the peer (seconds)
         self.last_tx = 0.0  # when we last sent a packet on it
@@ -238,6 +240,12 @@ class UDXSocketCore:
         self._events: deque[UDXEvent | _Stream] = deque()
         self._out: list[tuple[bytes, Addr]] = []
         self._dirty: set[_Stream] = set()
+        # timers: a heap of (deadline, seq, stream), stale entries skipped; streams whose deadlines may
+        # have changed are re-armed before the heap is read (O(log n) per change, not O(streams) per
+        # event: a server holding many streams must not pay for all of them on every datagram)
+        self._heap: list[tuple[float, int, _Stream]] = []
+        self._heap_seq = 0
+        self._touched: set[_Stream] = set()
         self._next_id = 1
         # cleanly closed streams answer retransmissions for a while (TIME_WAIT; libudx has a TODO):
         # local id -> (expiry, remote id, addr, seq, ack), all wire values
@@ -531,19 +539,51 @@ class UDXSocketCore:
             )
         return ev
 
+    def _rearm(self) -> None:
+        touched = self._touched
+        if not touched:
+            return
+        heap = self._heap
+        for st in touched:
+            at: float | None = None
+            if not st.closed:
+                for t in (st.rto_deadline, st.pto_deadline, st.zwp_deadline, st.keepalive_deadline):
+                    if t is not None and (at is None or t < at):
+                        at = t
+            if at != st.timer_at:
+                st.timer_at = at
+                if at is not None:
+                    self._heap_seq += 1
+                    heapq.heappush(heap, (at, self._heap_seq, st))
+        touched.clear()
+
     def get_timer(self) -> float | None:
         """When ``handle_timer`` must next be called (seconds, same clock as ``now``), or None."""
-        best: float | None = None
-        for st in self._streams.values():
-            for t in (st.rto_deadline, st.pto_deadline, st.zwp_deadline, st.keepalive_deadline):
-                if t is not None and (best is None or t < best):
-                    best = t
-        return best
+        self._rearm()
+        heap = self._heap
+        while heap:
+            at, _, st = heap[0]
+            if st.closed or st.timer_at != at:
+                heapq.heappop(heap)  # stale: the stream re-armed or closed since
+                continue
+            return at
+        return None
 
     def handle_timer(self, now: float) -> None:
         """Run the timers that are due: retransmission timeout, zero-window probe, keepalive."""
         self._now = now
-        for st in list(self._streams.values()):
+        self._rearm()
+        heap = self._heap
+        due: list[_Stream] = []
+        while heap and heap[0][0] <= now:
+            at, _, st = heapq.heappop(heap)
+            if not st.closed and st.timer_at == at:
+                st.timer_at = None
+                due.append(st)
+        self._touched.update(due)
+        for st in due:
+            if st.closed:
+                continue
             if st.rto_deadline is not None and now >= st.rto_deadline:
                 self._on_rto(st, now)
                 if st.closed:
@@ -580,7 +620,9 @@ class UDXSocketCore:
             return
         _m, _v, t, off, sid, rwnd, wseq, wack = _UNPACK_HEADER(data, 0)
         st = self._streams.get(sid)
-        if st is None:
+        if st is not None:
+            self._touched.add(st)
+        else:
             tw = self._time_wait.get(sid) if self._time_wait else None
             if tw is None:
                 self._events.append(DatagramReceived(data=bytes(data), addr=addr))
@@ -827,6 +869,7 @@ class UDXSocketCore:
         st = self._streams.get(stream_id)
         if st is None:
             raise StreamClosed(f"no open stream {stream_id}")
+        self._touched.add(st)  # a command may change its timers
         return st
 
     def _below_hwm(self, st: _Stream) -> bool:
@@ -1028,6 +1071,7 @@ class UDXSocketCore:
             st.lost_q.append(seq)
 
     def _flush(self, st: _Stream, now: float) -> None:
+        self._touched.add(st)
         out = self._out
         append = out.append
         outgoing = st.outgoing
