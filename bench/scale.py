@@ -41,6 +41,7 @@ from peerdht.mainline.events import OpDone as MlOpDone
 from peerdht.mainline.events import OpFailed as MlOpFailed
 from peerdht.mainline.node import MainlineNode
 from peerdht.testing import FakeNet
+from peerdht.testing.soak import deep_size
 
 Addr = tuple[str, int]
 DELAY = 0.01  # one-way, seconds: RTT 20 ms
@@ -239,6 +240,8 @@ def run_size(profile: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
     gc.collect()
     mem = (rss_bytes() - rss0) / n
     tables = [sim.table_size(i) for i in range(n)]
+    sample = sim.rng.sample(range(n), min(n, 50))
+    deep = statistics.fmean(deep_size(sim.nodes[i]) for i in sample)
     out: dict[str, Any] = {
         "profile": profile,
         "nodes": n,
@@ -249,12 +252,14 @@ def run_size(profile: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
         "table_mean": statistics.fmean(tables),
         "table_min": min(tables),
         "mem_per_node_bytes": round(mem),
+        "deep_bytes_per_node": round(deep),
         "log2n": math.log2(n),
         "loss": [],
     }
     print(
         f"{profile} n={n}: built in {build_s:.1f} s wall ({out['build_fake_s']} s fake), "
-        f"table {out['table_mean']:.1f} (min {out['table_min']}), {mem / 1024:.1f} KiB/node",
+        f"table {out['table_mean']:.1f} (min {out['table_min']}), {mem / 1024:.1f} KiB/node RSS, "
+        f"{deep / 1024:.1f} KiB/node deep size",
         flush=True,
     )
     for loss in args.loss:

@@ -20,6 +20,7 @@ import contextlib
 import gc
 import random
 import sys
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +33,16 @@ from peerdht.testing.fakenet import FakeNet
 
 Addr = tuple[str, int]
 
-_SKIP = (type, type(len), type(sys), random.Random)
+# shared, not the node's: classes, modules, functions (their globals would pull in whole modules), rngs
+_SKIP = (
+    type,
+    types.ModuleType,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    types.CodeType,
+    random.Random,
+)
 
 
 @dataclass
@@ -72,13 +82,14 @@ def _attrs(obj: object) -> Iterator[tuple[str, Any]]:
 
 
 def deep_size(root: object) -> int:
-    """Bytes of every object reachable from ``root`` (classes, functions, modules and rngs excluded)."""
+    """Bytes of every object reachable from ``root`` (classes, functions, methods, modules and rngs are
+    shared or code, so neither counted nor followed)."""
     seen: set[int] = set()
     stack = [root]
     total = 0
     while stack:
         o = stack.pop()
-        if id(o) in seen or isinstance(o, _SKIP) or (callable(o) and not hasattr(o, "__dict__")):
+        if id(o) in seen or isinstance(o, _SKIP):
             continue
         seen.add(id(o))
         total += sys.getsizeof(o)
