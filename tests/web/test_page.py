@@ -109,3 +109,15 @@ async def test_page_without_webcrypto_says_so() -> None:
         await _submit(page, {"#announce-ih": "ab" * 20}, "#announce", "#announce-result")
         assert (await _submit(page, {"#lookup-ih": "ab" * 20}, "#lookup", "#lookup-result")).endswith(":6881")
     assert not errors, errors
+
+
+async def test_page_links_the_room_view_and_exports_room() -> None:
+    errors: list[str] = []
+    async with web_testnet() as (_, node), chromium() as browser:
+        page = await open_page(browser, node.url, errors)
+        exported = await page.evaluate("async () => typeof (await import('./peerdht.js')).Room")
+        assert exported == "function"
+        await page.click("text=rooms →")
+        await page.wait_for_selector("#room-name", timeout=20000)
+        assert page.url.endswith("/room.html")
+        assert not errors, errors

@@ -11,6 +11,7 @@
 //   const node = new DHTNode({ iceServers: [] });
 //   await node.join('ws://127.0.0.1:8080/ws');
 //   window.dht = createDht(node);          // ready, put, get, putMutable, getMutable, announce, lookup, stats
+//   const room = new Room('my app', ['ws://127.0.0.1:8000']);   // a P2PT room (rooms.js), see room.html
 
 import { encode, toHex, fromHex, bytesEqual, text, bytes, compareBytes } from './bencode.js';
 import {
@@ -22,6 +23,8 @@ import { lookup } from './lookup.js';
 import * as bep44 from './bep44.js';
 import { RtcLink, checkSignal } from './webrtc.js';
 import { Relay, nextHop } from './relay.js';
+// P2PT rooms over WebTorrent trackers live in rooms.js; re-exported so one import gives both.
+export { Room } from './rooms.js';
 
 const SIGNALLED = new Set(['find_node', 'get_peers', 'get']);
 
