@@ -90,7 +90,18 @@ class RoutingTable:
         split: the bucket policy.
     """
 
-    __slots__ = ("_buckets", "_by_id", "_deepest", "_int", "_ints", "_nbits", "k", "local_id", "split")
+    __slots__ = (
+        "_buckets",
+        "_by_id",
+        "_deepest",
+        "_empty",
+        "_int",
+        "_ints",
+        "_nbits",
+        "k",
+        "local_id",
+        "split",
+    )
 
     def __init__(self, local_id: bytes, *, k: int = 20, split: bool = False, now: float = 0.0) -> None:
         if not local_id:
@@ -105,7 +116,10 @@ class RoutingTable:
         self._by_id: dict[bytes, Contact] = {}
         self._ints: dict[bytes, int] = {}  # id -> int.from_bytes(id): the XOR metric's operand
         nbuckets = 1 if split else self._nbits
-        self._buckets: list[_Bucket] = [_Bucket(now) for _ in range(nbuckets)]
+        # rows never written share one empty bucket (a 256-row HyperDHT table is mostly empty: 256
+        # buckets were half a node's memory); a row gets its own bucket when first written (_own)
+        self._empty = _Bucket(now)
+        self._buckets: list[_Bucket] = [self._empty] * nbuckets
         # index of the deepest non-empty bucket, None when membership changed (see _deepest_bucket)
         self._deepest: int | None = None
 
@@ -130,6 +144,13 @@ class RoutingTable:
         cpl = self._nbits - (int.from_bytes(id, "big") ^ self._int).bit_length()
         last = len(self._buckets) - 1
         return cpl if cpl < last else last
+
+    def _own(self, index: int) -> _Bucket:
+        """Bucket ``index``, made its own (not the shared empty one) so that it may be written."""
+        bucket = self._buckets[index]
+        if bucket is self._empty:
+            bucket = self._buckets[index] = _Bucket(bucket.changed)
+        return bucket
 
     @property
     def bucket_count(self) -> int:
@@ -181,6 +202,8 @@ class RoutingTable:
             self._split_last(now)
             index = self.bucket_index(id)
             bucket = self._buckets[index]
+        if bucket is self._empty:
+            bucket = self._own(index)
         contact.added = now
         contact.seen = now
         bucket.contacts[id] = contact
@@ -196,7 +219,7 @@ class RoutingTable:
 
     def _split_last(self, now: float) -> None:
         """Split the last bucket (the one covering the local id) into ``[last]`` and ``[last+1..]``."""
-        old = self._buckets[-1]
+        old = self._own(len(self._buckets) - 1)
         depth = len(self._buckets) - 1
         new = _Bucket(now)
         self._buckets.append(new)
@@ -224,6 +247,8 @@ class RoutingTable:
             self._split_last(bucket.changed)
             index = self.bucket_index(id)
             bucket = self._buckets[index]
+        if bucket is self._empty:
+            bucket = self._own(index)
         bucket.contacts[id] = contact
         bucket.changed = max(bucket.changed, contact.seen)
         self._by_id[id] = contact
@@ -290,7 +315,8 @@ class RoutingTable:
         self._by_id = {}
         self._ints = {}
         nbuckets = 1 if self.split else self._nbits
-        self._buckets = [_Bucket(oldest_change) for _ in range(nbuckets)]
+        self._empty = _Bucket(oldest_change)
+        self._buckets = [self._empty] * nbuckets
         self._deepest = None
         for c in contacts:
             self._insert(c)
@@ -413,7 +439,7 @@ class RoutingTable:
 
     def mark_refreshed(self, index: int, now: float) -> None:
         """Record that bucket ``index`` was just refreshed (a lookup into it was started)."""
-        self._buckets[index].changed = now
+        self._own(index).changed = now
 
     def random(self, rng: random.Random) -> Contact | None:
         """A uniformly random contact, or ``None`` if empty (dht-rpc ``refresh()`` looks one up).
