@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from tests.web.webnet import libtorrent_session, lt_get_immutable, until
 
 from peerdht import WebNode
 from peerdht.aio.mainline import MainlineTestnet
@@ -99,7 +100,7 @@ async def test_udp_put_is_read_by_a_link_and_link_put_is_read_over_udp() -> None
         token = r[b"r"][b"token"]  # type: ignore[index]
         start = loop.time()
         await peer.query(b"put", {b"token": token, b"v": b"put by a browser"})
-        await _until(lambda: node.stats.get("bridge_writes", 0) >= 1)
+        await until(lambda: node.stats.get("bridge_writes", 0) >= 1)
         bridged_put = loop.time() - start
         assert node.stats["bridge_write_stored"] >= 1
         got = await asyncio.get_running_loop().run_in_executor(None, _cli_get, testnet.bootstrap[0], target)
@@ -131,7 +132,7 @@ async def test_announce_is_bridged_from_our_own_address() -> None:
         r = await peer.query(b"get_peers", {b"info_hash": ih})
         token = r[b"r"][b"token"]  # type: ignore[index]
         await peer.query(b"announce_peer", {b"info_hash": ih, b"port": 6881, b"token": token})
-        await _until(lambda: node.stats.get("bridge_writes", 0) >= 1)
+        await until(lambda: node.stats.get("bridge_writes", 0) >= 1)
         found = [p async for p in testnet.nodes[4].get_peers(ih)]
         assert (node.udp_address()[0], 6881) in found  # the web node's own IP: never one the link chose
         # and a UDP announce is found by the link
@@ -157,40 +158,13 @@ async def test_libtorrent_reads_a_link_put_through_the_bridge() -> None:
         target = immutable_target(encode(value))
         r = await peer.query(b"get", {b"target": target})
         await peer.query(b"put", {b"token": r[b"r"][b"token"], b"v": value})  # type: ignore[index]
-        await _until(lambda: node.stats.get("bridge_writes", 0) >= 1)
-        host, port = testnet.bootstrap[0]
-        ses = lt.session({
-            "listen_interfaces": "127.0.0.1:0", "enable_dht": True, "enable_lsd": False, "enable_upnp": False,
-            "enable_natpmp": False, "dht_bootstrap_nodes": f"{host}:{port}", "dht_restrict_routing_ips": False,
-            "dht_restrict_search_ips": False, "dht_block_ratelimit": 100000,
-            "alert_mask": lt.alert.category_t.dht_notification | lt.alert.category_t.dht_operation_notification,
-        })
+        await until(lambda: node.stats.get("bridge_writes", 0) >= 1)
+        ses = libtorrent_session(lt, testnet.bootstrap[0])
         try:
-            loop = asyncio.get_running_loop()
-
-            async def wait(pred: Any, timeout: float = 30.0) -> Any:
-                deadline = loop.time() + timeout
-                while loop.time() < deadline:
-                    for alert in ses.pop_alerts():
-                        if pred(alert):
-                            return alert
-                    await loop.run_in_executor(None, ses.wait_for_alert, 200)
-                raise TimeoutError
-
-            await wait(lambda a: isinstance(a, lt.dht_bootstrap_alert))
-            ses.dht_get_immutable_item(lt.sha1_hash(target))
-            got = await wait(lambda a: isinstance(a, lt.dht_immutable_item_alert))
-            assert got.item == value
+            got = await asyncio.get_running_loop().run_in_executor(None, lt_get_immutable, lt, ses, target)
+            assert got == value
         finally:
             ses.pause()
-
-
-async def _until(cond: Any, timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        assert loop.time() < deadline, "not in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_link_cannot_aim_udp_traffic() -> None:
@@ -232,7 +206,7 @@ async def test_a_link_cannot_aim_udp_traffic() -> None:
                                                     b"token": token})
             await node.put(b"make the overlay look around")  # lookups in the web overlay meet the evil replies
             await node.bootstrap()
-            await _until(lambda: node.stats.get("bridge_writes", 0) >= 5)  # every announce went out on UDP
+            await until(lambda: node.stats.get("bridge_writes", 0) >= 5)  # every announce went out on UDP
             assert not [a for a in node.dht.core.table if a.port == tport]
             assert hits == [], f"{len(hits)} datagrams reached the address the link chose"
     finally:

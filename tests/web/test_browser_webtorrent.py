@@ -19,7 +19,7 @@ import tests.web.test_webtorrent_interop as wt
 from tests.web.browser import chromium
 from tests.web.static_server import static_server
 from tests.web.test_browser_modules import _page
-from tests.web.webnet import open_page, stats
+from tests.web.webnet import open_page, stats, until
 
 from peerdht.aio.webnode import WebNode
 
@@ -35,7 +35,7 @@ async def test_page_and_webtorrent_dht_node() -> None:
         host, port = hub.http_address
         async with wt.js_peer(bootstrap=[{"host": host, "port": port}]) as js:
             jid = bytes.fromhex(js.id)
-            await wt._until(lambda: hub.overlay.link_of(jid) is not None, what="JS node linked to the hub")
+            await until(lambda: hub.overlay.link_of(jid) is not None, what="JS node linked to the hub")
             page = await open_page(browser, hub.url, errors)
             page_id = (await stats(page))["nodeId"]
 
@@ -49,8 +49,8 @@ async def test_page_and_webtorrent_dht_node() -> None:
 
             # put in the page: the JS node stores it (it is one of the closest), and reads it
             target = await page.evaluate("() => window.dht.put('hello from the page')")
-            assert target == wt._target("hello from the page")
-            await wt._until(lambda: wt._has(js, target), what="JS stored the page's put")
+            assert target == wt.target_of("hello from the page")
+            await until(lambda: wt.js_has(js, target), what="JS stored the page's put")
             got = await js.call("get", target=target)
             assert got["value"] == "hello from the page", got
 
@@ -88,8 +88,8 @@ async def test_page_bootstraps_from_a_webtorrent_dht_node_by_http() -> None:
             }""", f"http://127.0.0.1:{js.port}")
         assert [(p["id"], p["transport"]) for p in s["peers"]] == [(js.id, "webrtc")], s
         target = await page.evaluate("async () => m.bencode.toHex(await node.putImmutable(m.bencode.bytes('page via POST')))")
-        assert target == wt._target("page via POST")
-        await wt._until(lambda: wt._has(js, target), what="JS stored the page's put")
+        assert target == wt.target_of("page via POST")
+        await until(lambda: wt.js_has(js, target), what="JS stored the page's put")
         assert (await js.call("get", target=target))["value"] == "page via POST"
         put = await js.call("put", value="JS to the page")
         assert put["error"] is None, put

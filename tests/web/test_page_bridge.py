@@ -11,13 +11,12 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 from typing import Any
 
 import pytest
 from tests.web.browser import chromium
 from tests.web.test_page import _submit
-from tests.web.webnet import open_page, web_testnet
+from tests.web.webnet import libtorrent_session, lt_get_immutable, open_page, until, web_testnet
 
 from peerdht.keys import KeyPair
 
@@ -32,14 +31,6 @@ def _cli_get(boot: tuple[str, int], target: str) -> dict[str, Any]:
     return result
 
 
-async def _until(cond: Any, timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        assert loop.time() < deadline, "not in time"
-        await asyncio.sleep(0.05)
-
-
 async def test_page_and_udp_mainline_through_the_bridge() -> None:
     errors: list[str] = []
     async with web_testnet(size=6) as (testnet, node), chromium() as browser:
@@ -48,7 +39,7 @@ async def test_page_and_udp_mainline_through_the_bridge() -> None:
         # the page's put is stored on UDP Mainline: a separate process reads it over UDP
         t0 = loop.time()
         target = await _submit(page, {"#put-value": "put in the page"}, "#put", "#put-result")
-        await _until(lambda: node.stats.get("bridge_write_stored", 0) >= 1)
+        await until(lambda: node.stats.get("bridge_write_stored", 0) >= 1)
         put_ms = (loop.time() - t0) * 1000
         got = await loop.run_in_executor(None, _cli_get, testnet.bootstrap[0], target)
         assert bytes.fromhex(got["valueHex"]) == b"put in the page"
@@ -64,7 +55,7 @@ async def test_page_and_udp_mainline_through_the_bridge() -> None:
         # a mutable item signed in the page is read by a UDP node
         out = await _submit(page, {"#mput-value": "signed in the page"}, "#mput", "#mput-result")
         key = bytes.fromhex(out.split()[2])
-        await _until(lambda: node.stats.get("bridge_write_stored", 0) >= 2)
+        await until(lambda: node.stats.get("bridge_write_stored", 0) >= 2)
         item = await testnet.nodes[4].get_mutable(key)
         assert item is not None and item.v == b"signed in the page"
 
@@ -77,7 +68,7 @@ async def test_page_and_udp_mainline_through_the_bridge() -> None:
         # announces: the page's is found over UDP (at the web node's own address), a UDP one in the page
         await page.fill("#announce-port", "6882")
         await _submit(page, {"#announce-ih": "07" * 20}, "#announce", "#announce-result")
-        await _until(lambda: node.stats.get("bridge_writes", 0) >= 3)
+        await until(lambda: node.stats.get("bridge_writes", 0) >= 3)
         found = [p async for p in testnet.nodes[2].get_peers(b"\x07" * 20)]
         assert (node.udp_address()[0], 6882) in found, found
         assert await testnet.nodes[1].announce_peer(b"\x08" * 20, 7001) >= 1
@@ -93,36 +84,12 @@ async def test_libtorrent_reads_a_page_put() -> None:
     async with web_testnet(size=6) as (testnet, node), chromium() as browser:
         page = await open_page(browser, node.url, errors)
         target = await page.evaluate("() => window.dht.put('for libtorrent, from the page')")
-        await _until(lambda: node.stats.get("bridge_write_stored", 0) >= 1)
-        host, port = testnet.bootstrap[0]
-        ses = lt.session({
-            "listen_interfaces": "127.0.0.1:0", "enable_dht": True, "enable_lsd": False, "enable_upnp": False,
-            "enable_natpmp": False, "dht_bootstrap_nodes": f"{host}:{port}", "dht_restrict_routing_ips": False,
-            "dht_restrict_search_ips": False, "dht_block_ratelimit": 100000,
-            "alert_mask": lt.alert.category_t.dht_notification | lt.alert.category_t.dht_operation_notification,
-        })
+        await until(lambda: node.stats.get("bridge_write_stored", 0) >= 1)
+        ses = libtorrent_session(lt, testnet.bootstrap[0])
         try:
-            got = await asyncio.get_running_loop().run_in_executor(None, _lt_get, lt, ses, target)
+            got = await asyncio.get_running_loop().run_in_executor(None, lt_get_immutable, lt, ses, bytes.fromhex(target))
             assert got == b"for libtorrent, from the page"
         finally:
             ses.pause()
     assert not errors, errors
 
-
-def _lt_get(lt: Any, ses: Any, target: str, timeout: float = 40.0) -> bytes | None:
-    """Bootstrap libtorrent's DHT, then dht_get_immutable_item (retried) until the item alert arrives."""
-    deadline = time.monotonic() + timeout
-    booted = False
-    asked = 0.0
-    while time.monotonic() < deadline:
-        if booted and time.monotonic() - asked > 5:
-            ses.dht_get_immutable_item(lt.sha1_hash(bytes.fromhex(target)))
-            asked = time.monotonic()
-        ses.wait_for_alert(200)
-        for alert in ses.pop_alerts():
-            if isinstance(alert, lt.dht_bootstrap_alert):
-                booted = True
-            elif isinstance(alert, lt.dht_immutable_item_alert) and alert.item:
-                item: bytes = alert.item
-                return item
-    return None

@@ -10,26 +10,14 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
+from tests.web.webnet import until
 
 from peerdht import WebNode
 from peerdht.encoding.bencode import decode, encode
 from peerdht.mainline.crypto import immutable_target
-
-
-async def _until(cond: Callable[[], bool | Awaitable[bool]], timeout: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        got = cond()
-        if not isinstance(got, bool):
-            got = await got
-        if got:
-            return
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def _raw_http(port: int, data: bytes, timeout: float = 5.0) -> bytes:
@@ -96,16 +84,16 @@ async def test_websocket_peer_is_a_full_member() -> None:
         reply = decode((await ws.receive(timeout=10)).data)
         assert isinstance(reply, dict) and reply[b"y"] == b"r", reply
         assert await node.dht.get(target) == b"hello from B"  # one BEP 44 store for both worlds
-        await _until(lambda: len(node.overlay.node.table) == 1)
+        await until(lambda: len(node.overlay.node.table) == 1)
         assert node.links()[0]["transport"] == "websocket" and node.links()[0]["id"] == me.hex()
         await ws.close()
-        await _until(lambda: len(node.overlay.node.table) == 0)  # dropped the moment the link closes
+        await until(lambda: len(node.overlay.node.table) == 0)  # dropped the moment the link closes
 
 
 async def test_two_nodes_linked_by_websocket() -> None:
     async with WebNode(host="127.0.0.1", webrtc=False) as a, WebNode(host="127.0.0.1", webrtc=False) as b:
         await b.connect(a.ws_url)
-        await _until(lambda: len(a.overlay.node.table) == 1 and len(b.overlay.node.table) == 1)
+        await until(lambda: len(a.overlay.node.table) == 1 and len(b.overlay.node.table) == 1)
         target = await b.put(b"over the overlay")
         assert a.overlay.node.items.get(target, asyncio.get_running_loop().time()) is not None
         assert await a.get(target) == b"over the overlay"
@@ -125,7 +113,7 @@ async def test_bad_websocket_input_is_dropped_and_counted() -> None:
         await ws.send_bytes(b"d" + b"x" * (node.overlay.limits.max_message + 10))  # over the frame limit
         closed = await ws.receive(timeout=10)
         assert closed.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
-        await _until(lambda: node.stats["links"] == 0)
+        await until(lambda: node.stats["links"] == 0)
         assert node.stats["ws_closed_abnormally"] >= 1
 
 

@@ -21,11 +21,12 @@ import hashlib
 import json
 import shutil
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.web.webnet import until
 
 from peerdht import WebNode
 from peerdht.mainline.events import Item
@@ -87,20 +88,7 @@ async def js_peer(**opts: Any) -> AsyncIterator[JSPeer]:
             await proc.wait()
 
 
-async def _until(cond: Callable[[], Awaitable[bool] | bool], timeout: float = 60.0, what: str = "") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        got = cond()
-        if not isinstance(got, bool):
-            got = await got
-        if got:
-            return
-        assert loop.time() < deadline, f"not in time: {what}"
-        await asyncio.sleep(0.1)
-
-
-def _target(text: str) -> str:
+def target_of(text: str) -> str:
     data = text.encode()
     return hashlib.sha1(str(len(data)).encode() + b":" + data).hexdigest()
 
@@ -111,13 +99,13 @@ async def test_python_to_python_webrtc_through_signals() -> None:
     async with WebNode(host="127.0.0.1") as a, WebNode(host="127.0.0.1") as b, WebNode(host="127.0.0.1") as c:
         await b.connect(a.ws_url)
         await c.connect(a.ws_url)
-        await _until(lambda: len(a.overlay.node.table) == 2, what="hub knows both")
-        await _until(lambda: a.overlay.snapshot()["offers_pooled"] > 0 and b.overlay.snapshot()["offers_pooled"] > 0,
+        await until(lambda: len(a.overlay.node.table) == 2, what="hub knows both")
+        await until(lambda: a.overlay.snapshot()["offers_pooled"] > 0 and b.overlay.snapshot()["offers_pooled"] > 0,
                      what="offers ready")
         loop = asyncio.get_running_loop()
         start = loop.time()
         await b.find_node(c.node_id)
-        await _until(lambda: b.overlay.link_of(c.node_id) is not None and c.overlay.link_of(b.node_id) is not None,
+        await until(lambda: b.overlay.link_of(c.node_id) is not None and c.overlay.link_of(b.node_id) is not None,
                      what="B-C WebRTC link")
         link_time = loop.time() - start
         assert {lk["transport"] for lk in b.links() if lk["id"] == c.node_id.hex()} == {"webrtc"}
@@ -125,7 +113,7 @@ async def test_python_to_python_webrtc_through_signals() -> None:
         target = hashlib.sha1(b"9:kept on C").digest()
         c.overlay.node.items.put(target, Item(v=b"kept on C"), loop.time())  # on C only
         await a.close()
-        await _until(lambda: b.overlay.link_of(a.node_id) is None, what="hub gone")
+        await until(lambda: b.overlay.link_of(a.node_id) is None, what="hub gone")
         start = loop.time()
         assert await b.get(target) == b"kept on C"
         rtt = loop.time() - start
@@ -139,13 +127,13 @@ async def test_relay_when_webrtc_fails() -> None:
         b.fail_webrtc = c.fail_webrtc = True
         await b.connect(a.ws_url)
         await c.connect(a.ws_url)
-        await _until(lambda: len(a.overlay.node.table) == 2, what="hub knows both")
-        await _until(lambda: b.overlay.snapshot()["offers_pooled"] > 0, what="offers ready")
+        await until(lambda: len(a.overlay.node.table) == 2, what="hub knows both")
+        await until(lambda: b.overlay.snapshot()["offers_pooled"] > 0, what="offers ready")
         loop = asyncio.get_running_loop()
         target = hashlib.sha1(b"9:kept on C").digest()
         c.overlay.node.items.put(target, Item(v=b"kept on C"), loop.time())
         await b.find_node(c.node_id)
-        await _until(lambda: b.overlay.link_of(c.node_id) is not None or
+        await until(lambda: b.overlay.link_of(c.node_id) is not None or
                      any(lk["id"] == c.node_id.hex() for lk in b.links()), what="B knows a way to C")
         start = loop.time()
         assert await b.get(target) == b"kept on C"
@@ -165,24 +153,24 @@ async def test_webtorrent_dht_interop() -> None:
         async with js_peer(bootstrap=[{"host": host, "port": port}]) as js:
             join = loop.time() - start
             jid = bytes.fromhex(js.id)
-            await _until(lambda: hub.overlay.link_of(jid) is not None, what="JS node linked to the hub")
+            await until(lambda: hub.overlay.link_of(jid) is not None, what="JS node linked to the hub")
             assert {lk["transport"] for lk in hub.links() if lk["id"] == js.id} == {"webrtc"}
             assert hub.stats["http_bootstrap"] >= 1
 
             # BEP 44: put in JS, read in Python (the hub is the only node the JS node knows)
             put = await js.call("put", value="hello from JS")
-            assert put["error"] is None and put["target"] == _target("hello from JS"), put
+            assert put["error"] is None and put["target"] == target_of("hello from JS"), put
             assert await hub.get(bytes.fromhex(put["target"])) == b"hello from JS"
 
             # signals/peer_connection: B (WebSocket to the hub) looks up the JS node and gets a direct link
             await b.connect(hub.ws_url)
-            await _until(lambda: b.overlay.snapshot()["offers_pooled"] >= 2, what="B has offers")
+            await until(lambda: b.overlay.snapshot()["offers_pooled"] >= 2, what="B has offers")
             start = loop.time()
             for _ in range(5):
                 await b.find_node(jid)
                 if b.overlay.link_of(jid) is not None:
                     break
-            await _until(lambda: b.overlay.link_of(jid) is not None, what="B <-> JS WebRTC link")
+            await until(lambda: b.overlay.link_of(jid) is not None, what="B <-> JS WebRTC link")
             signalled = loop.time() - start
             assert hub.stats["peer_connections_sent"] >= 1
             assert {lk["transport"] for lk in b.links() if lk["id"] == js.id} == {"webrtc"}
@@ -190,8 +178,8 @@ async def test_webtorrent_dht_interop() -> None:
             # put in Python (B puts over the overlay: the JS node stores it), read in JS
             value = "hello from Python"
             target = await b.put(value.encode())
-            assert target.hex() == _target(value)
-            await _until(lambda: _has(js, target.hex()), what="JS stored B's put")
+            assert target.hex() == target_of(value)
+            await until(lambda: js_has(js, target.hex()), what="JS stored B's put")
             got = await js.call("get", target=target.hex())
             assert got["value"] == value, got
 
@@ -203,7 +191,7 @@ async def test_webtorrent_dht_interop() -> None:
             assert not [e for e in js.events if e["event"] in ("uncaught", "fatal")]
 
 
-async def _has(js: JSPeer, target: str) -> bool:
+async def js_has(js: JSPeer, target: str) -> bool:
     return bool((await js.call("has", target=target))["stored"])
 
 
@@ -220,9 +208,9 @@ async def test_python_bootstraps_from_a_webtorrent_dht_http_server() -> None:
         join = loop.time() - start
         jid = bytes.fromhex(js.id)
         assert node.overlay.link_of(jid) is not None
-        await _until(lambda: node.stats.get("skipped_json_hello", 0) == 1, what="http_server hello skipped")
+        await until(lambda: node.stats.get("skipped_json_hello", 0) == 1, what="http_server hello skipped")
         target = await node.put(b"from python via POST")
-        await _until(lambda: _has(js, target.hex()), what="JS stored it")
+        await until(lambda: js_has(js, target.hex()), what="JS stored it")
         put = await js.call("put", value="from JS to python")
         assert put["error"] is None, put
         assert await node.get(bytes.fromhex(put["target"])) == b"from JS to python"

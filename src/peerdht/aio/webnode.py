@@ -50,7 +50,7 @@ import os
 import random
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -60,6 +60,7 @@ from peerdht.aio.mainline import MainlineDHT
 from peerdht.aio.ops import Operations, Start
 from peerdht.encoding.bencode import Value
 from peerdht.errors import LocalProtocolError, PeerDHTError
+from peerdht.kademlia.ratelimit import TokenBucket
 from peerdht.mainline.crypto import KeyPair
 from peerdht.mainline.events import (
     AnnounceResult,
@@ -226,7 +227,7 @@ class WebNode:
         #: Test hook (issue 10: "a test hook that refuses the offer"): WebRTC links made through signalling
         #: fail as if ICE failed, so the overlay falls back to relayed messages.
         self.fail_webrtc = False
-        self._http_rate: dict[tuple[str, str], tuple[float, float]] = {}
+        self._http_rate: dict[tuple[str, str], TokenBucket] = {}
         self._pkarr_busy: set[bytes] = set()
 
     # ------------------------------------------------------------------ lifetime
@@ -545,16 +546,12 @@ class WebNode:
 
     def _http_allow(self, kind: str, ip: str, rate: float = 2.0, burst: float = 10.0) -> bool:
         """Per-IP token bucket for the expensive HTTP endpoints (Pkarr PUT, the WebRTC bootstrap POST)."""
-        now = self._now()
         if len(self._http_rate) > 10000:
             self._http_rate.clear()
-        tokens, last = self._http_rate.get((kind, ip), (burst, now))
-        tokens = min(burst, tokens + (now - last) * rate)
-        if tokens < 1.0:
-            self._http_rate[(kind, ip)] = (tokens, now)
-            return False
-        self._http_rate[(kind, ip)] = (tokens - 1.0, now)
-        return True
+        bucket = self._http_rate.get((kind, ip))
+        if bucket is None:
+            bucket = self._http_rate[(kind, ip)] = TokenBucket(rate, burst)
+        return bucket.allow(1, self._now())
 
     async def _pkarr_put(self, request: Any) -> Any:
         from aiohttp import web
@@ -710,8 +707,9 @@ class WebNode:
             assert self._driver is not None
             self._driver.kick()
 
-    def _new_peer(self, handle: Handle) -> Any:
-        from peerdht.aio.webrtc import DataChannelPeer
+    def _callbacks(self, handle: Handle) -> tuple[Callable[[bytes | str], None], Callable[[], None]]:
+        """``(on_message, on_close)`` for the data channel of ``handle``: messages go to the overlay while the
+        link is ours; a close closes the link."""
 
         def message(data: bytes | str) -> None:
             if self._driver is not None and handle in self._peers:
@@ -721,6 +719,12 @@ class WebNode:
             if handle in self._peers:
                 self._close_link(handle)
 
+        return message, closed
+
+    def _new_peer(self, handle: Handle) -> Any:
+        from peerdht.aio.webrtc import DataChannelPeer
+
+        message, closed = self._callbacks(handle)
         peer = DataChannelPeer(on_message=message, on_close=closed, ice_servers=self._ice)
         self._peers[handle] = peer
         return peer
@@ -755,16 +759,7 @@ class WebNode:
             if peer is not None:
                 await peer.close()
         else:
-            # rebind the callbacks to the handle now known
-            def message(data: bytes | str, handle: Handle = handle) -> None:
-                if self._driver is not None and handle in self._peers:
-                    self._driver.receive(data if isinstance(data, bytes) else data.encode(), handle)
-
-            def closed(handle: Handle = handle) -> None:
-                if handle in self._peers:
-                    self._close_link(handle)
-
-            peer.on_message, peer.on_close = message, closed
+            peer.on_message, peer.on_close = self._callbacks(handle)  # the handle is known now
             self._peers[handle] = peer
         assert self._driver is not None
         self._driver.kick()

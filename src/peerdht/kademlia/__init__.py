@@ -15,6 +15,7 @@ Modules:
 * :mod:`~peerdht.kademlia.requests`  requests in flight, retries, congestion window
 * :mod:`~peerdht.kademlia.store`     size-bounded record store with expiry
 * :mod:`~peerdht.kademlia.tokens`    write tokens from two rotating secrets
+* :mod:`~peerdht.kademlia.ratelimit` token buckets (per-link and per-IP rate limits)
 
 Nothing here reads a clock or a random source: time comes in as ``now`` (seconds, float) and
 randomness from an injected :class:`random.Random`.

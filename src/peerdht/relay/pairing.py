@@ -8,7 +8,7 @@ matched token is consumed (it cannot be paired again). Streams that did not both
 spliced.
 
 Bounds (JS has none): pending pairings per session and in total, active links per session and in
-total, a pairing timeout, and a byte rate per session (:class:`TokenBucket`, shared by the
+total, a pairing timeout, and a byte rate per session (:class:`~peerdht.kademlia.ratelimit.TokenBucket`, shared by the
 session's relayed streams).
 """
 
@@ -18,46 +18,13 @@ from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar
 
 from peerdht.errors import PairingError
+from peerdht.kademlia.ratelimit import TokenBucket as TokenBucket  # re-exported: its first home
 from peerdht.relay.messages import TOKEN_SIZE
 
 S = TypeVar("S")
 
 PAIR_TIMEOUT: Final = 15.0
 """Seconds a half pairing waits for its other side (hyperdht aborts a relay attempt after 15 s)."""
-
-
-class TokenBucket:
-    """A byte-rate limit: ``rate`` bytes/s on average, bursts up to ``burst`` bytes.
-
-    Args:
-        rate: bytes per second (0 or less: unlimited).
-        burst: bucket size in bytes (default: one second of ``rate``, at least 64 KiB).
-    """
-
-    def __init__(self, rate: float, burst: float | None = None) -> None:
-        self.rate = rate
-        self.burst = burst if burst is not None else max(rate, 65536.0)
-        self._tokens = self.burst
-        self._at: float | None = None
-        self.dropped = 0
-        """Packets refused (over the rate)."""
-        self.passed = 0
-        """Bytes let through."""
-
-    def allow(self, nbytes: int, now: float) -> bool:
-        """Take ``nbytes`` at time ``now`` (seconds); False (and counted) when over the rate."""
-        if self.rate <= 0:
-            self.passed += nbytes
-            return True
-        if self._at is not None and now > self._at:
-            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-        self._at = now if self._at is None else max(self._at, now)
-        if self._tokens >= nbytes:
-            self._tokens -= nbytes
-            self.passed += nbytes
-            return True
-        self.dropped += 1
-        return False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, cast
 
 from peerdht.encoding.bencode import Value, decode, encode
 from peerdht.errors import DecodeError
+from peerdht.kademlia.ratelimit import TokenBucket
 from peerdht.mainline import messages as m
 from peerdht.mainline.crypto import immutable_target, mutable_target
 from peerdht.mainline.events import Item
@@ -151,29 +152,14 @@ class WebLimits:
     ``connected`` event that never fires), which comes up to ~100 ms after the channel opens."""
 
 
-class _Bucket:
-    __slots__ = ("burst", "last", "rate", "tokens")
-
-    def __init__(self, rate: float, burst: float, now: float) -> None:
-        self.rate, self.burst, self.tokens, self.last = rate, burst, burst, now
-
-    def take(self, amount: float, now: float) -> bool:
-        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        if self.tokens < amount:
-            return False
-        self.tokens -= amount
-        return True
-
-
 @dataclass(slots=True)
 class _Link:
     handle: Handle
     kind: str  # "websocket" | "webrtc"
     state: str  # "offer" (pooled), "answering", "connecting", "open"
     created: float
-    bytes_in: _Bucket
-    peer_connections: _Bucket
+    bytes_in: TokenBucket
+    peer_connections: TokenBucket
     ip: str | None = None
     node_id: bytes | None = None
     offer: dict[str, str] | None = None
@@ -181,10 +167,10 @@ class _Link:
     queue: list[bytes] = field(default_factory=list)
     hold: float | None = None
     peerdht: bool = False
-    bridge_reads: _Bucket | None = None
-    bridge_writes: _Bucket | None = None
-    relay_msgs: _Bucket | None = None
-    relay_bytes: _Bucket | None = None
+    bridge_reads: TokenBucket | None = None
+    bridge_writes: TokenBucket | None = None
+    relay_msgs: TokenBucket | None = None
+    relay_bytes: TokenBucket | None = None
     forwards: int = 0
     received: int = 0
     sent: int = 0
@@ -477,7 +463,7 @@ class WebOverlay:
         if len(data) > self.limits.max_message:
             self.stats["dropped_oversize"] += 1
             return
-        if not link.bytes_in.take(len(data), now):
+        if not link.bytes_in.allow(len(data), now):
             self.stats["dropped_rate"] += 1
             return
         if link.received == 1 and data[:1] == b"{":
@@ -628,7 +614,7 @@ class WebOverlay:
         return True
 
     def _on_peer_connection(self, t: bytes, a: dict[bytes, Value], link: _Link, now: float) -> None:
-        if not link.peer_connections.take(1.0, now):
+        if not link.peer_connections.allow(1, now):
             self.stats["dropped_peer_connection_rate"] += 1
             return
         signal = a.get(b"signal")
@@ -862,7 +848,7 @@ class WebOverlay:
             if len(self._held) >= self.limits.bridge_pending:
                 self.stats["bridge_busy"] += 1
                 return False
-            if not link.bridge_reads.take(1.0, now):
+            if not link.bridge_reads.allow(1, now):
                 self.stats["dropped_bridge_rate"] += 1
                 return False
             self._held[key] = []
@@ -890,7 +876,7 @@ class WebOverlay:
         elif not isinstance(q, m.Put):
             return None
         assert link.bridge_writes is not None
-        if not link.bridge_writes.take(1.0, now):
+        if not link.bridge_writes.allow(1, now):
             self.stats["dropped_bridge_rate"] += 1
             return None
         return q
@@ -992,7 +978,7 @@ class WebOverlay:
         assert link.relay_msgs is not None and link.relay_bytes is not None
         inner = a.get(b"m")
         size = len(inner) if isinstance(inner, bytes) else 0
-        if not link.relay_msgs.take(1.0, now) or not link.relay_bytes.take(size, now):
+        if not link.relay_msgs.allow(1, now) or not link.relay_bytes.allow(size, now):
             self.stats["dropped_relay_rate"] += 1
             return
         to, origin, mid, hops = _node_id(a.get(b"to")), _node_id(a.get(b"from")), a.get(b"mid"), a.get(b"hops")
@@ -1120,12 +1106,12 @@ class WebOverlay:
             kind=kind,
             state=state,
             created=now,
-            bytes_in=_Bucket(lim.bytes_per_second, lim.burst_bytes, now),
-            peer_connections=_Bucket(*lim.peer_connection_rate, now),
-            relay_msgs=_Bucket(*lim.relay_rate, now),
-            bridge_reads=_Bucket(*lim.bridge_reads, now),
-            bridge_writes=_Bucket(*lim.bridge_writes, now),
-            relay_bytes=_Bucket(*lim.relay_bytes, now),
+            bytes_in=TokenBucket(lim.bytes_per_second, lim.burst_bytes),
+            peer_connections=TokenBucket(*lim.peer_connection_rate),
+            relay_msgs=TokenBucket(*lim.relay_rate),
+            bridge_reads=TokenBucket(*lim.bridge_reads),
+            bridge_writes=TokenBucket(*lim.bridge_writes),
+            relay_bytes=TokenBucket(*lim.relay_bytes),
         )
         self._links[handle] = link
         return link
