@@ -335,11 +335,11 @@ def test_relay_travels_several_hops_on_a_line() -> None:
     for x, y in ((0, 1), (1, 2), (2, 3)):
         web.ws(x, y)
     for i in range(4):  # everyone learns its neighbours' ids
-        for link in list(web.cores[i]._links.values()):
+        for link in list(web.cores[i].table.by_handle.values()):
             web.cores[i].node.ping(link.handle, web.now)
     web.run(2.0)
     a, d = web.cores[0], web.cores[3]
-    relay = a._relay_link(d.id, web.now)
+    relay = a.relay.link_to(d.id, web.now)
     assert relay is not None
     op = a.node.ping(relay.handle, web.now)
     web.run(10.0)
@@ -433,9 +433,9 @@ def test_link_churn_leaves_nothing_behind() -> None:
         core.handle_timer(now)
     core.handle_timer(now + 100.0)
     core.datagrams_to_send(now + 100.0)
-    assert core._links == {} and core._by_id == {} and core._answering == {} and core._sent == {}
-    assert core._forwards == {} and core._open_forwards == [] and core._held == {}
-    assert len(core.node.table) == 0 and len(core._seen) <= core.limits.relay_seen
+    assert core.table.by_handle == {} and core.table.by_id == {} and core._answering == {} and core._sent == {}
+    assert core._forwards == {} and core._open_forwards == [] and core.bridging.held == {}
+    assert len(core.node.table) == 0 and len(core.relay.seen) <= core.limits.relay_seen
 
 
 def test_relay_replies_follow_the_reverse_path() -> None:
@@ -448,11 +448,11 @@ def test_relay_replies_follow_the_reverse_path() -> None:
     for x, y in ((0, 1), (1, 2), (2, 3)):
         web.ws(x, y)
     for i in range(4):
-        for link in list(web.cores[i]._links.values()):
+        for link in list(web.cores[i].table.by_handle.values()):
             web.cores[i].node.ping(link.handle, web.now)
     web.run(2.0)
     c, w1 = web.cores[3], web.cores[1]
-    relay = c._relay_link(w1.id, web.now)
+    relay = c.relay.link_to(w1.id, web.now)
     assert relay is not None
     op = c.node.ping(relay.handle, web.now)
     web.run(5.0)
@@ -479,7 +479,7 @@ def test_relayed_messages_are_taken_while_a_webrtc_link_is_still_connecting() ->
     pending = [e for e in iter(b.next_event, None) if isinstance(e, AnswerOffer)]
     assert len(pending) == 1
     b.offer_answered(pending[0].handle, {"type": "answer", "sdp": "v=0\r\nb"}, web.now)  # now connecting
-    relay = c._relay_link(b.id, web.now)
+    relay = c.relay.link_to(b.id, web.now)
     assert relay is not None
     op = c.node.ping(relay.handle, web.now)
     web.run(3.0)

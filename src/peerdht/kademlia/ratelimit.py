@@ -2,7 +2,7 @@
 
 :class:`TokenBucket` limits one flow: the blind relay's bytes per session (:mod:`peerdht.relay.pairing`,
 :mod:`peerdht.aio.relay`), the web overlay's bytes, relayed messages, ``peer_connection`` queries and bridged
-lookups per link (:mod:`peerdht.web.overlay`), and the web node's expensive HTTP endpoints per IP
+lookups per link (:mod:`peerdht.web.links`), and the web node's expensive HTTP endpoints per IP
 (:mod:`peerdht.aio.webnode`). JS has no such bounds (``blind-relay``, ``k-rpc-socket-webrtc.js``).
 """
 

@@ -1,3 +1,14 @@
-"""Browsers as DHT peers: the sans-IO web overlay (KRPC over WebSocket/WebRTC links, webtorrent-dht's
-signalling) in :mod:`peerdht.web.overlay`, its events in :mod:`peerdht.web.events`, and the page and
-browser node (``static/``) that a :class:`peerdht.aio.webnode.WebNode` serves."""
+"""Browsers as DHT peers (issues 9 and 10), the sans-IO half: no I/O, no clock (``now`` in seconds).
+
+* :mod:`peerdht.web.overlay`  the web overlay core (Mainline KRPC over WebSocket/WebRTC links, webtorrent-dht's
+  signalling), with aioquic's five methods;
+* :mod:`peerdht.web.links`    its link table and bounds (:class:`~peerdht.web.links.WebLimits`);
+* :mod:`peerdht.web.signals`  checks on untrusted signals, signalling records;
+* :mod:`peerdht.web.relay`    relayed messages (our ``relay`` query) for nodes without a link;
+* :mod:`peerdht.web.bridge`   the bridge to UDP Mainline (held lookups, bridged writes);
+* :mod:`peerdht.web.events`   the overlay's events for the asyncio layer;
+* :mod:`peerdht.web.pkarr`    the Pkarr relay codec (z-base32 keys, ``sig ‖ seq ‖ v`` bodies).
+
+``static/`` holds the page and the browser node (plain ES modules) that :class:`peerdht.aio.webnode.WebNode`
+serves; its I/O lives in :mod:`peerdht.aio` (``webnode``, ``webrtc``).
+"""

@@ -25,200 +25,48 @@ Where webtorrent-dht is broken we are liberal (research ``browser-dht.md`` §1.6
 to nodes by ``signal.id``; a ``get`` hit or a ``get_peers`` with values is answered without ``signals``; our
 own signalled queries wait 10 s (the core's ``timeout``).
 
-Relayed messages (our own wire format, not peer-relay's; issue 10): a KRPC message for a node we have no
-link to travels inside one-way ``relay`` queries (no response is ever sent to a ``relay``)::
+Relayed messages (issue 10) for nodes we have no link to travel inside one-way ``relay`` queries
+(:mod:`peerdht.web.relay`, wire format there). A WebRTC link that fails before it opens (ICE) turns into a relay
+link in place, so a lookup that was about to use it goes on through relays. The bridge to UDP Mainline
+(:mod:`peerdht.web.bridge`) holds a link's unanswerable ``get``/``get_peers`` for a UDP lookup and copies its
+``put``/``announce_peer`` to UDP.
 
-    {t: <2 random bytes>, y: "q", q: "relay",
-     a: {id: <sender of this hop>, to: <20-byte destination id>, from: <20-byte origin id>,
-         mid: <8 random bytes, the message id>, hops: <hops so far: 0 from the origin>, m: <the KRPC message>}}
-
-Each hop drops duplicates (``mid`` seen), ``hops >= 8``, a hop-0 message whose sender is not ``from``
-(forged source), a message from ourselves (loop), and more than 20 messages / 64 KiB per second per link;
-then delivers it (``to`` is us) or forwards it with ``hops + 1``: to ``to`` itself when linked, else back
-along the link ``to``'s own latest relayed message came in on (reverse path), else to the open link whose node
-id is closest to ``to`` by XOR (greedy; never back to the link it came from; only links that relay:
-WebSockets and data channels whose signals named ``peerdht``). Delivered messages are handled as if they
-came over a ``relay`` link to ``from`` (so the inner message's ``id`` must be ``from``; inner ``relay``
-messages are dropped), and our messages to that node go back through relays. A relayed reply therefore
-matches only a transaction we sent through a relay to that same node. A WebRTC link that fails before it
-opens (ICE) turns into a relay link in place, so a lookup that was about to use it goes on through relays.
-
-Bounds (:class:`WebLimits`): message size, bytes per second per link, links, WebRTC links (pooled offers and
+Bounds (:class:`~peerdht.web.links.WebLimits`): message size, bytes per second per link, links, WebRTC links (pooled offers and
 connecting links count), signals per query, SDP size, ``peer_connection`` rate per link, signalled queries
 being answered, messages held for a connecting link. Everything dropped is counted in :attr:`WebOverlay.stats`.
 This core never sends UDP: the web overlay and UDP Mainline are separate cores, and handles never reach a
-UDP reply.
+UDP reply. The parts: :mod:`peerdht.web.links` (link table, bounds), :mod:`peerdht.web.signals` (signal checks,
+signalling records), :mod:`peerdht.web.relay`, :mod:`peerdht.web.bridge`; this module ties them to the Mainline
+core and owns the signalling logic.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter, deque
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
 from peerdht.encoding.bencode import Value, decode, encode
 from peerdht.errors import DecodeError
-from peerdht.kademlia.ratelimit import TokenBucket
 from peerdht.mainline import messages as m
-from peerdht.mainline.crypto import immutable_target, mutable_target
-from peerdht.mainline.events import Item
 from peerdht.mainline.node import VERSION, MainlineNode
+from peerdht.web.bridge import Bridge, answers_locally
 from peerdht.web.events import (
     AnswerOffer,
-    BridgeAnnounce,
-    BridgeLookup,
-    BridgeStore,
     ConnectAnswer,
     DiscardOffer,
     LinkDropped,
     OffersWanted,
 )
+from peerdht.web.links import Handle, Link, LinkTable, WebLimits, valid_id
+from peerdht.web.relay import RelayRouter
+from peerdht.web.signals import EXTENSION, LOOKUP_QUERIES, Answering, Forward, Sent, check_sdp, extensions
 
 if TYPE_CHECKING:
     import random
 
 __all__ = ["Handle", "WebLimits", "WebOverlay"]
 
-Handle = tuple[str, int]
-
-LOOKUP_QUERIES = (b"find_node", b"get_peers", b"get")
 K = 2  # webtorrent-dht's k-rpc-webrtc.js default
-EXTENSION = b"peerdht"
-"""Named in our signals' ``extensions``: a peer that names it too needs no settle hold (it is no webtorrent-dht)."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class WebLimits:
-    """Bounds on what links may make the overlay do (all counts per node unless said otherwise)."""
-
-    max_message: int = 64 * 1024
-    """Largest KRPC message on a link (bytes)."""
-    bytes_per_second: float = 256 * 1024.0
-    """Sustained bytes per second accepted per link."""
-    burst_bytes: float = 1024 * 1024.0
-    """Token-bucket depth for :attr:`bytes_per_second` (bytes)."""
-    max_links: int = 256
-    """WebSocket and data-channel links together."""
-    max_links_per_ip: int = 16
-    """Open links from one IP address (a page opening hundreds of sockets)."""
-    max_webrtc: int = 32
-    """WebRTC peer connections: pooled offers, connecting and open links."""
-    max_signals: int = 8
-    """``a.signals`` entries in one query (more: the query is dropped)."""
-    max_sdp: int = 16 * 1024
-    """Largest SDP accepted (bytes)."""
-    offers_per_query: int = 2
-    """Offers we attach to each of our signalled queries (webtorrent-dht: ``max(2, floor(log2 K))``)."""
-    offer_pool: int = 4
-    """Offers kept ready."""
-    offer_ttl: float = 60.0
-    """Seconds an unused offer is kept."""
-    connect_timeout: float = 20.0
-    """Seconds a WebRTC link may take from answer to open data channel."""
-    peer_connection_rate: tuple[float, float] = (2.0, 8.0)
-    """``peer_connection`` queries per second per link, burst."""
-    max_answering: int = 8
-    """Offers being answered at once (aiortc work in progress)."""
-    forward_timeout: float = 5.0
-    """Seconds we wait for third nodes' answers before replying to a signalled query."""
-    max_forwards: int = 32
-    """Signalled queries being answered at once (all links)."""
-    max_forwards_per_link: int = 4
-    """... from one link."""
-    max_queued: int = 16
-    """Messages held for a link whose data channel is not open yet."""
-    relay_rate: tuple[float, float] = (20.0, 40.0)
-    """Relayed messages per second per link, burst."""
-    relay_bytes: tuple[float, float] = (64 * 1024.0, 128 * 1024.0)
-    """Relayed bytes per second per link, burst."""
-    relay_hops: int = 8
-    """Most hops a relayed message travels."""
-    relay_idle: float = 120.0
-    """Seconds a relay-only peer is kept without traffic."""
-    relay_seen: int = 4096
-    """Message ids remembered for duplicate suppression."""
-    bridge_reads: tuple[float, float] = (2.0, 10.0)
-    """Bridged UDP lookups per second per link, burst."""
-    bridge_writes: tuple[float, float] = (0.5, 5.0)
-    """Bridged UDP puts/announces per second per link, burst."""
-    bridge_pending: int = 32
-    """Bridged lookups in progress (all links)."""
-    bridge_hold: float = 5.0
-    """Seconds a query waits for its bridged UDP lookup before it is answered anyway."""
-    settle: float = 0.5
-    """Seconds we hold our messages on a new data channel until the peer speaks first: webtorrent-dht loses
-    messages that arrive before simple-peer's ``connect`` event (``webrtc-socket.js`` waits for a
-    ``connected`` event that never fires), which comes up to ~100 ms after the channel opens."""
-
-
-@dataclass(slots=True)
-class _Link:
-    handle: Handle
-    kind: str  # "websocket" | "webrtc"
-    state: str  # "offer" (pooled), "answering", "connecting", "open"
-    created: float
-    bytes_in: TokenBucket
-    peer_connections: TokenBucket
-    ip: str | None = None
-    node_id: bytes | None = None
-    offer: dict[str, str] | None = None
-    deadline: float | None = None
-    queue: list[bytes] = field(default_factory=list)
-    hold: float | None = None
-    peerdht: bool = False
-    bridge_reads: TokenBucket | None = None
-    bridge_writes: TokenBucket | None = None
-    relay_msgs: TokenBucket | None = None
-    relay_bytes: TokenBucket | None = None
-    forwards: int = 0
-    received: int = 0
-    sent: int = 0
-
-
-@dataclass(slots=True)
-class _Forward:
-    """A signalled query we answer once the third nodes answered our ``peer_connection``s."""
-
-    t: bytes
-    querier: Handle
-    querier_id: bytes
-    method: bytes
-    target: bytes
-    deadline: float
-    entries: list[tuple[bytes, Handle]] = field(default_factory=list)  # (node id, its link)
-    answers: list[dict[bytes, Value] | None] = field(default_factory=list)
-    waiting: int = 0
-    done: bool = False
-
-
-@dataclass(slots=True)
-class _Sent:
-    offers: list[Handle]
-    deadline: float
-
-
-@dataclass(slots=True)
-class _Answering:
-    t: bytes
-    asker: Handle
-    deadline: float
-
-
-def _check_sdp(signal: object, kind: bytes, max_sdp: int) -> dict[str, str] | None:
-    if not isinstance(signal, dict):
-        return None
-    typ, sdp = signal.get(b"type"), signal.get(b"sdp")
-    if typ != kind or not isinstance(sdp, bytes) or len(sdp) > max_sdp or not sdp.startswith(b"v=0"):
-        return None
-    try:
-        return {"type": kind.decode(), "sdp": sdp.decode("utf-8")}
-    except UnicodeDecodeError:
-        return None
-
-
-def _node_id(value: object) -> bytes | None:
-    return value if isinstance(value, bytes) and len(value) == 20 else None
 
 
 class WebOverlay:
@@ -241,6 +89,9 @@ class WebOverlay:
     Attributes:
         node: the Mainline core of the overlay (its table, stores, lookups: ``node.put(...)``, ...).
         stats: overlay counters (drops by reason, signalling); :meth:`snapshot` adds the core's.
+        table: the links (:class:`~peerdht.web.links.LinkTable`).
+        relay: relayed messages (:class:`~peerdht.web.relay.RelayRouter`).
+        bridging: queries held for UDP lookups, checks on bridged writes (:class:`~peerdht.web.bridge.Bridge`).
     """
 
     def __init__(
@@ -265,30 +116,30 @@ class WebOverlay:
         self.id = self.node.id
         self.k = k
         self.stats: Counter[str] = Counter()
-        self._links: dict[Handle, _Link] = {}
-        self._by_id: dict[bytes, Handle] = {}
-        self._next_handle = 1
+        self.table = LinkTable(self.limits, self.stats)
+        self._links = self.table.by_handle  # the same dicts, by their short names
+        self._by_id = self.table.by_id
         self._out: list[tuple[bytes, Handle]] = []
         self._events: deque[object] = deque()
+        self.relay = RelayRouter(node_id=self.id, links=self.table, limits=self.limits, rng=rng, stats=self.stats,
+                                 emit=self._emit)
+        self.bridging = Bridge(node=self.node, limits=self.limits, stats=self.stats, events=self._events)
         self._pool: deque[Handle] = deque()
         self._requested = 0
-        self._sent: dict[tuple[Handle, bytes], _Sent] = {}
-        self._forwards: dict[bytes, tuple[_Forward, int]] = {}
-        self._open_forwards: list[_Forward] = []
-        self._answering: dict[Handle, _Answering] = {}
-        self._seen: dict[bytes, float] = {}  # relayed message ids -> when seen
-        self._paths: dict[bytes, Handle] = {}  # relay origin id -> the link its latest message came in on
-        self._held: dict[tuple[bytes, bytes], list[tuple[bytes, Handle, float]]] = {}  # bridged queries
+        self._sent: dict[tuple[Handle, bytes], Sent] = {}
+        self._forwards: dict[bytes, tuple[Forward, int]] = {}
+        self._open_forwards: list[Forward] = []
+        self._answering: dict[Handle, Answering] = {}
 
     # ------------------------------------------------------------------------------------------ links
 
     def open_link(self, kind: str, ip: str | None, now: float) -> Handle | None:
         """A WebSocket (``kind="websocket"``) or data channel opened; returns its handle, or ``None`` when
         over :attr:`WebLimits.max_links` / :attr:`WebLimits.max_webrtc` (close it; counted)."""
-        if ip is not None and sum(1 for lk in self._links.values() if lk.ip == ip) >= self.limits.max_links_per_ip:
+        if ip is not None and self.table.count_ip(ip) >= self.limits.max_links_per_ip:
             self.stats["dropped_links_per_ip"] += 1
             return None
-        link = self._new_link(kind, "open", now)
+        link = self.table.new(kind, "open", now)
         if link is None:
             return None
         link.ip = ip
@@ -298,7 +149,7 @@ class WebOverlay:
     def reserve_link(self, now: float) -> Handle | None:
         """A WebRTC link we answer outside KRPC (the HTTP POST bootstrap): its handle, or ``None`` over the
         limits. Report :meth:`link_opened` or :meth:`close_link`."""
-        link = self._new_link("webrtc", "connecting", now)
+        link = self.table.new("webrtc", "connecting", now)
         if link is None:
             return None
         link.deadline = now + self.limits.connect_timeout
@@ -323,7 +174,7 @@ class WebOverlay:
             self._release(link, now)
         self._want_offers()
 
-    def _release(self, link: _Link, now: float) -> None:
+    def _release(self, link: Link, now: float) -> None:
         link.hold = None
         queued, link.queue = link.queue, []
         for data in queued:
@@ -369,18 +220,7 @@ class WebOverlay:
 
     def links(self) -> list[dict[str, object]]:
         """Open links: ``{"handle", "transport", "id" (hex or None), "ip", "received", "sent"}``."""
-        return [
-            {
-                "handle": f"{h[0]}",
-                "transport": link.kind,
-                "id": link.node_id.hex() if link.node_id else None,
-                "ip": link.ip,
-                "received": link.received,
-                "sent": link.sent,
-            }
-            for h, link in self._links.items()
-            if link.state == "open"
-        ]
+        return self.table.rows()
 
     def link_of(self, node_id: bytes) -> Handle | None:
         """The handle of the open link to ``node_id``, if any."""
@@ -399,14 +239,7 @@ class WebOverlay:
 
     def peer_host(self, addr: Handle) -> str | None:
         """The IP of the link an ``announce_peer`` came on (stored as the announcer's address)."""
-        link = self._links.get(addr)
-        if link is None or link.ip is None:
-            return None
-        try:
-            ipaddress.ip_address(link.ip)
-        except ValueError:
-            return None
-        return link.ip
+        return self.table.peer_host(addr)
 
     # ------------------------------------------------------------------------------------------ offers
 
@@ -420,7 +253,7 @@ class WebOverlay:
         if len(sdp.encode()) > self.limits.max_sdp:
             self.stats["dropped_own_offer_too_big"] += 1
             return None
-        link = self._new_link("webrtc", "offer", now)
+        link = self.table.new("webrtc", "offer", now)
         if link is None:
             return None
         link.offer = {"type": "offer", "sdp": sdp}
@@ -477,20 +310,20 @@ class WebOverlay:
             return
         self._to_core(msg, data, link, now)
 
-    def _to_core(self, msg: object, data: bytes, link: _Link, now: float) -> None:
-        write = self._bridge_write_before(msg, link, now) if self.bridge else None
+    def _to_core(self, msg: object, data: bytes, link: Link, now: float) -> None:
+        write = self.bridging.write_before(msg, link, now) if self.bridge else None
         self.node.receive_datagram(data, link.handle, now)
         if write is not None:
-            self._bridge_write_after(write, now)
+            self.bridging.write_after(write, now)
 
     def handle_timer(self, now: float) -> None:
         """Core timers, forwarded queries due, stale offers and links that never opened."""
         self.node.handle_timer(now)
         for link in [lk for lk in self._links.values() if lk.hold is not None and lk.hold <= now]:
             self._release(link, now)
-        for hkey in [hk for hk, held in self._held.items() if held and min(h[2] for h in held) <= now]:
+        for method, target in self.bridging.due(now):
             self.stats["bridge_timeouts"] += 1
-            self.bridge_done(hkey[0].decode(), hkey[1], now)
+            self.bridge_done(method, target, now)
         for fw in [fw for fw in self._open_forwards if fw.deadline <= now]:
             for tid in [tid for tid, (f, _) in self._forwards.items() if f is fw]:
                 del self._forwards[tid]
@@ -531,7 +364,7 @@ class WebOverlay:
         times += [p.deadline for p in self._answering.values()]
         times += [link.deadline for link in self._links.values() if link.deadline is not None]
         times += [link.hold for link in self._links.values() if link.hold is not None]
-        times += [h[2] for held in self._held.values() for h in held]
+        times += self.bridging.deadlines()
         return min(times) if times else None
 
     def next_event(self) -> object | None:
@@ -556,12 +389,12 @@ class WebOverlay:
 
     # ------------------------------------------------------------------------------------------ inbound
 
-    def _inspect(self, msg: dict[bytes, Value], link: _Link, now: float, data: bytes = b"", *,
+    def _inspect(self, msg: dict[bytes, Value], link: Link, now: float, data: bytes = b"", *,
                  bridged: bool = False) -> bool:
         """Signalling and id bookkeeping; ``True`` when the core should see the message too."""
         y = msg.get(b"y")
         body = msg.get(b"a") if y == b"q" else msg.get(b"r")
-        claimed = _node_id(body.get(b"id")) if isinstance(body, dict) else None
+        claimed = valid_id(body.get(b"id")) if isinstance(body, dict) else None
         if claimed is not None and not self._claim(link, claimed):
             return False
         t = msg.get(b"t")
@@ -576,7 +409,7 @@ class WebOverlay:
                 self._on_relay(body, link, now)
                 return False
             if (self.bridge and not bridged and q in (b"get", b"get_peers")
-                    and self._bridge_read(q, body, data, link, now)):
+                    and self.bridging.read(q, body, data, link, now)):
                 return False
             if q in LOOKUP_QUERIES and isinstance(body.get(b"signals"), list):
                 return not self._on_signalled_query(t, q, body, link, now)
@@ -590,7 +423,7 @@ class WebOverlay:
                 self._on_signals_reply(sent, body if y == b"r" else None, link, now)
         return True
 
-    def _claim(self, link: _Link, node_id: bytes) -> bool:
+    def _claim(self, link: Link, node_id: bytes) -> bool:
         if link.node_id is not None:
             if link.node_id != node_id:
                 self.stats["dropped_wrong_id"] += 1
@@ -613,12 +446,12 @@ class WebOverlay:
         link.node_id = node_id
         return True
 
-    def _on_peer_connection(self, t: bytes, a: dict[bytes, Value], link: _Link, now: float) -> None:
+    def _on_peer_connection(self, t: bytes, a: dict[bytes, Value], link: Link, now: float) -> None:
         if not link.peer_connections.allow(1, now):
             self.stats["dropped_peer_connection_rate"] += 1
             return
         signal = a.get(b"signal")
-        sid = _node_id(signal.get(b"id")) if isinstance(signal, dict) else None
+        sid = valid_id(signal.get(b"id")) if isinstance(signal, dict) else None
         if sid is None:
             self.stats["bad_signals"] += 1
             self._error(t, link.handle, m.ERROR_PROTOCOL, "bad signal")
@@ -627,7 +460,7 @@ class WebOverlay:
             self.stats["id_only_answers"] += 1
             self._reply(t, link.handle, {b"id": self.id, b"signal": {b"id": self.id}})
             return
-        offer = _check_sdp(signal, b"offer", self.limits.max_sdp)
+        offer = check_sdp(signal, b"offer", self.limits.max_sdp)
         if offer is None:
             self.stats["bad_signals"] += 1
             self._error(t, link.handle, m.ERROR_PROTOCOL, "bad offer")
@@ -636,37 +469,33 @@ class WebOverlay:
             self.stats["dropped_answering_busy"] += 1
             self._error(t, link.handle, m.ERROR_GENERIC, "busy")
             return
-        new = self._new_link("webrtc", "answering", now)
+        new = self.table.new("webrtc", "answering", now)
         if new is None:
             self._error(t, link.handle, m.ERROR_GENERIC, "too many connections")
             return
         new.node_id = sid
-        new.peerdht = isinstance(signal, dict) and EXTENSION in _extensions(signal)
+        new.peerdht = isinstance(signal, dict) and EXTENSION in extensions(signal)
         self._by_id[sid] = new.handle
-        self._answering[new.handle] = _Answering(t=t, asker=link.handle, deadline=now + self.limits.forward_timeout * 2)
+        self._answering[new.handle] = Answering(t=t, asker=link.handle, deadline=now + self.limits.forward_timeout * 2)
         self._events.append(AnswerOffer(handle=new.handle, node_id=sid, offer=offer))
         self.stats["offers_received"] += 1
 
-    def _on_signalled_query(self, t: bytes, q: bytes, a: dict[bytes, Value], link: _Link, now: float) -> bool:
+    def _on_signalled_query(self, t: bytes, q: bytes, a: dict[bytes, Value], link: Link, now: float) -> bool:
         """Answer a query carrying ``a.signals`` (``False``: let the core answer it plainly)."""
         signals = cast(list[Value], a[b"signals"])
         if len(signals) > self.limits.max_signals:
             self.stats["dropped_too_many_signals"] += 1
             return True
-        qid = _node_id(a.get(b"id"))
-        target = _node_id(a.get(b"info_hash" if q == b"get_peers" else b"target"))
+        qid = valid_id(a.get(b"id"))
+        target = valid_id(a.get(b"info_hash" if q == b"get_peers" else b"target"))
         if qid is None or target is None:
             return False  # the core answers with a protocol error
-        if q == b"get" and self.node.items.get(target, now) is not None:
-            return False  # a hit: answered without signals (as webtorrent-dht)
-        if q == b"get_peers":
-            store = self.node.peers.get(target, now)
-            if store is not None and store.items(now):
-                return False  # values: answered without signals
+        if answers_locally(self.node, q, target, now):
+            return False  # a hit (item, peers): answered without signals (as webtorrent-dht)
         if not self.node.limiter_allows(link.handle, now):
             return True
         self.node.note_querier(qid, link.handle, now)
-        fw = _Forward(t=t, querier=link.handle, querier_id=qid, method=q, target=target,
+        fw = Forward(t=t, querier=link.handle, querier_id=qid, method=q, target=target,
                       deadline=now + self.limits.forward_timeout)
         busy = (
             len(self._open_forwards) >= self.limits.max_forwards
@@ -689,10 +518,10 @@ class WebOverlay:
         fw.answers = [None] * len(fw.entries)
         for i, (_nid, handle) in enumerate(fw.entries):
             signal = signals[i]
-            if not isinstance(signal, dict) or _check_sdp(signal, b"offer", self.limits.max_sdp) is None:
+            if not isinstance(signal, dict) or check_sdp(signal, b"offer", self.limits.max_sdp) is None:
                 self.stats["bad_signals"] += 1
                 continue
-            sid = _node_id(signal.get(b"id"))
+            sid = valid_id(signal.get(b"id"))
             if sid is None:
                 self.stats["bad_signals"] += 1
                 continue
@@ -702,7 +531,7 @@ class WebOverlay:
             self._forwards[tid] = (fw, i)
             fw.waiting += 1
             clean: dict[bytes, Value] = {b"type": b"offer", b"sdp": signal[b"sdp"], b"id": sid,
-                                         b"extensions": _extensions(signal)}
+                                         b"extensions": extensions(signal)}
             query = {b"t": tid, b"y": b"q", b"q": b"peer_connection", b"a": {b"id": self.id, b"signal": clean}}
             self._route(encode(query), handle, now)
             self.stats["peer_connections_sent"] += 1
@@ -713,7 +542,7 @@ class WebOverlay:
             self._open_forwards.append(fw)
         return True
 
-    def _on_forward_reply(self, tid: bytes, msg: dict[bytes, Value], link: _Link, now: float) -> None:
+    def _on_forward_reply(self, tid: bytes, msg: dict[bytes, Value], link: Link, now: float) -> None:
         fw, i = self._forwards[tid]
         nid, handle = fw.entries[i]
         if handle != link.handle:
@@ -724,23 +553,23 @@ class WebOverlay:
         r = msg.get(b"r")
         signal = r.get(b"signal") if isinstance(r, dict) else None
         if isinstance(signal, dict) and signal.get(b"id") == nid:
-            checked = _check_sdp(signal, b"answer", self.limits.max_sdp)
+            checked = check_sdp(signal, b"answer", self.limits.max_sdp)
             if checked is not None:
                 answer = {b"type": b"answer", b"sdp": checked["sdp"].encode(), b"id": nid,
-                          b"extensions": _extensions(signal)}
+                          b"extensions": extensions(signal)}
             elif b"sdp" not in signal:
                 answer = {b"id": nid}  # id-only: it already has a link to the querier
         if answer is None:
             self.stats["forward_failed"] += 1
         self._forward_answer(fw, i, answer, now)
 
-    def _forward_answer(self, fw: _Forward, i: int, answer: dict[bytes, Value] | None, now: float) -> None:
+    def _forward_answer(self, fw: Forward, i: int, answer: dict[bytes, Value] | None, now: float) -> None:
         fw.answers[i] = answer
         fw.waiting -= 1
         if fw.waiting <= 0:
             self._finish_forward(fw)
 
-    def _finish_forward(self, fw: _Forward) -> None:
+    def _finish_forward(self, fw: Forward) -> None:
         if fw.done:
             return
         fw.done = True
@@ -756,7 +585,7 @@ class WebOverlay:
                 nodes.append(fw.querier_id + b"\x00\x00\x00\x00\x00\x01")
                 signals.append({b"id": fw.querier_id})
             else:
-                nodes.append(nid + self._compact(handle))
+                nodes.append(nid + self.table.compact(handle))
                 signals.append(answer)
         while signals and cast(dict[bytes, Value], signals[-1]).get(b"id") == fw.querier_id:
             signals.pop()
@@ -768,32 +597,32 @@ class WebOverlay:
         self.stats["signalled_replies"] += 1
 
     def _on_signals_reply(
-        self, sent: _Sent, r: Value | None, link: _Link, now: float
+        self, sent: Sent, r: Value | None, link: Link, now: float
     ) -> None:
         signals = r.get(b"signals") if isinstance(r, dict) else None
         used: set[Handle] = set()
         if isinstance(r, dict) and isinstance(signals, list):
-            responder = _node_id(r.get(b"id"))
+            responder = valid_id(r.get(b"id"))
             listed = r.get(b"nodes")
             named = {listed[i : i + 20] for i in range(0, len(listed) - 25, 26)} if isinstance(listed, bytes) else set()
             for i, signal in enumerate(signals[: self.limits.max_signals]):
                 offer = sent.offers[i] if i < len(sent.offers) else None
                 if offer is None or not isinstance(signal, dict):
                     continue
-                sid = _node_id(signal.get(b"id"))
+                sid = valid_id(signal.get(b"id"))
                 if sid is None or sid in (self.id, responder) or sid in self._by_id:
                     continue  # id-only / already linked: the existing link serves
                 if sid not in named:
                     self.stats["dropped_signal_unlisted"] += 1  # an answer for a node the reply does not name
                     continue
-                answer = _check_sdp(signal, b"answer", self.limits.max_sdp)
+                answer = check_sdp(signal, b"answer", self.limits.max_sdp)
                 olink = self._links.get(offer)
                 if answer is None or olink is None:
                     if b"sdp" in signal:
                         self.stats["bad_signals"] += 1
                     continue
                 olink.state, olink.node_id = "connecting", sid
-                olink.peerdht = EXTENSION in _extensions(signal)
+                olink.peerdht = EXTENSION in extensions(signal)
                 olink.deadline = now + self.limits.connect_timeout
                 self._by_id[sid] = offer
                 used.add(offer)
@@ -810,7 +639,7 @@ class WebOverlay:
     def bridge_done(self, method: str, target: bytes, now: float) -> None:
         """The UDP lookup of :class:`~peerdht.web.events.BridgeLookup` finished (its results are in the
         stores): answer the queries that waited for it."""
-        for data, handle, _ in self._held.pop((method.encode(), target), []):
+        for data, handle, _ in self.bridging.take(method, target):
             link = self._links.get(handle)
             if link is None or link.state != "open":
                 continue
@@ -822,202 +651,17 @@ class WebOverlay:
                 self._to_core(msg, data, link, now)
 
     def add_peers(self, info_hash: bytes, peers: list[tuple[str, int]], now: float) -> None:
-        """Peers found on UDP Mainline for ``info_hash`` (bridged): served to links' ``get_peers``."""
-        store = self.node.peers.get(info_hash, now)
-        if store is None:
-            from peerdht.kademlia.store import ExpiringCache
-
-            store = ExpiringCache(max_size=500, max_age=30 * 60.0)
-        for peer in peers[:200]:
-            store.put(peer, None, now)
-        self.node.peers.put(info_hash, store, now)
-
-    def _bridge_read(self, q: bytes, a: dict[bytes, Value], data: bytes, link: _Link, now: float) -> bool:
-        target = _node_id(a.get(b"info_hash" if q == b"get_peers" else b"target"))
-        if target is None:
-            return False
-        if q == b"get" and self.node.items.get(target, now) is not None:
-            return False
-        if q == b"get_peers":
-            store = self.node.peers.get(target, now)
-            if store is not None and store.items(now):
-                return False
-        key = (q, target)
-        if key not in self._held:
-            assert link.bridge_reads is not None
-            if len(self._held) >= self.limits.bridge_pending:
-                self.stats["bridge_busy"] += 1
-                return False
-            if not link.bridge_reads.allow(1, now):
-                self.stats["dropped_bridge_rate"] += 1
-                return False
-            self._held[key] = []
-            self._events.append(BridgeLookup(method=q.decode(), target=target))
-            self.stats["bridge_lookups"] += 1
-        if len(self._held[key]) >= 64:  # the same target asked again and again: answer these unbridged
-            self.stats["dropped_bridge_rate"] += 1
-            return False
-        self._held[key].append((data, link.handle, now + self.limits.bridge_hold))
-        return True
-
-    def _bridge_write_before(self, msg: object, link: _Link, now: float) -> object | None:
-        if not isinstance(msg, dict) or msg.get(b"y") != b"q" or msg.get(b"q") not in (b"put", b"announce_peer"):
-            return None
-        try:
-            parsed = m.decode_message(encode(msg))
-        except DecodeError:
-            return None
-        if not isinstance(parsed, m.QueryMessage):
-            return None
-        q = parsed.query
-        if isinstance(q, m.AnnouncePeer):
-            if q.implied_port or not self.node.tokens.check(link.handle[0].encode(), q.token):
-                return None
-        elif not isinstance(q, m.Put):
-            return None
-        assert link.bridge_writes is not None
-        if not link.bridge_writes.allow(1, now):
-            self.stats["dropped_bridge_rate"] += 1
-            return None
-        return q
-
-    def _bridge_write_after(self, q: object, now: float) -> None:
-        if isinstance(q, m.AnnouncePeer):
-            self._events.append(BridgeAnnounce(info_hash=q.info_hash, port=q.port))
-            self.stats["bridge_announces"] += 1
-            return
-        assert isinstance(q, m.Put)
-        target = immutable_target(encode(q.v)) if q.k is None else mutable_target(q.k, q.salt)
-        item = self.node.items.get(target, now)
-        if item is None or item.v != q.v or (q.k is not None and (item.sig != q.sig or item.seq != q.seq)):
-            return  # refused by the core (token, signature, seq): nothing to bridge
-        self._events.append(BridgeStore(target=target, item=Item(v=q.v, k=q.k, seq=q.seq, sig=q.sig, salt=q.salt)))
-        self.stats["bridge_puts"] += 1
+        """Peers ``(host, port)`` found on UDP Mainline for the 20-byte ``info_hash`` (a bridged ``get_peers``):
+        served to links' ``get_peers`` (:meth:`peerdht.web.bridge.Bridge.add_peers`)."""
+        self.bridging.add_peers(info_hash, peers, now)
 
     # ------------------------------------------------------------------------------------------ relay
 
-    def _relay_link(self, node_id: bytes, now: float) -> _Link | None:
-        """The relay-only link to ``node_id`` (made if needed and there is no open direct link; a WebRTC link
-        still connecting to it does not wait: the node reaches us by relay meanwhile)."""
-        handle = self._by_id.get(node_id)
-        link = self._links.get(handle) if handle is not None else None
-        if link is not None:
-            if link.kind == "relay":
-                return link
-            if link.state == "open":
-                return None
-        link = self._new_link("relay", "open", now)
-        if link is None:
-            return None
-        link.node_id = node_id
-        link.deadline = now + self.limits.relay_idle
-        self._by_id[node_id] = link.handle
-        self.stats["relay_links"] += 1
-        return link
-
-    def _next_hop(self, to: bytes, exclude: Handle | None) -> _Link | None:
-        best: _Link | None = None
-        best_d = 0
-        for link in self._links.values():
-            if link.kind == "relay" or link.state != "open" or link.node_id is None or link.handle == exclude:
-                continue
-            if link.kind == "webrtc" and not link.peerdht:
-                continue  # webtorrent-dht peers do not relay (they answer 'relay' with a 204 error)
-            d = int.from_bytes(link.node_id, "big") ^ int.from_bytes(to, "big")
-            if best is None or d < best_d:
-                best, best_d = link, d
-        return best
-
-    def _relay_send(self, data: bytes, link: _Link, now: float) -> None:
-        """Our message for a relay-only peer: wrap it and hand it to the closest link (greedy XOR)."""
-        assert link.node_id is not None
-        if len(data) > self.limits.max_message - 256:
-            self.stats["dropped_relay_oversize"] += 1
-            return
-        if now:
-            link.deadline = now + self.limits.relay_idle
-        mid = self.rng.randbytes(8)
-        self._remember(mid, now)
-        a: dict[bytes, Value] = {b"id": self.id, b"to": link.node_id, b"from": self.id, b"mid": mid, b"hops": 0,
-                                 b"m": data}
-        self._relay_out(a, link.node_id, None)
-        link.sent += 1
-        self.stats["relay_sent"] += 1
-
-    def _relay_out(self, a: dict[bytes, Value], to: bytes, exclude: Handle | None) -> None:
-        hop: _Link | None = None
-        direct = self._links.get(self._by_id.get(to, ("", -1)))
-        if direct is None or direct.kind == "relay" or direct.state != "open":
-            back = self._paths.get(to)  # reverse path: the link `to`'s own relayed messages came in on
-            hop = self._links.get(back) if back is not None and back != exclude else None
-            if hop is not None and (hop.state != "open" or hop.kind == "relay"):
-                hop = None
-        if hop is None:
-            hop = self._next_hop(to, exclude)
-        if hop is None:
-            self.stats["dropped_relay_no_route"] += 1
-            return
-        a[b"id"] = self.id
-        msg = encode({b"t": self.rng.randbytes(2), b"y": b"q", b"q": b"relay", b"a": a})
-        hop.sent += 1
-        self.stats["sent"] += 1
-        self._out.append((msg, hop.handle))
-
-    def _remember(self, mid: bytes, now: float) -> bool:
-        """Record a message id; ``False`` if it was seen already."""
-        if mid in self._seen:
-            return False
-        if len(self._seen) >= self.limits.relay_seen:
-            for old in list(self._seen)[: len(self._seen) // 4]:
-                del self._seen[old]
-        self._seen[mid] = now
-        return True
-
-    def _on_relay(self, a: dict[bytes, Value], link: _Link, now: float) -> None:
-        """A ``relay`` message (our wire format, see the module docs): deliver, forward or drop."""
-        assert link.relay_msgs is not None and link.relay_bytes is not None
-        inner = a.get(b"m")
-        size = len(inner) if isinstance(inner, bytes) else 0
-        if not link.relay_msgs.allow(1, now) or not link.relay_bytes.allow(size, now):
-            self.stats["dropped_relay_rate"] += 1
-            return
-        to, origin, mid, hops = _node_id(a.get(b"to")), _node_id(a.get(b"from")), a.get(b"mid"), a.get(b"hops")
-        if (to is None or origin is None or not isinstance(mid, bytes) or len(mid) != 8 or not isinstance(hops, int)
-                or not isinstance(inner, bytes) or not inner or link.kind == "relay"):
-            self.stats["dropped_relay_malformed"] += 1
-            return
-        if hops < 0 or hops >= self.limits.relay_hops:
-            self.stats["dropped_relay_hops"] += 1
-            return
-        if hops == 0 and link.node_id != origin:
-            self.stats["dropped_relay_forged"] += 1  # the first hop must come from the origin itself
-            return
-        if origin == self.id:
-            self.stats["dropped_relay_loop"] += 1
-            return
-        if not self._remember(mid, now):
-            self.stats["dropped_relay_duplicate"] += 1
-            return
-        if len(self._paths) >= self.limits.relay_seen and origin not in self._paths:
-            for old in list(self._paths)[: len(self._paths) // 4]:
-                del self._paths[old]
-        self._paths[origin] = link.handle
-        if to == self.id:
-            if inner[:1] != b"d" or b"5:relay" in inner[:64]:
-                self.stats["dropped_relay_malformed"] += 1
-                return
-            peer = self._relay_link(origin, now)
-            if peer is None:
-                self.stats["dropped_relay_no_link"] += 1
-                return
-            peer.deadline = now + self.limits.relay_idle
-            self.stats["relay_delivered"] += 1
-            self.stats[f"relay_hops_{hops + 1}"] += 1
-            self.receive_datagram(inner, peer.handle, now)
-            return
-        out: dict[bytes, Value] = {b"to": to, b"from": origin, b"mid": mid, b"hops": hops + 1, b"m": inner}
-        self.stats["relay_forwarded"] += 1
-        self._relay_out(out, to, link.handle)
+    def _on_relay(self, a: dict[bytes, Value], link: Link, now: float) -> None:
+        """A ``relay`` query from ``link`` (:mod:`peerdht.web.relay`): forwarded, dropped, or delivered here."""
+        delivered = self.relay.receive(a, link, now)
+        if delivered is not None:
+            self.receive_datagram(delivered[1], delivered[0], now)
 
     # ------------------------------------------------------------------------------------------ outbound
 
@@ -1035,13 +679,11 @@ class WebOverlay:
         if data[:1] == b"d" and b"1:y1:q" in data and link.kind != "relay":
             data = self._attach_signals(data, link, now)
         if link.kind == "relay":
-            self._relay_send(data, link, now)
+            self.relay.send(data, link, now)
             return
-        link.sent += 1
-        self.stats["sent"] += 1
-        self._out.append((data, handle))
+        self._emit(data, link)
 
-    def _attach_signals(self, data: bytes, link: _Link, now: float) -> bytes:
+    def _attach_signals(self, data: bytes, link: Link, now: float) -> bytes:
         try:
             msg = decode(data)
         except DecodeError:  # pragma: no cover - our own core's bytes
@@ -1063,10 +705,16 @@ class WebOverlay:
                             b"extensions": [EXTENSION]})
         a[b"signals"] = signals  # an empty list still gets an answer from webtorrent-dht
         if offers:
-            self._sent[(link.handle, t)] = _Sent(offers=offers, deadline=now + 3 * self.limits.forward_timeout)
+            self._sent[(link.handle, t)] = Sent(offers=offers, deadline=now + 3 * self.limits.forward_timeout)
             self.stats["offers_sent"] += len(offers)
         self._want_offers()
         return encode(msg)
+
+    def _emit(self, data: bytes, link: Link) -> None:
+        """Send ``data`` on the open, non-relay ``link`` now."""
+        link.sent += 1
+        self.stats["sent"] += 1
+        self._out.append((data, link.handle))
 
     def _reply(self, t: bytes, handle: Handle, r: dict[bytes, Value]) -> None:
         self._route_raw(encode({b"t": t, b"y": b"r", b"r": r, b"v": VERSION}), handle)
@@ -1083,43 +731,16 @@ class WebOverlay:
             self.stats["dropped_send_not_open"] += 1
             return
         if link.kind == "relay":
-            self._relay_send(data, link, 0.0)
+            self.relay.send(data, link, 0.0)
             return
-        link.sent += 1
-        self.stats["sent"] += 1
-        self._out.append((data, handle))
+        self._emit(data, link)
 
     # ------------------------------------------------------------------------------------------ helpers
-
-    def _new_link(self, kind: str, state: str, now: float) -> _Link | None:
-        lim = self.limits
-        if len(self._links) >= lim.max_links:
-            self.stats["dropped_link_cap"] += 1
-            return None
-        if kind == "webrtc" and sum(1 for lk in self._links.values() if lk.kind == "webrtc") >= lim.max_webrtc:
-            self.stats["dropped_webrtc_cap"] += 1
-            return None
-        handle = (f"web:{self._next_handle}", 0)
-        self._next_handle += 1
-        link = _Link(
-            handle=handle,
-            kind=kind,
-            state=state,
-            created=now,
-            bytes_in=TokenBucket(lim.bytes_per_second, lim.burst_bytes),
-            peer_connections=TokenBucket(*lim.peer_connection_rate),
-            relay_msgs=TokenBucket(*lim.relay_rate),
-            bridge_reads=TokenBucket(*lim.bridge_reads),
-            bridge_writes=TokenBucket(*lim.bridge_writes),
-            relay_bytes=TokenBucket(*lim.relay_bytes),
-        )
-        self._links[handle] = link
-        return link
 
     def _want_offers(self) -> None:
         if not self.webrtc or not any(lk.state == "open" for lk in self._links.values()):
             return
-        webrtc = sum(1 for lk in self._links.values() if lk.kind == "webrtc")
+        webrtc = self.table.count_webrtc()
         room = self.limits.max_webrtc - webrtc - self._requested
         need = min(self.limits.offer_pool - len(self._pool) - self._requested, room)
         if need > 0:
@@ -1134,18 +755,4 @@ class WebOverlay:
             self._events.append(DiscardOffer(handle=handle))
             self._want_offers()
 
-    def _compact(self, handle: Handle) -> bytes:
-        link = self._links.get(handle)
-        ip = link.ip if link is not None and link.ip else "0.0.0.0"
-        try:
-            packed = ipaddress.IPv4Address(ip).packed
-        except ValueError:
-            packed = b"\x00\x00\x00\x00"
-        return packed + b"\x00\x01"
 
-
-def _extensions(signal: dict[bytes, Value]) -> list[Value]:
-    ext = signal.get(b"extensions")
-    if isinstance(ext, list):
-        return [e for e in ext[:8] if isinstance(e, bytes) and len(e) <= 64]
-    return []
