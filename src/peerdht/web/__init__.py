@@ -10,5 +10,5 @@
 * :mod:`peerdht.web.pkarr`    the Pkarr relay codec (z-base32 keys, ``sig ‖ seq ‖ v`` bodies).
 
 ``static/`` holds the page and the browser node (plain ES modules) that :class:`peerdht.aio.webnode.WebNode`
-serves; its I/O lives in :mod:`peerdht.aio` (``webnode``, ``webrtc``).
+serves; its I/O lives in :mod:`peerdht.aio` (``webnode``, ``weblinks``, ``webhttp``, ``webrtc``).
 """
