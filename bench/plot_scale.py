@@ -44,47 +44,50 @@ def main() -> None:
             rows += [json.loads(line) for line in f if line.strip()]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
     x_live = math.log2(LIVE_NODES)
-    colors = {"mainline": "tab:blue", "hyper": "tab:orange"}
-    names = {"mainline": "Mainline (K=8)", "hyper": "HyperDHT (K=20)"}
-    for profile in ("mainline", "hyper"):
-        rs = sorted((r for r in rows if r["profile"] == profile), key=lambda r: r["nodes"])
+    colors = {"mainline": "tab:blue", "hyper": "tab:orange", "mainline oracle": "tab:green"}
+    names = {
+        "mainline": "Mainline (K=8)",
+        "hyper": "HyperDHT (K=20)",
+        "mainline oracle": "Mainline, tables by construction",
+    }
+    for series in colors:
+        profile, _, build = series.partition(" ")
+        build = build or "bootstrap"
+        rs = sorted(
+            (r for r in rows if r["profile"] == profile and r.get("build", "bootstrap") == build),
+            key=lambda r: r["nodes"],
+        )
         if not rs:
             continue
         xs = [math.log2(r["nodes"]) for r in rs]
         for loss, style in ((0.0, "-o"), (0.01, "--"), (0.1, ":")):
+            if not all(any(x["loss"] == loss for x in r["loss"]) for r in rs):
+                continue
             msgs = [next(x for x in r["loss"] if x["loss"] == loss)["messages_mean"] for r in rs]
             rts = [next(x for x in r["loss"] if x["loss"] == loss)["rounds_mean"] for r in rs]
-            label = f"{names[profile]}, loss {loss:.0%}"
-            ax1.plot(xs, msgs, style, color=colors[profile], label=label)
+            ax1.plot(xs, msgs, style, color=colors[series], label=f"{names[series]}, loss {loss:.0%}")
             if loss == 0.0:
-                ax2.plot(xs, rts, style, color=colors[profile], label=f"{names[profile]} (mean)")
+                ax2.plot(xs, rts, style, color=colors[series], label=f"{names[series]} (mean)")
                 if len(xs) >= 2:
                     for ax, ys in ((ax1, msgs), (ax2, rts)):
                         a, b = fit(xs, ys)
                         ax.plot(
-                            [xs[0], x_live],
-                            [a + b * xs[0], a + b * x_live],
-                            color=colors[profile],
-                            alpha=0.35,
+                            [xs[0], x_live], [a + b * xs[0], a + b * x_live], color=colors[series], alpha=0.35
                         )
                         y = a + b * x_live
+                        text = f"{y:.0f}" if ax is ax1 else f"{y:.1f} RTT = {y * 0.1:.1f}-{y * 0.2:.1f} s"
                         ax.annotate(
-                            f"{y:.0f}" if ax is ax1 else f"{y:.1f} RTT = {y * 0.1:.1f}-{y * 0.2:.1f} s",
-                            (x_live, y),
-                            color=colors[profile],
-                            fontsize=8,
-                            ha="right",
-                            va="bottom",
+                            text, (x_live, y), color=colors[series], fontsize=8, ha="right", va="bottom"
                         )
     lo, hi = 9.5, x_live + 0.5
     for ax in (ax1, ax2):
         ax.axvline(x_live, color="grey", lw=0.8)
         ax.text(
             x_live - 0.1,
-            ax.get_ylim()[1] * 0.95,
+            sum(ax.get_ylim()) / 2,
             "20 M nodes\n(Wang & Kangasharju 2013)",
             ha="right",
-            va="top",
+            va="center",
             fontsize=8,
             color="grey",
         )
