@@ -56,6 +56,7 @@ class _WSLink:
                 await self.ws.send_bytes(data)
 
     def send(self, data: bytes) -> bool:
+        """Queue one binary message; ``False`` when the queue (256 messages) is full."""
         try:
             self.queue.put_nowait(data)
         except asyncio.QueueFull:
@@ -63,6 +64,7 @@ class _WSLink:
         return True
 
     async def close(self) -> None:
+        """Stop the writer and close the WebSocket (errors ignored)."""
         with contextlib.suppress(asyncio.QueueFull):
             self.queue.put_nowait(None)
         with contextlib.suppress(Exception):

@@ -269,7 +269,8 @@ class WebNode:
         return out
 
     def links(self) -> list[dict[str, object]]:
-        """Open links: ``{"transport": "websocket"|"webrtc", "id", "ip", "received", "sent"}``."""
+        """Open links: ``{"handle": "web:N", "transport": "websocket"|"webrtc"|"relay", "id": hex node id or None,
+        "ip": str or None, "received": messages, "sent": messages}``."""
         return self.overlay.links()
 
     @property
@@ -287,49 +288,92 @@ class WebNode:
     # ------------------------------------------------------------------ overlay commands
 
     async def bootstrap(self) -> int:
-        """Look up our own id in the web overlay; returns the overlay's routing-table size."""
+        """Look up our own id in the web overlay (BEP 5 ``find_node``); returns the overlay's routing-table size
+        (nodes). A failed lookup is not an error (the table may still be empty).
+
+        Raises:
+            LocalProtocolError: the node is not open.
+        """
         with contextlib.suppress(PeerDHTError):
             await self._run(self.overlay.node.bootstrap)
         return len(self.overlay.node.table)
 
     async def find_node(self, target: bytes) -> list[bytes]:
-        """Iterative ``find_node`` in the web overlay: ids of the closest nodes that answered."""
+        """Iterative ``find_node`` (BEP 5) in the web overlay for the 20-byte ``target``: the 20-byte ids of the
+        closest nodes that answered (up to the overlay's ``k``: 2 by default, as webtorrent-dht).
+
+        Raises:
+            LocalProtocolError: the node is not open.
+        """
         result = await self._run(lambda now: self.overlay.node.find_node(target, now))
         assert isinstance(result, LookupResult)
         return [n.id for n in result.nodes]
 
     async def put(self, value: Value) -> bytes:
-        """BEP 44 immutable put in the web overlay (and our shared store); returns the 20-byte target."""
+        """BEP 44 immutable put in the web overlay (and our shared store, so UDP queriers see it too); returns the
+        20-byte target ``SHA1(bencode(value))``.
+
+        Raises:
+            LocalProtocolError: ``bencode(value)`` is longer than 1000 bytes, or the node is not open.
+        """
         result = await self._run(lambda now: self.overlay.node.put(value, now))
         assert isinstance(result, PutResult)
         return result.target
 
     async def get(self, target: bytes) -> Value | None:
-        """BEP 44 immutable get in the web overlay (our own store first)."""
+        """BEP 44 immutable get in the web overlay for the 20-byte ``target`` (our own store first): the value
+        (checked against the target), or ``None`` if no node holds it.
+
+        Raises:
+            LocalProtocolError: the node is not open.
+        """
         result = await self._run(lambda now: self.overlay.node.get(target, now))
         assert isinstance(result, GetResult)
         return None if result.item is None else result.item.v
 
     async def put_mutable(self, key_pair: KeyPair, value: Value, salt: bytes = b"", seq: int | None = None) -> PutResult:
-        """BEP 44 mutable put in the web overlay."""
+        """BEP 44 mutable put in the web overlay, signed with ``key_pair`` (Ed25519), under ``salt`` (<= 64 bytes);
+        ``seq`` defaults to one more than the highest found. Returns the
+        :class:`~peerdht.mainline.events.PutResult` (target ``SHA1(public key + salt)``, nodes that stored it).
+
+        Raises:
+            LocalProtocolError: ``bencode(value)`` is longer than 1000 bytes, the salt longer than 64, ``seq`` out
+                of range, or the node is not open.
+        """
         result = await self._run(lambda now: self.overlay.node.put_mutable(key_pair, value, now, salt=salt, seq=seq))
         assert isinstance(result, PutResult)
         return result
 
     async def get_mutable(self, public_key: bytes, salt: bytes = b"") -> Item | None:
-        """BEP 44 mutable get in the web overlay."""
+        """BEP 44 mutable get in the web overlay for a 32-byte Ed25519 ``public_key`` and ``salt``: the verified
+        item with the highest ``seq``, or ``None``.
+
+        Raises:
+            LocalProtocolError: the public key is not 32 bytes, the salt longer than 64, or the node is not open.
+        """
         result = await self._run(lambda now: self.overlay.node.get_mutable(public_key, now, salt=salt))
         assert isinstance(result, GetResult)
         return result.item
 
     async def announce_peer(self, info_hash: bytes, port: int) -> int:
-        """Announce in the web overlay; returns how many overlay nodes stored it."""
+        """BEP 5 ``announce_peer`` of the 20-byte ``info_hash`` with ``port`` (1-65535) in the web overlay; returns
+        how many overlay nodes stored it (the page's nodes store the link's IP, see
+        :meth:`~peerdht.web.overlay.WebOverlay.peer_host`).
+
+        Raises:
+            LocalProtocolError: the node is not open.
+        """
         result = await self._run(lambda now: self.overlay.node.announce_peer(info_hash, port, now))
         assert isinstance(result, AnnounceResult)
         return result.stored
 
     async def get_peers(self, info_hash: bytes) -> AsyncIterator[Address]:
-        """``get_peers`` in the web overlay: yields ``(host, port)`` as found."""
+        """BEP 5 ``get_peers`` of the 20-byte ``info_hash`` in the web overlay: yields peers ``(host, port)`` as
+        they are found (duplicates possible across replies).
+
+        Raises:
+            LocalProtocolError: the node is not open.
+        """
         assert self._driver is not None
         start: Start = lambda now: self.overlay.node.get_peers(info_hash, now)  # noqa: E731
         async for event in self._ops.stream(self._driver, start):
@@ -340,7 +384,9 @@ class WebNode:
         """Open a WebSocket link to another node's ``ws://HOST:PORT/ws`` and join the overlay through it.
 
         Raises:
-            OSError: cannot connect. TimeoutError: no WebSocket within ``timeout`` seconds.
+            OSError: cannot connect (aiohttp's ``ClientError`` for an HTTP-level refusal).
+            TimeoutError: no WebSocket within ``timeout`` seconds.
+            LocalProtocolError: over the link caps (:class:`~peerdht.web.links.WebLimits`), or the node is not open.
         """
         import aiohttp
 
@@ -361,7 +407,10 @@ class WebNode:
         answer, open the data channel, join the overlay through it.
 
         Raises:
-            OSError: HTTP failed. SignalError: a bad answer. TimeoutError: no channel in ``timeout`` s.
+            OSError: HTTP failed (aiohttp's ``ClientError`` too).
+            SignalError: the server did not answer 200 or sent a bad answer (:mod:`peerdht.aio.webrtc`).
+            TimeoutError: no data channel within ``timeout`` seconds.
+            LocalProtocolError: over the link caps, or the node is not open.
         """
         import aiohttp
 

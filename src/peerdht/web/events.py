@@ -5,7 +5,9 @@ layer keeps one WebSocket, data channel or pending aiortc peer connection per ha
 ``{"type": "offer"|"answer", "sdp": str}`` dicts of :mod:`peerdht.aio.webrtc`.
 
 The Mainline core's own events (:mod:`peerdht.mainline.events`: op results) come out of the same
-:meth:`~peerdht.web.overlay.WebOverlay.next_event`.
+:meth:`~peerdht.web.overlay.WebOverlay.next_event`. :class:`peerdht.aio.weblinks.WebLinks` carries out the
+connection events (offers, answers, closes: webtorrent-dht does the same inside ``k-rpc-socket-webrtc.js`` with
+simple-peer), :class:`peerdht.aio.webnode.WebNode` the bridge events (:mod:`peerdht.web.bridge`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from peerdht.mainline.events import Item
+from peerdht.web.links import Handle
 
 __all__ = [
     "AnswerOffer",
@@ -24,9 +27,6 @@ __all__ = [
     "LinkDropped",
     "OffersWanted",
 ]
-
-Handle = tuple[str, int]
-
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class OffersWanted:

@@ -134,8 +134,9 @@ class WebOverlay:
     # ------------------------------------------------------------------------------------------ links
 
     def open_link(self, kind: str, ip: str | None, now: float) -> Handle | None:
-        """A WebSocket (``kind="websocket"``) or data channel opened; returns its handle, or ``None`` when
-        over :attr:`WebLimits.max_links` / :attr:`WebLimits.max_webrtc` (close it; counted)."""
+        """A WebSocket (``kind="websocket"``) or data channel (``"webrtc"``) from ``ip`` opened at ``now``
+        (seconds); returns its handle, or ``None`` when over :attr:`~peerdht.web.links.WebLimits.max_links`,
+        ``max_links_per_ip`` or ``max_webrtc`` (close it; counted)."""
         if ip is not None and self.table.count_ip(ip) >= self.limits.max_links_per_ip:
             self.stats["dropped_links_per_ip"] += 1
             return None
@@ -156,7 +157,9 @@ class WebOverlay:
         return link.handle
 
     def link_opened(self, handle: Handle, ip: str | None, now: float) -> None:
-        """The data channel of ``handle`` opened (``ip``: the remote ICE address, if known)."""
+        """The data channel of ``handle`` opened at ``now`` (seconds; ``ip``: the remote ICE address, if known).
+        Our messages for it are released (after the settle hold for a webtorrent-dht peer,
+        :attr:`~peerdht.web.links.WebLimits.settle`); a relay link to the same node is replaced."""
         link = self._links.get(handle)
         if link is None or link.state == "open":
             return
@@ -223,14 +226,15 @@ class WebOverlay:
         return self.table.rows()
 
     def link_of(self, node_id: bytes) -> Handle | None:
-        """The handle of the open link to ``node_id``, if any."""
+        """The handle of the open link (any kind, relay included) to the 20-byte ``node_id``, if any."""
         handle = self._by_id.get(node_id)
         link = self._links.get(handle) if handle is not None else None
         return handle if link is not None and link.state == "open" else None
 
     # LinkMap (for the Mainline core)
     def handle_for(self, node: m.NodeInfo) -> Handle | None:
-        """A node named in a reply: the handle of our open or connecting link to it, else ``None``."""
+        """:class:`~peerdht.mainline.node.LinkMap`: a node named in a reply is reachable only through our open or
+        connecting link to its id (its compact address means nothing here): that handle, else ``None``."""
         handle = self._by_id.get(node.id)
         if handle is None:
             return None
@@ -238,7 +242,8 @@ class WebOverlay:
         return handle if link is not None and link.state in ("open", "connecting") else None
 
     def peer_host(self, addr: Handle) -> str | None:
-        """The IP of the link an ``announce_peer`` came on (stored as the announcer's address)."""
+        """:class:`~peerdht.mainline.node.LinkMap`: the IP of the link an ``announce_peer`` came on (stored as the
+        announcer's address, BEP 5), or ``None`` when the link has no valid IP."""
         return self.table.peer_host(addr)
 
     # ------------------------------------------------------------------------------------------ offers
@@ -284,7 +289,8 @@ class WebOverlay:
     # ------------------------------------------------------------------------------------------ sans-IO
 
     def receive_datagram(self, data: bytes, addr: Handle, now: float) -> None:
-        """One message from link ``addr`` (never raises; bad input is dropped and counted)."""
+        """One message (bencoded KRPC, at most :attr:`~peerdht.web.links.WebLimits.max_message` bytes) from link
+        ``addr`` at ``now`` (seconds). Never raises: bad input is dropped and counted in :attr:`stats`."""
         link = self._links.get(addr)
         if link is None or link.state != "open":
             self.stats["dropped_no_link"] += 1
@@ -317,7 +323,8 @@ class WebOverlay:
             self.bridging.write_after(write, now)
 
     def handle_timer(self, now: float) -> None:
-        """Core timers, forwarded queries due, stale offers and links that never opened."""
+        """Run what is due at ``now`` (seconds): core timers, settle holds, bridged queries, forwarded queries,
+        unanswered offers, links that never opened, idle relay links."""
         self.node.handle_timer(now)
         for link in [lk for lk in self._links.values() if lk.hold is not None and lk.hold <= now]:
             self._release(link, now)

@@ -69,6 +69,7 @@ class Payload:
     v: bytes
 
     def to_bytes(self) -> bytes:
+        """The relay body: ``sig`` (64 bytes) ‖ ``seq`` (u64 big-endian) ‖ ``v``."""
         return self.sig + self.seq.to_bytes(8, "big") + self.v
 
     def verify(self, public_key: bytes) -> bool:
