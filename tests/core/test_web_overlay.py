@@ -49,6 +49,15 @@ class FakeWeb:
         self.pairs[(a, ha)] = (b, hb)
         self.pairs[(b, hb)] = (a, ha)
 
+    def line(self) -> None:
+        """Link the cores in a line by WebSocket (0 - 1 - ... - n-1); each pings its neighbours to learn their ids."""
+        for x in range(len(self.cores) - 1):
+            self.ws(x, x + 1)
+        for core in self.cores:
+            for link in list(core.table.by_handle.values()):
+                core.node.ping(link.handle, self.now)
+        self.run(2.0)
+
     def run(self, seconds: float = 30.0) -> None:
         end = self.now + seconds
         while self.now < end:
@@ -332,12 +341,7 @@ def test_bridge_holds_a_get_until_the_udp_lookup_and_bridges_puts() -> None:
 def test_relay_travels_several_hops_on_a_line() -> None:
     """A - B - C - D linked in a line: A's ping to D (relay only) goes A>B>C>D and the reply comes back."""
     web = FakeWeb(4)
-    for x, y in ((0, 1), (1, 2), (2, 3)):
-        web.ws(x, y)
-    for i in range(4):  # everyone learns its neighbours' ids
-        for link in list(web.cores[i].table.by_handle.values()):
-            web.cores[i].node.ping(link.handle, web.now)
-    web.run(2.0)
+    web.line()
     a, d = web.cores[0], web.cores[3]
     relay = a.relay.link_to(d.id, web.now)
     assert relay is not None
@@ -445,12 +449,7 @@ def test_relay_replies_follow_the_reverse_path() -> None:
     web = FakeWeb(0)
     web.cores = [WebOverlay(rng=random.Random(i), node_id=nid) for i, nid in enumerate(ids)]
     web.results = {i: [] for i in range(4)}
-    for x, y in ((0, 1), (1, 2), (2, 3)):
-        web.ws(x, y)
-    for i in range(4):
-        for link in list(web.cores[i].table.by_handle.values()):
-            web.cores[i].node.ping(link.handle, web.now)
-    web.run(2.0)
+    web.line()
     c, w1 = web.cores[3], web.cores[1]
     relay = c.relay.link_to(w1.id, web.now)
     assert relay is not None

@@ -90,7 +90,7 @@ def _junk(encodings: list[bytes], rng: random.Random) -> list[bytes]:
     return out
 
 
-async def _page(browser: Any, base: str) -> Any:
+async def module_page(browser: Any, base: str) -> Any:
     page = await browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -106,7 +106,7 @@ async def test_bencode_matches_python() -> None:
     encodings = [bencode.encode(v) for v in corpus]
     junk = _junk(encodings, random.Random(9))
     async with static_server() as base, chromium() as browser:
-        page = await _page(browser, base)
+        page = await module_page(browser, base)
         got = await page.evaluate(
             """([tagged, encs, junk]) => {
               const { encode, decode } = m.bencode;
@@ -133,7 +133,7 @@ async def test_bencode_matches_python() -> None:
 
 async def test_bencode_refuses_what_it_cannot_hold() -> None:
     async with static_server() as base, chromium() as browser:
-        page = await _page(browser, base)
+        page = await module_page(browser, base)
         out = await page.evaluate(
             """() => [true, null, undefined, 1.5, NaN, {a: () => 1}].map((v) => {
                  try { m.bencode.encode(v); return 'encoded'; } catch (e) { return e.name; } })""")
@@ -146,7 +146,7 @@ async def test_bencode_refuses_what_it_cannot_hold() -> None:
 async def test_krpc_and_compact_formats_match_python() -> None:
     nodes = [NodeInfo(id=bytes([i]) * 20, host=f"10.0.0.{i}", port=6881 + i) for i in range(1, 4)]
     async with static_server() as base, chromium() as browser:
-        page = await _page(browser, base)
+        page = await module_page(browser, base)
         out = await page.evaluate(
             """(nodesB64) => {
               const k = m.krpc;
@@ -177,7 +177,7 @@ async def test_bep44_matches_python() -> None:
     salt = b"my-salt"
     py_sig = crypto.sign_mutable(pair, enc, 7, salt)
     async with static_server() as base, chromium() as browser:
-        page = await _page(browser, base)
+        page = await module_page(browser, base)
         out = await page.evaluate(
             """async ([seed, value, salt, pySig]) => {
               const b = m.bep44; const { encode } = m.bencode;
@@ -212,7 +212,7 @@ async def test_bep44_matches_python() -> None:
 
 async def test_table_and_lookup() -> None:
     async with static_server() as base, chromium() as browser:
-        page = await _page(browser, base)
+        page = await module_page(browser, base)
         out = await page.evaluate(
             """async () => {
               const { RoutingTable, sortByDistance } = m.table; const { toHex } = m.bencode;
@@ -271,8 +271,8 @@ async def test_webrtc_link_through_signals_between_pages() -> None:
     """A - B - C: A and C each have only a carried link to B; A's find_node with signals makes B forward
     the offer to C with peer_connection, and A and C end up with a direct WebRTC data channel (two pages)."""
     async with static_server() as base, chromium() as browser:
-        p1 = await _page(browser, base)
-        p2 = await _page(browser, base)
+        p1 = await module_page(browser, base)
+        p2 = await module_page(browser, base)
         pages = {"A": p1, "B": p2, "C": p2}
         # link name -> (page, peer link name)
         route = {"A>B": (p2, "B>A"), "B>A": (p1, "A>B"), "C>B": (p2, "B>C"), "B>C": (p2, "C>B")}
@@ -351,7 +351,7 @@ async def test_node_drops_bad_input_and_keeps_answering() -> None:
     still answers a ping afterwards."""
     junk = _krpc_junk(random.Random(4))
     async with static_server() as base, chromium() as browser:
-        page = await _page(browser, base)
+        page = await module_page(browser, base)
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         out = await page.evaluate(
@@ -399,7 +399,7 @@ async def test_node_drops_bad_input_and_keeps_answering() -> None:
 
 async def test_stored_items_and_peers_expire() -> None:
     async with static_server() as base, chromium() as browser:
-        page = await _page(browser, base)
+        page = await module_page(browser, base)
         out = await page.evaluate(
             """() => {
               const node = new m.peerdht.DHTNode({ iceServers: [], maintainEvery: 3600000 });

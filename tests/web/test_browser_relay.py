@@ -14,7 +14,7 @@ from typing import Any
 
 from tests.web.browser import chromium
 from tests.web.static_server import static_server
-from tests.web.test_browser_modules import _page
+from tests.web.test_browser_modules import module_page
 from tests.web.webnet import JOIN_TIMEOUT_MS, stats, web_testnet
 
 BLOCK_ICE = "window.PEERDHT_OPTIONS = { blockIce: true, openTimeout: 4000 };"
@@ -74,7 +74,7 @@ async def _open(browser: Any, url: str, errors: list[str]) -> Any:
 
 async def test_relay_rules() -> None:
     async with static_server() as base, chromium() as browser:
-        page = await _page(browser, base)
+        page = await module_page(browser, base)
         out = await page.evaluate(
             """() => {
               const { Relay, nextHop, MAX_HOPS } = m.relay; const { encode } = m.bencode;

@@ -18,7 +18,7 @@ import pytest
 import tests.web.test_webtorrent_interop as wt
 from tests.web.browser import chromium
 from tests.web.static_server import static_server
-from tests.web.test_browser_modules import _page
+from tests.web.test_browser_modules import module_page
 from tests.web.webnet import open_page, stats, until
 
 from peerdht.aio.webnode import WebNode
@@ -78,7 +78,7 @@ async def test_page_bootstraps_from_a_webtorrent_dht_node_by_http() -> None:
         free = probe.getsockname()[1]
     async with wt.js_peer(listen=free) as js, static_server() as base, chromium() as browser:
         assert js.port == free
-        page = await _page(browser, base)
+        page = await module_page(browser, base)
         page.on("pageerror", lambda e: errors.append(str(e)))
         s = await page.evaluate(
             """async (url) => {

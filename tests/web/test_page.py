@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 
 
-async def _submit(page: Any, fields: dict[str, str], button: str, result: str, timeout: float = 40000) -> str:
+async def submit(page: Any, fields: dict[str, str], button: str, result: str, timeout: float = 40000) -> str:
     for sel, value in fields.items():
         await page.fill(sel, value)
     await page.click(button)
@@ -41,31 +41,31 @@ async def test_every_control_of_the_page() -> None:
         phone = await open_page(browser, node.url, errors, **PHONE)
         assert await desk.is_hidden("#no-crypto")
         # mutable, with and without salt
-        out = await _submit(desk, {"#mput-value": "mutable one"}, "#mput", "#mput-result")
+        out = await submit(desk, {"#mput-value": "mutable one"}, "#mput", "#mput-result")
         m = re.fullmatch(r"public key ([0-9a-f]{64})\nseq (\d+)", out)
         assert m, out
         key = m.group(1)
-        assert await _submit(phone, {"#mget-key": key}, "#mget", "#mget-result") == f"mutable one\n(seq {m.group(2)})"
-        await _submit(desk, {"#mput-value": "salted", "#mput-salt": "s1"}, "#mput", "#mput-result")
-        assert (await _submit(phone, {"#mget-key": key, "#mget-salt": "s1"}, "#mget", "#mget-result")).startswith("salted\n")
+        assert await submit(phone, {"#mget-key": key}, "#mget", "#mget-result") == f"mutable one\n(seq {m.group(2)})"
+        await submit(desk, {"#mput-value": "salted", "#mput-salt": "s1"}, "#mput", "#mput-result")
+        assert (await submit(phone, {"#mget-key": key, "#mget-salt": "s1"}, "#mget", "#mget-result")).startswith("salted\n")
         # the key pair is kept in the page's storage: a reload signs with the same key
         await desk.reload()
         await desk.wait_for_function("window.dht && window.dht.ready", timeout=40000)
-        again = await _submit(desk, {"#mput-value": "after reload"}, "#mput", "#mput-result")
+        again = await submit(desk, {"#mput-value": "after reload"}, "#mput", "#mput-result")
         assert again.startswith(f"public key {key}\n"), again
         # immutable
-        target = await _submit(desk, {"#put-value": "hello from the page"}, "#put", "#put-result")
+        target = await submit(desk, {"#put-value": "hello from the page"}, "#put", "#put-result")
         assert re.fullmatch(r"[0-9a-f]{40}", target), target
-        assert await _submit(phone, {"#get-key": target}, "#get", "#get-result") == "hello from the page"
-        assert await _submit(phone, {"#get-key": "00" * 20}, "#get", "#get-result") == "not found"
+        assert await submit(phone, {"#get-key": target}, "#get", "#get-result") == "hello from the page"
+        assert await submit(phone, {"#get-key": "00" * 20}, "#get", "#get-result") == "not found"
         # announce / lookup
         await desk.fill("#announce-port", "6999")
-        assert await _submit(desk, {"#announce-ih": "ab" * 20}, "#announce", "#announce-result") == "announced port 6999"
-        found = await _submit(phone, {"#lookup-ih": "ab" * 20}, "#lookup", "#lookup-result")
+        assert await submit(desk, {"#announce-ih": "ab" * 20}, "#announce", "#announce-result") == "announced port 6999"
+        found = await submit(phone, {"#lookup-ih": "ab" * 20}, "#lookup", "#lookup-result")
         assert found.splitlines() and all(line.endswith(":6999") for line in found.splitlines()), found
-        assert await _submit(phone, {"#lookup-ih": "cd" * 20}, "#lookup", "#lookup-result") == "no peers found"
+        assert await submit(phone, {"#lookup-ih": "cd" * 20}, "#lookup", "#lookup-result") == "no peers found"
         # bad input: the error is in the result field and in #errors
-        bad = await _submit(phone, {"#get-key": "not hex"}, "#get", "#get-result")
+        bad = await submit(phone, {"#get-key": "not hex"}, "#get", "#get-result")
         assert bad.startswith("error: ") and "40 hex" in bad
         assert "error" in (await phone.get_attribute("#get-result", "class") or "")
         assert "40 hex" in (await phone.text_content("#errors") or "")
@@ -84,9 +84,9 @@ async def test_every_control_of_the_page() -> None:
         # phone size: nothing wider than the screen
         assert await phone.evaluate("() => document.documentElement.scrollWidth") <= 390
         # fill the desk page's result fields too (the screenshot shows them)
-        assert await _submit(desk, {"#get-key": target}, "#get", "#get-result") == "hello from the page"
-        assert (await _submit(desk, {"#mget-key": key}, "#mget", "#mget-result")).startswith("after reload\n")
-        assert (await _submit(desk, {"#lookup-ih": "ab" * 20}, "#lookup", "#lookup-result")).endswith(":6999")
+        assert await submit(desk, {"#get-key": target}, "#get", "#get-result") == "hello from the page"
+        assert (await submit(desk, {"#mget-key": key}, "#mget", "#mget-result")).startswith("after reload\n")
+        assert (await submit(desk, {"#lookup-ih": "ab" * 20}, "#lookup", "#lookup-result")).endswith(":6999")
         shot = ROOT / "docs" / "web-page.png" if os.environ.get("PEERDHT_UPDATE_SCREENSHOT") == "1" else \
             Path(tempfile.mkdtemp()) / "web-page.png"
         await desk.screenshot(path=str(shot), full_page=True)
@@ -104,10 +104,10 @@ async def test_page_without_webcrypto_says_so() -> None:
         assert await page.is_visible("#no-crypto")
         assert "https://" in (await page.text_content("#no-crypto") or "")
         assert await page.evaluate("() => window.isSecureContext") is False
-        out = await _submit(page, {"#put-value": "x"}, "#put", "#put-result")
+        out = await submit(page, {"#put-value": "x"}, "#put", "#put-result")
         assert out.startswith("error: ") and "WebCrypto" in out
-        await _submit(page, {"#announce-ih": "ab" * 20}, "#announce", "#announce-result")
-        assert (await _submit(page, {"#lookup-ih": "ab" * 20}, "#lookup", "#lookup-result")).endswith(":6881")
+        await submit(page, {"#announce-ih": "ab" * 20}, "#announce", "#announce-result")
+        assert (await submit(page, {"#lookup-ih": "ab" * 20}, "#lookup", "#lookup-result")).endswith(":6881")
     assert not errors, errors
 
 

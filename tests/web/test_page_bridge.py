@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from tests.web.browser import chromium
-from tests.web.test_page import _submit
+from tests.web.test_page import submit
 from tests.web.webnet import libtorrent_session, lt_get_immutable, open_page, until, web_testnet
 
 from peerdht.keys import KeyPair
@@ -38,7 +38,7 @@ async def test_page_and_udp_mainline_through_the_bridge() -> None:
         loop = asyncio.get_running_loop()
         # the page's put is stored on UDP Mainline: a separate process reads it over UDP
         t0 = loop.time()
-        target = await _submit(page, {"#put-value": "put in the page"}, "#put", "#put-result")
+        target = await submit(page, {"#put-value": "put in the page"}, "#put", "#put-result")
         await until(lambda: node.stats.get("bridge_write_stored", 0) >= 1)
         put_ms = (loop.time() - t0) * 1000
         got = await loop.run_in_executor(None, _cli_get, testnet.bootstrap[0], target)
@@ -49,11 +49,11 @@ async def test_page_and_udp_mainline_through_the_bridge() -> None:
         node.dht.core.items.delete(udp_target)
         node.overlay.node.items.delete(udp_target)
         t0 = loop.time()
-        assert await _submit(page, {"#get-key": udp_target.hex()}, "#get", "#get-result") == "put over UDP"
+        assert await submit(page, {"#get-key": udp_target.hex()}, "#get", "#get-result") == "put over UDP"
         get_ms = (loop.time() - t0) * 1000
 
         # a mutable item signed in the page is read by a UDP node
-        out = await _submit(page, {"#mput-value": "signed in the page"}, "#mput", "#mput-result")
+        out = await submit(page, {"#mput-value": "signed in the page"}, "#mput", "#mput-result")
         key = bytes.fromhex(out.split()[2])
         await until(lambda: node.stats.get("bridge_write_stored", 0) >= 2)
         item = await testnet.nodes[4].get_mutable(key)
@@ -62,17 +62,17 @@ async def test_page_and_udp_mainline_through_the_bridge() -> None:
         # and a salt-less mutable item put over UDP is read with #mget
         pair = KeyPair.from_seed(bytes(range(32)))
         await testnet.nodes[2].put_mutable(pair, b"signed over UDP", seq=3)
-        got_m = await _submit(page, {"#mget-key": pair.public_key.hex(), "#mget-salt": ""}, "#mget", "#mget-result")
+        got_m = await submit(page, {"#mget-key": pair.public_key.hex(), "#mget-salt": ""}, "#mget", "#mget-result")
         assert got_m == "signed over UDP\n(seq 3)", got_m
 
         # announces: the page's is found over UDP (at the web node's own address), a UDP one in the page
         await page.fill("#announce-port", "6882")
-        await _submit(page, {"#announce-ih": "07" * 20}, "#announce", "#announce-result")
+        await submit(page, {"#announce-ih": "07" * 20}, "#announce", "#announce-result")
         await until(lambda: node.stats.get("bridge_writes", 0) >= 3)
         found = [p async for p in testnet.nodes[2].get_peers(b"\x07" * 20)]
         assert (node.udp_address()[0], 6882) in found, found
         assert await testnet.nodes[1].announce_peer(b"\x08" * 20, 7001) >= 1
-        lines = (await _submit(page, {"#lookup-ih": "08" * 20}, "#lookup", "#lookup-result")).splitlines()
+        lines = (await submit(page, {"#lookup-ih": "08" * 20}, "#lookup", "#lookup-result")).splitlines()
         assert "127.0.0.1:7001" in lines, lines
         print(f"bridge from the page: put -> stored on UDP {put_ms:.0f} ms, get of a UDP value {get_ms:.0f} ms")
     assert not errors, errors
