@@ -150,3 +150,26 @@ async def test_rooms_js_decodes_frames_as_python_does() -> None:
     mismatches = [(f, p, j) for f, p, j in zip(cases, map(python_view, cases), js, strict=True) if p != j]
     assert not mismatches, mismatches[:5]
     assert sum(v == "refused" for v in js) > 20 and sum(isinstance(v, list) for v in js) > 50
+
+
+async def test_room_view_served_by_a_web_node_uses_its_tracker() -> None:
+    """``peerdht web``'s own tracker (``/tracker``): the room page finds it through config.json, no URL typed."""
+    from peerdht.aio.webnode import WebNode
+
+    async with WebNode(host="127.0.0.1", webrtc=False) as node, chromium() as browser:
+        assert node.tracker_url == node.url.replace("http://", "ws://") + "tracker"
+        async with Room("served", [node.tracker_url]) as room:
+            py = PyPeer(room, answer=False)
+            page = await browser.new_page()
+            await page.goto(node.url + "room.html")
+            await page.wait_for_function(
+                "() => document.getElementById('room-trackers').value.endsWith('/tracker')", timeout=T)
+            assert await page.input_value("#room-trackers") == node.tracker_url
+            await page.fill("#room-name", "served")
+            await page.click("#join-button")
+            peer = await py.peer()
+            await room.post(peer, "hello via the node's tracker")
+            await page.wait_for_function(
+                "() => document.getElementById('log').textContent.includes(\"hello via the node's tracker\")", timeout=T)
+            assert node.tracker is not None and node.tracker.stats()["peersAll"] == 2
+            await py.stop()

@@ -13,6 +13,9 @@ Example::
 
     async with TrackerServer(host="127.0.0.1", port=0) as tracker:
         print(tracker.url)          # ws://127.0.0.1:PORT
+
+A :class:`~peerdht.aio.webnode.WebNode` mounts one at ``/tracker`` of its own HTTP server
+(:meth:`TrackerServer.add_routes` + :meth:`TrackerServer.start_timer`), so its room page needs no other server.
 """
 
 from __future__ import annotations
@@ -79,7 +82,7 @@ class TrackerServer:
         from aiohttp import web
 
         app = web.Application()
-        app.router.add_get("/{tail:.*}", self._handle)
+        self.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -87,8 +90,21 @@ class TrackerServer:
         server: Any = site._server  # aiohttp exposes the bound sockets only here
         if server is not None and server.sockets:
             self.port = server.sockets[0].getsockname()[1]
-        self._timer = asyncio.create_task(self._run_timer())
+        self.start_timer()
         log.info("tracker listening on %s", self.url)
+
+    def add_routes(self, app: Any, path: str = "/{tail:.*}") -> None:
+        """Serve the tracker at ``path`` of the aiohttp ``web.Application`` ``app`` (another server's).
+
+        Call :meth:`start_timer` once the app runs and :meth:`close` when done; :attr:`url` is then the
+        owner's business (``host``/``port`` are not bound by this object).
+        """
+        app.router.add_get(path, self._handle)
+
+    def start_timer(self) -> None:
+        """Start the core's timer (announce expiry, idle sockets); :meth:`start` calls it."""
+        if self._timer is None:
+            self._timer = asyncio.create_task(self._run_timer())
 
     async def close(self) -> None:
         """Close every connection and stop serving (idempotent)."""

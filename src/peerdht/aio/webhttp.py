@@ -71,6 +71,8 @@ class WebHTTP:
         webrtc: whether the POST bootstrap is served (aiortc available and wanted).
         limits: the overlay's bounds (``max_message`` for WebSocket messages).
         counters: the node's counters (``http_*``, ``pkarr_*``, ``ws_refused``).
+        trackers: WebTorrent tracker URLs for the room page, served in ``/config.json`` (a path such as
+            ``/tracker`` means this server; the page turns it into ``ws(s)://`` its own host).
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class WebHTTP:
         webrtc: bool,
         limits: WebLimits,
         counters: Counter[str],
+        trackers: list[str] | None = None,
     ) -> None:
         self.dht = dht
         self.overlay = overlay
@@ -93,6 +96,7 @@ class WebHTTP:
         self.webrtc = webrtc
         self.limits = limits
         self.counters = counters
+        self.trackers = trackers or []
         self._http_rate: dict[tuple[str, str], TokenBucket] = {}
         self._pkarr_busy: set[bytes] = set()
 
@@ -116,7 +120,8 @@ class WebHTTP:
         if len(name) == 52 and "." not in name and not (self.static_dir / name).exists():
             return await self._pkarr_get(request, name)
         if name == "config.json" and not (self.static_dir / name).exists():  # the page's ICE servers (--ice-server)
-            return web.json_response({"iceServers": self.ice_servers}, headers={"Cache-Control": "no-cache"})
+            return web.json_response(
+                {"iceServers": self.ice_servers, "trackers": self.trackers}, headers={"Cache-Control": "no-cache"})
         parts = name.split("/")
         if not all(_SEGMENT.match(p) for p in parts):
             self.counters["http_bad_path"] += 1

@@ -51,6 +51,7 @@ from typing import Any
 from peerdht.aio.driver import DatagramDriver
 from peerdht.aio.mainline import MainlineDHT
 from peerdht.aio.ops import Operations, Start
+from peerdht.aio.tracker import TrackerServer
 from peerdht.aio.webhttp import MAX_POST, WebHTTP
 from peerdht.aio.weblinks import WebLinks
 from peerdht.encoding.bencode import Value
@@ -82,6 +83,8 @@ Address = tuple[str, int]
 
 #: The page and browser node served at ``/`` (written as plain ES modules, no build step).
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+#: Where a WebNode serves its WebTorrent tracker (P2PT rooms).
+TRACKER_PATH = "/tracker"
 
 class WebNode:
     """A Mainline node on UDP plus an HTTP/WebSocket/WebRTC endpoint for browsers and webtorrent-dht peers.
@@ -99,6 +102,8 @@ class WebNode:
         limits: bounds on links and signalling (:class:`~peerdht.web.links.WebLimits`).
         k: the overlay's bucket size (webtorrent-dht: 2).
         webrtc: make and answer WebRTC offers (needs aiortc); ``False``: WebSocket links only.
+        tracker: also serve a WebTorrent tracker (P2PT rooms) at ``/tracker`` (:attr:`tracker_url`); the
+            room page (``room.html``) uses it by default.
         bridge: answer links' ``get``/``get_peers`` by also looking on UDP Mainline, and store their
             ``put``/``announce_peer`` there too (rate-limited per link; :class:`~peerdht.web.links.WebLimits`).
         seed: bytes for the cores' randomness (tests).
@@ -124,10 +129,12 @@ class WebNode:
         k: int = 2,
         webrtc: bool = True,
         bridge: bool = True,
+        tracker: bool = True,
         seed: bytes | None = None,
         **udp_options: Any,
     ) -> None:
         self._bridge = bridge
+        self.tracker: TrackerServer | None = TrackerServer() if tracker else None
         self._host = host
         self._port = port
         self._advertise = advertise_host
@@ -183,9 +190,13 @@ class WebNode:
         self._links.fail_webrtc = self._fail_webrtc
         self._driver.transports.append(self._links)  # type: ignore[arg-type]
         app = web.Application(client_max_size=MAX_POST)
+        if self.tracker is not None:  # before the static routes, which would take /tracker
+            self.tracker.add_routes(app, TRACKER_PATH)
+            self.tracker.start_timer()
         WebHTTP(
             dht=self.dht, overlay=self._overlay, links=self._links, static_dir=self._static, ice_servers=self._ice,
             webrtc=self._webrtc, limits=self._limits, counters=self.counters,
+            trackers=[TRACKER_PATH] if self.tracker is not None else [],
         ).add_routes(app)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
@@ -218,6 +229,8 @@ class WebNode:
         for client in self._clients:
             with contextlib.suppress(Exception):
                 await client.close()
+        if self.tracker is not None:
+            await self.tracker.close()
         if self._runner is not None:
             with contextlib.suppress(Exception):
                 await self._runner.cleanup()
@@ -256,6 +269,11 @@ class WebNode:
     def ws_url(self) -> str:
         """``ws://HOST:PORT/ws``: KRPC over WebSocket."""
         return "ws" + self.url[4:] + "ws"
+
+    @property
+    def tracker_url(self) -> str | None:
+        """``ws://HOST:PORT/tracker``: the WebTorrent tracker for P2PT rooms (``None`` with ``tracker=False``)."""
+        return "ws" + self.url[4:] + TRACKER_PATH[1:] if self.tracker is not None else None
 
     def udp_address(self) -> Address:
         """The bound ``(host, port)`` of the UDP Mainline socket."""

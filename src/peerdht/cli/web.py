@@ -2,7 +2,8 @@
 
 ``peerdht web --host H --port P [--udp-port U] [--size N | --bootstrap UDP_HOST:PORT] [--ice-server URL ...]
 [--json]`` prints, as its first stdout line (flushed at once), ``{"url": "http://H:PORT/", "ws":
-"ws://H:PORT/ws", "bootstrap": ["UDP_HOST:PORT", ...]}`` with the real ports: the page, the WebSocket, and
+"ws://H:PORT/ws", "tracker": "ws://H:PORT/tracker", "bootstrap": ["UDP_HOST:PORT", ...]}`` with the real
+ports: the page, the WebSocket, the WebTorrent tracker for P2PT rooms (``room.html``, ``peerdht room``), and
 UDP Mainline nodes to bootstrap from (this node's own UDP socket first). Without ``--bootstrap`` a local
 Mainline testnet of ``--size`` nodes runs behind it. Runs until interrupted.
 """
@@ -91,6 +92,7 @@ def cmd_web(args: argparse.Namespace) -> int:
             emit(args, {
                 "url": node.url,
                 "ws": node.ws_url,
+                "tracker": node.tracker_url,
                 "bootstrap": [fmt_addr(node.udp_address())] + [fmt_addr(a) for a in boot],
                 "id": node.node_id.hex(),
             }, f"web node {node.node_id.hex()}: page {node.url} websocket {node.ws_url} "
@@ -130,6 +132,7 @@ def cmd_node_web(args: argparse.Namespace, boot: list[tuple[str, int]]) -> int:
                 "bootstrap": [fmt_addr(a) for a in boot],
                 "url": node.url,
                 "ws": node.ws_url,
+                "tracker": node.tracker_url,
             }, f"mainline node {node.node_id.hex()} listening on {fmt_addr((host, port))}, page {node.url}")
             status(f"udp mainline: {len(node.dht.core.table)} nodes in the routing table")
             await wait_forever()
