@@ -41,7 +41,7 @@ async def test_static_files_and_no_traversal() -> None:
         async with http.get(node.url + "no-such-file.js") as resp:
             assert resp.status == 404
         async with http.get(node.url + "config.json") as resp:
-            assert resp.status == 200 and await resp.json() == {"iceServers": []}
+            assert resp.status == 200 and await resp.json() == {"iceServers": [], "trackers": ["/tracker"]}
         port = node.http_address[1]
         for path in ("/../pyproject.toml", "/..%2f..%2fpyproject.toml", "/.hidden", "/%2e%2e/__init__.py",
                      "/static/../../aio/webnode.py"):
@@ -133,7 +133,7 @@ async def test_bootstrap_post_is_rate_limited_per_ip() -> None:
 async def test_ice_servers_reach_the_page_config() -> None:
     async with WebNode(host="127.0.0.1", webrtc=False, ice_servers=["stun:stun.example.org:3478"]) as node, \
             aiohttp.ClientSession() as http, http.get(node.url + "config.json") as resp:
-        assert await resp.json() == {"iceServers": ["stun:stun.example.org:3478"]}
+        assert await resp.json() == {"iceServers": ["stun:stun.example.org:3478"], "trackers": ["/tracker"]}
 
 
 def test_cli_prints_urls_first() -> None:
