@@ -7,8 +7,8 @@
 
 Needs what README command 1 installs plus ``npm ci`` (for the JS server); nothing from tests/.
 One Python testnet of 10 nodes on 127.0.0.1 (in this process) carries both servers, each in its own
-process (``python -m peerdht.testing.attack serve`` and ``bench/js/attack-server.js``); the attacker
-is ``python -m peerdht.testing.attack flood``/``clients`` in further processes. CPU (% of one core,
+process (``python -m tools.attack serve`` and ``bench/js/attack-server.js``); the attacker
+is ``python -m tools.attack flood``/``clients`` in further processes. CPU (% of one core,
 utime+stime from /proc) and RSS (VmRSS) are those of the server process. Attacks, one server at a time:
 
 * garbage: ``--rate`` (3,000) random-noise PEER_HANDSHAKE datagrams/s for ``--seconds`` (20) at the
@@ -99,13 +99,13 @@ async def spawn(name: str, *argv: str, stdin: bool = True) -> Proc:
         cwd=ROOT,
         stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])},  # peerdht, tools
     )
     return Proc(proc, name)
 
 
 def attacker(*argv: str) -> tuple[str, ...]:
-    return (sys.executable, "-m", "peerdht.testing.attack", *argv)
+    return (sys.executable, "-m", "tools.attack", *argv)
 
 
 async def start_server(kind: str, boot: str) -> tuple[Proc, dict[str, Any]]:

@@ -24,12 +24,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))  # tools/
 sys.path.insert(0, str(ROOT / "tests" / "natlab"))
 
 import matrix_lib as ml  # noqa: E402
 from natlab_tools import start_testnet  # noqa: E402
-
-from peerdht.testing.natlab import Lab, unavailable_reason  # noqa: E402
+from tools.natlab import Lab, unavailable_reason  # noqa: E402
 
 DOC = ROOT / "docs" / "nat-matrix.md"
 BEGIN = "<!-- matrix:begin -->"

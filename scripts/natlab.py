@@ -29,8 +29,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))  # tools/
 
-from peerdht.testing.natlab import (  # noqa: E402
+from tools.natlab import (  # noqa: E402
     DEFAULT_PREFIX,
     Host,
     Lab,

@@ -22,6 +22,6 @@ python3 -m pip install -q -e '.[test,bench]'
 # every peer we run ships its native parts as prebuilt packages (udx-native, sodium-native, @roamhq/wrtc)
 npm ci --ignore-scripts --no-audit --no-fund --silent
 
-ruff check src tests bench
+ruff check src tests bench tools scripts
 mypy
 python3 -m pytest -q -p no:cacheprovider "$@"

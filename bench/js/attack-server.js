@@ -1,5 +1,5 @@
 // The JS anchor of bench/attack.py: a hyperdht 6.34 server under attack, the same shape as
-// `python -m peerdht.testing.attack serve` (src/peerdht/testing/attack.py).
+// `python -m tools.attack serve` (tools/attack.py).
 // Usage: node attack-server.js --bootstrap host:port [--seed hex]
 // Prints {"ready", "port", "publicKey", "pid"}; per connection {"event": "closed", "error", "open"};
 // answers {"op": "stats"} on stdin with {"connections": n}. Each connection is half-closed at once

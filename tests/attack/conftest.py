@@ -1,5 +1,5 @@
 """Shared set-up of the attack tests: a Python testnet in the test process and the server under
-attack in its own process (``python -m peerdht.testing.attack serve``), so its memory can be read
+attack in its own process (``python -m tools.attack serve``), so its memory can be read
 from /proc and a flood in further processes competes with it as a real attacker would."""
 
 from __future__ import annotations
@@ -75,16 +75,16 @@ class Proc:
 
 
 async def attack_tool(*argv: str, stdin: bool = False) -> Proc:
-    """``python -m peerdht.testing.attack ARGV`` as a :class:`Proc`."""
+    """``python -m tools.attack ARGV`` as a :class:`Proc`."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "peerdht.testing.attack",
+        "tools.attack",
         *argv,
         cwd=ROOT,
         stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])},  # peerdht, tools
         limit=1 << 20,
     )
     return Proc(proc)

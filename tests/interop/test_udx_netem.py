@@ -1,6 +1,6 @@
 """64 MiB over a lossy link: two network namespaces joined by a veth pair with ``tc netem``
 (3 % loss and 20 ms delay each way), one UDX peer process in each (root only). On kernels without the netem
-qdisc the link goes through a third namespace running :mod:`peerdht.testing.delayline` (the same 3 % loss
+qdisc the link goes through a third namespace running :mod:`tools.delayline` (the same 3 % loss
 and 20 ms delay each way, done in userspace).
 
 Run by hand: ``python -m pytest -m netns tests/interop/test_udx_netem.py``.
@@ -104,11 +104,11 @@ def link() -> Iterator[tuple[str, str, str]]:
     """Two namespaces joined by a lossy, slow link; yields (sender netns, receiver netns, how it is shaped).
 
     With netem: one veth pair, netem on both ends. Without (kernels built without ``CONFIG_NET_SCH_NETEM``):
-    ``A -veth- D -veth- B``, with :mod:`peerdht.testing.delayline` in D delaying and dropping frames each way.
+    ``A -veth- D -veth- B``, with :mod:`tools.delayline` in D delaying and dropping frames each way.
     """
     if os.geteuid() != 0 or shutil.which("ip") is None:
         pytest.skip("needs root and ip")
-    from peerdht.testing.delayline import DelayLineError, start_delay_line
+    from tools.delayline import DelayLineError, start_delay_line
 
     tag = uuid.uuid4().hex[:6]
     ns = (f"udxa{tag}", f"udxb{tag}")

@@ -1,4 +1,4 @@
-"""Pytest fixtures for the NAT lab (:mod:`peerdht.testing.natlab`).
+"""Pytest fixtures for the NAT lab (:mod:`tools.natlab`).
 
 Tests that use them are marked ``@pytest.mark.netns`` and skip with a clear reason when not root or when
 ``ip netns``/``nft`` are unavailable. Stale labs of dead test processes are swept at session start; every lab
@@ -11,8 +11,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-
-from peerdht.testing.natlab import Lab, lab_ids, sweep, unavailable_reason
+from tools.natlab import Lab, lab_ids, sweep, unavailable_reason
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tools.natlab import Host, Lab
+
 from peerdht.hyper.crypto import KeyPair
-from peerdht.testing.natlab import Host, Lab
 
 UDP_TOOL = str(Path(__file__).resolve().parent / "udp_tool.py")
 PY = sys.executable

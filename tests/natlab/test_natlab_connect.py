@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 from natlab_tools import LineProc, file_sha256, start_serve, start_testnet
+from tools.natlab import Lab, NatType
 
 from peerdht.hyper.crypto import KeyPair
-from peerdht.testing.natlab import Lab, NatType
 
 pytestmark = pytest.mark.netns
 

@@ -1,4 +1,4 @@
-"""The userspace delay line (:mod:`peerdht.testing.delayline`): A -veth- D -veth- B, the line running in D."""
+"""The userspace delay line (:mod:`tools.delayline`): A -veth- D -veth- B, the line running in D."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from natlab_tools import PY, UDP_TOOL, LineProc
-
-from peerdht.testing.delayline import DelayLineError, split_udp_gso, start_delay_line
-from peerdht.testing.natlab import Lab
+from tools.delayline import DelayLineError, split_udp_gso, start_delay_line
+from tools.natlab import Lab
 
 IPS = ("10.77.0.1", "10.77.0.2")
 

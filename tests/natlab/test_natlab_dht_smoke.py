@@ -7,8 +7,7 @@ import sys
 
 import pytest
 from natlab_tools import start_testnet
-
-from peerdht.testing.natlab import Lab, NatType
+from tools.natlab import Lab, NatType
 
 pytestmark = pytest.mark.netns
 

@@ -14,8 +14,7 @@ import itertools
 
 import pytest
 from natlab_tools import start_stun, start_tool
-
-from peerdht.testing.natlab import Host, Lab, NatType
+from tools.natlab import Host, Lab, NatType
 
 pytestmark = pytest.mark.netns
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -10,10 +11,11 @@ from pathlib import Path
 
 import pytest
 from natlab_tools import run_tool, start_stun
-
-from peerdht.testing.natlab import Lab, LabError, NatType, lab_ids, sweep
+from tools.natlab import Lab, LabError, NatType, lab_ids, sweep
 
 pytestmark = pytest.mark.netns
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository root, which holds tools/
 
 
 def test_teardown_on_exception(netns_ok: None) -> None:
@@ -44,12 +46,12 @@ def test_sweep_removes_labs_of_dead_processes(netns_ok: None) -> None:
     # a process builds a lab and dies without cleaning up (SIGKILL: no finally, no __exit__)
     code = (
         "import json, os, signal\n"
-        "from peerdht.testing.natlab import Lab, NatType\n"
+        "from tools.natlab import Lab, NatType\n"
         "lab = Lab(); lab.start(); lab.add_private('alice', NatType.SYMMETRIC)\n"
         "print(json.dumps(lab.id), flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, cwd=ROOT)
     assert proc.returncode == -9, proc.stderr
     orphan = json.loads(proc.stdout)
     assert orphan in lab_ids()
@@ -103,6 +105,7 @@ def test_fixture_tears_down_after_a_failing_test(netns_ok: None, tmp_path: Path)
         text=True,
         timeout=60,
         cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])},
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "1 failed" in proc.stdout and "on purpose" in proc.stdout

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 from natlab_tools import run_tool, start_stun
-
-from peerdht.testing.natlab import Lab, NatType, netem_available
+from tools.natlab import Lab, NatType, netem_available
 
 pytestmark = pytest.mark.netns
 

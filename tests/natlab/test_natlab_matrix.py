@@ -16,8 +16,7 @@ from typing import Any
 import matrix_lib as ml
 import pytest
 from natlab_tools import start_testnet
-
-from peerdht.testing.natlab import Lab
+from tools.natlab import Lab
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

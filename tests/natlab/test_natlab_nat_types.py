@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 from natlab_tools import run_tool, start_stun, start_tool
-
-from peerdht.testing.natlab import Lab, NatType
+from tools.natlab import Lab, NatType
 
 pytestmark = pytest.mark.netns
 

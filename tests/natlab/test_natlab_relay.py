@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 from natlab_tools import LineProc, file_sha256, start_serve, start_testnet, wait_stderr
+from tools.natlab import Host, Lab, NatType
 
 from peerdht.hyper.crypto import KeyPair
-from peerdht.testing.natlab import Host, Lab, NatType
 
 pytestmark = pytest.mark.netns
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from peerdht.testing import natlab
-from peerdht.testing.natlab import NatType
+from tools import natlab
+from tools.natlab import NatType
 
 
 def _rules(nat: NatType, **kw: object) -> str:

@@ -15,8 +15,7 @@ from typing import Any
 import matrix_lib as ml
 import pytest
 from natlab_tools import start_testnet
-
-from peerdht.testing.natlab import Host, Lab, NatType
+from tools.natlab import Host, Lab, NatType
 
 pytestmark = [pytest.mark.netns]
 

@@ -44,7 +44,7 @@ namespaces are killed first; an ``atexit`` hook covers a lab left open at interp
 
 Needs root, ``ip`` (iproute2) and ``nft`` (nftables). Loss is done with nftables; delay with ``tc``'s
 netem qdisc where the kernel has it (:func:`netem_available`), else with a userspace delay line
-(:mod:`peerdht.testing.delayline`) spliced into the link (see :meth:`Lab.netem`). This module is I/O by
+(:mod:`tools.delayline`) spliced into the link (see :meth:`Lab.netem`). This module is I/O by
 nature (it runs commands); it never opens a socket itself.
 """
 
@@ -63,7 +63,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from peerdht.testing.delayline import DelayLineError, DelayLineProcess, start_delay_line
+from tools.delayline import DelayLineError, DelayLineProcess, start_delay_line
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -189,7 +189,7 @@ def netem_available() -> bool:
     """Whether ``tc qdisc ... netem`` works on this kernel (tried once, in a throwaway namespace).
 
     Some VM kernels are built without ``CONFIG_NET_SCH_NETEM`` (or there is no ``tc``); :meth:`Lab.netem`
-    then adds delay with a userspace delay line (:mod:`peerdht.testing.delayline`) instead.
+    then adds delay with a userspace delay line (:mod:`tools.delayline`) instead.
     """
     if not _NETEM:
         name = f"{DEFAULT_PREFIX}-{os.getpid()}-{os.urandom(3).hex()}-netem"
@@ -676,7 +676,7 @@ class Lab:
         has netem (:func:`netem_available`). Elsewhere the link is spliced in the internet namespace: its
         bridge port ``p-X`` is renamed ``d-X`` and leaves the bridge, a new veth pair ``p-X``/``q-X`` takes
         its place (so the loss rule, keyed by the port name, still applies), and a delay line
-        (:mod:`peerdht.testing.delayline`) forwards frames between ``d-X`` and ``q-X`` after ``delay``
+        (:mod:`tools.delayline`) forwards frames between ``d-X`` and ``q-X`` after ``delay``
         (uniform ``± jitter``, which may reorder, as netem does). Clearing the delay stops the delay line and
         puts the original port back; :meth:`close` kills it with the lab.
 

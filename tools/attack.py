@@ -1,6 +1,6 @@
 """Attack tools for the robustness tests and ``bench/attack.py`` (loopback and test namespaces only).
 
-Run as ``python -m peerdht.testing.attack ROLE ...``; every role prints JSON lines on stdout:
+Run as ``python -m tools.attack ROLE ...``; every role prints JSON lines on stdout:
 
 * ``serve --bootstrap H:P [--seed HEX]``: a HyperDHT node on 127.0.0.1 with a server that half-closes
   each connection at once (as ``peerdht serve`` with stdin at EOF) and reads until the peer ends or
@@ -202,7 +202,7 @@ async def _clients(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m peerdht.testing.attack", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tools.attack", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="role", required=True)
     s = sub.add_parser("serve")
     s.add_argument("--bootstrap", action="append", required=True)

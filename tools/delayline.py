@@ -31,7 +31,7 @@ its timer slack, 50 µs by default), so frames leave within a fraction of a mill
 
 Run it inside a namespace::
 
-    ip netns exec D python3 -m peerdht.testing.delayline --a d0 --b d1 --delay 0.02 [--jitter S] [--loss P]
+    ip netns exec D python3 -m tools.delayline --a d0 --b d1 --delay 0.02 [--jitter S] [--loss P]
 
 It prints ``{"ready": true}`` on stdout once both sockets are bound, and on SIGTERM or SIGINT exits with
 status 0 after printing its counters as one JSON line on stderr (``a_to_b``, ``b_to_a`` frames delivered,
@@ -43,7 +43,7 @@ one ``send`` per frame, on one thread with :func:`select.select`. On the develop
 sender and receiver) it forwarded about 90 000 frames/s one way (110 MB/s of 1200-byte UDP datagrams, 20 ms
 delay) before its socket buffer overflowed, far above what a UDX transfer through it needs.
 
-Like :mod:`peerdht.testing.natlab` this is a test tool and I/O by nature (raw sockets, the clock, a random
+Like :mod:`tools.natlab` this is a test tool and I/O by nature (raw sockets, the clock, a random
 source for loss), not a sans-IO core. Linux only; needs ``CAP_NET_RAW`` and ``CAP_NET_ADMIN`` (root).
 """
 
@@ -363,7 +363,7 @@ class DelayLineProcess:
 
     def __init__(self, proc: subprocess.Popen[bytes], argv: Sequence[str]) -> None:
         self.proc = proc
-        """The ``python3 -m peerdht.testing.delayline`` process (``ip netns exec`` execs into it)."""
+        """The ``python3 -m tools.delayline`` process (``ip netns exec`` execs into it)."""
         self.argv = list(argv)
         self.counters: dict[str, int] | None = None
         """Its final counters once :meth:`stop` has read them (see :class:`DelayLine`), else ``None``."""
@@ -443,7 +443,7 @@ def start_delay_line(
     """
     if delay < 0 or jitter < 0 or not 0.0 <= loss <= 1.0 or limit < 1:
         raise ValueError("need delay >= 0, jitter >= 0, 0 <= loss <= 1 and limit >= 1")
-    argv = [sys.executable, "-m", "peerdht.testing.delayline", "--a", a, "--b", b, "--delay", repr(delay)]
+    argv = [sys.executable, "-m", "tools.delayline", "--a", a, "--b", b, "--delay", repr(delay)]
     argv += ["--jitter", repr(jitter), "--loss", repr(loss), "--limit", str(limit)]
     if not split_gso:
         argv.append("--no-split-gso")
@@ -452,8 +452,8 @@ def start_delay_line(
     if netns is not None:
         argv = ["ip", "netns", "exec", netns, *argv]
     env = dict(os.environ)
-    src = str(Path(__file__).resolve().parents[2])  # the directory holding the peerdht package
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
+    root = str(Path(__file__).resolve().parents[1])  # the repository root, which holds the tools package
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     proc = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
     )
@@ -486,7 +486,7 @@ def start_delay_line(
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line (see the module docstring). Returns the exit status."""
     parser = argparse.ArgumentParser(
-        prog="python3 -m peerdht.testing.delayline",
+        prog="python3 -m tools.delayline",
         description="Delay and drop frames between two interfaces.",
     )
     parser.add_argument("--a", required=True, help="one interface")
