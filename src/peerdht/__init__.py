@@ -7,13 +7,32 @@ The public API is flat::
 * :class:`HyperDHT` / :class:`Testnet`: a HyperDHT node (wire-compatible with npm ``hyperdht``) and a
   local in-process network of them; :class:`MainlineDHT` / :class:`MainlineTestnet` the same for the
   BitTorrent Mainline DHT (BEP 5/32/42/43/44/51). All four are closed with ``close()`` (``async with``).
+* :class:`Server` and :class:`SecretStream`: a HyperDHT server's accepting side and the encrypted stream
+  that ``HyperDHT.connect()`` and a server hand out.
+* :class:`WebNode`: a Mainline node that browsers join (KRPC over WebSocket and WebRTC, the page it serves);
+  :class:`Room`: a P2PT room (peers meet through WebTorrent trackers, talk over WebRTC).
 * :class:`KeyPair`: an Ed25519 key pair (``KeyPair.from_seed(seed32)`` equals JS ``DHT.keyPair(seed)``);
   ``HyperDHT.hash(data)`` is BLAKE2b-256, the hash HyperDHT topics use.
 * the error tree of :mod:`peerdht.errors` (``PeerDHTError`` and below).
 
-Names are imported on first use, so ``import peerdht`` stays cheap. See ``DESIGN.md`` in the shared notes
-for the architecture: sans-IO cores under ``peerdht.encoding``, ``peerdht.kademlia``, ``peerdht.hyper``,
-``peerdht.mainline``, ``peerdht.secure`` and ``peerdht.udx``; all I/O in ``peerdht.aio``.
+Names are imported on first use, so ``import peerdht`` stays cheap. The package (architecture: ``DESIGN.md``
+in the shared notes):
+
+* sans-IO cores (bytes in, bytes and events out, time passed in as ``now``): :mod:`peerdht.encoding`
+  (compact-encoding, bencode), :mod:`peerdht.kademlia` (routing table, lookup engine, request table, stores,
+  tokens and rate limits shared by both DHTs), :mod:`peerdht.hyper` (dht-rpc and HyperDHT: node, records,
+  handshake router), :mod:`peerdht.mainline` (KRPC, the BEPs), :mod:`peerdht.holepunch` (NAT classification,
+  holepunch payloads, punch strategies), :mod:`peerdht.relay` (blind-relay over protomux),
+  :mod:`peerdht.secure` (Noise, secret-stream), :mod:`peerdht.udx` (reliable UDP streams),
+  :mod:`peerdht.tracker` (WebTorrent trackers, P2PT framing) and :mod:`peerdht.web` (the browser overlay;
+  ``web/static`` holds the page and browser node a :class:`WebNode` serves);
+* :mod:`peerdht.aio`: all I/O (asyncio sockets and timers, aiohttp, aiortc); :mod:`peerdht.cli`: the
+  ``peerdht`` command;
+* :mod:`peerdht.keys` (:class:`KeyPair`), :mod:`peerdht.errors` (the one error tree), :mod:`peerdht.rooms`
+  (:class:`Room` and its events);
+* :mod:`peerdht.testing`: :class:`~peerdht.testing.FakeNet` (a seeded network with a fake clock for sans-IO
+  cores) and a soak simulation. The root-only network-namespace tooling (NAT lab, delay line, attack tools)
+  is not installed: it lives in ``tools/`` at the repository root.
 """
 
 from __future__ import annotations

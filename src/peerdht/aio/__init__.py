@@ -1,1 +1,16 @@
-"""The asyncio layer: every socket, timer and future of peerdht lives under this package."""
+"""The asyncio layer: every socket, timer and future of peerdht lives under this package.
+
+* UDP and UDX: :mod:`~peerdht.aio.driver` (runs a sans-IO datagram core on asyncio UDP sockets),
+  :mod:`~peerdht.aio.udx` (UDX streams on one UDP socket), :mod:`~peerdht.aio.socketpool` (raw UDX streams
+  on the DHT's own sockets), :mod:`~peerdht.aio.ops` (operation ids of a core to futures and iterators).
+* HyperDHT: :mod:`~peerdht.aio.hyperdht` (``HyperDHT``), :mod:`~peerdht.aio.testnet` (``Testnet``),
+  :mod:`~peerdht.aio.connect` (connect by public key, holepunching), :mod:`~peerdht.aio.server`
+  (``Server``), :mod:`~peerdht.aio.relay` (blind relay server and client),
+  :mod:`~peerdht.aio.secretstream` (``SecretStream``).
+* Mainline: :mod:`~peerdht.aio.mainline` (``MainlineDHT``, ``MainlineTestnet``).
+* Browsers (the I/O half of :mod:`peerdht.web`): :mod:`~peerdht.aio.webnode` (``WebNode``),
+  :mod:`~peerdht.aio.webhttp` (its page, WebSocket and HTTP routes), :mod:`~peerdht.aio.weblinks`
+  (WebSocket and WebRTC links), :mod:`~peerdht.aio.webrtc` (aiortc data channels).
+* Rooms (the I/O half of :mod:`peerdht.tracker`): :mod:`~peerdht.aio.tracker` (a WebTorrent tracker on
+  aiohttp), :mod:`~peerdht.aio.rooms` (``Room``).
+"""

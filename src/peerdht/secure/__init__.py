@@ -1,7 +1,11 @@
 """Encryption layer: Noise handshakes (IK for HyperDHT, XX for secret-stream) and secret-stream framing.
 
+* :mod:`~peerdht.secure.noise`: the Noise handshakes; :mod:`~peerdht.secure.secretstream`: the encrypted
+  framing; :mod:`~peerdht.secure.keys`: hashing helpers and hypercore-crypto namespaces (the key pair type
+  itself is :class:`peerdht.keys.KeyPair`).
+
 Sans-IO: nothing here does I/O or reads a clock; randomness (ephemeral seeds, stream headers) is
-passed in by the caller.
+passed in by the caller. The asyncio stream is :mod:`peerdht.aio.secretstream`.
 """
 
 from peerdht.secure.keys import KeyPair, stream_id
