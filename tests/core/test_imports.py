@@ -15,7 +15,7 @@ SRC = Path(peerdht.__file__).resolve().parent
 MODULES = sorted(
     m.name for m in pkgutil.walk_packages([str(SRC)], prefix="peerdht.") if m.name != "peerdht.__main__"
 )
-CORE_PACKAGES = ("encoding", "kademlia", "hyper", "mainline", "secure", "udx", "holepunch", "relay", "web")
+CORE_PACKAGES = ("encoding", "kademlia", "hyper", "mainline", "secure", "udx", "holepunch", "relay", "web", "tracker")
 IO_MODULES = {"asyncio", "socket", "time", "random"}
 
 

@@ -25,6 +25,7 @@ import contextlib
 import html
 import json
 import logging
+import random
 from typing import Any
 
 from peerdht.tracker.server import CloseConnection, ServerWarning, TrackerCore
@@ -64,7 +65,7 @@ class TrackerServer:
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, max_queue: int = 256, **core: Any) -> None:
         self.host = host
         self.port = port
-        self.core = TrackerCore(**core)
+        self.core = TrackerCore(**{"rng": random.Random(), **core})
         self._max_queue = max_queue
         self._clients: set[_Client] = set()
         self._runner: Any = None

@@ -17,13 +17,15 @@ The I/O layer (:mod:`peerdht.aio.rooms`) owns the socket and the WebRTC peers. I
 
 from __future__ import annotations
 
-import random
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from peerdht.errors import DecodeError
 from peerdht.tracker import messages as tm
+
+if TYPE_CHECKING:
+    import random
 
 __all__ = [
     "OFFER_TIMEOUT",
@@ -116,7 +118,7 @@ class TrackerClient:
         interval: float | None = None,
         reconnect_min: float = 2.0,
         reconnect_max: float = 300.0,
-        rng: random.Random | None = None,
+        rng: random.Random,
     ) -> None:
         self.info_hash = info_hash
         self.peer_id = peer_id
@@ -125,7 +127,7 @@ class TrackerClient:
         self.interval = 120.0
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
-        self._rng = rng or random.Random()
+        self._rng = rng
         self.connected_now = False
         self._stopped = False
         self._retries = 0

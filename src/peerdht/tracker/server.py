@@ -33,14 +33,16 @@ Connections are opaque hashable handles chosen by the I/O layer. Shape as the ot
 from __future__ import annotations
 
 import json
-import random
 from collections import OrderedDict, deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from peerdht.errors import DecodeError
 from peerdht.tracker.messages import b2s, s2b
+
+if TYPE_CHECKING:
+    import random
 
 __all__ = ["CloseConnection", "ServerWarning", "TrackerCore"]
 
@@ -119,7 +121,7 @@ class TrackerCore:
         max_message: int = 256 * 1024,
         rate: float = 10.0,
         burst: float = 40.0,
-        rng: random.Random | None = None,
+        rng: random.Random,
     ) -> None:
         self.interval = interval
         self.peer_ttl = peer_ttl
@@ -131,7 +133,7 @@ class TrackerCore:
         self.max_message = max_message
         self.rate = rate
         self.burst = burst
-        self._rng = rng or random.Random()
+        self._rng = rng
         self._swarms: dict[bytes, _Swarm] = {}
         self._conns: dict[Hashable, _Conn] = {}
         self._out: list[tuple[Hashable, str]] = []
