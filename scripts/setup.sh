@@ -65,7 +65,7 @@ _peerdht_setup() {
     echo "setup: using $venv" >&2
   fi
   local target="$root"
-  [ -z "$extras" ] || target="$root[$extras]"
+  [ -z "$extras" ] || target="${root}[${extras}]"
   _run "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$target"
   export VIRTUAL_ENV="$venv"
   case ":$PATH:" in *":$venv/bin:"*) ;; *) export PATH="$venv/bin:$PATH" ;; esac

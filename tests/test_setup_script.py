@@ -106,3 +106,15 @@ def test_sourcing_puts_the_venv_first_on_path(tmp_path: Path) -> None:
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=120)
     path, venv = out.stdout.splitlines()
     assert path.split(":")[0] == f"{repo}/.venv/bin" and venv == f"{repo}/.venv"
+
+
+def test_readme_and_test_sh_install_through_setup_sh() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "bash scripts/setup.sh && .venv/bin/peerdht demo" in readme  # command 1
+    assert "\nbash scripts/test.sh\n" in readme  # command 2
+    test_sh = (ROOT / "scripts" / "test.sh").read_text()
+    assert "\n. scripts/setup.sh test" in test_sh
+    commands = [line for line in test_sh.splitlines() if not line.lstrip().startswith("#")]
+    assert not [line for line in commands if "pip " in line]  # nothing goes into the (externally managed) system python
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "bash scripts/test.sh" in ci
