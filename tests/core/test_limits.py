@@ -5,19 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from peerdht.hyper.limits import ExpiringCache, FairSlots, KeyedBuckets
-
-
-def test_expiring_cache_expires_oldest_first_and_caps_size() -> None:
-    c: ExpiringCache[str, int] = ExpiringCache(ttl=10.0, max_size=3)
-    c.put("a", 1, 0.0)
-    c.put("b", 2, 5.0)
-    assert c.get("a", 9.0) == 1
-    assert c.get("a", 10.5) is None and c.get("b", 10.5) == 2 and len(c) == 1
-    for i, k in enumerate("cdef"):
-        c.put(k, i, 11.0)
-    assert len(c) == 3 and c.get("b", 11.0) is None and c.get("c", 11.0) is None
-    assert c.get("f", 11.0) == 3
+from peerdht.hyper.limits import FairSlots, KeyedBuckets
 
 
 def test_buckets_refill_and_forget_least_recent() -> None:

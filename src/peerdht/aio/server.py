@@ -53,7 +53,7 @@ from peerdht.hyper.constants import PayloadErrorCode as Err
 from peerdht.hyper.crypto import KeyPair
 from peerdht.hyper.crypto import hash as blake2b
 from peerdht.hyper.handshake import make_payload, noise_key_pair, server_error_code
-from peerdht.hyper.limits import ExpiringCache, FairSlots, KeyedBuckets
+from peerdht.hyper.limits import FairSlots, KeyedBuckets
 from peerdht.hyper.records import (
     HolepunchInfo,
     HolepunchPayload,
@@ -64,6 +64,7 @@ from peerdht.hyper.records import (
 )
 from peerdht.hyper.router import ServerAnswer
 from peerdht.hyper.rpc import CLIENT, SERVER, Reply
+from peerdht.kademlia.store import ExpiringCache
 from peerdht.secure.keys import KeyPair as NoiseKeyPair
 from peerdht.secure.noise import HandshakeResult, peer_handshake
 
@@ -163,7 +164,8 @@ class Server:
         self.relays = 0
         self.closed = False
         self.connections: set[SecretStream] = set()
-        self._replies: ExpiringCache[bytes, ServerAnswer] = ExpiringCache(HANDSHAKE_CLEAR_WAIT, MAX_REPLIES)
+        self._replies: ExpiringCache[bytes, ServerAnswer] = ExpiringCache(
+            max_size=MAX_REPLIES, max_age=HANDSHAKE_CLEAR_WAIT)
         self._address_rate: KeyedBuckets[Address] = KeyedBuckets(*HANDSHAKE_RATE)
         self._host_rate: KeyedBuckets[str] = KeyedBuckets(*HANDSHAKE_HOST_RATE)
         self._pending: FairSlots[str, asyncio.Task[None]] = FairSlots(MAX_PENDING, MAX_PENDING_PER_HOST)
@@ -331,6 +333,7 @@ class Server:
         """
         if self.closed or self.key_pair is None:
             return None
+        self._replies.prune(now)  # oldest first: O(1) amortized per handshake
         cached = self._replies.get(noise, now)
         if cached is not None:
             return cached

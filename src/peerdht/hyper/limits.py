@@ -1,8 +1,8 @@
 """Bounded, O(1)-per-event state for code that strangers can make work for us (issue 15).
 
-* :class:`ExpiringCache`: entries that live ``ttl`` seconds, expired oldest-first (insertion order is
-  time order), at most ``max_size`` of them -- what hyperdht ``lib/server.js`` does with one
-  ``_clearLater`` timer per handshake, without a timer each.
+(The handshake-reply cache is :class:`peerdht.kademlia.store.ExpiringCache`: entries expire oldest-first,
+at most ``max_size`` of them -- what hyperdht ``lib/server.js`` does with one ``_clearLater`` timer per
+handshake, without a timer each.)
 * :class:`KeyedBuckets`: a token bucket per key (a source address or host), at most ``max_keys`` of
   them (the least recently used is forgotten: it comes back with a full bucket, which costs an
   address rotator nothing it did not have).
@@ -19,50 +19,17 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
+from peerdht.kademlia.ratelimit import TokenBucket
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
-__all__ = ["ExpiringCache", "FairSlots", "KeyedBuckets"]
-
-
-class ExpiringCache(Generic[K, V]):
-    """A dict whose entries expire ``ttl`` seconds after insertion; at most ``max_size`` entries
-    (the oldest goes first). Every operation is O(1) amortized."""
-
-    def __init__(self, ttl: float, max_size: int) -> None:
-        self.ttl = ttl
-        self.max_size = max_size
-        self._items: OrderedDict[K, tuple[float, V]] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def expire(self, now: float) -> None:
-        """Drop the entries older than ``ttl``."""
-        items = self._items
-        while items:
-            key, (t, _) = next(iter(items.items()))
-            if now - t <= self.ttl:
-                break
-            del items[key]
-
-    def get(self, key: K, now: float) -> V | None:
-        """The live value of ``key``, or None."""
-        self.expire(now)
-        hit = self._items.get(key)
-        return hit[1] if hit is not None else None
-
-    def put(self, key: K, value: V, now: float) -> None:
-        """Store ``value`` under ``key`` (its lifetime starts now)."""
-        items = self._items
-        items.pop(key, None)
-        items[key] = (now, value)
-        while len(items) > self.max_size:
-            items.popitem(last=False)
+__all__ = ["FairSlots", "KeyedBuckets"]
 
 
 class KeyedBuckets(Generic[K]):
-    """Token buckets by key: ``rate`` tokens per second up to ``burst``; unknown keys start full.
+    """One :class:`~peerdht.kademlia.ratelimit.TokenBucket` per key: ``rate`` tokens per second up to
+    ``burst``; unknown keys start full.
 
     Args:
         rate: tokens per second.
@@ -74,24 +41,19 @@ class KeyedBuckets(Generic[K]):
         self.rate = rate
         self.burst = burst
         self.max_keys = max_keys
-        self._buckets: OrderedDict[K, list[float]] = OrderedDict()
+        self._buckets: OrderedDict[K, TokenBucket] = OrderedDict()
 
-    def allow(self, key: K, now: float, cost: float = 1.0) -> bool:
+    def allow(self, key: K, now: float, cost: int = 1) -> bool:
         """Take ``cost`` tokens from ``key``'s bucket; False (nothing taken) when it has too few."""
         buckets = self._buckets
         b = buckets.get(key)
         if b is None:
-            b = buckets[key] = [self.burst, now]
+            b = buckets[key] = TokenBucket(self.rate, self.burst)
             if len(buckets) > self.max_keys:
                 buckets.popitem(last=False)
         else:
             buckets.move_to_end(key)
-            b[0] = min(self.burst, b[0] + (now - b[1]) * self.rate)
-            b[1] = now
-        if b[0] < cost:
-            return False
-        b[0] -= cost
-        return True
+        return b.allow(cost, now)
 
 
 class FairSlots(Generic[K, V]):
