@@ -25,7 +25,7 @@ from typing import Any
 
 from peerdht.cli.common import CLIError, add_json_arg, emit, run, status, wait_forever
 
-INSTALL_HINT = "rooms need the [web] extra: pip install 'peerdht[web]' (aiohttp, aiortc)"
+INSTALL_HINT = "rooms need the [web] extra: pip install 'peerdht[web]' (aiohttp, aiortc); in a source checkout: bash scripts/setup.sh web"
 
 
 def _port(value: str) -> int:

@@ -25,7 +25,7 @@ from peerdht.cli.common import (
     wait_forever,
 )
 
-INSTALL_HINT = "the web node needs the [web] extra: pip install 'peerdht[web]' (aiohttp, aiortc)"
+INSTALL_HINT = "the web node needs the [web] extra: pip install 'peerdht[web]' (aiohttp, aiortc); in a source checkout: bash scripts/setup.sh web"
 
 
 def _bind_port(value: str) -> int:
