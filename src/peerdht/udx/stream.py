@@ -83,6 +83,7 @@ DUP_THRESH: Final = 3
 _PACK_HEADER = HEADER.pack
 _UNPACK_HEADER = HEADER.unpack_from
 _DATA_OR_END: Final = DATA | END
+_SEQUENCED: Final = DATA | END | DESTROY
 _MTU_BASE: Final = 0
 _MTU_SEARCH: Final = 1
 _MTU_DONE: Final = 2
@@ -613,106 +614,159 @@ class UDXSocketCore:
         return out
 
     def receive_datagram(self, data: bytes | memoryview, addr: Addr, now: float) -> None:
-        """Process one received datagram (never raises for bad input: it is dropped and counted)."""
+        """Process one received datagram (never raises for bad input: it is dropped and counted).
+
+        The header is checked here (not UDX, unknown stream, relay splice, firewall and source
+        address, data offset); then the packet goes by what it carries: HEARTBEAT, the sequenced
+        part (DATA / END / DESTROY), MESSAGE, and the ack with its SACK blocks (the send side).
+        """
         self._now = now
         if len(data) < HEADER_SIZE or data[0] != 255 or data[1] != 1:
             self._events.append(DatagramReceived(data=bytes(data), addr=addr))
             return
         _m, _v, t, off, sid, rwnd, wseq, wack = _UNPACK_HEADER(data, 0)
         st = self._streams.get(sid)
-        if st is not None:
-            self._touched.add(st)
-        else:
-            tw = self._time_wait.get(sid) if self._time_wait else None
-            if tw is None:
-                self._events.append(DatagramReceived(data=bytes(data), addr=addr))
-            elif now > tw[0]:
-                del self._time_wait[sid]
-                self._events.append(DatagramReceived(data=bytes(data), addr=addr))
-            elif t & _DATA_OR_END:
-                # our final ACK was lost: repeat it so the peer can close cleanly too
-                self._out.append((_PACK_HEADER(255, 1, 0, 0, tw[1], self._recv_window, tw[3], tw[4]), tw[2]))
+        if st is None:
+            self._handle_unknown_stream(data, addr, t, sid, now)
             return
+        self._touched.add(st)
         if st.relay is not None:
             self._relay_packet(st, data, addr, t, now)
             return
-        if not st.connected:
-            if st.firewall:
-                self.dropped += 1  # udx-native's default firewall drops packets before connect
-                return
-            if addr not in st.seen:
-                st.seen.add(addr)
-                self._events.append(PreConnectPacket(stream_id=sid, addr=addr))
-        elif st.watch_addr:
-            if addr not in st.seen:
-                # a new path of the peer's, or the remote we moved to (the peer is there too)
-                st.seen.add(addr)
-                self._events.append(RemoteAddress(stream_id=sid, addr=addr))
-            elif t & DESTROY and addr != st.addr:
-                self.dropped += 1  # from a path we left: the relay tearing down its splice
-                return
+        if (not st.connected or st.watch_addr) and not self._check_source(st, addr, t):
+            return
         st.packets_rx += 1
         st.last_rx = now
         if t & HEARTBEAT:
-            st.need_ack = True
-            self._dirty.add(st)
+            self._handle_heartbeat(st)
             return
-        n = len(data)
         start = HEADER_SIZE
         if off:
-            if off > n - HEADER_SIZE:
+            if off > len(data) - HEADER_SIZE:
                 self.dropped += 1
                 return
             start += off
-
-        # ---- receive side
-        ack0 = st.ack
-        d = (wseq - ack0) & _M
-        if d < _HALF:  # seq >= ack: causally new (or same)
-            seq = ack0 + d
-            if t & _DATA_OR_END and not st.ended_remote:
-                if d == 0:
-                    if t & DATA and n > start:
-                        self._deliver(st, data[start:])
-                    ack = ack0 + 1
-                    ooo = st.ooo
-                    if ooo:
-                        while ack in ooo:
-                            pt, pdata = ooo.pop(ack)
-                            if pt & DATA and pdata:
-                                self._deliver(st, pdata)
-                            ack += 1
-                        ranges = st.ranges
-                        while ranges and ranges[0][0] < ack:
-                            if ranges[0][1] <= ack:
-                                ranges.pop(0)
-                            else:
-                                ranges[0][0] = ack
-                    st.ack = ack
-                elif seq not in st.ooo and d < 16384:
-                    st.ooo[seq] = (t, bytes(data[start:]) if t & DATA else b"")
-                    _add_range(st.ranges, seq)
-            if t & END:
-                st.remote_end = seq
-            if t & DESTROY:
-                self._close(st, StreamReset("stream destroyed by the peer"))
-                return
+        if t & _SEQUENCED and not self._handle_sequenced(st, t, data, start, wseq):
+            return
         if t & MESSAGE:
             self._events.append(MessageReceived(stream_id=sid, data=bytes(data[start:])))
         if t & _DATA_OR_END:
             st.need_ack = True
             self._dirty.add(st)
-        if st.remote_end is not None and not st.ended_remote and st.ack > st.remote_end:
-            st.ended_remote = True
-            st.ooo.clear()
-            st.ranges.clear()
-            self._events.append(StreamEnd(stream_id=sid))
-            if st.ended:
-                self._send_ack(st)
-                self._close(st, None)
-                return
+        remote_end = st.remote_end
+        if remote_end is not None and st.ack > remote_end and not self._handle_remote_end(st):
+            return
+        self._handle_ack(st, t, off, data, rwnd, wseq, wack, now)
 
-        # ---- send side: the ack
+    # ------------------------------------------------------------------ receive handlers
+
+    def _handle_unknown_stream(
+        self, data: bytes | memoryview, addr: Addr, t: int, sid: int, now: float
+    ) -> None:
+        """A packet for no open stream: repeat the final ACK of a stream in TIME_WAIT, else hand it on."""
+        tw = self._time_wait.get(sid) if self._time_wait else None
+        if tw is None:
+            self._events.append(DatagramReceived(data=bytes(data), addr=addr))
+        elif now > tw[0]:
+            del self._time_wait[sid]
+            self._events.append(DatagramReceived(data=bytes(data), addr=addr))
+        elif t & _DATA_OR_END:
+            # our final ACK was lost: repeat it so the peer can close cleanly too
+            self._out.append((_PACK_HEADER(255, 1, 0, 0, tw[1], self._recv_window, tw[3], tw[4]), tw[2]))
+
+    def _check_source(self, st: _Stream, addr: Addr, t: int) -> bool:
+        """Firewall (before connect) and watched addresses (relay -> direct); False drops the packet."""
+        if not st.connected:
+            if st.firewall:
+                self.dropped += 1  # udx-native's default firewall drops packets before connect
+                return False
+            if addr not in st.seen:
+                st.seen.add(addr)
+                self._events.append(PreConnectPacket(stream_id=st.local_id, addr=addr))
+        elif addr not in st.seen:
+            # a new path of the peer's, or the remote we moved to (the peer is there too)
+            st.seen.add(addr)
+            self._events.append(RemoteAddress(stream_id=st.local_id, addr=addr))
+        elif t & DESTROY and addr != st.addr:
+            self.dropped += 1  # from a path we left: the relay tearing down its splice
+            return False
+        return True
+
+    def _handle_heartbeat(self, st: _Stream) -> None:
+        """HEARTBEAT (keepalive, zero-window probe): ACK at once, nothing else in it counts."""
+        st.need_ack = True
+        self._dirty.add(st)
+
+    def _handle_sequenced(self, st: _Stream, t: int, data: bytes | memoryview, start: int, wseq: int) -> bool:
+        """DATA, END and DESTROY, which take a sequence number: deliver in order, keep up to 16384
+        packets ahead out of order, note the peer's END, reset on DESTROY. Old packets are ignored
+        (the ack that follows repeats ours). Returns False when the stream closed."""
+        ack0 = st.ack
+        d = (wseq - ack0) & _M
+        if d >= _HALF:  # seq < ack: already delivered
+            return True
+        seq = ack0 + d
+        if t & _DATA_OR_END and not st.ended_remote:
+            if d == 0:
+                if t & DATA and len(data) > start:
+                    self._deliver(st, data[start:])
+                if st.ooo:
+                    self._drain_ooo(st, ack0 + 1)
+                else:
+                    st.ack = ack0 + 1
+            elif seq not in st.ooo and d < 16384:
+                st.ooo[seq] = (t, bytes(data[start:]) if t & DATA else b"")
+                _add_range(st.ranges, seq)
+        if t & END:
+            st.remote_end = seq
+        if t & DESTROY:
+            self._close(st, StreamReset("stream destroyed by the peer"))
+            return False
+        return True
+
+    def _drain_ooo(self, st: _Stream, ack: int) -> None:
+        """The hole before the out-of-order packets closed at ``ack``: deliver what now follows."""
+        ooo = st.ooo
+        while ack in ooo:
+            pt, pdata = ooo.pop(ack)
+            if pt & DATA and pdata:
+                self._deliver(st, pdata)
+            ack += 1
+        ranges = st.ranges
+        while ranges and ranges[0][0] < ack:
+            if ranges[0][1] <= ack:
+                ranges.pop(0)
+            else:
+                ranges[0][0] = ack
+        st.ack = ack
+
+    def _handle_remote_end(self, st: _Stream) -> bool:
+        """Everything up to the peer's END arrived (first time only): StreamEnd, and close if ours is
+        acknowledged too. Returns False when the stream closed."""
+        if st.ended_remote:
+            return True
+        st.ended_remote = True
+        st.ooo.clear()
+        st.ranges.clear()
+        self._events.append(StreamEnd(stream_id=st.local_id))
+        if st.ended:
+            self._send_ack(st)
+            self._close(st, None)
+            return False
+        return True
+
+    def _handle_ack(
+        self,
+        st: _Stream,
+        t: int,
+        off: int,
+        data: bytes | memoryview,
+        rwnd: int,
+        wseq: int,
+        wack: int,
+        now: float,
+    ) -> None:
+        """The send side of every packet: the peer's window, its cumulative ack and SACK blocks."""
         ra = st.remote_acked
         da = (wack - ra) & _M
         if da >= _HALF or ra + da > st.seq:
@@ -730,102 +784,70 @@ class UDXSocketCore:
                 self._dirty.add(st)
         if st.remote_changing and ack >= st.seq_on_change:
             st.remote_changing = False
-            self._events.append(RemoteChanged(stream_id=sid))
-
-        outgoing = st.outgoing
-        if not outgoing:
+            self._events.append(RemoteChanged(stream_id=st.local_id))
+        if not st.outgoing:
             if ack > ra:
                 st.remote_acked = ack
             return
-        newly = 0
-        acked_bytes = 0
+        newly = acked_bytes = 0
         rack_xmit = st.rack_xmit
         latest_sent = -1.0
         if ack > ra:
-            pop = outgoing.pop
-            for p in range(ra, ack):
-                pkt = pop(p, None)
-                if pkt is None:
-                    continue
-                newly += 1
-                acked_bytes += len(pkt.payload)
-                if pkt.lost:
-                    pkt.lost = False
-                else:
-                    st.inflight -= 1
-                if pkt.xmit > rack_xmit:
-                    rack_xmit = pkt.xmit
-                    latest_sent = -1.0 if pkt.retrans else pkt.time_sent
+            newly, acked_bytes, rack_xmit, latest_sent = _take_acked(st, ra, ack, rack_xmit, latest_sent)
             st.remote_acked = ack
             st.backoff = 1
         if t & SACK:
-            space = n - HEADER_SIZE
-            if 0 < off < space:
-                space = off
-            cnt = space // 8
-            if cnt:
-                vals = struct.unpack_from(f"<{2 * cnt}I", data, HEADER_SIZE)
-                top = st.seq
-                base = st.remote_acked
-                fack = st.fack
-                pop = outgoing.pop
-                for i in range(0, 2 * cnt, 2):
-                    s = base + ((vals[i] - base) & _M)
-                    e = base + ((vals[i + 1] - base) & _M)
-                    if not base <= s < e <= top:
-                        continue
-                    if e > fack:
-                        fack = e
-                    for p in range(s, e):
-                        pkt = pop(p, None)
-                        if pkt is None:
-                            continue
-                        newly += 1
-                        acked_bytes += len(pkt.payload)
-                        if pkt.lost:
-                            pkt.lost = False
-                        else:
-                            st.inflight -= 1
-                        if pkt.xmit > rack_xmit:
-                            rack_xmit = pkt.xmit
-                            latest_sent = -1.0 if pkt.retrans else pkt.time_sent
-                st.fack = fack
-        if not newly:
-            return
+            sn, sb, rack_xmit, latest_sent = self._handle_sack(st, data, off, rack_xmit, latest_sent)
+            newly += sn
+            acked_bytes += sb
+        if newly:
+            self._on_acked(st, acked_bytes, newly, rack_xmit, latest_sent, now)
+
+    @staticmethod
+    def _handle_sack(
+        st: _Stream, data: bytes | memoryview, off: int, rack_xmit: int, latest_sent: float
+    ) -> tuple[int, int, int, float]:
+        """SACK blocks (``[start, end)`` u32 pairs after the header, before any padding): take the
+        packets they cover out of flight and move the forward ack. Blocks outside what is in flight
+        are ignored. Returns (packets, bytes, rack_xmit, latest_sent) as :func:`_take_acked`."""
+        space = len(data) - HEADER_SIZE
+        if 0 < off < space:
+            space = off
+        cnt = space // 8
+        newly = acked_bytes = 0
+        if not cnt:
+            return newly, acked_bytes, rack_xmit, latest_sent
+        vals = struct.unpack_from(f"<{2 * cnt}I", data, HEADER_SIZE)
+        top = st.seq
+        base = st.remote_acked
+        fack = st.fack
+        for i in range(0, 2 * cnt, 2):
+            s = base + ((vals[i] - base) & _M)
+            e = base + ((vals[i + 1] - base) & _M)
+            if not base <= s < e <= top:
+                continue
+            if e > fack:
+                fack = e
+            n, b, rack_xmit, latest_sent = _take_acked(st, s, e, rack_xmit, latest_sent)
+            newly += n
+            acked_bytes += b
+        st.fack = fack
+        return newly, acked_bytes, rack_xmit, latest_sent
+
+    def _on_acked(
+        self, st: _Stream, acked_bytes: int, newly: int, rack_xmit: int, latest_sent: float, now: float
+    ) -> None:
+        """``newly`` packets left flight: RTT, MTU search, loss detection, congestion window, timers,
+        backpressure and a clean close once our END is acknowledged."""
         st.rack_xmit = rack_xmit
         st.unacked -= acked_bytes
         if latest_sent >= 0:
             # RTT of the most recently sent packet this ack covers, unless that was a retransmission
             # (Karn); the oldest one would include the time its earlier ACKs spent being lost
-            rtt_sample = now - latest_sent
-            if st.srtt == 0:
-                st.srtt = rtt_sample
-                st.rttvar = rtt_sample / 2
-            else:
-                st.rttvar = 0.75 * st.rttvar + 0.25 * abs(st.srtt - rtt_sample)
-                st.srtt = 0.875 * st.srtt + 0.125 * rtt_sample
-            rto = st.srtt + 4 * st.rttvar
-            st.rto = MIN_RTO if rto < MIN_RTO else MAX_RTO if rto > MAX_RTO else rto
-            if rtt_sample < st.min_rtt or now - st.min_rtt_stamp > MIN_RTT_WINDOW or not st.min_rtt:
-                st.min_rtt = rtt_sample
-                st.min_rtt_stamp = now
+            self._rtt_sample(st, now - latest_sent, now)
+        outgoing = st.outgoing
         if st.mtu_state != _MTU_DONE:
-            ps = st.probe_seq
-            if ps >= 0:
-                if ps not in outgoing:  # the padded probe arrived: the path carries probe_size
-                    st.mtu = st.probe_size
-                    st.payload_size = st.mtu - st.overhead
-                    st.probe_seq = -1
-                    st.probe_failures = 0
-                    if st.mtu >= MTU_MAX:
-                        st.mtu_state = _MTU_DONE
-                    else:
-                        st.probe_size = min(st.mtu + MTU_STEP, MTU_MAX)
-                        st.probe_wanted = True
-            elif st.mtu_state == _MTU_BASE:
-                st.mtu_state = _MTU_SEARCH
-                st.probe_size = MTU_BASE + MTU_STEP
-                st.probe_wanted = True
+            self._mtu_on_ack(st)
         if st.fack > st.remote_acked or st.retrans_q:
             self._detect_loss(st)
         st.cc.on_ack(newly, max(st.remote_acked, st.fack), st.seq, st.srtt > 1.25 * st.min_rtt + 0.005)
@@ -837,13 +859,48 @@ class UDXSocketCore:
             st.rto_deadline = st.pto_deadline = None
         if st.hit_hwm and self._below_hwm(st):
             st.hit_hwm = False
-            self._events.append(StreamWritable(stream_id=sid))
+            self._events.append(StreamWritable(stream_id=st.local_id))
         if st.end_sent and not outgoing:  # END and everything before it acknowledged
             st.ended = True
             if st.ended_remote:
                 self._close(st, None)
                 return
         self._dirty.add(st)
+
+    @staticmethod
+    def _rtt_sample(st: _Stream, rtt_sample: float, now: float) -> None:
+        """Smoothed RTT, variance and RTO (RFC 6298), and the windowed minimum RTT."""
+        if st.srtt == 0:
+            st.srtt = rtt_sample
+            st.rttvar = rtt_sample / 2
+        else:
+            st.rttvar = 0.75 * st.rttvar + 0.25 * abs(st.srtt - rtt_sample)
+            st.srtt = 0.875 * st.srtt + 0.125 * rtt_sample
+        rto = st.srtt + 4 * st.rttvar
+        st.rto = MIN_RTO if rto < MIN_RTO else MAX_RTO if rto > MAX_RTO else rto
+        if rtt_sample < st.min_rtt or now - st.min_rtt_stamp > MIN_RTT_WINDOW or not st.min_rtt:
+            st.min_rtt = rtt_sample
+            st.min_rtt_stamp = now
+
+    @staticmethod
+    def _mtu_on_ack(st: _Stream) -> None:
+        """MTU search: the padded probe was acknowledged (step up), or start searching."""
+        ps = st.probe_seq
+        if ps >= 0:
+            if ps not in st.outgoing:  # the padded probe arrived: the path carries probe_size
+                st.mtu = st.probe_size
+                st.payload_size = st.mtu - st.overhead
+                st.probe_seq = -1
+                st.probe_failures = 0
+                if st.mtu >= MTU_MAX:
+                    st.mtu_state = _MTU_DONE
+                else:
+                    st.probe_size = min(st.mtu + MTU_STEP, MTU_MAX)
+                    st.probe_wanted = True
+        elif st.mtu_state == _MTU_BASE:
+            st.mtu_state = _MTU_SEARCH
+            st.probe_size = MTU_BASE + MTU_STEP
+            st.probe_wanted = True
 
     # ------------------------------------------------------------------ internals
 
@@ -1229,3 +1286,29 @@ def _add_range(ranges: list[list[int]], seq: int) -> None:
         nxt[0] = seq
     else:
         ranges.insert(i, [seq, seq + 1])
+
+
+def _take_acked(
+    st: _Stream, start: int, end: int, rack_xmit: int, latest_sent: float
+) -> tuple[int, int, int, float]:
+    """Take packets ``start`` .. ``end - 1`` (unwrapped seqs) out of flight as acknowledged.
+
+    Returns (packets, payload bytes, the highest transmission number among them or ``rack_xmit``,
+    the send time of that transmission or ``latest_sent``; -1.0 when it was a retransmission).
+    """
+    newly = acked_bytes = 0
+    pop = st.outgoing.pop
+    for p in range(start, end):
+        pkt = pop(p, None)
+        if pkt is None:
+            continue
+        newly += 1
+        acked_bytes += len(pkt.payload)
+        if pkt.lost:
+            pkt.lost = False
+        else:
+            st.inflight -= 1
+        if pkt.xmit > rack_xmit:
+            rack_xmit = pkt.xmit
+            latest_sent = -1.0 if pkt.retrans else pkt.time_sent
+    return newly, acked_bytes, rack_xmit, latest_sent
