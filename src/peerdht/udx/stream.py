@@ -1128,16 +1128,44 @@ class UDXSocketCore:
             st.lost_q.append(seq)
 
     def _flush(self, st: _Stream, now: float) -> None:
+        """Send what the windows allow: retransmissions, then new data and END, then the ACK."""
         self._touched.add(st)
-        out = self._out
-        append = out.append
-        outgoing = st.outgoing
         cwnd = int(st.cc.cwnd)
-        sent = 0
         ackv = st.ack & _M
         rwnd = self._rwnd(st)
         # retransmissions (ignore the receive window, as libudx does)
+        sent = self._send_lost(st, now, cwnd, rwnd, ackv) if st.lost_q else 0
+        # new data
+        srw = st.send_rwnd
+        if srw == 0:
+            window = 0
+        else:
+            window = srw // st.payload_size or 1
+            if cwnd < window:
+                window = cwnd
+        if st.queued or (st.ending and not st.end_sent):
+            sent += self._send_new(st, now, window, rwnd, ackv)
+            if st.queued and window == 0 and not st.outgoing and st.zwp_deadline is None:
+                self._send_heartbeat(st)
+                st.zwp_deadline = now + st.rto
+        if sent:
+            st.packets_tx += sent
+            st.advertised = rwnd
+            if st.rto_deadline is None:
+                st.rto_deadline = now + st.rto * st.backoff
+            if st.pto_deadline is None:
+                st.pto_deadline = now + self._pto(st) * (1 << min(st.pto_count, 10))
+            st.last_tx = now
+        if st.need_ack and (not sent or st.ooo):
+            self._send_ack(st)
+        st.need_ack = False
+
+    def _send_lost(self, st: _Stream, now: float, cwnd: int, rwnd: int, ackv: int) -> int:
+        """Retransmit packets marked lost, in order, while the congestion window allows; returns how many."""
+        outgoing = st.outgoing
+        append = self._out.append
         lost_q = st.lost_q
+        sent = 0
         while lost_q and st.inflight < cwnd:
             seq = lost_q.popleft()
             pkt = outgoing.get(seq)
@@ -1157,98 +1185,89 @@ class UDXSocketCore:
                 (_PACK_HEADER(255, 1, pkt.flags, 0, pkt.rid, rwnd, seq & _M, ackv) + pkt.payload, pkt.addr)
             )
             sent += 1
-        # new data
-        srw = st.send_rwnd
-        if srw == 0:
-            window = 0
-        else:
-            window = srw // st.payload_size or 1
-            if cwnd < window:
-                window = cwnd
-        if st.queued or (st.ending and not st.end_sent):
-            # hot loop: locals only, state written back once
-            size = st.payload_size
-            q = st.write_q
-            rid = st.remote_id
-            addr = st.addr
-            queued = st.queued
-            woff = st.write_off
-            inflight = st.inflight
-            seq = st.seq
-            xmit = st.xmit
-            end_pending = st.ending and not st.end_sent
-            probe_wanted = st.probe_wanted and not st.remote_changing
-            pack = _PACK_HEADER
-            new_pkt = _Pkt
-            while inflight < window and (queued or end_pending):
-                if queued:
-                    head = q[0]
-                    avail = len(head) - woff
-                    if avail >= size:
-                        payload: bytes | memoryview = head[woff : woff + size]
-                        if avail == size:
-                            q.popleft()
-                            woff = 0
-                        else:
-                            woff += size
-                    else:
-                        parts = [head[woff:]]
+        return sent
+
+    def _send_new(self, st: _Stream, now: float, window: int, rwnd: int, ackv: int) -> int:
+        """Packetize queued writes (and END) while fewer than ``window`` packets are in flight; the
+        first full-size packet carries the MTU probe's padding when one is wanted. Returns how many."""
+        # hot loop: locals only, state written back once
+        append = self._out.append
+        outgoing = st.outgoing
+        size = st.payload_size
+        q = st.write_q
+        rid = st.remote_id
+        addr = st.addr
+        queued = st.queued
+        woff = st.write_off
+        inflight = st.inflight
+        seq = st.seq
+        xmit = st.xmit
+        end_pending = st.ending and not st.end_sent
+        probe_wanted = st.probe_wanted and not st.remote_changing
+        pack = _PACK_HEADER
+        new_pkt = _Pkt
+        sent = 0
+        while inflight < window and (queued or end_pending):
+            if queued:
+                head = q[0]
+                avail = len(head) - woff
+                if avail >= size:
+                    payload: bytes | memoryview = head[woff : woff + size]
+                    if avail == size:
                         q.popleft()
-                        need = size - avail
                         woff = 0
-                        while need and q:
-                            h = q[0]
-                            if len(h) <= need:
-                                parts.append(h)
-                                need -= len(h)
-                                q.popleft()
-                            else:
-                                parts.append(h[:need])
-                                woff = need
-                                need = 0
-                        payload = b"".join(parts)
-                    queued -= len(payload)
-                    flags = DATA
+                    else:
+                        woff += size
                 else:
-                    payload = b""
-                    flags = 0
-                if end_pending and not queued:
-                    flags |= END
-                    end_pending = False
-                    st.end_sent = True
-                xmit += 1
-                outgoing[seq] = new_pkt(seq, flags, payload, rid, addr, xmit, now)
-                inflight += 1
-                if probe_wanted and len(payload) == size:
-                    # MTU probe: same payload, padded (data_offset) up to probe_size on the wire
-                    probe_wanted = st.probe_wanted = False
-                    pad = st.probe_size - st.mtu
-                    st.probe_seq = seq
-                    probe = pack(255, 1, flags, pad, rid, rwnd, seq & _M, ackv) + bytes(pad)
-                    append((probe + payload, addr))
-                else:
-                    append((pack(255, 1, flags, 0, rid, rwnd, seq & _M, ackv) + payload, addr))
-                seq += 1
-                sent += 1
-            st.queued = queued
-            st.write_off = woff
-            st.inflight = inflight
-            st.seq = seq
-            st.xmit = xmit
-            if st.queued and window == 0 and not outgoing and st.zwp_deadline is None:
-                self._send_heartbeat(st)
-                st.zwp_deadline = now + st.rto
-        if sent:
-            st.packets_tx += sent
-            st.advertised = rwnd
-            if st.rto_deadline is None:
-                st.rto_deadline = now + st.rto * st.backoff
-            if st.pto_deadline is None:
-                st.pto_deadline = now + self._pto(st) * (1 << min(st.pto_count, 10))
-            st.last_tx = now
-        if st.need_ack and (not sent or st.ooo):
-            self._send_ack(st)
-        st.need_ack = False
+                    payload, woff = _gather(q, woff, size)
+                queued -= len(payload)
+                flags = DATA
+            else:
+                payload = b""
+                flags = 0
+            if end_pending and not queued:
+                flags |= END
+                end_pending = False
+                st.end_sent = True
+            xmit += 1
+            outgoing[seq] = new_pkt(seq, flags, payload, rid, addr, xmit, now)
+            inflight += 1
+            if probe_wanted and len(payload) == size:
+                # MTU probe: same payload, padded (data_offset) up to probe_size on the wire
+                probe_wanted = st.probe_wanted = False
+                pad = st.probe_size - st.mtu
+                st.probe_seq = seq
+                probe = pack(255, 1, flags, pad, rid, rwnd, seq & _M, ackv) + bytes(pad)
+                append((probe + payload, addr))
+            else:
+                append((pack(255, 1, flags, 0, rid, rwnd, seq & _M, ackv) + payload, addr))
+            seq += 1
+            sent += 1
+        st.queued = queued
+        st.write_off = woff
+        st.inflight = inflight
+        st.seq = seq
+        st.xmit = xmit
+        return sent
+
+
+def _gather(q: deque[memoryview], woff: int, size: int) -> tuple[bytes, int]:
+    """A payload of up to ``size`` bytes that spans queued writes: the rest of the head write (from
+    offset ``woff``) joined with what follows. Returns it and the offset into the new head write."""
+    parts = [q.popleft()[woff:]]
+    need = size - len(parts[0])
+    woff = 0
+    while need and q:
+        h = q[0]
+        if len(h) <= need:
+            parts.append(h)
+            need -= len(h)
+            q.popleft()
+        else:
+            parts.append(h[:need])
+            woff = need
+            need = 0
+    return b"".join(parts), woff
 
 
 def _add_range(ranges: list[list[int]], seq: int) -> None:
