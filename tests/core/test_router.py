@@ -1,4 +1,7 @@
-"""The PEER_HANDSHAKE / PEER_HOLEPUNCH router (hyperdht lib/router.js) on a bare node core."""
+"""The PEER_HANDSHAKE / PEER_HOLEPUNCH router (hyperdht lib/router.js) on a bare node core.
+
+A server hosted on the node is not called: the node emits HandshakeReceived / HolepunchReceived and
+the test answers through ``node.answer`` / ``node.decline`` with an explicit clock."""
 
 from __future__ import annotations
 
@@ -8,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from peerdht.hyper.constants import Command
+from peerdht.hyper.events import HandshakeReceived, HolepunchReceived
 from peerdht.hyper.messages import Request, Response, decode_message, encode_request
-from peerdht.hyper.node import SERVER, HyperDHTNode
+from peerdht.hyper.node import CLIENT, SERVER, HyperDHTNode
 from peerdht.hyper.records import (
     Handshake,
     Holepunch,
@@ -18,7 +22,15 @@ from peerdht.hyper.records import (
     encode_handshake,
     encode_holepunch,
 )
-from peerdht.hyper.router import FROM_CLIENT, FROM_RELAY, FROM_SECOND_RELAY, FROM_SERVER, REPLY, ServerAnswer
+from peerdht.hyper.router import (
+    ANSWER_TIMEOUT,
+    FROM_CLIENT,
+    FROM_RELAY,
+    FROM_SECOND_RELAY,
+    FROM_SERVER,
+    MAX_WAITING,
+    REPLY,
+)
 from peerdht.hyper.storage import Forward
 
 ME = ("10.0.0.1", 1000)
@@ -35,10 +47,23 @@ def node() -> HyperDHTNode:
     return n
 
 
-def send(n: HyperDHTNode, frm: tuple[str, int], command: int, value: bytes | None, tid: int = 7) -> list:  # type: ignore[type-arg]
+def send(
+    n: HyperDHTNode, frm: tuple[str, int], command: int, value: bytes | None, tid: int = 7, now: float = 1.0
+) -> list:  # type: ignore[type-arg]
     req = Request(tid=tid, to=ME, command=command, target=TARGET, value=value)
-    n.receive_datagram(encode_request(req), frm, 1.0, socket=SERVER)
-    return [(decode_message(d), a) for d, a, _s in n.datagrams_to_send(1.0)]
+    n.receive_datagram(encode_request(req), frm, now, socket=SERVER)
+    return [(decode_message(d), a) for d, a, _s in n.datagrams_to_send(now)]
+
+
+def sent(n: HyperDHTNode, now: float) -> list:  # type: ignore[type-arg]
+    return [(decode_message(d), a, s) for d, a, s in n.datagrams_to_send(now)]
+
+
+def events(n: HyperDHTNode) -> list:  # type: ignore[type-arg]
+    out = []
+    while (ev := n.next_event()) is not None:
+        out.append(ev)
+    return out
 
 
 def test_client_handshake_is_relayed_to_the_announcing_server() -> None:
@@ -79,57 +104,114 @@ def test_unknown_target_answers_without_value_and_relay_hops() -> None:
     assert to == SERVER_ADDR and hs.mode == FROM_SECOND_RELAY and hs.relay_address == OTHER_RELAY
 
 
-class Local:
-    def __init__(self) -> None:
-        self.calls: list[tuple] = []  # type: ignore[type-arg]
-
-    def on_peer_handshake(self, noise, peer_address, from_addr, socket, now):  # type: ignore[no-untyped-def]
-        self.calls.append((noise, peer_address, from_addr))
-        return ServerAnswer(value=b"reply:" + noise)
-
-    def on_peer_holepunch(self, id, payload, peer_address, from_addr, socket, now, respond):  # type: ignore[no-untyped-def]
-        self.calls.append((id, payload, peer_address))
-        respond(ServerAnswer(value=b"hp:" + payload))
-
-
-def test_local_server_answers_direct_and_relayed() -> None:
+def test_local_server_handshake_is_an_event_answered_through_the_request() -> None:
     n = node()
-    srv = Local()
-    n.router.listen(TARGET, srv)
-    msg, to = send(
+    n.router.listen(TARGET)
+    # direct: no datagram until the application answers
+    assert send(
         n, CLIENT_ADDR, Command.PEER_HANDSHAKE, encode_handshake(Handshake(mode=FROM_CLIENT, noise=b"a"))
-    )[0]
-    assert isinstance(msg, Response) and to == CLIENT_ADDR
-    assert decode_handshake(msg.value) == Handshake(mode=REPLY, noise=b"reply:a")
-    assert srv.calls[-1] == (b"a", None, CLIENT_ADDR)
-    value = encode_handshake(Handshake(mode=FROM_RELAY, noise=b"b", peer_address=CLIENT_ADDR))
-    msg, to = send(n, OTHER_RELAY, Command.PEER_HANDSHAKE, value)[0]
-    assert isinstance(msg, Request) and to == OTHER_RELAY
-    assert decode_handshake(msg.value) == Handshake(
-        mode=FROM_SERVER, noise=b"reply:b", peer_address=CLIENT_ADDR
+    ) == []
+    (ev,) = events(n)
+    assert ev == HandshakeReceived(
+        request_id=ev.request_id, target=TARGET, noise=b"a", peer_address=None, from_addr=CLIENT_ADDR, socket=SERVER
     )
-    n.router.unlisten(TARGET, srv)
+    assert n.router.waiting == 1
+    assert n.answer(ev.request_id, b"reply:a", 1.5)
+    ((msg, to, sock),) = sent(n, 1.5)
+    assert isinstance(msg, Response) and msg.tid == 7 and to == CLIENT_ADDR and sock == SERVER
+    assert decode_handshake(msg.value) == Handshake(mode=REPLY, noise=b"reply:a")
+    assert not n.answer(ev.request_id, b"again", 1.6) and sent(n, 1.6) == []  # answered once
+    assert n.router.stats["served"] == 1 and n.router.waiting == 0
+    # relayed: the answer goes back to the relay as FROM_SERVER, from the socket we choose
+    value = encode_handshake(Handshake(mode=FROM_RELAY, noise=b"b", peer_address=CLIENT_ADDR))
+    assert send(n, OTHER_RELAY, Command.PEER_HANDSHAKE, value, tid=8) == []
+    (ev,) = events(n)
+    assert isinstance(ev, HandshakeReceived)
+    assert ev.peer_address == CLIENT_ADDR and ev.from_addr == OTHER_RELAY and ev.noise == b"b"
+    assert n.answer(ev.request_id, b"reply:b", 2.0, socket=CLIENT)
+    ((msg, to, sock),) = sent(n, 2.0)
+    assert isinstance(msg, Request) and msg.tid == 8 and to == OTHER_RELAY and sock == CLIENT
+    assert decode_handshake(msg.value) == Handshake(mode=FROM_SERVER, noise=b"reply:b", peer_address=CLIENT_ADDR)
+    n.router.unlisten(TARGET)
     assert TARGET not in n.router.servers
 
 
-def test_holepunch_path() -> None:
+def test_second_relay_answer_goes_to_the_first_relay() -> None:
     n = node()
-    n.storage.router.put(TARGET, Forward(relay=SERVER_ADDR, record=b""), 1.0)
-    value = encode_holepunch(Holepunch(mode=FROM_CLIENT, id=3, payload=b"p"))
-    msg, to = send(n, CLIENT_ADDR, Command.PEER_HOLEPUNCH, value)[0]
-    assert to == SERVER_ADDR and decode_holepunch(msg.value) == Holepunch(
-        mode=FROM_RELAY, id=3, payload=b"p", peer_address=CLIENT_ADDR
+    n.router.listen(TARGET)
+    value = encode_handshake(
+        Handshake(mode=FROM_SECOND_RELAY, noise=b"c", peer_address=CLIENT_ADDR, relay_address=OTHER_RELAY)
     )
-    value = encode_holepunch(Holepunch(mode=FROM_SERVER, id=0, payload=b"q", peer_address=CLIENT_ADDR))
-    msg, to = send(n, SERVER_ADDR, Command.PEER_HOLEPUNCH, value)[0]
-    assert to == CLIENT_ADDR and isinstance(msg, Response)
-    assert decode_holepunch(msg.value) == Holepunch(mode=REPLY, id=0, payload=b"q", peer_address=SERVER_ADDR)
-    # a local server answers relayed rounds through the relay
-    srv = Local()
-    n.router.listen(TARGET, srv)
+    assert send(n, SERVER_ADDR, Command.PEER_HANDSHAKE, value) == []
+    (ev,) = events(n)
+    assert ev.peer_address == CLIENT_ADDR and ev.from_addr == SERVER_ADDR
+    assert n.answer(ev.request_id, b"r", 1.0)
+    ((msg, to, _s),) = sent(n, 1.0)
+    assert isinstance(msg, Request) and to == OTHER_RELAY
+    assert decode_handshake(msg.value) == Handshake(mode=FROM_SERVER, noise=b"r", peer_address=CLIENT_ADDR)
+    # no relay address: dropped by the router, no event
+    bad = encode_handshake(Handshake(mode=FROM_SECOND_RELAY, noise=b"c", peer_address=CLIENT_ADDR))
+    assert send(n, SERVER_ADDR, Command.PEER_HANDSHAKE, bad) == [] and events(n) == []
+    assert n.router.stats["dropped"] == 1
+
+
+def test_declined_handshake_sends_nothing_and_is_counted() -> None:
+    n = node()
+    n.router.listen(TARGET)
+    send(n, CLIENT_ADDR, Command.PEER_HANDSHAKE, encode_handshake(Handshake(mode=FROM_CLIENT, noise=b"x")))
+    (ev,) = events(n)
+    assert n.decline(ev.request_id, 1.0)
+    assert sent(n, 1.0) == [] and n.router.stats["dropped"] == 1
+    assert not n.decline(ev.request_id, 1.0) and not n.answer(ev.request_id, b"late", 1.0)
+    assert not n.answer(12345, b"never issued", 1.0)
+
+
+def test_holepunch_round_is_answered_later_through_the_relay() -> None:
+    n = node()
+    n.router.listen(TARGET)
     value = encode_holepunch(Holepunch(mode=FROM_RELAY, id=1, payload=b"r", peer_address=CLIENT_ADDR))
-    msg, to = send(n, OTHER_RELAY, Command.PEER_HOLEPUNCH, value)[0]
-    assert to == OTHER_RELAY and decode_holepunch(msg.value).payload == b"hp:r"
+    assert send(n, OTHER_RELAY, Command.PEER_HOLEPUNCH, value, tid=9) == []
+    (ev,) = events(n)
+    assert ev == HolepunchReceived(
+        request_id=ev.request_id,
+        target=TARGET,
+        id=1,
+        payload=b"r",
+        peer_address=CLIENT_ADDR,
+        from_addr=OTHER_RELAY,
+        socket=SERVER,
+    )
+    n.handle_timer(5.0)  # the server samples its NAT meanwhile
+    sent(n, 5.0)
+    assert n.answer(ev.request_id, b"hp:r", 6.0)
+    ((msg, to, _s),) = sent(n, 6.0)
+    assert isinstance(msg, Request) and msg.tid == 9 and to == OTHER_RELAY
+    assert decode_holepunch(msg.value) == Holepunch(mode=FROM_SERVER, id=0, payload=b"hp:r", peer_address=CLIENT_ADDR)
+    # a round for a target we do not host is dropped without an event
+    n.router.unlisten(TARGET)
+    send(n, OTHER_RELAY, Command.PEER_HOLEPUNCH, value)
+    assert events(n) == [] and n.router.stats["dropped"] == 1
+
+
+def test_unanswered_requests_expire_and_are_bounded() -> None:
+    n = node()
+    n.router.listen(TARGET)
+    hs = encode_handshake(Handshake(mode=FROM_CLIENT, noise=b"x"))
+    send(n, CLIENT_ADDR, Command.PEER_HANDSHAKE, hs, now=1.0)
+    (ev,) = events(n)
+    assert not n.answer(ev.request_id, b"too late", 1.0 + ANSWER_TIMEOUT)
+    assert sent(n, 1.0 + ANSWER_TIMEOUT) == []
+    # a flood that nobody answers holds at most MAX_WAITING requests; the oldest go first
+    t = 100.0
+    for i in range(MAX_WAITING + 10):
+        send(n, ("10.0.1.1", 1 + i), Command.PEER_HANDSHAKE, hs, tid=i & 0xFFFF, now=t)
+    evs = events(n)
+    assert len(evs) == MAX_WAITING + 10 and n.router.waiting == MAX_WAITING
+    assert n.router.stats["unanswered"] == 1 + 10
+    assert not n.answer(evs[0].request_id, b"evicted", t)
+    assert n.answer(evs[-1].request_id, b"newest", t)
+    ((msg, to, _s),) = sent(n, t)
+    assert isinstance(msg, Response) and to == ("10.0.1.1", MAX_WAITING + 10)
 
 
 @settings(max_examples=300, deadline=None)
@@ -142,8 +224,12 @@ def test_holepunch_path() -> None:
 def test_garbage_never_crashes(command: int, value: bytes | None, listen: bool, forward: bool) -> None:
     n = node()
     if listen:
-        n.router.listen(TARGET, Local())
+        n.router.listen(TARGET)
     if forward:
         n.storage.router.put(TARGET, Forward(relay=SERVER_ADDR, record=b""), 1.0)
     send(n, CLIENT_ADDR, command, value)
+    for ev in events(n):
+        assert isinstance(ev, HandshakeReceived | HolepunchReceived) and listen
+        assert n.answer(ev.request_id, b"answer", 2.0)
+    sent(n, 2.0)
     assert n.stats["dropped"].get("internal_error", 0) == 0  # type: ignore[attr-defined]

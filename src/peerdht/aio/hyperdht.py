@@ -32,6 +32,8 @@ from peerdht.hyper.crypto import KeyPair
 from peerdht.hyper.crypto import hash as blake2b256
 from peerdht.hyper.events import (
     Bootstrapped,
+    HandshakeReceived,
+    HolepunchReceived,
     LookupResult,
     MutablePutResult,
     MutableRecord,
@@ -452,6 +454,19 @@ class HyperDHT:
             self._ops.failed(event.op, event.error)
         elif isinstance(event, Bootstrapped):
             self._bootstrapped.set()
+        elif isinstance(event, HandshakeReceived | HolepunchReceived):
+            self._on_router_event(event)
+
+    def _on_router_event(self, event: HandshakeReceived | HolepunchReceived) -> None:
+        """Hand a handshake or holepunch round for a server hosted here to that server, which
+        answers through ``core.answer`` / ``core.decline`` (now or, for rounds, later)."""
+        server = next((s for s in self._servers if s.target == event.target and not s.closed), None)
+        if server is None:
+            self.core.decline(event.request_id, asyncio.get_running_loop().time())
+        elif isinstance(event, HandshakeReceived):
+            server.on_handshake(event)
+        else:
+            server.on_holepunch(event)
 
     def _on_bootstrap_done(self, fut: asyncio.Future[Any]) -> None:
         if not fut.cancelled() and fut.exception() is not None:

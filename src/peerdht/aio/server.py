@@ -52,6 +52,7 @@ from peerdht.hyper.constants import Firewall, InternalCommand
 from peerdht.hyper.constants import PayloadErrorCode as Err
 from peerdht.hyper.crypto import KeyPair
 from peerdht.hyper.crypto import hash as blake2b
+from peerdht.hyper.events import HandshakeReceived, HolepunchReceived
 from peerdht.hyper.handshake import make_payload, noise_key_pair, server_error_code
 from peerdht.hyper.limits import FairSlots, KeyedBuckets
 from peerdht.hyper.records import (
@@ -219,7 +220,7 @@ class Server:
         self.dht._require_open()
         self.key_pair = kp
         self.target = target
-        self.dht.core.router.listen(target, self)
+        self.dht.core.router.listen(target)
         self.dht._raw_streams().probe_listeners.append(self._on_probe)
         self.dht._servers.add(self)
         await self.dht.fully_bootstrapped()
@@ -290,7 +291,7 @@ class Server:
         if self._refresher is not None:
             self._refresher.cancel()
         if self.target is not None:
-            self.dht.core.router.unlisten(self.target, self)
+            self._unlisten()
         self.dht._servers.discard(self)
         if self._on_probe in self.dht._raw_streams().probe_listeners:
             self.dht._raw_streams().probe_listeners.remove(self._on_probe)
@@ -310,9 +311,16 @@ class Server:
         if self._refresher is not None:
             self._refresher.cancel()
         if self.target is not None:
-            self.dht.core.router.unlisten(self.target, self)
+            self._unlisten()
         for t in list(self._tasks):
             t.cancel()
+
+    def _unlisten(self) -> None:
+        # another server may have taken the key pair over since (after our close)
+        if self.target is not None and not any(
+            s is not self and s.target == self.target and not s.closed for s in self.dht._servers
+        ):
+            self.dht.core.router.unlisten(self.target)
 
     async def __aenter__(self) -> Server:
         return self
@@ -320,7 +328,27 @@ class Server:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    # ------------------------------------------------------------------ router hooks (sync)
+    # ------------------------------------------------------------------ router events (sync)
+
+    def on_handshake(self, event: HandshakeReceived) -> None:
+        """Answer a :class:`HandshakeReceived` for us through the node (or decline it)."""
+        now = asyncio.get_running_loop().time()
+        ans = self.on_peer_handshake(event.noise, event.peer_address, event.from_addr, event.socket, now)
+        if ans is None:
+            self.dht.core.decline(event.request_id, now)
+        else:
+            self.dht.core.answer(event.request_id, ans.value, now, ans.socket)
+
+    def on_holepunch(self, event: HolepunchReceived) -> None:
+        """Take a :class:`HolepunchReceived` round for us; it is answered when the round is done
+        (or declined at once when it is not ours to answer)."""
+        loop = asyncio.get_running_loop()
+
+        def respond(ans: ServerAnswer) -> None:
+            self.dht.core.answer(event.request_id, ans.value, loop.time(), ans.socket)
+
+        if not self.on_peer_holepunch(event.id, event.payload, event.peer_address, event.from_addr, respond):
+            self.dht.core.decline(event.request_id, loop.time())
 
     def on_peer_handshake(
         self, noise: bytes, peer_address: Address | None, from_addr: Address, socket: int, now: float
@@ -427,24 +455,28 @@ class Server:
         payload: bytes,
         peer_address: Address,
         from_addr: Address,
-        socket: int,
-        now: float,
         respond: Callable[[ServerAnswer], None],
-    ) -> None:
+    ) -> bool:
         """A PEER_HOLEPUNCH round (server.js ``_onpeerholepunch``): decrypt, update what we know of
-        the client, wait for our NAT analysis, start punching if the client punches, answer."""
+        the client, wait for our NAT analysis, start punching if the client punches, answer.
+
+        Returns:
+            True when a round task will call ``respond`` (at most once); False when the round is
+            dropped (unknown id, not holepunching, bad payload).
+        """
         h = self._holepunches[id] if 0 <= id < len(self._holepunches) else None
         if h is None or self.closed:
             self.stats["unknown_rounds"] += 1
-            return
+            return False
         if h.payload is None or h.nat is None:
-            return  # not holepunching (server.js answers an abort only once it has a payload)
+            return False  # not holepunching (server.js answers an abort only once it has a payload)
         rp = h.payload.decrypt(payload)
         if rp is None:
             self.stats["bad_payloads"] += 1
-            return
+            return False
         self.stats["holepunch_rounds"] += 1
         self._spawn(self._holepunch_round(h, rp, peer_address, from_addr, respond))
+        return True
 
     def _abort_payload(self, h: _Pending, error: int = Err.ABORTED) -> ServerAnswer:
         if h.punch_task is not None:

@@ -15,6 +15,8 @@ from peerdht.hyper.records import Peer
 __all__ = [
     "Bootstrapped",
     "Event",
+    "HandshakeReceived",
+    "HolepunchReceived",
     "LookupResult",
     "MutablePutResult",
     "MutableRecord",
@@ -120,4 +122,68 @@ class MutableRecord:
     from_addr: tuple[str, int] | None = None
 
 
-Event = Bootstrapped | OpDone | OpFailed | LookupResult | PersistentChanged
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HandshakeReceived:
+    """A client's PEER_HANDSHAKE reached a server hosted on this node (hyperdht ``lib/router.js``
+    ``onpeerhandshake`` → ``Server._onpeerhandshake``).
+
+    Answer it with :meth:`~peerdht.hyper.node.HyperDHTNode.answer` (the Noise reply) or
+    :meth:`~peerdht.hyper.node.HyperDHTNode.decline`; the node sends the reply back through the
+    same request (to the client when it came directly, else through the relaying DHT node).
+    Unanswered requests are forgotten after :data:`peerdht.hyper.router.ANSWER_TIMEOUT` seconds.
+
+    Attributes:
+        request_id: the id to answer.
+        target: the server's ``hash(public_key)``, 32 bytes.
+        noise: the client's first Noise IK message.
+        peer_address: the client's ``(host, port)`` as a relay saw it; ``None`` when the client
+            sent the handshake to us directly (then ``from_addr`` is the client).
+        from_addr: who sent the request, ``(host, port)``.
+        socket: the node socket it arrived on (``CLIENT`` 0 / ``SERVER`` 1).
+    """
+
+    request_id: int
+    target: bytes
+    noise: bytes
+    peer_address: tuple[str, int] | None
+    from_addr: tuple[str, int]
+    socket: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HolepunchReceived:
+    """A relayed PEER_HOLEPUNCH round for a server hosted on this node (hyperdht ``lib/router.js``
+    ``onpeerholepunch`` → ``Server._onpeerholepunch``).
+
+    Answer it (now or later) with :meth:`~peerdht.hyper.node.HyperDHTNode.answer` (the encrypted
+    holepunch payload) or :meth:`~peerdht.hyper.node.HyperDHTNode.decline`; the answer goes back
+    through the relay ``from_addr`` as the reply to this request.
+
+    Attributes:
+        request_id: the id to answer.
+        target: the server's ``hash(public_key)``, 32 bytes.
+        id: the server's holepunch id from the handshake reply.
+        payload: the encrypted holepunch payload.
+        peer_address: the client's ``(host, port)`` as the relay saw it.
+        from_addr: the relay, ``(host, port)``.
+        socket: the node socket it arrived on.
+    """
+
+    request_id: int
+    target: bytes
+    id: int
+    payload: bytes
+    peer_address: tuple[str, int]
+    from_addr: tuple[str, int]
+    socket: int
+
+
+Event = (
+    Bootstrapped
+    | OpDone
+    | OpFailed
+    | LookupResult
+    | PersistentChanged
+    | HandshakeReceived
+    | HolepunchReceived
+)

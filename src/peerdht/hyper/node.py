@@ -39,7 +39,7 @@ from peerdht.errors import DecodeError, LocalProtocolError, PeerDHTError, Reques
 from peerdht.hyper.constants import Command, Error
 from peerdht.hyper.crypto import KeyPair, sign_announce, sign_mutable, verify_mutable
 from peerdht.hyper.crypto import hash as blake2b
-from peerdht.hyper.events import LookupResult, MutablePutResult, MutableRecord
+from peerdht.hyper.events import Event, LookupResult, MutablePutResult, MutableRecord
 from peerdht.hyper.messages import Request
 from peerdht.hyper.records import (
     Announce,
@@ -166,6 +166,36 @@ class HyperDHTNode(RPCNode):
             True if handled; False answers UNKNOWN_COMMAND.
         """
         return self.router.handle(self, req, addr, socket, now)
+
+    def answer(self, request_id: int, value: bytes, now: float, socket: int | None = None) -> bool:
+        """Answer a :class:`~peerdht.hyper.events.HandshakeReceived` (the Noise reply) or
+        :class:`~peerdht.hyper.events.HolepunchReceived` (the encrypted holepunch payload) through
+        the request it came in (hyperdht ``lib/server.js`` ``req.reply`` / ``req.relay``).
+
+        Args:
+            request_id: the event's ``request_id``.
+            value: the answer bytes.
+            now: seconds.
+            socket: the node socket to send from (``None``: the one the request arrived on).
+
+        Returns:
+            False when the request is unknown, already answered or expired (nothing is sent).
+        """
+        self._now = now
+        return self.router.answer(self, request_id, value, now, socket)
+
+    def decline(self, request_id: int, now: float) -> bool:
+        """Leave the request of a router event unanswered (the client times out). Returns False when
+        it was not waiting."""
+        self._now = now
+        return self.router.decline(request_id, now)
+
+    def next_event(self) -> Event | None:
+        """The next event (command results first, then router events), or None."""
+        event = super().next_event()
+        if event is None and self.router.events:
+            return self.router.events.popleft()
+        return event
 
     def _on_tick(self, now: float) -> None:
         super()._on_tick(now)

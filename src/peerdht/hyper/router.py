@@ -7,20 +7,26 @@ carrying the client's address); the server relays its answer back through the no
 which replies to the client (REPLY, carrying the server's address). PEER_HOLEPUNCH rounds take the
 same path.
 
-A node that itself hosts a server (:meth:`Router.listen`) answers handshakes for it directly: the
-registered :class:`ServerHandler` turns the client's Noise message into a reply.
+A node that itself hosts a server (:meth:`Router.listen`) does not call the server: it emits a
+:class:`~peerdht.hyper.events.HandshakeReceived` / :class:`~peerdht.hyper.events.HolepunchReceived`
+event and keeps the request until the application answers through :meth:`Router.answer` (or
+:meth:`Router.decline`); the answer goes back through the same request, as ``server.js`` answers
+through ``req.reply`` / ``req.relay``. At most :data:`MAX_WAITING` requests wait, each at most
+:data:`ANSWER_TIMEOUT` seconds (oldest dropped first, counted in ``stats["unanswered"]``).
 
-Sans-IO: :meth:`Router.handle` only queues datagrams on the node (``reply`` / ``relay``).
+Sans-IO: :meth:`Router.handle` only queues datagrams on the node (``reply`` / ``relay``) and events
+on :attr:`Router.events`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from peerdht.errors import DecodeError
 from peerdht.hyper.constants import Command
+from peerdht.hyper.events import HandshakeReceived, HolepunchReceived
 from peerdht.hyper.records import (
     Handshake,
     Holepunch,
@@ -29,6 +35,7 @@ from peerdht.hyper.records import (
     encode_handshake,
     encode_holepunch,
 )
+from peerdht.kademlia.store import ExpiringCache
 
 if TYPE_CHECKING:
     from peerdht.hyper.messages import Request
@@ -42,15 +49,22 @@ FROM_RELAY = 2
 FROM_SECOND_RELAY = 3
 REPLY = 4
 
+ANSWER_TIMEOUT = 30.0
+"""Seconds a request for a local server waits for its answer (a holepunch round waits for the
+server's NAT sampling; a JS client has long given up by then)."""
+MAX_WAITING = 4096
+"""Requests for local servers waiting for an answer at most; beyond it the oldest is forgotten."""
+
 __all__ = [
+    "ANSWER_TIMEOUT",
     "FROM_CLIENT",
     "FROM_RELAY",
     "FROM_SECOND_RELAY",
     "FROM_SERVER",
+    "MAX_WAITING",
     "REPLY",
     "Router",
     "ServerAnswer",
-    "ServerHandler",
 ]
 
 
@@ -67,52 +81,108 @@ class ServerAnswer:
     socket: int | None = None
 
 
-class ServerHandler(Protocol):
-    """A server hosted on this node (hyperdht ``Server._onpeerhandshake`` / ``_onpeerholepunch``)."""
+@dataclass(frozen=True, slots=True)
+class _Waiting:
+    """A request for a local server waiting for its answer: where the answer goes."""
 
-    def on_peer_handshake(
-        self, noise: bytes, peer_address: Address | None, from_addr: Address, socket: int, now: float
-    ) -> ServerAnswer | None:
-        """The client's Noise message; ``peer_address`` is None when the client came directly."""
-        ...
-
-    def on_peer_holepunch(
-        self,
-        id: int,
-        payload: bytes,
-        peer_address: Address,
-        from_addr: Address,
-        socket: int,
-        now: float,
-        respond: Callable[[ServerAnswer], None],
-    ) -> None:
-        """A holepunch round from the client (relayed: ``peer_address`` is the client). Call
-        ``respond`` (now or later, at most once) to send the answer back through ``from_addr``;
-        never calling it drops the round."""
-        ...
+    req: Request
+    addr: Address  # who sent the request
+    socket: int
+    holepunch: bool
+    mode: int  # handshake mode (FROM_CLIENT / FROM_RELAY / FROM_SECOND_RELAY); FROM_RELAY for rounds
+    peer: Address  # the client
+    relay_address: Address | None  # FROM_SECOND_RELAY: the first relay, which gets the answer
 
 
 class Router:
     """Routes PEER_HANDSHAKE and PEER_HOLEPUNCH (``lib/router.js``).
 
     Attributes:
-        servers: local servers by target (``hash(public_key)``, 32 bytes).
-        stats: ``relayed`` / ``replied`` / ``served`` / ``dropped`` counters.
+        servers: the targets (``hash(public_key)``, 32 bytes) of the servers hosted here.
+        events: :class:`HandshakeReceived` / :class:`HolepunchReceived` not yet taken (the node's
+            ``next_event`` drains them).
+        stats: ``relayed`` / ``replied`` / ``served`` / ``dropped`` (malformed, or declined by the
+            local server) / ``unanswered`` (waited longer than :data:`ANSWER_TIMEOUT`, or evicted)
+            counters.
     """
 
     def __init__(self) -> None:
-        self.servers: dict[bytes, ServerHandler] = {}
-        self.stats: dict[str, int] = {"relayed": 0, "replied": 0, "served": 0, "dropped": 0}
+        self.servers: set[bytes] = set()
+        self.events: deque[HandshakeReceived | HolepunchReceived] = deque()
+        self.stats: dict[str, int] = {"relayed": 0, "replied": 0, "served": 0, "dropped": 0, "unanswered": 0}
+        self._waiting: ExpiringCache[int, _Waiting] = ExpiringCache(max_size=MAX_WAITING, max_age=ANSWER_TIMEOUT)
+        self._next_id = 0
 
-    def listen(self, target: bytes, handler: ServerHandler) -> None:
-        """Host a server for ``target`` (32 bytes) on this node."""
-        self.servers[bytes(target)] = handler
+    def listen(self, target: bytes) -> None:
+        """Host a server for ``target`` (32 bytes) on this node: its handshakes become events."""
+        self.servers.add(bytes(target))
 
-    def unlisten(self, target: bytes, handler: ServerHandler | None = None) -> None:
-        """Stop hosting ``target`` (only if it is ``handler``, when given)."""
-        cur = self.servers.get(bytes(target))
-        if cur is not None and (handler is None or cur is handler):
-            del self.servers[bytes(target)]
+    def unlisten(self, target: bytes) -> None:
+        """Stop hosting ``target``."""
+        self.servers.discard(bytes(target))
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for :meth:`answer` / :meth:`decline` (at most :data:`MAX_WAITING`)."""
+        return len(self._waiting)
+
+    def answer(self, node: HyperDHTNode, request_id: int, value: bytes, now: float, socket: int | None = None) -> bool:
+        """Answer the request of a :class:`HandshakeReceived` (the Noise reply) or
+        :class:`HolepunchReceived` (the encrypted holepunch payload) through the request it came in.
+
+        Args:
+            node: the node that emitted the event.
+            request_id: the event's ``request_id``.
+            value: the answer bytes.
+            now: seconds.
+            socket: the node socket to send from (``None``: the one the request arrived on).
+
+        Returns:
+            False when the request is unknown, already answered or expired (nothing is sent).
+        """
+        w = self._take(request_id, now)
+        if w is None:
+            return False
+        out_socket = w.socket if socket is None else socket
+        self.stats["served"] += 1
+        if w.holepunch:
+            hp = Holepunch(mode=FROM_SERVER, id=0, payload=value, peer_address=w.peer)
+            node.relay(w.req, encode_holepunch(hp), w.addr, out_socket)
+        elif w.mode == FROM_CLIENT:
+            reply = encode_handshake(Handshake(mode=REPLY, noise=value))
+            node.reply(w.req, w.addr, out_socket, value=reply, token=False, closer_nodes=False)
+        else:
+            to = w.addr if w.mode == FROM_RELAY else w.relay_address
+            assert to is not None
+            hs = Handshake(mode=FROM_SERVER, noise=value, peer_address=w.peer)
+            node.relay(w.req, encode_handshake(hs), to, out_socket)
+        return True
+
+    def decline(self, request_id: int, now: float) -> bool:
+        """Drop the request of an event unanswered (counted in ``stats["dropped"]``; the client
+        times out, as with JS when the server refuses). Returns False when it was not waiting."""
+        if self._take(request_id, now) is None:
+            return False
+        self._drop()
+        return True
+
+    def _take(self, request_id: int, now: float) -> _Waiting | None:
+        stored = self._waiting.stored_at(request_id)
+        w = self._waiting.get(request_id, now)
+        if w is None:
+            if stored is not None:
+                self.stats["unanswered"] += 1  # expired just now
+            return None
+        self._waiting.delete(request_id)
+        return w
+
+    def _wait(self, w: _Waiting, now: float) -> int:
+        self.stats["unanswered"] += self._waiting.prune(now)
+        if len(self._waiting) >= MAX_WAITING:
+            self.stats["unanswered"] += 1  # put() evicts the oldest
+        self._next_id += 1
+        self._waiting.put(self._next_id, w, now)
+        return self._next_id
 
     def handle(self, node: HyperDHTNode, req: Request, addr: Address, socket: int, now: float) -> bool:
         """Handle a PEER_HANDSHAKE / PEER_HOLEPUNCH request ``req`` from ``addr`` on ``socket``.
@@ -145,8 +215,7 @@ class Router:
             hs = decode_handshake(req.value)
         except DecodeError:
             return self._drop()
-        server = self.servers.get(req.target) if req.target is not None else None
-        if server is not None:
+        if req.target is not None and req.target in self.servers:
             if not hs.noise:
                 return self._drop()
             if hs.mode not in (FROM_CLIENT, FROM_RELAY, FROM_SECOND_RELAY):
@@ -157,19 +226,17 @@ class Router:
             peer = addr if direct else hs.peer_address
             if peer is None:
                 return self._drop()
-            ans = server.on_peer_handshake(hs.noise, None if direct else peer, addr, socket, now)
-            if ans is None:
-                return self._drop()
-            out_socket = socket if ans.socket is None else ans.socket
-            self.stats["served"] += 1
-            if hs.mode == FROM_CLIENT:
-                value = encode_handshake(Handshake(mode=REPLY, noise=ans.value))
-                node.reply(req, addr, out_socket, value=value, token=False, closer_nodes=False)
-            else:
-                to = addr if hs.mode == FROM_RELAY else hs.relay_address
-                assert to is not None
-                value = encode_handshake(Handshake(mode=FROM_SERVER, noise=ans.value, peer_address=peer))
-                node.relay(req, value, to, out_socket)
+            rid = self._wait(_Waiting(req, addr, socket, False, hs.mode, peer, hs.relay_address), now)
+            self.events.append(
+                HandshakeReceived(
+                    request_id=rid,
+                    target=req.target,
+                    noise=hs.noise,
+                    peer_address=None if direct else peer,
+                    from_addr=addr,
+                    socket=socket,
+                )
+            )
             return None
         relay = self._relay_of(node, req.target, now)
         if hs.mode == FROM_CLIENT:
@@ -220,19 +287,20 @@ class Router:
             self.stats["relayed"] += 1
             return None
         if hp.mode == FROM_RELAY:
-            server = self.servers.get(req.target) if req.target is not None else None
-            if server is None or hp.peer_address is None:
+            if req.target is None or req.target not in self.servers or hp.peer_address is None:
                 return self._drop()
-            peer = hp.peer_address
-
-            def respond(ans: ServerAnswer) -> None:
-                value = encode_holepunch(
-                    Holepunch(mode=FROM_SERVER, id=0, payload=ans.value, peer_address=peer)
+            rid = self._wait(_Waiting(req, addr, socket, True, FROM_RELAY, hp.peer_address, None), now)
+            self.events.append(
+                HolepunchReceived(
+                    request_id=rid,
+                    target=req.target,
+                    id=hp.id,
+                    payload=hp.payload,
+                    peer_address=hp.peer_address,
+                    from_addr=addr,
+                    socket=socket,
                 )
-                node.relay(req, value, addr, socket if ans.socket is None else ans.socket)
-                self.stats["served"] += 1
-
-            server.on_peer_holepunch(hp.id, hp.payload, peer, addr, socket, now, respond)
+            )
             return None
         if hp.mode == FROM_SERVER:
             if hp.peer_address is None:
