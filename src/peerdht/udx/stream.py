@@ -24,12 +24,10 @@ probes and optional keepalives. Times are seconds.
 from __future__ import annotations
 
 import heapq
-import struct
 from collections import deque
-from typing import Final, Protocol
+from typing import Final
 
 from peerdht.errors import LocalProtocolError, StreamClosed, StreamReset, StreamTimeout
-from peerdht.udx.congestion import Congestion
 from peerdht.udx.events import (
     DatagramReceived,
     MessageReceived,
@@ -42,184 +40,45 @@ from peerdht.udx.events import (
     UDXEvent,
 )
 from peerdht.udx.events import StreamClosed as StreamClosedEvent
-from peerdht.udx.packet import (
-    DATA,
-    DESTROY,
-    END,
-    HEADER,
-    HEADER_SIZE,
-    HEARTBEAT,
-    IPV4_OVERHEAD,
-    IPV6_OVERHEAD,
-    MAX_SACKS,
-    MESSAGE,
-    MTU_BASE,
-    MTU_MAX,
-    MTU_MAX_PROBES,
-    MTU_STEP,
-    SACK,
+from peerdht.udx.packet import DATA, DESTROY, END, HEADER, HEADER_SIZE, HEARTBEAT, MESSAGE, SACK
+from peerdht.udx.sack import add_range, sack_body
+from peerdht.udx.sender import (
+    MAX_RTO,
+    detect_loss,
+    mtu_on_ack,
+    probe_tail,
+    pto,
+    requeue_all,
+    reset_mtu,
+    rtt_sample,
+    send_lost,
+    send_new,
+    take_acked,
+    take_sacked,
+)
+from peerdht.udx.state import (
+    DEFAULT_RECV_WINDOW,
+    MTU_STATE_DONE,
+    Addr,
+    RelayLimiter,
+    StreamState,
 )
 
-Addr = tuple[str, int]
+__all__ = ["DEFAULT_RECV_WINDOW", "HIGH_WATERMARK", "Addr", "RelayLimiter", "UDXSocketCore"]
 
 _M: Final = 0xFFFFFFFF
 _HALF: Final = 0x80000000
-_FULL: Final = 0x100000000
-DEFAULT_RECV_WINDOW: Final = 4 * 1024 * 1024
-"""Receive window advertised (bytes), libudx ``UDX_DEFAULT_RWND_MAX``."""
 HIGH_WATERMARK: Final = 262144
 """libudx ``UDX_HIGH_WATERMARK``: writes beyond this plus the send window report backpressure."""
-INITIAL_RTO: Final = 1.0
-MIN_RTO: Final = 0.2
-MAX_RTO: Final = 30.0
 MAX_RTO_TIMEOUTS: Final = 6
 END_RTO_TIMEOUTS: Final = 3
 """Timeouts of a lone END (peer already ended) after which the stream closes cleanly."""
-MIN_PTO: Final = 0.01
-MIN_RTT_WINDOW: Final = 10.0
 TIME_WAIT: Final = 30.0
 """Seconds a cleanly closed stream keeps acknowledging retransmissions of the peer's last packets."""
-DUP_THRESH: Final = 3
 _PACK_HEADER = HEADER.pack
 _UNPACK_HEADER = HEADER.unpack_from
 _DATA_OR_END: Final = DATA | END
 _SEQUENCED: Final = DATA | END | DESTROY
-_MTU_BASE: Final = 0
-_MTU_SEARCH: Final = 1
-_MTU_DONE: Final = 2
-
-
-class RelayLimiter(Protocol):
-    """What :meth:`UDXSocketCore.relay_to` accepts as a rate limit (e.g.
-    :class:`peerdht.relay.pairing.TokenBucket`)."""
-
-    def allow(self, nbytes: int, now: float) -> bool:
-        """Whether ``nbytes`` may pass at time ``now`` (seconds)."""
-        ...
-
-
-class _Pkt:
-    __slots__ = (
-        "addr",
-        "flags",
-        "lost",
-        "payload",
-        "retrans",
-        "rid",
-        "rto_count",
-        "seq",
-        "time_sent",
-        "xmit",
-    )
-
-    def __init__(
-        self,
-        seq: int,
-        flags: int,
-        payload: bytes | memoryview,
-        rid: int,
-        addr: Addr,
-        xmit: int,
-        time_sent: float,
-    ) -> None:
-        self.seq = seq
-        self.flags = flags
-        self.payload = payload
-        self.rid = rid
-        self.addr = addr
-        self.time_sent = time_sent
-        self.xmit = xmit
-        self.lost = False
-        self.retrans = False
-        self.rto_count = 0
-
-
-class _Stream:
-    """All state of one stream. Internal: use the ``UDXSocketCore`` commands."""
-
-    def __init__(self, local_id: int, recv_window: int) -> None:
-        self.local_id = local_id
-        self.remote_id = 0
-        self.addr: Addr = ("", 0)
-        self.payload_size = MTU_BASE - IPV4_OVERHEAD
-        self.overhead = IPV4_OVERHEAD
-        # MTU search (RFC 8899 style, as libudx): probe with padded packets, 32 bytes up at a time
-        self.mtu = MTU_BASE
-        self.mtu_state = _MTU_BASE
-        self.probe_size = MTU_BASE
-        self.probe_wanted = False
-        self.probe_seq = -1
-        self.probe_failures = 0
-        self.connected = False
-        self.closed = False
-        self.firewall = True
-        self.seen: set[Addr] = set()
-        # receive side
-        self.ack = 0  # next expected seq (unwrapped)
-        self.ooo: dict[int, tuple[int, bytes]] = {}
-        self.ranges: list[list[int]] = []  # sorted [start, end) of received out-of-order seqs
-        self.remote_end: int | None = None
-        self.ended_remote = False
-        self.need_ack = False
-        self.rx_chunks: list[bytes | memoryview] = []
-        self.rx_marked = False
-        self.recv_window_max = recv_window
-        self.manual_window = False
-        self.unread = 0
-        self.advertised = recv_window
-        # send side
-        self.seq = 0  # next seq to send (unwrapped)
-        self.remote_acked = 0
-        self.outgoing: dict[int, _Pkt] = {}
-        self.inflight = 0
-        self.lost_q: deque[int] = deque()
-        self.retrans_q: deque[tuple[int, int]] = deque()
-        self.xmit = 0
-        self.rack_xmit = 0
-        self.fack = 0
-        self.loss_scan = 0
-        self.write_q: deque[memoryview] = deque()
-        self.write_off = 0
-        self.queued = 0  # bytes not yet packetized
-        self.unacked = 0  # bytes written and not yet acknowledged
-        self.hit_hwm = False
-        self.ending = False
-        self.end_sent = False
-        self.ended = False
-        self.send_rwnd = DEFAULT_RECV_WINDOW
-        self.wl1 = 0
-        self.wl2 = 0
-        self.cc = Congestion()
-        self.min_rtt = 0.0
-        self.min_rtt_stamp = 0.0
-        self.srtt = 0.0
-        self.rttvar = 0.0
-        self.rto = INITIAL_RTO
-        self.backoff = 1
-        self.rto_deadline: float | None = None
-        self.pto_deadline: float | None = None
-        self.pto_count = 0
-        self.zwp_deadline: float | None = None
-        self.keepalive = 0.0
-        self.keepalive_deadline: float | None = None  # the liveness timer: heartbeat and idle timeout
-        self.timer_at: float | None = None  # the earliest deadline, as armed in the core's timer heap
-        self.idle_timeout = 0.0
-        self.last_rx = 0.0  # when a packet of this stream last arrived from the peer (seconds)
-        self.last_tx = 0.0  # when we last sent a packet on it
-        self.remote_changing = False
-        self.seq_on_change = 0
-        # counters
-        self.retransmits = 0
-        self.rto_count = 0
-        self.fast_recoveries = 0
-        self.packets_rx = 0
-        self.packets_tx = 0
-        # relaying (libudx udx_stream_relay_to): packets received here go to another stream's remote
-        self.relay: tuple[UDXSocketCore, _Stream, RelayLimiter | None] | None = None
-        self.relayed_by: list[tuple[UDXSocketCore, _Stream]] = []
-        self.relayed_bytes = 0
-        self.relay_drops = 0
-        self.watch_addr = False
 
 
 class UDXSocketCore:
@@ -237,16 +96,16 @@ class UDXSocketCore:
     def __init__(self, *, recv_window: int = DEFAULT_RECV_WINDOW, mtu_probing: bool = True) -> None:
         self._recv_window = recv_window
         self.mtu_probing = mtu_probing
-        self._streams: dict[int, _Stream] = {}
-        self._events: deque[UDXEvent | _Stream] = deque()
+        self._streams: dict[int, StreamState] = {}
+        self._events: deque[UDXEvent | StreamState] = deque()
         self._out: list[tuple[bytes, Addr]] = []
-        self._dirty: set[_Stream] = set()
+        self._dirty: set[StreamState] = set()
         # timers: a heap of (deadline, seq, stream), stale entries skipped; streams whose deadlines may
         # have changed are re-armed before the heap is read (O(log n) per change, not O(streams) per
         # event: a server holding many streams must not pay for all of them on every datagram)
-        self._heap: list[tuple[float, int, _Stream]] = []
+        self._heap: list[tuple[float, int, StreamState]] = []
         self._heap_seq = 0
-        self._touched: set[_Stream] = set()
+        self._touched: set[StreamState] = set()
         self._next_id = 1
         # cleanly closed streams answer retransmissions for a while (TIME_WAIT; libudx has a TODO):
         # local id -> (expiry, remote id, addr, seq, ack), all wire values
@@ -278,7 +137,7 @@ class UDXSocketCore:
         if stream_id in self._streams:
             raise LocalProtocolError(f"stream id {stream_id} in use")
         self._time_wait.pop(stream_id, None)
-        st = _Stream(stream_id, self._recv_window)
+        st = StreamState(stream_id, self._recv_window)
         st.firewall = firewall
         st.seq = st.remote_acked = st.wl2 = st.fack = st.loss_scan = seq & _M
         self._streams[stream_id] = st
@@ -301,7 +160,7 @@ class UDXSocketCore:
         st.remote_id = remote_id
         st.addr = addr
         st.last_rx = max(st.last_rx, self._now)
-        self._reset_mtu(st)
+        reset_mtu(st, self.mtu_probing)
         if st.need_ack:  # data arrived before connect
             self._dirty.add(st)
 
@@ -324,10 +183,10 @@ class UDXSocketCore:
                 pkt.rid = remote_id
                 pkt.addr = addr
                 pkt.rto_count = 0
-            self._requeue_all(st)
+            requeue_all(st)
             st.backoff = 1
             self._dirty.add(st)
-        self._reset_mtu(st)
+        reset_mtu(st, self.mtu_probing)
         if st.seq != st.remote_acked:
             st.remote_changing = True
             st.seq_on_change = st.seq
@@ -418,7 +277,7 @@ class UDXSocketCore:
         if st is None or st.closed:
             return
         if st.connected and st.relay is None:  # a relaying stream closes silently (libudx)
-            rwnd = self._rwnd(st)
+            rwnd = st.rwnd()
             self._out.append(
                 (_PACK_HEADER(255, 1, DESTROY, 0, st.remote_id, rwnd, st.seq & _M, st.ack & _M), st.addr)
             )
@@ -430,7 +289,7 @@ class UDXSocketCore:
         st = self._get(stream_id)
         if not st.connected:
             raise LocalProtocolError("stream not connected")
-        head = _PACK_HEADER(255, 1, MESSAGE, 0, st.remote_id, self._rwnd(st), st.seq & _M, st.ack & _M)
+        head = _PACK_HEADER(255, 1, MESSAGE, 0, st.remote_id, st.rwnd(), st.seq & _M, st.ack & _M)
         self._out.append((head + data, st.addr))
 
     def set_keepalive(self, stream_id: int, interval: float, now: float, *, timeout: float = 0.0) -> None:
@@ -451,7 +310,7 @@ class UDXSocketCore:
         st.last_tx = max(st.last_tx, now)
         self._arm_liveness(st, now)
 
-    def _arm_liveness(self, st: _Stream, now: float) -> None:
+    def _arm_liveness(self, st: StreamState, now: float) -> None:
         at: float | None = None
         if st.keepalive:
             at = min(st.last_rx, st.last_tx) + st.keepalive
@@ -462,7 +321,7 @@ class UDXSocketCore:
             at = limit if at is None or limit < at else at
         st.keepalive_deadline = at
 
-    def _on_liveness(self, st: _Stream, now: float) -> None:
+    def _on_liveness(self, st: StreamState, now: float) -> None:
         """The keepalive timer: time the stream out when the peer went silent, else heartbeat."""
         if st.connected:
             silent = now - st.last_rx
@@ -493,7 +352,7 @@ class UDXSocketCore:
         if st is None or st.closed:
             return
         st.unread = max(0, st.unread - nbytes)
-        if st.advertised < st.recv_window_max // 2 <= self._rwnd(st):
+        if st.advertised < st.recv_window_max // 2 <= st.rwnd():
             st.need_ack = True  # window update
             self._dirty.add(st)
 
@@ -531,7 +390,7 @@ class UDXSocketCore:
         if not events:
             return None
         ev = events.popleft()
-        if isinstance(ev, _Stream):
+        if isinstance(ev, StreamState):
             chunks = ev.rx_chunks
             ev.rx_chunks = []
             ev.rx_marked = False
@@ -575,7 +434,7 @@ class UDXSocketCore:
         self._now = now
         self._rearm()
         heap = self._heap
-        due: list[_Stream] = []
+        due: list[StreamState] = []
         while heap and heap[0][0] <= now:
             at, _, st = heapq.heappop(heap)
             if not st.closed and st.timer_at == at:
@@ -590,7 +449,7 @@ class UDXSocketCore:
                 if st.closed:
                     continue
             elif st.pto_deadline is not None and now >= st.pto_deadline:
-                self._on_pto(st, now)
+                probe_tail(st, self._out, now)
             if st.zwp_deadline is not None and now >= st.zwp_deadline:
                 if st.send_rwnd == 0 and (st.queued or (st.ending and not st.end_sent)):
                     self._send_heartbeat(st)
@@ -674,7 +533,7 @@ class UDXSocketCore:
             # our final ACK was lost: repeat it so the peer can close cleanly too
             self._out.append((_PACK_HEADER(255, 1, 0, 0, tw[1], self._recv_window, tw[3], tw[4]), tw[2]))
 
-    def _check_source(self, st: _Stream, addr: Addr, t: int) -> bool:
+    def _check_source(self, st: StreamState, addr: Addr, t: int) -> bool:
         """Firewall (before connect) and watched addresses (relay -> direct); False drops the packet."""
         if not st.connected:
             if st.firewall:
@@ -692,12 +551,14 @@ class UDXSocketCore:
             return False
         return True
 
-    def _handle_heartbeat(self, st: _Stream) -> None:
+    def _handle_heartbeat(self, st: StreamState) -> None:
         """HEARTBEAT (keepalive, zero-window probe): ACK at once, nothing else in it counts."""
         st.need_ack = True
         self._dirty.add(st)
 
-    def _handle_sequenced(self, st: _Stream, t: int, data: bytes | memoryview, start: int, wseq: int) -> bool:
+    def _handle_sequenced(
+        self, st: StreamState, t: int, data: bytes | memoryview, start: int, wseq: int
+    ) -> bool:
         """DATA, END and DESTROY, which take a sequence number: deliver in order, keep up to 16384
         packets ahead out of order, note the peer's END, reset on DESTROY. Old packets are ignored
         (the ack that follows repeats ours). Returns False when the stream closed."""
@@ -716,7 +577,7 @@ class UDXSocketCore:
                     st.ack = ack0 + 1
             elif seq not in st.ooo and d < 16384:
                 st.ooo[seq] = (t, bytes(data[start:]) if t & DATA else b"")
-                _add_range(st.ranges, seq)
+                add_range(st.ranges, seq)
         if t & END:
             st.remote_end = seq
         if t & DESTROY:
@@ -724,7 +585,7 @@ class UDXSocketCore:
             return False
         return True
 
-    def _drain_ooo(self, st: _Stream, ack: int) -> None:
+    def _drain_ooo(self, st: StreamState, ack: int) -> None:
         """The hole before the out-of-order packets closed at ``ack``: deliver what now follows."""
         ooo = st.ooo
         while ack in ooo:
@@ -740,7 +601,7 @@ class UDXSocketCore:
                 ranges[0][0] = ack
         st.ack = ack
 
-    def _handle_remote_end(self, st: _Stream) -> bool:
+    def _handle_remote_end(self, st: StreamState) -> bool:
         """Everything up to the peer's END arrived (first time only): StreamEnd, and close if ours is
         acknowledged too. Returns False when the stream closed."""
         if st.ended_remote:
@@ -757,7 +618,7 @@ class UDXSocketCore:
 
     def _handle_ack(
         self,
-        st: _Stream,
+        st: StreamState,
         t: int,
         off: int,
         data: bytes | memoryview,
@@ -793,49 +654,18 @@ class UDXSocketCore:
         rack_xmit = st.rack_xmit
         latest_sent = -1.0
         if ack > ra:
-            newly, acked_bytes, rack_xmit, latest_sent = _take_acked(st, ra, ack, rack_xmit, latest_sent)
+            newly, acked_bytes, rack_xmit, latest_sent = take_acked(st, ra, ack, rack_xmit, latest_sent)
             st.remote_acked = ack
             st.backoff = 1
         if t & SACK:
-            sn, sb, rack_xmit, latest_sent = self._handle_sack(st, data, off, rack_xmit, latest_sent)
+            sn, sb, rack_xmit, latest_sent = take_sacked(st, data, off, rack_xmit, latest_sent)
             newly += sn
             acked_bytes += sb
         if newly:
             self._on_acked(st, acked_bytes, newly, rack_xmit, latest_sent, now)
 
-    @staticmethod
-    def _handle_sack(
-        st: _Stream, data: bytes | memoryview, off: int, rack_xmit: int, latest_sent: float
-    ) -> tuple[int, int, int, float]:
-        """SACK blocks (``[start, end)`` u32 pairs after the header, before any padding): take the
-        packets they cover out of flight and move the forward ack. Blocks outside what is in flight
-        are ignored. Returns (packets, bytes, rack_xmit, latest_sent) as :func:`_take_acked`."""
-        space = len(data) - HEADER_SIZE
-        if 0 < off < space:
-            space = off
-        cnt = space // 8
-        newly = acked_bytes = 0
-        if not cnt:
-            return newly, acked_bytes, rack_xmit, latest_sent
-        vals = struct.unpack_from(f"<{2 * cnt}I", data, HEADER_SIZE)
-        top = st.seq
-        base = st.remote_acked
-        fack = st.fack
-        for i in range(0, 2 * cnt, 2):
-            s = base + ((vals[i] - base) & _M)
-            e = base + ((vals[i + 1] - base) & _M)
-            if not base <= s < e <= top:
-                continue
-            if e > fack:
-                fack = e
-            n, b, rack_xmit, latest_sent = _take_acked(st, s, e, rack_xmit, latest_sent)
-            newly += n
-            acked_bytes += b
-        st.fack = fack
-        return newly, acked_bytes, rack_xmit, latest_sent
-
     def _on_acked(
-        self, st: _Stream, acked_bytes: int, newly: int, rack_xmit: int, latest_sent: float, now: float
+        self, st: StreamState, acked_bytes: int, newly: int, rack_xmit: int, latest_sent: float, now: float
     ) -> None:
         """``newly`` packets left flight: RTT, MTU search, loss detection, congestion window, timers,
         backpressure and a clean close once our END is acknowledged."""
@@ -844,17 +674,17 @@ class UDXSocketCore:
         if latest_sent >= 0:
             # RTT of the most recently sent packet this ack covers, unless that was a retransmission
             # (Karn); the oldest one would include the time its earlier ACKs spent being lost
-            self._rtt_sample(st, now - latest_sent, now)
+            rtt_sample(st, now - latest_sent, now)
         outgoing = st.outgoing
-        if st.mtu_state != _MTU_DONE:
-            self._mtu_on_ack(st)
+        if st.mtu_state != MTU_STATE_DONE:
+            mtu_on_ack(st)
         if st.fack > st.remote_acked or st.retrans_q:
-            self._detect_loss(st)
+            detect_loss(st)
         st.cc.on_ack(newly, max(st.remote_acked, st.fack), st.seq, st.srtt > 1.25 * st.min_rtt + 0.005)
         if outgoing:
             st.rto_deadline = now + st.rto * st.backoff
             st.pto_count = 0
-            st.pto_deadline = now + self._pto(st)
+            st.pto_deadline = now + pto(st)
         else:
             st.rto_deadline = st.pto_deadline = None
         if st.hit_hwm and self._below_hwm(st):
@@ -867,88 +697,31 @@ class UDXSocketCore:
                 return
         self._dirty.add(st)
 
-    @staticmethod
-    def _rtt_sample(st: _Stream, rtt_sample: float, now: float) -> None:
-        """Smoothed RTT, variance and RTO (RFC 6298), and the windowed minimum RTT."""
-        if st.srtt == 0:
-            st.srtt = rtt_sample
-            st.rttvar = rtt_sample / 2
-        else:
-            st.rttvar = 0.75 * st.rttvar + 0.25 * abs(st.srtt - rtt_sample)
-            st.srtt = 0.875 * st.srtt + 0.125 * rtt_sample
-        rto = st.srtt + 4 * st.rttvar
-        st.rto = MIN_RTO if rto < MIN_RTO else MAX_RTO if rto > MAX_RTO else rto
-        if rtt_sample < st.min_rtt or now - st.min_rtt_stamp > MIN_RTT_WINDOW or not st.min_rtt:
-            st.min_rtt = rtt_sample
-            st.min_rtt_stamp = now
-
-    @staticmethod
-    def _mtu_on_ack(st: _Stream) -> None:
-        """MTU search: the padded probe was acknowledged (step up), or start searching."""
-        ps = st.probe_seq
-        if ps >= 0:
-            if ps not in st.outgoing:  # the padded probe arrived: the path carries probe_size
-                st.mtu = st.probe_size
-                st.payload_size = st.mtu - st.overhead
-                st.probe_seq = -1
-                st.probe_failures = 0
-                if st.mtu >= MTU_MAX:
-                    st.mtu_state = _MTU_DONE
-                else:
-                    st.probe_size = min(st.mtu + MTU_STEP, MTU_MAX)
-                    st.probe_wanted = True
-        elif st.mtu_state == _MTU_BASE:
-            st.mtu_state = _MTU_SEARCH
-            st.probe_size = MTU_BASE + MTU_STEP
-            st.probe_wanted = True
-
     # ------------------------------------------------------------------ internals
 
-    def _reset_mtu(self, st: _Stream) -> None:
-        st.overhead = IPV6_OVERHEAD if ":" in st.addr[0] else IPV4_OVERHEAD
-        st.mtu = MTU_BASE
-        st.payload_size = MTU_BASE - st.overhead
-        st.mtu_state = _MTU_BASE if self.mtu_probing else _MTU_DONE
-        st.probe_size = MTU_BASE
-        st.probe_wanted = False
-        st.probe_seq = -1
-        st.probe_failures = 0
-
-    def _probe_failed(self, st: _Stream) -> None:
-        st.probe_seq = -1
-        st.probe_failures += 1
-        if st.probe_failures >= MTU_MAX_PROBES:
-            st.mtu_state = _MTU_DONE
-        else:
-            st.probe_wanted = True
-
-    def _get(self, stream_id: int) -> _Stream:
+    def _get(self, stream_id: int) -> StreamState:
         st = self._streams.get(stream_id)
         if st is None:
             raise StreamClosed(f"no open stream {stream_id}")
         self._touched.add(st)  # a command may change its timers
         return st
 
-    def _below_hwm(self, st: _Stream) -> bool:
+    def _below_hwm(self, st: StreamState) -> bool:
         if st.unacked <= HIGH_WATERMARK + min(int(st.cc.cwnd) * st.payload_size, st.send_rwnd):
             return True
         st.hit_hwm = True
         return False
 
-    def _rwnd(self, st: _Stream) -> int:
-        if not st.manual_window:
-            return st.recv_window_max
-        w = st.recv_window_max - st.unread
-        return w if w > 0 else 0
-
-    def _deliver(self, st: _Stream, data: bytes | memoryview) -> None:
+    def _deliver(self, st: StreamState, data: bytes | memoryview) -> None:
         st.rx_chunks.append(data)
         st.unread += len(data)
         if not st.rx_marked:
             st.rx_marked = True
             self._events.append(st)
 
-    def _relay_packet(self, st: _Stream, data: bytes | memoryview, addr: Addr, t: int, now: float) -> None:
+    def _relay_packet(
+        self, st: StreamState, data: bytes | memoryview, addr: Addr, t: int, now: float
+    ) -> None:
         if addr != st.addr:
             self.dropped += 1
             return
@@ -968,7 +741,7 @@ class UDXSocketCore:
         if t & DESTROY:
             self._close(st, StreamReset("relayed stream destroyed by the peer"))
 
-    def _close(self, st: _Stream, error: StreamReset | None) -> None:
+    def _close(self, st: StreamState, error: StreamReset | None) -> None:
         if st.closed:
             return
         if st.need_ack and error is None and st.connected:
@@ -998,14 +771,13 @@ class UDXSocketCore:
         for core, other in relayed_by:
             core._close(other, error)
 
-    def _send_ack(self, st: _Stream) -> None:
+    def _send_ack(self, st: StreamState) -> None:
         st.need_ack = False
-        rwnd = self._rwnd(st)
+        rwnd = st.rwnd()
         st.advertised = rwnd
         ranges = st.ranges
         if ranges and st.ooo:
-            blocks = ranges[:MAX_SACKS]
-            body = b"".join(struct.pack("<II", s & _M, e & _M) for s, e in blocks)
+            body = sack_body(ranges)
             head = _PACK_HEADER(255, 1, SACK, 0, st.remote_id, rwnd, st.seq & _M, st.ack & _M)
             self._out.append((head + body, st.addr))
         else:
@@ -1015,78 +787,15 @@ class UDXSocketCore:
         st.packets_tx += 1
         st.last_tx = self._now
 
-    def _send_heartbeat(self, st: _Stream) -> None:
-        rwnd = self._rwnd(st)
+    def _send_heartbeat(self, st: StreamState) -> None:
+        rwnd = st.rwnd()
         self._out.append(
             (_PACK_HEADER(255, 1, HEARTBEAT, 0, st.remote_id, rwnd, st.seq & _M, st.ack & _M), st.addr)
         )
         st.packets_tx += 1
         st.last_tx = self._now
 
-    def _detect_loss(self, st: _Stream) -> None:
-        outgoing = st.outgoing
-        lost_any = 0
-        limit = st.fack - DUP_THRESH
-        p = st.loss_scan
-        if p < st.remote_acked:
-            p = st.remote_acked
-        while p < limit:
-            pkt = outgoing.get(p)
-            if pkt is not None and not pkt.lost and not pkt.retrans:
-                pkt.lost = True
-                st.inflight -= 1
-                st.lost_q.append(p)
-                lost_any += 1
-            p += 1
-        if p > st.loss_scan:
-            st.loss_scan = p
-        rq = st.retrans_q
-        bound = st.rack_xmit - DUP_THRESH
-        while rq and rq[0][0] <= bound:
-            xmit, seq = rq.popleft()
-            pkt = outgoing.get(seq)
-            if pkt is not None and pkt.xmit == xmit and not pkt.lost:
-                pkt.lost = True
-                st.inflight -= 1
-                st.lost_q.append(seq)
-                lost_any += 1
-        if lost_any:
-            st.fast_recoveries += 1
-            st.cc.on_loss(lost_any)
-
-    def _pto(self, st: _Stream) -> float:
-        if not st.srtt:
-            return INITIAL_RTO
-        pto = 2 * st.srtt
-        return MIN_PTO if pto < MIN_PTO else pto
-
-    def _on_pto(self, st: _Stream, now: float) -> None:
-        """Tail loss probe (RFC 8985 7, with QUIC's backoff): no ACK progress for two RTTs --
-        retransmit the oldest outstanding packet (usually the hole whose retransmission was lost, or
-        whose ACK was). Probes back off exponentially; the RTO stays the backstop."""
-        st.pto_count += 1
-        st.pto_deadline = now + self._pto(st) * (1 << min(st.pto_count, 10))
-        pkt = st.outgoing.get(st.remote_acked)
-        if pkt is None:
-            if not st.outgoing:
-                return
-            pkt = st.outgoing[min(st.outgoing)]
-        if pkt.lost:
-            pkt.lost = False
-            st.inflight += 1
-        if pkt.seq == st.probe_seq:
-            self._probe_failed(st)
-        pkt.retrans = True
-        st.xmit += 1
-        pkt.xmit = st.xmit
-        pkt.time_sent = now
-        st.retrans_q.append((st.xmit, pkt.seq))
-        st.retransmits += 1
-        st.packets_tx += 1
-        head = _PACK_HEADER(255, 1, pkt.flags, 0, pkt.rid, self._rwnd(st), pkt.seq & _M, st.ack & _M)
-        self._out.append((head + pkt.payload, pkt.addr))
-
-    def _on_rto(self, st: _Stream, now: float) -> None:
+    def _on_rto(self, st: StreamState, now: float) -> None:
         st.pto_deadline = None
         if not st.outgoing:
             st.rto_deadline = None
@@ -1109,32 +818,20 @@ class UDXSocketCore:
         st.rto_count += 1
         for pkt in st.outgoing.values():
             pkt.rto_count += 1
-        self._requeue_all(st)
+        requeue_all(st)
         st.cc.on_rto(st.seq)
         st.backoff = min(st.backoff * 2, 64)
         st.rto_deadline = now + min(st.rto * st.backoff, MAX_RTO)
         self._dirty.add(st)
 
-    @staticmethod
-    def _requeue_all(st: _Stream) -> None:
-        """Count every packet in flight as lost and queue all of them for retransmission, in order."""
-        st.lost_q.clear()
-        st.retrans_q.clear()
-        for seq in sorted(st.outgoing):
-            pkt = st.outgoing[seq]
-            if not pkt.lost:
-                pkt.lost = True
-                st.inflight -= 1
-            st.lost_q.append(seq)
-
-    def _flush(self, st: _Stream, now: float) -> None:
+    def _flush(self, st: StreamState, now: float) -> None:
         """Send what the windows allow: retransmissions, then new data and END, then the ACK."""
         self._touched.add(st)
         cwnd = int(st.cc.cwnd)
         ackv = st.ack & _M
-        rwnd = self._rwnd(st)
+        rwnd = st.rwnd()
         # retransmissions (ignore the receive window, as libudx does)
-        sent = self._send_lost(st, now, cwnd, rwnd, ackv) if st.lost_q else 0
+        sent = send_lost(st, self._out, now, cwnd, rwnd, ackv) if st.lost_q else 0
         # new data
         srw = st.send_rwnd
         if srw == 0:
@@ -1144,7 +841,7 @@ class UDXSocketCore:
             if cwnd < window:
                 window = cwnd
         if st.queued or (st.ending and not st.end_sent):
-            sent += self._send_new(st, now, window, rwnd, ackv)
+            sent += send_new(st, self._out, now, window, rwnd, ackv)
             if st.queued and window == 0 and not st.outgoing and st.zwp_deadline is None:
                 self._send_heartbeat(st)
                 st.zwp_deadline = now + st.rto
@@ -1154,180 +851,8 @@ class UDXSocketCore:
             if st.rto_deadline is None:
                 st.rto_deadline = now + st.rto * st.backoff
             if st.pto_deadline is None:
-                st.pto_deadline = now + self._pto(st) * (1 << min(st.pto_count, 10))
+                st.pto_deadline = now + pto(st) * (1 << min(st.pto_count, 10))
             st.last_tx = now
         if st.need_ack and (not sent or st.ooo):
             self._send_ack(st)
         st.need_ack = False
-
-    def _send_lost(self, st: _Stream, now: float, cwnd: int, rwnd: int, ackv: int) -> int:
-        """Retransmit packets marked lost, in order, while the congestion window allows; returns how many."""
-        outgoing = st.outgoing
-        append = self._out.append
-        lost_q = st.lost_q
-        sent = 0
-        while lost_q and st.inflight < cwnd:
-            seq = lost_q.popleft()
-            pkt = outgoing.get(seq)
-            if pkt is None or not pkt.lost:
-                continue
-            if seq == st.probe_seq:
-                self._probe_failed(st)
-            pkt.lost = False
-            pkt.retrans = True
-            st.xmit += 1
-            pkt.xmit = st.xmit
-            pkt.time_sent = now
-            st.retrans_q.append((st.xmit, seq))
-            st.inflight += 1
-            st.retransmits += 1
-            append(
-                (_PACK_HEADER(255, 1, pkt.flags, 0, pkt.rid, rwnd, seq & _M, ackv) + pkt.payload, pkt.addr)
-            )
-            sent += 1
-        return sent
-
-    def _send_new(self, st: _Stream, now: float, window: int, rwnd: int, ackv: int) -> int:
-        """Packetize queued writes (and END) while fewer than ``window`` packets are in flight; the
-        first full-size packet carries the MTU probe's padding when one is wanted. Returns how many."""
-        # hot loop: locals only, state written back once
-        append = self._out.append
-        outgoing = st.outgoing
-        size = st.payload_size
-        q = st.write_q
-        rid = st.remote_id
-        addr = st.addr
-        queued = st.queued
-        woff = st.write_off
-        inflight = st.inflight
-        seq = st.seq
-        xmit = st.xmit
-        end_pending = st.ending and not st.end_sent
-        probe_wanted = st.probe_wanted and not st.remote_changing
-        pack = _PACK_HEADER
-        new_pkt = _Pkt
-        sent = 0
-        while inflight < window and (queued or end_pending):
-            if queued:
-                head = q[0]
-                avail = len(head) - woff
-                if avail >= size:
-                    payload: bytes | memoryview = head[woff : woff + size]
-                    if avail == size:
-                        q.popleft()
-                        woff = 0
-                    else:
-                        woff += size
-                else:
-                    payload, woff = _gather(q, woff, size)
-                queued -= len(payload)
-                flags = DATA
-            else:
-                payload = b""
-                flags = 0
-            if end_pending and not queued:
-                flags |= END
-                end_pending = False
-                st.end_sent = True
-            xmit += 1
-            outgoing[seq] = new_pkt(seq, flags, payload, rid, addr, xmit, now)
-            inflight += 1
-            if probe_wanted and len(payload) == size:
-                # MTU probe: same payload, padded (data_offset) up to probe_size on the wire
-                probe_wanted = st.probe_wanted = False
-                pad = st.probe_size - st.mtu
-                st.probe_seq = seq
-                probe = pack(255, 1, flags, pad, rid, rwnd, seq & _M, ackv) + bytes(pad)
-                append((probe + payload, addr))
-            else:
-                append((pack(255, 1, flags, 0, rid, rwnd, seq & _M, ackv) + payload, addr))
-            seq += 1
-            sent += 1
-        st.queued = queued
-        st.write_off = woff
-        st.inflight = inflight
-        st.seq = seq
-        st.xmit = xmit
-        return sent
-
-
-def _gather(q: deque[memoryview], woff: int, size: int) -> tuple[bytes, int]:
-    """A payload of up to ``size`` bytes that spans queued writes: the rest of the head write (from
-    offset ``woff``) joined with what follows. Returns it and the offset into the new head write."""
-    parts = [q.popleft()[woff:]]
-    need = size - len(parts[0])
-    woff = 0
-    while need and q:
-        h = q[0]
-        if len(h) <= need:
-            parts.append(h)
-            need -= len(h)
-            q.popleft()
-        else:
-            parts.append(h[:need])
-            woff = need
-            need = 0
-    return b"".join(parts), woff
-
-
-def _add_range(ranges: list[list[int]], seq: int) -> None:
-    """Insert ``seq`` into sorted, disjoint, non-adjacent ``[start, end)`` ranges."""
-    # fast path: extends the last range or goes after it
-    if ranges:
-        last = ranges[-1]
-        if last[1] == seq:
-            last[1] = seq + 1
-            return
-        if last[1] < seq:
-            ranges.append([seq, seq + 1])
-            return
-    else:
-        ranges.append([seq, seq + 1])
-        return
-    lo, hi = 0, len(ranges)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if ranges[mid][0] <= seq:
-            lo = mid + 1
-        else:
-            hi = mid
-    i = lo  # first range starting after seq
-    prev = ranges[i - 1] if i > 0 else None
-    if prev is not None and prev[0] <= seq < prev[1]:
-        return
-    nxt = ranges[i] if i < len(ranges) else None
-    if prev is not None and prev[1] == seq:
-        prev[1] = seq + 1
-        if nxt is not None and nxt[0] == seq + 1:
-            prev[1] = nxt[1]
-            del ranges[i]
-    elif nxt is not None and nxt[0] == seq + 1:
-        nxt[0] = seq
-    else:
-        ranges.insert(i, [seq, seq + 1])
-
-
-def _take_acked(
-    st: _Stream, start: int, end: int, rack_xmit: int, latest_sent: float
-) -> tuple[int, int, int, float]:
-    """Take packets ``start`` .. ``end - 1`` (unwrapped seqs) out of flight as acknowledged.
-
-    Returns (packets, payload bytes, the highest transmission number among them or ``rack_xmit``,
-    the send time of that transmission or ``latest_sent``; -1.0 when it was a retransmission).
-    """
-    newly = acked_bytes = 0
-    pop = st.outgoing.pop
-    for p in range(start, end):
-        pkt = pop(p, None)
-        if pkt is None:
-            continue
-        newly += 1
-        acked_bytes += len(pkt.payload)
-        if pkt.lost:
-            pkt.lost = False
-        else:
-            st.inflight -= 1
-        if pkt.xmit > rack_xmit:
-            rack_xmit = pkt.xmit
-            latest_sent = -1.0 if pkt.retrans else pkt.time_sent
-    return newly, acked_bytes, rack_xmit, latest_sent
