@@ -1,24 +1,7 @@
-"""The sans-IO dht-rpc node: requests, routing table upkeep, queries, NAT sampling, persistence.
+"""dht-rpc I/O and request table: messages in and out, requests in flight, replies, op ids.
 
-Mirrors dht-rpc 6.27 (``index.js``, ``lib/io.js``, ``lib/query.js``, ``lib/commands.js``,
-``nat-sampler``). Routing table, lookup engine, request table, congestion window and tokens come
-from the shared :mod:`peerdht.kademlia` core. Application commands (HyperDHT's storage, the
-router) are layered on top by subclasses through :meth:`RPCNode._on_app_request`
-(:class:`peerdht.hyper.node.HyperDHTNode`), as hyperdht's ``HyperDHT`` extends dht-rpc's ``DHT``.
-
-Two sockets, as dht-rpc: the *server* socket has the advertised port (the node id is
-``BLAKE2b-256(ipv4Address(public host, server port))``); requests go out on the *client* socket
-while the node is firewalled and on the server socket once it is not. Replies leave through the
-socket the request came in on (PING_NAT replies go to the port named in the request). Persistent
-nodes put their id in messages sent from the server socket only.
-
-``stats["dropped"]`` counts, by reason, what was not processed: ``short``, ``oversized``,
-``bad_address``, ``bad_socket``, ``not_bound``, ``malformed``, ``unknown_tid``, ``wrong_address``,
-``invalid_token`` (answered with INVALID_TOKEN), ``bad_value`` (internal command with a bad
-value), ``rate_limited``, ``rejected_request`` (application request ignored silently, as hyperdht
-does: bad signature, missing token, wrong hash), ``internal_error`` (a bug; see
-``last_internal_error``). ``bad_id`` counts messages whose id failed validation: as in dht-rpc the
-id is dropped, the message is still handled.
+The base of :class:`peerdht.hyper.rpc.RPCNode` (see that module for the whole node): mirrors dht-rpc
+6.27 ``lib/io.js`` and the request side of ``index.js``.
 """
 
 from __future__ import annotations
@@ -31,24 +14,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from peerdht.encoding.compact import encode_ipv4_address
 from peerdht.errors import (
     DecodeError,
     LocalProtocolError,
     PeerDHTError,
-    RemoteError,
-    RequestError,
     RequestTimeout,
 )
 from peerdht.hyper.constants import Error, InternalCommand
-from peerdht.hyper.crypto import hash as blake2b
 from peerdht.hyper.crypto import node_id
 from peerdht.hyper.events import (
-    Bootstrapped,
     Event,
     OpDone,
     OpFailed,
-    PersistentChanged,
 )
 from peerdht.hyper.messages import (
     Request,
@@ -66,8 +43,6 @@ from peerdht.kademlia.tokens import TokenIssuer
 
 if TYPE_CHECKING:
     import random
-
-__all__ = ["CLIENT", "SERVER", "RPCNode", "Reply"]
 
 Address = tuple[str, int]
 
@@ -225,27 +200,8 @@ def _derive_token(secret: bytes, ip: bytes) -> bytes:
     return hashlib.blake2b(ip, digest_size=32, key=secret).digest()
 
 
-class RPCNode:
-    """A dht-rpc node core (dht-rpc ``DHT``).
-
-    Args:
-        rng: injected random source (transaction ids, table id, fresh token secrets).
-        secrets: 64 random bytes, the two initial token secrets.
-        bootstrap: bootstrap nodes as IPv4 ``(host, port)`` (resolve names before).
-        ephemeral: ``None`` adaptive as dht-rpc (ephemeral until ~20 min of stable ticks and a
-            passed firewall check); ``False`` go persistent right after the first bootstrap query
-            if our address is known (``host`` or samples); ``True`` stay ephemeral.
-        firewalled: start assuming we are firewalled (dht-rpc default ``True``).
-        host: our public IPv4 when known (a bootstrap node): with the server port it gives the id.
-        nodes: known nodes to add to the table at start.
-
-    Attributes:
-        ephemeral: no id, not in others' tables, serves no records.
-        firewalled: requests go out on the client socket.
-        table: the routing table (k=20, one row per prefix length).
-        stats: JSON-serialisable counters (see :meth:`__init__` for the layout).
-        bootstrapped: the first bootstrap finished.
-    """
+class RPCRequests:
+    """The request side of :class:`peerdht.hyper.rpc.RPCNode` (dht-rpc ``IO``)."""
 
     def __init__(
         self,
@@ -350,22 +306,6 @@ class RPCNode:
         """Our public port as sampled from the network, 0 if unknown or randomised."""
         return self._nat.port
 
-    def remote_address(self) -> Address | None:
-        """How the network sees our server socket (dht-rpc ``remoteAddress``), or None.
-
-        None while firewalled, before the sampler agrees, or when the sampled port differs from
-        the bound server port.
-        """
-        if self._nat.host is None or not self._nat.port or self.firewalled or self._server_addr is None:
-            return None
-        if self._server_addr[1] != self._nat.port:
-            return None
-        return (self._nat.host, self._nat.port)
-
-    def nat_sampler(self) -> NatSampler:
-        """The live NAT sampler (for the holepunch layer)."""
-        return self._nat
-
     # ------------------------------------------------------------------ datagram core shape
 
     def bind(self, server_addr: Address, client_addr: Address, now: float) -> None:
@@ -405,47 +345,6 @@ class RPCNode:
         except Exception as exc:  # a bug, but one datagram must never take the node down
             self.last_internal_error = f"{type(exc).__name__}: {exc}"
             self._drop("internal_error")
-
-    def handle_timer(self, now: float) -> None:
-        """Run what is due at ``now``: resends and timeouts, delayed pings, token rotation, tick."""
-        self._now = now
-        if self._next_tick is None:
-            return
-        resend, dead = self._requests.expired(now)
-        for p in resend:
-            req = p.context
-            assert isinstance(req, OutgoingRequest)
-            self._requests_stats["retries"] += 1
-            self._window.send(now)
-            self._out.append((p.payload, p.addr, req.socket))
-            owner = req.owner
-            if isinstance(owner, Query) and not owner.finished:
-                owner.lookup.on_slow(Contact(req.to_id or b"", p.addr[0], p.addr[1]))
-                owner.slow.add(req)
-        for p in dead:
-            self._on_timeout(p)
-        while self._delayed and self._delayed[0][0] <= now:
-            _, _, dreq, daddr, dsock = self._delayed.pop(0)
-            self._send_reply(dreq, daddr, dsock, closer=False)
-        assert self._next_drain is not None
-        if now >= self._next_drain:
-            if now - self._next_drain > 4 * ROTATE_EVERY:
-                self._drains = 0
-                self._rotate()
-                self._rotate()
-                self._next_drain = now + DRAIN
-            while now >= self._next_drain:
-                self._next_drain += DRAIN
-                self._drains += 1
-                if self._drains % 10 == 0:
-                    self._rotate()
-        if now >= self._next_tick:
-            self._next_tick = now + TICK
-            self._on_tick(now)
-        self._drain_waiting(now)
-        # queries may now be able to go on (slow requests free concurrency)
-        for q in list(self._queries):
-            self._pump(q)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address, int]]:
         """Datagrams queued since the last call: ``(data, addr, socket index)``."""
@@ -522,113 +421,6 @@ class RPCNode:
         elif isinstance(what, Commit):
             for r in list(what.reqs):
                 self._abort_req(r)
-
-    def bootstrap(self, now: float) -> int:
-        """Join the network: a FIND_NODE lookup of our own id seeded from the bootstrap nodes
-        (dht-rpc ``_bootstrap``), a quick firewall check, and the switch to persistent when
-        configured. Emits :class:`Bootstrapped` once, then ``OpDone(result=None)``."""
-        self._now = now
-        op = self._new_op("bootstrap")
-        if self.bootstrapped:
-            self._done(op, None)
-            return op
-        self._bootstrap_waiters.append(op)
-        if not self._bootstrapping:
-            self._bootstrapping = True
-            state: dict[str, object] = {
-                "first": self.firewalled and self._quick_firewall and not self._force_persistent,
-                "test_nat": False,
-                "round": 0,
-            }
-            self._bootstrap_round(state)
-        return op
-
-    def _bootstrap_round(self, state: dict[str, object]) -> None:
-        def on_data(q: Query, c: Contact, r: Reply) -> None:
-            if not state["first"] or self._server_addr is None:
-                return
-            state["first"] = False
-
-            def ok(_: Reply) -> None:
-                state["test_nat"] = True
-
-            self._request(
-                r.from_addr,
-                internal=True,
-                command=InternalCommand.PING_NAT,
-                value=_u16(self._server_addr[1]),
-                on_response=ok,
-                on_error=_noop,
-            )
-
-        def on_finished(q: Query) -> None:
-            if self.bootstrapped or (not state["test_nat"] and not self._force_persistent):
-                self._finish_bootstrap()
-                return
-
-            def updated(ok: bool) -> None:
-                state["round"] = int(str(state["round"])) + 1
-                if ok and state["round"] == 1:
-                    self._bootstrap_round(state)
-                else:
-                    self._finish_bootstrap()
-
-            self._update_network_state(not self._force_persistent, updated)
-
-        q = self._background_query(self.table.local_id, on_data=on_data, on_finished=on_finished)
-        self._start_query(q)
-
-    def _finish_bootstrap(self) -> None:
-        self._bootstrapping = False
-        if not self.bootstrapped:
-            self.bootstrapped = True
-            self._events.append(Bootstrapped())
-        waiters, self._bootstrap_waiters = self._bootstrap_waiters, []
-        for op in waiters:
-            self._done(op, None)
-
-    def ping(self, addr: Address, now: float) -> int:
-        """PING ``addr`` (3 retries, 1 s timeout). ``OpDone(result=Reply)`` or ``OpFailed``.
-
-        Raises:
-            LocalProtocolError: ``addr`` is not an IPv4 address.
-        """
-        self._now = now
-        self._check_addr(addr)
-        op = self._new_op(None)
-
-        def ok(r: Reply) -> None:
-            self._done(op, r)
-
-        def err(e: PeerDHTError) -> None:
-            self._fail(op, e)
-
-        req = self._request(addr, internal=True, command=InternalCommand.PING, on_response=ok, on_error=err)
-        self._ops[op] = req
-        return op
-
-    def delayed_ping(self, addr: Address, delay: float, now: float) -> int:
-        """DELAYED_PING ``addr``: it answers after ``delay`` seconds (at most 10).
-
-        Raises:
-            LocalProtocolError: bad address or delay out of range.
-        """
-        self._now = now
-        self._check_addr(addr)
-        if not 0 <= delay <= MAX_PING_DELAY:
-            raise LocalProtocolError(f"delay must be within [0, {MAX_PING_DELAY}] seconds")
-        op = self._new_op(None)
-        req = self._request(
-            addr,
-            internal=True,
-            command=InternalCommand.DELAYED_PING,
-            value=struct.pack("<I", int(delay * 1000)),
-            timeout=delay + 1.0,
-            on_response=lambda r: self._done(op, r),
-            on_error=lambda e: self._fail(op, e),
-        )
-        self._ops[op] = req
-        return op
 
     def request(
         self,
@@ -716,274 +508,6 @@ class RPCNode:
             value=value,
         )
         self._out.append((encode_request(msg), to, socket))
-
-    def find_node(self, target: bytes, now: float) -> int:
-        """Iterative FIND_NODE towards ``target`` (32 bytes); ``OpDone(result=list[Contact])``
-        with the (up to 20) closest nodes that answered with a verified id."""
-        self._now = now
-        check32(target, "target")
-        self._refresh_ticks = REFRESH_TICKS
-        q = self._new_query(target, InternalCommand.FIND_NODE, internal=True)
-        op = q.op
-
-        def on_finished(q: Query) -> None:
-            self._done(op, q.lookup.closest_nodes())
-
-        q.on_finished = on_finished
-        self._start_query(q)
-        return op_id(op)
-
-    def refresh(self) -> None:
-        """A background FIND_NODE towards a random table node's id (dht-rpc ``refresh``)."""
-        contacts = list(self.table)
-        target = self._rng.choice(contacts).id if contacts else self.table.local_id
-        self._start_query(self._background_query(target))
-
-    # ------------------------------------------------------------------ queries
-
-    def _new_query(
-        self, target: bytes, command: int, *, internal: bool = False, value: bytes | None = None
-    ) -> Query:
-        q = Query(
-            op=None,
-            target=target,
-            command=command,
-            internal=internal,
-            value=value,
-            lookup=Lookup(target, k=K, concurrency=CONCURRENCY),
-        )
-        q.op = self._new_op(q)
-        return q
-
-    def _background_query(
-        self,
-        target: bytes,
-        *,
-        on_data: Callable[[Query, Contact, Reply], None] | None = None,
-        on_finished: Callable[[Query], None] | None = None,
-    ) -> Query:
-        self._refresh_ticks = REFRESH_TICKS
-        return Query(
-            op=None,
-            target=target,
-            command=InternalCommand.FIND_NODE,
-            internal=True,
-            value=None,
-            lookup=Lookup(target, k=K, concurrency=CONCURRENCY),
-            on_data=on_data,
-            on_finished=on_finished,
-        )
-
-    def _start_query(self, q: Query) -> None:
-        self._queries_stats["active"] += 1
-        self._queries_stats["total"] += 1
-        self._queries.add(q)
-        seeds = self.table.closest(q.target, K)
-        q.lookup.add_candidates(seeds)
-        if len(seeds) < K:
-            boot = [
-                Contact(node_id(h, p), h, p) for h, p in self.bootstrap_nodes if _is_ipv4(h) and 0 < p < 65536
-            ]
-            q.lookup.add_candidates(boot)
-        self._pump(q)
-
-    def _pump(self, q: Query) -> None:
-        if q.finished:
-            return
-        for c in q.lookup.next_to_query():
-            self._query_send(q, c)
-        for ref, down in q.lookup.take_down_hints():
-            self._down_hint(ref, down)
-        lookup = q.lookup
-        # query.js _readMore: done when nothing is in flight, or when every request still in
-        # flight is slow (timed out once) and k closest replies are in
-        slow_only = (
-            lookup.inflight > 0 and lookup.inflight == len(q.slow) and len(lookup.closest_nodes()) >= K
-        )
-        if (slow_only or lookup.done) and not q.finished:
-            q.finished = True
-            self._queries.discard(q)
-            self._queries_stats["active"] -= 1
-            for r in list(q.reqs):
-                self._abort_req(r)
-            if q.on_finished is not None:
-                q.on_finished(q)
-
-    def _stop_query(self, q: Query) -> None:
-        if q.finished:
-            return
-        q.finished = True
-        self._queries.discard(q)
-        self._queries_stats["active"] -= 1
-        for r in list(q.reqs):
-            self._abort_req(r)
-        if q.op is not None:
-            self._ops.pop(q.op, None)
-
-    def _query_send(self, q: Query, c: Contact) -> None:
-        def ok(r: Reply) -> None:
-            self._query_reply(q, c, req, r)
-
-        def err(e: PeerDHTError) -> None:
-            self._query_error(q, c, req, e)
-
-        req = self._request(
-            c.addr,
-            internal=q.internal,
-            command=q.command,
-            target=q.target,
-            value=q.value,
-            retries=QUERY_RETRIES,
-            on_response=ok,
-            on_error=err,
-            to_id=c.id or None,
-            owner=q,
-        )
-        q.reqs.add(req)
-
-    def _query_reply(self, q: Query, c: Contact, req: OutgoingRequest, r: Reply) -> None:
-        q.reqs.discard(req)
-        q.slow.discard(req)
-        if q.finished:
-            return
-        m = r.message
-        if m.error == 0:
-            q.successes += 1
-        else:
-            q.errors += 1
-        local = self.table.local_id
-
-        def id_of(h: str, p: int) -> bytes | None:
-            if not 0 < p < 65536:
-                return None
-            cid = _cached_node_id(h, p)
-            return None if cid == local else cid
-
-        responder = Contact(r.from_id or c.id, r.from_addr[0], r.from_addr[1])
-        if q.lookup.on_reply(responder, (), r, counts=m.error == 0 and r.from_id is not None):
-            q.lookup.add_addresses(m.closer_nodes, responder, id_of)
-        if m.error == 0 and q.on_data is not None:
-            q.on_data(q, responder, r)
-        self._pump(q)
-
-    def _query_error(self, q: Query, c: Contact, req: OutgoingRequest, e: PeerDHTError) -> None:
-        q.reqs.discard(req)
-        q.slow.discard(req)
-        if q.finished:
-            return
-        q.errors += 1
-        refs = q.lookup.referrers(c)
-        q.lookup.on_failure(c)
-        if isinstance(e, RequestTimeout):
-            for ref in refs:
-                self._down_hint(ref, c)
-        self._pump(q)
-
-    def _down_hint(self, ref: Contact, down: Contact) -> None:
-        if self._down_hints_sent >= DOWN_HINTS_PER_TICK:
-            return
-        self._down_hints_sent += 1
-        self._request(
-            ref.addr,
-            internal=True,
-            command=InternalCommand.DOWN_HINT,
-            value=encode_ipv4_address(down.host, down.port),
-            on_response=_noop,
-            on_error=_noop,
-        )
-
-    def _commit_query(
-        self,
-        target: bytes,
-        command: int,
-        value: bytes | None,
-        write_command: int,
-        build: Callable[[Contact, bytes], bytes],
-        result: Callable[[int], object],
-        *,
-        fail_on_remote: frozenset[int] = frozenset(),
-    ) -> int:
-        self._refresh_ticks = REFRESH_TICKS
-        q = self._new_query(target, command, value=value)
-        op = op_id(q.op)
-
-        def on_finished(q: Query) -> None:
-            replies = q.lookup.closest_replies()
-            if not replies:
-                self._fail(op, RequestError("too few nodes responded"))
-                return
-            commit = Commit(op=op, result=result, fail_on_remote=fail_on_remote)
-            self._ops[op] = commit
-            for c, data in replies:
-                assert isinstance(data, Reply)
-                token = data.message.token
-                if token is None:
-                    commit.errors.append(RequestError("no token received from closest node"))
-                    continue
-                commit.pending += 1
-                self._commit_send(commit, c, data, token, target, write_command, build(c, token))
-            self._commit_maybe_done(commit)
-
-        q.on_finished = on_finished
-        self._start_query(q)
-        return op
-
-    def _commit_send(
-        self,
-        commit: Commit,
-        c: Contact,
-        data: Reply,
-        token: bytes,
-        target: bytes,
-        command: int,
-        value: bytes,
-    ) -> None:
-        def ok(r: Reply) -> None:
-            commit.reqs.discard(req)
-            commit.pending -= 1
-            if r.message.error == 0:
-                commit.success += 1
-            else:
-                commit.errors.append(RemoteError(r.message.error))
-            self._commit_maybe_done(commit)
-
-        def err(e: PeerDHTError) -> None:
-            commit.reqs.discard(req)
-            commit.pending -= 1
-            commit.errors.append(e)
-            self._commit_maybe_done(commit)
-
-        req = self._request(
-            data.from_addr,
-            internal=False,
-            command=command,
-            target=target,
-            value=value,
-            token=token,
-            on_response=ok,
-            on_error=err,
-        )
-        commit.reqs.add(req)
-
-    def _commit_maybe_done(self, commit: Commit) -> None:
-        if commit.pending > 0:
-            return
-        for e in commit.errors:
-            if isinstance(e, RemoteError) and e.code in commit.fail_on_remote:
-                self._fail(commit.op, e)
-                return
-        if commit.success > 0:
-            self._done(commit.op, commit.result(commit.success))
-            return
-        remote = [e for e in commit.errors if isinstance(e, RemoteError)]
-        error = (
-            remote[0]
-            if remote
-            else commit.errors[-1]
-            if commit.errors
-            else RequestError("no node stored the value")
-        )
-        self._fail(commit.op, error)
 
     # ------------------------------------------------------------------ requests (io.js)
 
@@ -1128,7 +652,7 @@ class RPCNode:
             return
         from_id = None
         if msg.id is not None:
-            expected = _cached_node_id(addr[0], addr[1])
+            expected = cached_node_id(addr[0], addr[1])
             from_id = expected if msg.id == expected else None
         if msg.id is not None and from_id is None:
             # dht-rpc treats a wrong id as absent; the message itself is still handled
@@ -1189,52 +713,6 @@ class RPCNode:
         here (hyperdht ``onrequest``); dht-rpc answers UNKNOWN_COMMAND."""
         self._send_reply(req, addr, socket, error=Error.UNKNOWN_COMMAND, token=False)
 
-    def _on_internal(self, req: Request, addr: Address, socket: int, now: float) -> None:
-        command = req.command
-        value = req.value
-        if command == InternalCommand.PING:
-            self._send_reply(req, addr, socket, closer=False)
-        elif command == InternalCommand.PING_NAT:
-            if value is None or len(value) < 2:
-                self._drop("bad_value")
-                return
-            port = struct.unpack_from("<H", value)[0]
-            if port == 0:
-                self._drop("bad_value")
-                return
-            self._send_reply(req, addr, socket, reply_to=(addr[0], port), closer=False)
-        elif command == InternalCommand.FIND_NODE:
-            if req.target is None:
-                self._drop("bad_value")
-                return
-            self._send_reply(req, addr, socket)
-        elif command == InternalCommand.DOWN_HINT:
-            if value is None or len(value) < 6:
-                self._drop("bad_value")
-                return
-            if self._checks < MAX_CHECKS:
-                node = self.table.get(blake2b(value[:6]))
-                if node is not None and (node.pinged < self._tick_start or node.id not in self._down_hinted):
-                    self._down_hinted.add(node.id)
-                    self._check(node)
-            self._send_reply(req, addr, socket, closer=False)
-        elif command == InternalCommand.DELAYED_PING:
-            if value is None or len(value) < 4:
-                self._drop("bad_value")
-                return
-            delay = struct.unpack_from("<I", value)[0] / 1000
-            if delay > MAX_PING_DELAY:
-                self._drop("bad_value")
-                return
-            if len(self._delayed) >= MAX_DELAYED_PINGS:
-                self._drop("rate_limited")
-                return
-            self._delayed_seq += 1
-            self._delayed.append((now + delay, self._delayed_seq, req, addr, socket))
-            self._delayed.sort(key=lambda e: (e[0], e[1]))
-        else:
-            self._send_reply(req, addr, socket, error=Error.UNKNOWN_COMMAND, token=False)
-
     def _send_reply(
         self,
         req: Request,
@@ -1262,252 +740,31 @@ class RPCNode:
         )
         self._out.append((encode_response(msg), to, socket))
 
-    # ------------------------------------------------------------------ routing table upkeep
+    # ------------------------------------------------------------------ hooks of the subclasses
+    # implemented by RPCOps (queries) and RPCNetwork (routing table upkeep)
 
-    def _nat_add(self, to: Address) -> None:
-        self._nat.add(to[0], to[1])
+    def _pump(self, q: Query) -> None:
+        raise NotImplementedError
 
-    def _sample_bootstrap_maybe(self, addr: Address, to: Address) -> None:
-        if len(self._non_persistent_samples) >= max(1, len(self.bootstrap_nodes)):
-            return
-        if addr in self._non_persistent_samples:
-            return
-        self._non_persistent_samples.append(addr)
-        self._nat_add(to)
+    def _stop_query(self, q: Query) -> None:
+        raise NotImplementedError
 
     def _add_node_from_network(
         self, sample: bool, addr: Address, from_id: bytes | None, to: Address, now: float
     ) -> None:
-        if from_id is None:
-            self._sample_bootstrap_maybe(addr, to)
-            return
-        old = self.table.get(from_id)
-        if old is not None:
-            sampled = self._sampled.get(from_id)
-            if sample and (sampled is None or now - sampled >= OLD_NODE):
-                self._sampled[from_id] = now
-                self._nat_add(to)
-            old.pinged = now
-            self.table.touch(from_id, now)
-            return
-        self._add_node(Contact(from_id, addr[0], addr[1]), to, now)
+        raise NotImplementedError
 
     def _add_node(self, contact: Contact, to: Address | None, now: float) -> None:
-        if contact.id == self.table.local_id or contact.id in self.table:
-            return
-        contact.pinged = now
-        full = self.table.add(contact, now)
-        if full is not None:
-            self._on_full_row(contact, full, now)
-            return
-        if to is not None and contact.id not in self._sampled:
-            self._sampled[contact.id] = now
-            self._nat_add(to)
+        raise NotImplementedError
 
     def _remove_node(self, node: Contact) -> None:
-        self.table.remove(node.id)
-        self._sampled.pop(node.id, None)
-        self._down_hinted.discard(node.id)
-
-    def _on_full_row(self, new: Contact, oldest: Contact, now: float) -> None:
-        if not self.bootstrapped or self._repinging >= MAX_REPINGING:
-            return
-        if oldest.pinged >= self._tick_start:
-            return
-        if now - oldest.pinged < RECENT_NODE and now - oldest.added > OLD_NODE:
-            return
-        oldest.pinged = now
-        self._repinging += 1
-
-        def ok(r: Reply) -> None:
-            if r.from_id != oldest.id:
-                swap()
-                return
-            self._repinging -= 1
-
-        def swap(_: object = None) -> None:
-            self._repinging -= 1
-            self._remove_node(oldest)
-            self._add_node(new, None, now)
-
-        self._request(oldest.addr, internal=True, command=InternalCommand.PING, on_response=ok, on_error=swap)
+        raise NotImplementedError
 
     def _check(self, node: Contact) -> None:
-        node.pinged = self._now
-        self._checks += 1
+        raise NotImplementedError
 
-        def ok(r: Reply) -> None:
-            self._checks -= 1
-            if r.from_id != node.id:
-                self._remove_node(node)
-
-        def err(e: PeerDHTError) -> None:
-            self._checks -= 1
-            self._remove_node(node)
-
-        self._request(node.addr, internal=True, command=InternalCommand.PING, on_response=ok, on_error=err)
-
-    def _ping_some(self, now: float) -> None:
-        cnt = 3 if len(self._requests) > 2 else 5
-        oldest = self.table.oldest(5)
-        if not oldest:
-            self.refresh()
-            return
-        if now - oldest[0].pinged < RECENT_NODE:
-            cnt = 2
-        for node in oldest[:cnt]:
-            if node.pinged >= self._tick_start:
-                continue
-            self._check(node)
-
-    # ------------------------------------------------------------------ tick, persistence
-
-    def _rotate(self) -> None:
-        self._tokens.rotate(self._rng.randbytes(32), now=self._now)
-
-    def _on_tick(self, now: float) -> None:
-        if now - self._last_tick > SLEEPING_INTERVAL:
-            self._on_wakeup()
-        else:
-            self._tick += 1
-        self._last_tick = now
-        self._tick_start = now
-        self._down_hinted.clear()
-        if not self.bootstrapped:
-            return
-        if self.adaptive and self.ephemeral:
-            self._stable_ticks -= 1
-            if self._stable_ticks <= 0:
-                if self._last_host == self._nat.host:
-                    self._stable_ticks = MORE_STABLE_TICKS
-                else:
-                    self._update_network_state(False, _noop)
-        if self._tick & 7 == 0:
-            self._ping_some(now)
-        self._refresh_ticks -= 1
-        if (self._tick & 63 == 0 and len(self.table) < K) or self._refresh_ticks <= 0:
-            self.refresh()
-        self._down_hints_sent = 0
-
-    def _on_wakeup(self) -> None:
-        self._tick += 2 * 360
-        self._tick += 8 - (self._tick & 7) - 2
-        self._stable_ticks = MORE_STABLE_TICKS
-        self._refresh_ticks = 1
-        self._last_host = None
-        if self.adaptive and not self.ephemeral:
-            self.ephemeral = True
-            self._events.append(PersistentChanged(ephemeral=True))
-
-    def _update_network_state(self, only_firewall: bool, done: Callable[[bool], None]) -> None:
-        """dht-rpc ``_updateNetworkState``: become unfirewalled and (unless ``only_firewall``)
-        persistent when the sampled address is consistent and reachable."""
-        # ephemeral=True never gets here with only_firewall=False (not adaptive, not forced), so
-        # such a node may become unfirewalled but never persistent, as in dht-rpc
-        if not self.ephemeral or self._updating or self._server_addr is None:
-            done(False)
-            return
-        if only_firewall and not self.firewalled:
-            done(False)
-            return
-        host, port = self._nat.host, self._nat.port
-        if not only_firewall:
-            self._stable_ticks = MORE_STABLE_TICKS
-            self._last_host = host
-        if host is None or port == 0:
-            done(False)
-            return
-        sampler = NatSampler() if self.firewalled else self._nat
-
-        def cont(firewalled: bool) -> None:
-            self._updating = False
-            if firewalled:
-                done(False)
-                return
-            self.firewalled = False
-            if not self.ephemeral or host != self._nat.host or port != self._nat.port:
-                done(False)
-                return
-            if sampler.host != host or sampler.port == 0:
-                done(False)
-                return
-            new_id = node_id(sampler.host, sampler.port)
-            if not only_firewall:
-                self.ephemeral = False
-            if sampler is not self._nat:
-                self._non_persistent_samples = []
-                self._nat = sampler
-            if self.table.local_id != new_id:
-                self.table.rebuild(new_id)
-                if self.bootstrapped:
-                    self.refresh()
-            if not self.ephemeral:
-                self._events.append(PersistentChanged(ephemeral=False))
-            done(True)
-
-        if self.firewalled:
-            self._updating = True
-            self._check_if_firewalled(sampler, cont)
-        else:
-            cont(False)
-
-    def _check_if_firewalled(self, sampler: NatSampler, done: Callable[[bool], None]) -> None:
-        """dht-rpc ``_checkIfFirewalled``: PING_NAT up to 5 nodes asking them to answer on our
-        server port; enough answers arriving there from the same host and port => not firewalled."""
-        assert self._server_addr is not None
-        server_port = self._server_addr[1]
-        nodes: list[Address] = [c.addr for c in sorted(self.table, key=lambda c: c.seen, reverse=True)[:5]]
-        if len(nodes) < 5:
-            for b in self.bootstrap_nodes:
-                if _is_ipv4(b[0]) and 0 < b[1] < 65536:
-                    nodes.append(b)
-        if not nodes:
-            done(True)
-            return
-        hosts: set[str] = set()
-        self._fw_listeners.append(hosts)
-        replies: list[Reply] = []
-        state = {"missing": len(nodes)}
-
-        def finish() -> None:
-            self._fw_listeners[:] = [h for h in self._fw_listeners if h is not hosts]
-            count = 0
-            for r in replies:
-                if r.from_addr[0] in hosts:
-                    count += 1
-                    sampler.add(r.message.to[0], r.message.to[1])
-            if (
-                count < (3 if len(nodes) >= 5 else 1)
-                or sampler.host is None
-                or self._nat.host != sampler.host
-                or sampler.port == 0
-                or sampler.port != server_port
-            ):
-                done(True)
-            else:
-                done(False)
-
-        def ok(r: Reply) -> None:
-            replies.append(r)
-            state["missing"] -= 1
-            if state["missing"] == 0:
-                finish()
-
-        def err(e: PeerDHTError) -> None:
-            state["missing"] -= 1
-            if state["missing"] == 0:
-                finish()
-
-        value = _u16(server_port)
-        for addr in nodes:
-            self._request(
-                addr,
-                internal=True,
-                command=InternalCommand.PING_NAT,
-                value=value,
-                on_response=ok,
-                on_error=err,
-            )
+    def _on_internal(self, req: Request, addr: Address, socket: int, now: float) -> None:
+        raise NotImplementedError
 
 
 _GOOD_ADDRS: set[Address] = set()  # source addresses that passed _receive's checks
@@ -1516,7 +773,7 @@ _ID_CACHE: dict[Address, bytes] = {}
 _ID_CACHE_MAX = 1 << 14
 
 
-def _cached_node_id(host: str, port: int) -> bytes:
+def cached_node_id(host: str, port: int) -> bytes:
     """``node_id(host, port)`` memoised (ids are hashed for every message and closer node)."""
     key = (host, port)
     nid = _ID_CACHE.get(key)
@@ -1527,7 +784,7 @@ def _cached_node_id(host: str, port: int) -> bytes:
     return nid
 
 
-def _noop(*_: object) -> None:
+def noop(*_: object) -> None:
     return None
 
 
