@@ -151,7 +151,7 @@ async def test_forged_handshakes_and_holepunches_are_dropped() -> None:
         to = a.local_address()
 
         async def request(command: int, value: bytes) -> object:
-            return await b._run(
+            return await b.run_op(
                 lambda now: b.core.request(to, command, now, target=target, value=value, retries=0)
             )
 

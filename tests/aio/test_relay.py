@@ -41,7 +41,7 @@ async def relay_net(**relay_opts: Any) -> AsyncIterator[tuple[Testnet, RelayServ
 
 def record_relay_traffic(relay: RelayServer) -> list[bytes]:
     seen: list[bytes] = []
-    driver = relay.dht._require_open()
+    driver = relay.dht.require_open()
     for sock in driver.udx_sockets:
         orig = sock.core.receive_datagram
 

@@ -145,7 +145,7 @@ async def test_js_client_relays_to_python_server(relay_impl: str, monkeypatch: p
 
     async def abort_round(self: Any, h: Any, rp: Any, peer_address: Any, from_addr: Any, respond: Any) -> None:
         respond(self._abort_payload(h))
-        self.dht._require_open().kick()
+        self.dht.require_open().kick()
 
     monkeypatch.setattr(server_mod.Server, "_holepunch_round", abort_round)
     monkeypatch.setattr(server_mod.Server, "_on_probe", lambda self, addr, socket: None)
@@ -163,7 +163,7 @@ async def test_js_client_relays_to_python_server(relay_impl: str, monkeypatch: p
         text = "js to py via relay " * 500
         reply = await js.call("connect", publicKey=kp.public_key.hex(), relayThrough=key.hex(), text=text)
         assert reply.get("text") == text, reply
-        assert server.stats.get("relayed") == 1, (server.stats, a._raw_streams().stats, reply)
+        assert server.stats.get("relayed") == 1, (server.stats, a.raw_streams().stats, reply)
         await server.close()
         if relay is not None:
             assert relay.stats["links"] == 1

@@ -198,8 +198,8 @@ async def _connect(
     relay_through: bytes | None,
     upgrade: bool = True,
 ) -> SecretStream:
-    driver = dht._require_open()
-    raws = dht._raw_streams()
+    driver = dht.require_open()
+    raws = dht.raw_streams()
     kp = key_pair or dht.default_key_pair
     target = blake2b(public_key)
     log.debug("connecting to %s", public_key.hex()[:16])
@@ -329,17 +329,17 @@ async def _lan_shortcut(dht: HyperDHT, sid: int, remote: NoisePayload) -> UDXStr
         return None
     addr = match_address(list(local_addresses(dht.local_address())), candidates) or candidates[0]
     try:
-        await dht._run(
+        await dht.run_op(
             lambda now: dht.core.request(
                 addr, InternalCommand.PING, now, internal=True, retries=1, socket=SERVER
             )
         )
     except PeerDHTError:
         return None
-    stream = dht._raw_streams().opened(sid)
+    stream = dht.raw_streams().opened(sid)
     if stream is not None:
         return stream
-    return dht._raw_streams().connect(sid, SERVER, remote.udx.id, addr)
+    return dht.raw_streams().connect(sid, SERVER, remote.udx.id, addr)
 
 
 async def _try_node(
@@ -347,7 +347,7 @@ async def _try_node(
 ) -> tuple[Reply, Handshake, Address] | None:
     value = encode_handshake(Handshake(mode=FROM_CLIENT, noise=msg1))
     try:
-        reply: Reply = await dht._run(
+        reply: Reply = await dht.run_op(
             lambda now: dht.core.request(addr, Command.PEER_HANDSHAKE, now, target=target, value=value)
         )
     except PeerDHTError:
@@ -387,7 +387,7 @@ async def _upgrade(
     failure just leaves the connection on the relay."""
     from peerdht.aio.relay import is_relayed, until_closed, upgrade_relayed
 
-    socket = dht._raw_streams().index_of(stream.socket)
+    socket = dht.raw_streams().index_of(stream.socket)
     if socket is None:
         return
     puncher = Puncher(dht, 0, remote, result, target, relayed=stream, socket=socket)
@@ -405,7 +405,7 @@ async def _upgrade(
             log.warning("relay -> direct punch failed unexpectedly", exc_info=exc)
         return
     if puncher.direct is not None and is_relayed(stream) and upgrade_relayed(stream, puncher.direct):
-        dht._connect_paths["upgraded"] = dht._connect_paths.get("upgraded", 0) + 1
+        dht.count_connect("upgraded")
 
 
 async def _open(
@@ -420,7 +420,7 @@ async def _open(
     target: bytes,
 ) -> tuple[UDXStream, str]:
     """Open the UDX stream to the server; returns it and the path taken (see :data:`PATHS`)."""
-    raws = dht._raw_streams()
+    raws = dht.raw_streams()
     assert remote.udx is not None
     holepunchable = remote.holepunch is not None and len(remote.holepunch.relays) > 0
     sock = CLIENT if dht.core.firewalled else SERVER
@@ -451,7 +451,7 @@ async def _secure(
         raise
     secure.path = path
     log.debug("open (%s) to %s", path, stream.remote_addr)
-    dht._connect_paths[path] = dht._connect_paths.get(path, 0) + 1
+    dht.count_connect(path)
     return secure
 
 
@@ -472,7 +472,7 @@ class Puncher:
     ) -> None:
         assert remote.holepunch is not None and remote.udx is not None
         self.dht = dht
-        self.raws = dht._raw_streams()
+        self.raws = dht.raw_streams()
         self.sid = sid
         self.remote_udx = remote.udx.id
         self.hp_id = remote.holepunch.id
@@ -562,7 +562,7 @@ class Puncher:
         self.nat.give_up()
 
     async def _ping(self, addr: Address) -> Reply:
-        r: Reply = await self.dht._run(
+        r: Reply = await self.dht.run_op(
             lambda now: self.dht.core.request(
                 addr, InternalCommand.PING, now, internal=True, retries=0, socket=self.socket
             )
@@ -581,7 +581,7 @@ class Puncher:
             )
         )
         try:
-            reply: Reply = await self.dht._run(
+            reply: Reply = await self.dht.run_op(
                 lambda now: self.dht.core.request(
                     relay, Command.PEER_HOLEPUNCH, now, target=self.target, value=value, socket=self.socket
                 )

@@ -208,7 +208,7 @@ class HyperDHT:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.relay.close(), 2)
         for server in list(self._servers):
-            server._shutdown()
+            server.shutdown()
         if self._raw is not None:
             self._raw.close_all()
         if self._driver is not None:
@@ -217,7 +217,7 @@ class HyperDHT:
 
     async def fully_bootstrapped(self) -> None:
         """Wait until the initial bootstrap lookup has finished (dht-rpc ``fullyBootstrapped()``)."""
-        self._require_open()
+        self.require_open()
         await self._bootstrapped.wait()
         if self._bootstrap_error is not None:
             raise self._bootstrap_error
@@ -261,7 +261,7 @@ class HyperDHT:
 
     def local_address(self) -> Address:
         """The bound (host, port) of the server socket."""
-        return self._require_open().address(0)
+        return self.require_open().address(0)
 
     def to_array(self) -> list[Address]:
         """The routing table's nodes as (host, port)."""
@@ -275,13 +275,13 @@ class HyperDHT:
         Raises:
             RequestTimeout: no reply after retries.
         """
-        result: Response = await self._run(lambda now: self.core.ping(addr, now))
+        result: Response = await self.run_op(lambda now: self.core.ping(addr, now))
         return result
 
     async def find_node(self, target: bytes) -> list[Contact]:
         """Iterative FIND_NODE: the closest nodes to ``target`` (32 bytes)."""
         _check_len("target", target, 32)
-        result: list[Contact] = await self._run(lambda now: self.core.find_node(target, now))
+        result: list[Contact] = await self.run_op(lambda now: self.core.find_node(target, now))
         return result
 
     async def lookup(self, topic: bytes) -> AsyncIterator[LookupResult]:
@@ -322,14 +322,14 @@ class HyperDHT:
         """
         _check_len("topic", topic, 32)
         kp = key_pair or self.default_key_pair
-        result: int = await self._run(lambda now: self.core.announce(topic, kp, list(relay_addresses), now))
+        result: int = await self.run_op(lambda now: self.core.announce(topic, kp, list(relay_addresses), now))
         return result
 
     async def unannounce(self, topic: bytes, key_pair: KeyPair | None = None) -> None:
         """Remove our record for ``topic`` from the nodes holding it (signed UNANNOUNCE)."""
         _check_len("topic", topic, 32)
         kp = key_pair or self.default_key_pair
-        await self._run(lambda now: self.core.unannounce(topic, kp, now))
+        await self.run_op(lambda now: self.core.unannounce(topic, kp, now))
 
     async def immutable_put(self, value: bytes) -> bytes:
         """Store ``value`` at ``hash(value)``; returns that hash (32 bytes).
@@ -338,13 +338,13 @@ class HyperDHT:
             InvalidArgument: ``value`` is longer than :data:`~peerdht.hyper.constants.MAX_VALUE_SIZE`.
         """
         _check_value(value)
-        result: bytes = await self._run(lambda now: self.core.immutable_put(bytes(value), now))
+        result: bytes = await self.run_op(lambda now: self.core.immutable_put(bytes(value), now))
         return result
 
     async def immutable_get(self, hash: bytes) -> bytes | None:
         """Fetch the value stored at ``hash`` (32 bytes), checked against the hash; ``None`` if not found."""
         _check_len("hash", hash, 32)
-        result: bytes | None = await self._run(lambda now: self.core.immutable_get(hash, now))
+        result: bytes | None = await self.run_op(lambda now: self.core.immutable_get(hash, now))
         return result
 
     async def mutable_put(self, key_pair: KeyPair, value: bytes, *, seq: int = 0) -> MutablePutResult:
@@ -357,7 +357,7 @@ class HyperDHT:
         _check_value(value)
         if seq < 0:
             raise LocalProtocolError("seq must be >= 0")
-        result: MutablePutResult = await self._run(
+        result: MutablePutResult = await self.run_op(
             lambda now: self.core.mutable_put(key_pair, bytes(value), seq, now)
         )
         return result
@@ -365,7 +365,7 @@ class HyperDHT:
     async def mutable_get(self, public_key: bytes, *, seq: int = 0, latest: bool = True) -> MutableRecord | None:
         """Fetch the newest signed value of ``public_key`` (32 bytes) with seq >= ``seq``; ``None`` if none."""
         _check_len("public_key", public_key, 32)
-        result: MutableRecord | None = await self._run(
+        result: MutableRecord | None = await self.run_op(
             lambda now: self.core.mutable_get(public_key, now, seq=seq, latest=latest)
         )
         return result
@@ -409,16 +409,6 @@ class HyperDHT:
             upgrade=upgrade,
         )
 
-    def _raw_streams(self) -> RawStreams:
-        if self._raw is None:
-            from peerdht.aio.socketpool import RawStreams
-
-            driver = self._require_open()
-            if not driver.udx_sockets:
-                raise LocalProtocolError("this node was created with connectable=False")
-            self._raw = RawStreams(driver)
-        return self._raw
-
     @staticmethod
     def hash(data: bytes) -> bytes:
         """BLAKE2b-256 (hyperdht ``DHT.hash``)."""
@@ -429,20 +419,68 @@ class HyperDHT:
         """An Ed25519 key pair, from a 32-byte ``seed`` if given (equal to JS ``DHT.keyPair(seed)``)."""
         return KeyPair.from_seed(seed) if seed is not None else KeyPair.generate()
 
-    # ------------------------------------------------------------------ plumbing
+    # ------------------------------------------------------------------ node interface (aio.connect, aio.server)
 
-    def _require_open(self) -> DatagramDriver:
+    @property
+    def destroyed(self) -> bool:
+        """True once :meth:`close` has started."""
+        return self._destroyed
+
+    def require_open(self) -> DatagramDriver:
+        """The datagram driver of this open node.
+
+        Raises:
+            LocalProtocolError: the node is not open yet, or was destroyed.
+        """
         if self._driver is None:
             raise LocalProtocolError("the DHT is not open: use `async with HyperDHT(...)` or `await dht.open()`")
         if self._destroyed:
             raise LocalProtocolError("the DHT was destroyed")
         return self._driver
 
-    async def _run(self, start: Start) -> Any:
-        return await self._ops.run(self._require_open(), start)
+    def raw_streams(self) -> RawStreams:
+        """The node's raw UDX streams (one pool over its UDX sockets), created on first use.
+
+        Raises:
+            LocalProtocolError: the node is not open, or was created with ``connectable=False``.
+        """
+        if self._raw is None:
+            from peerdht.aio.socketpool import RawStreams
+
+            driver = self.require_open()
+            if not driver.udx_sockets:
+                raise LocalProtocolError("this node was created with connectable=False")
+            self._raw = RawStreams(driver)
+        return self._raw
+
+    async def run_op(self, start: Start) -> Any:
+        """Start a core operation (``start(now) -> op id``) and await its result.
+
+        Raises:
+            LocalProtocolError: the node is not open or was destroyed.
+            PeerDHTError: the operation failed (its own subclass).
+        """
+        return await self._ops.run(self.require_open(), start)
+
+    def count_connect(self, path: str) -> None:
+        """Count one connection that took ``path`` (``direct``, ``holepunch``, ``relayed``, ``upgraded``...),
+        reported in ``stats()['connects']``."""
+        self._connect_paths[path] = self._connect_paths.get(path, 0) + 1
+
+    def add_server(self, server: Server) -> None:
+        """Register a listening server: router events for its target go to it."""
+        self._servers.add(server)
+
+    def remove_server(self, server: Server) -> None:
+        """Forget a closed server (no-op if unknown)."""
+        self._servers.discard(server)
+
+    def serves(self, target: bytes, *, besides: Server | None = None) -> bool:
+        """True if an open server other than ``besides`` listens on ``target`` (32 bytes)."""
+        return any(s is not besides and s.target == target and not s.closed for s in self._servers)
 
     async def _stream(self, start: Start) -> AsyncIterator[Any]:
-        async for item in self._ops.stream(self._require_open(), start):
+        async for item in self._ops.stream(self.require_open(), start):
             yield item
 
     def _on_event(self, event: object) -> None:

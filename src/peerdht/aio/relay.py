@@ -97,7 +97,7 @@ def token() -> bytes:
 def _random_id(sock: UDXSocket) -> int:
     while True:
         sid = int.from_bytes(os.urandom(4), "little")
-        if sid and sid not in sock._streams and not sock.core.has_stream(sid):
+        if sid and not sock.has_stream(sid) and not sock.core.has_stream(sid):
             return sid
 
 

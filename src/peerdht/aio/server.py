@@ -217,12 +217,12 @@ class Server:
         target = blake2b(kp.public_key)
         if target in self.dht.core.router.servers:
             raise LocalProtocolError("key pair already used by another server")
-        self.dht._require_open()
+        self.dht.require_open()
         self.key_pair = kp
         self.target = target
         self.dht.core.router.listen(target)
-        self.dht._raw_streams().probe_listeners.append(self._on_probe)
-        self.dht._servers.add(self)
+        self.dht.raw_streams().probe_listeners.append(self._on_probe)
+        self.dht.add_server(self)
         await self.dht.fully_bootstrapped()
         await self._announce()
         self._refresher = asyncio.ensure_future(self._refresh_loop())
@@ -276,7 +276,7 @@ class Server:
 
     async def _alive(self, addr: Address) -> bool:
         try:
-            await self.dht._run(
+            await self.dht.run_op(
                 lambda now: self.dht.core.request(addr, InternalCommand.PING, now, internal=True, retries=1)
             )
         except PeerDHTError:
@@ -292,10 +292,10 @@ class Server:
             self._refresher.cancel()
         if self.target is not None:
             self._unlisten()
-        self.dht._servers.discard(self)
-        if self._on_probe in self.dht._raw_streams().probe_listeners:
-            self.dht._raw_streams().probe_listeners.remove(self._on_probe)
-        if self.target is not None and self.key_pair is not None and not self.dht._destroyed:
+        self.dht.remove_server(self)
+        if self._on_probe in self.dht.raw_streams().probe_listeners:
+            self.dht.raw_streams().probe_listeners.remove(self._on_probe)
+        if self.target is not None and self.key_pair is not None and not self.dht.destroyed:
             with contextlib.suppress(PeerDHTError):
                 await asyncio.wait_for(self.dht.unannounce(self.target, self.key_pair), 10)
             with contextlib.suppress(TimeoutError):
@@ -305,7 +305,7 @@ class Server:
         for s in list(self.connections):
             s.close()
 
-    def _shutdown(self) -> None:
+    def shutdown(self) -> None:
         """Stop at once without unannouncing (the node is being destroyed)."""
         self.closed = True
         if self._refresher is not None:
@@ -317,9 +317,7 @@ class Server:
 
     def _unlisten(self) -> None:
         # another server may have taken the key pair over since (after our close)
-        if self.target is not None and not any(
-            s is not self and s.target == self.target and not s.closed for s in self.dht._servers
-        ):
+        if self.target is not None and not self.dht.serves(self.target, besides=self):
             self.dht.core.router.unlisten(self.target)
 
     async def __aenter__(self) -> Server:
@@ -403,7 +401,7 @@ class Server:
                 self._drop("firewalled")
                 return None
         error = server_error_code(remote)
-        raws = self.dht._raw_streams()
+        raws = self.dht.raw_streams()
         sid = raws.reserve() if error == Err.NONE else 0
         our_remote = self.dht.core.remote_address()
         hid = self._holepunches.index(None) if None in self._holepunches else len(self._holepunches)
@@ -494,7 +492,7 @@ class Server:
         respond: Callable[[ServerAnswer], None],
     ) -> None:
         assert h.payload is not None and h.nat is not None
-        driver = self.dht._require_open()
+        driver = self.dht.require_open()
 
         def answer(ans: ServerAnswer) -> None:
             respond(ans)
@@ -520,7 +518,7 @@ class Server:
         if h.nat.firewall == Firewall.UNKNOWN:
             answer(self._abort_payload(h))
             return
-        raws = self.dht._raw_streams()
+        raws = self.dht.raw_streams()
         if (
             coerce_firewall(h.nat.firewall) == Firewall.CONSISTENT
             and rp.remote_address is not None
@@ -573,7 +571,7 @@ class Server:
         nat.give_up()
 
     async def _ping(self, addr: Address) -> Reply:
-        r: Reply = await self.dht._run(
+        r: Reply = await self.dht.run_op(
             lambda now: self.dht.core.request(
                 addr, InternalCommand.PING, now, internal=True, retries=0, socket=PUNCH_SOCKET
             )
@@ -583,7 +581,7 @@ class Server:
     async def _punch(self, h: _Pending, strategy: Strategy) -> None:
         """Probe the client (holepuncher.js ``_consistentProbe`` / ``_randomProbes``); the client's
         first UDX packet to our stream id opens the connection (see :meth:`_accept`)."""
-        raws = self.dht._raw_streams()
+        raws = self.dht.raw_streams()
         rng = random.Random(os.urandom(16))
         try:
             if strategy is Strategy.CONSISTENT:
@@ -621,7 +619,7 @@ class Server:
         """Answer every probe with a probe while we have punches running (holepuncher.js: the
         responder echoes so the initiator learns the path is open)."""
         if socket == PUNCH_SOCKET and any(h is not None and not h.connected for h in self._holepunches):
-            self.dht._raw_streams().send_probe(socket, addr)
+            self.dht.raw_streams().send_probe(socket, addr)
 
     # ------------------------------------------------------------------ accepting
 
@@ -630,7 +628,7 @@ class Server:
     ) -> None:
         from peerdht.aio.relay import relayed_udx
 
-        raws = self.dht._raw_streams()
+        raws = self.dht.raw_streams()
         self.stats["relay_attempts"] = self.stats.get("relay_attempts", 0) + 1
         try:
             stream = await relayed_udx(self.dht, relay_public_key, False, token, sid, direct_id=direct_id)
@@ -649,7 +647,7 @@ class Server:
         self.stats["relayed"] = self.stats.get("relayed", 0) + 1
 
     def _end_holepunch(self, hid: int, stream: UDXStream | None) -> None:
-        raws = self.dht._raw_streams()
+        raws = self.dht.raw_streams()
         h = self._holepunches[hid] if hid < len(self._holepunches) else None
         if h is not None:
             h.connected = stream is not None
@@ -669,7 +667,7 @@ class Server:
         if h.strategy is Strategy.BIRTHDAY:
             # the client could only reach a birthday socket, where the relayed stream cannot follow
             h.punching = False
-            raws = self.dht._raw_streams()
+            raws = self.dht.raw_streams()
             for index in h.birthday:
                 raws.close_socket(index)
             h.birthday.clear()
@@ -709,7 +707,7 @@ class Server:
             if stream is not None:
                 stream.destroy()
             try:
-                raws = self.dht._raw_streams()
+                raws = self.dht.raw_streams()
             except PeerDHTError:
                 return  # the node is closed: its sockets and streams are gone anyway
             if stream is not None:
@@ -749,7 +747,7 @@ class Server:
         *,
         state: _Accepting,
     ) -> None:
-        raws = self.dht._raw_streams()
+        raws = self.dht.raw_streams()
         opened_by_us = stream is not None  # else the client's first packet (or a relay splice) opened it
         try:
             if stream is None:

@@ -174,7 +174,7 @@ class RawStreams:
         socks = self._driver.udx_sockets
         while True:  # O(sockets) per try, not O(streams): a handshake flood must not cost quadratic time
             sid = int.from_bytes(os.urandom(4), "little")
-            if sid and sid not in self._pending and not any(sid in s._streams for s in socks):
+            if sid and sid not in self._pending and not any(s.has_stream(sid) for s in socks):
                 break
         self._pending[sid] = _Pending(asyncio.get_running_loop().create_future())
         return sid
@@ -245,7 +245,7 @@ class RawStreams:
         sock.core.connect(sid, remote_id, addr)
         stream.remote_id = remote_id
         stream.remote_addr = addr
-        sock._schedule_flush()
+        sock.schedule_flush()
         return stream
 
     def _on_other(self, data: bytes, addr: Address, index: int) -> None:
@@ -270,7 +270,7 @@ class RawStreams:
                 sock = self._sock(index)
                 with contextlib.suppress(Exception):
                     sock.core.receive_datagram(data, addr, asyncio.get_running_loop().time())
-                sock._schedule_flush()
+                sock.schedule_flush()
                 return
         self.stats["unknown"] += 1
 

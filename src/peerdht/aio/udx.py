@@ -136,6 +136,10 @@ class UDXSocket:
         self._streams[sid] = stream
         return stream
 
+    def has_stream(self, sid: int) -> bool:
+        """True if a stream with local id ``sid`` (u32) was created on this socket and is still known."""
+        return sid in self._streams
+
     def set_test_loss(self, rng: random.Random, rate: float) -> None:
         """Testing aid: drop this fraction of received and of sent datagrams (0 disables)."""
         self._loss_rng = rng
@@ -211,7 +215,8 @@ class UDXSocket:
         self.core.handle_timer(self._loop.time())
         self._after_io()
 
-    def _schedule_flush(self) -> None:
+    def schedule_flush(self) -> None:
+        """Send what the core has queued on the next loop turn (once, however often it is called)."""
         if not self._flush_scheduled and not self._closed:
             self._flush_scheduled = True
             self._loop.call_soon(self._scheduled_flush)
@@ -228,7 +233,7 @@ class UDXSocket:
         self._arm_timer()
         if self._relay_peers:  # packets we relayed leave through other sockets
             for peer in self._relay_peers:
-                peer._schedule_flush()
+                peer.schedule_flush()
 
     def _flush(self) -> None:
         out = self.core.datagrams_to_send(self._loop.time())
@@ -417,7 +422,7 @@ class UDXStream:
         self._core.connect(self.id, remote_id, addr, ack=ack)
         self.remote_id = remote_id
         self.remote_addr = addr
-        self.socket._schedule_flush()
+        self.socket.schedule_flush()
 
     async def change_remote(self, remote_id: int, addr: Addr, *, resend: bool = False) -> None:
         """Move the stream to a new remote; returns once data sent before the move is acknowledged.
@@ -536,7 +541,7 @@ class UDXStream:
     def _consumed(self, n: int) -> None:
         if n and not self._closed:
             self._core.stream_consumed(self.id, n)
-            self.socket._schedule_flush()
+            self.socket.schedule_flush()
 
     # ---------------------------------------------------------------- writing
 
@@ -551,7 +556,7 @@ class UDXStream:
             raise LocalProtocolError("write after write_eof")
         if not self._core.send(self.id, data):
             self._paused = True
-        self.socket._schedule_flush()
+        self.socket.schedule_flush()
 
     def writelines(self, data: list[bytes]) -> None:
         """Write several buffers."""
@@ -583,7 +588,7 @@ class UDXStream:
             return
         self._eof_sent = True
         self._core.end(self.id)
-        self.socket._schedule_flush()
+        self.socket.schedule_flush()
 
     def can_write_eof(self) -> bool:
         """Always True."""
@@ -593,7 +598,7 @@ class UDXStream:
         """Send an unordered, unreliable MESSAGE datagram on the stream (udx-native ``stream.trySend``)."""
         self._check()
         self._core.send_message(self.id, data)
-        self.socket._schedule_flush()
+        self.socket.schedule_flush()
 
     async def receive_message(self) -> bytes:
         """The next MESSAGE datagram received on the stream."""
