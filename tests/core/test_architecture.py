@@ -53,7 +53,6 @@ ALLOWED_PRIVATE_ACCESS: dict[str, int] = {
 ALLOWED_LONG: set[str] = {
     "aio/relay.py",
     "mainline/node.py",
-    "udx/stream.py",
 }
 
 

@@ -1,4 +1,4 @@
-"""SACK ranges on the receiving end: which out-of-order packets arrived, as libudx reports them.
+"""The receiving end's acknowledgements: the ACK packet and the SACK ranges it carries, as libudx.
 
 The receiver keeps sorted ``[start, end)`` ranges of unwrapped sequence numbers it holds beyond its
 cumulative ack and sends the first ``MAX_SACKS`` of them as u32 pairs after the header of a SACK
@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import struct
 
-from peerdht.udx.packet import MAX_SACKS
+from peerdht.udx.packet import HEADER, MAX_SACKS, SACK
+from peerdht.udx.state import Addr, StreamState
 
 _M = 0xFFFFFFFF
+_PACK_HEADER = HEADER.pack
 
 
 def add_range(ranges: list[list[int]], seq: int) -> None:
@@ -54,3 +56,20 @@ def add_range(ranges: list[list[int]], seq: int) -> None:
 def sack_body(ranges: list[list[int]]) -> bytes:
     """The SACK blocks of the first ``MAX_SACKS`` ranges, as little-endian u32 ``start, end`` pairs."""
     return b"".join(struct.pack("<II", s & _M, e & _M) for s, e in ranges[:MAX_SACKS])
+
+
+def send_ack(st: StreamState, out: list[tuple[bytes, Addr]], now: float) -> None:
+    """Append the stream's ACK to ``out``: cumulative ack, receive window, and SACK blocks while
+    out-of-order packets are held; ``now`` (seconds) is when it is sent."""
+    st.need_ack = False
+    rwnd = st.rwnd()
+    st.advertised = rwnd
+    ranges = st.ranges
+    if ranges and st.ooo:
+        body = sack_body(ranges)
+        head = _PACK_HEADER(255, 1, SACK, 0, st.remote_id, rwnd, st.seq & _M, st.ack & _M)
+        out.append((head + body, st.addr))
+    else:
+        out.append((_PACK_HEADER(255, 1, 0, 0, st.remote_id, rwnd, st.seq & _M, st.ack & _M), st.addr))
+    st.packets_tx += 1
+    st.last_tx = now

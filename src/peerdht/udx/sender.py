@@ -19,6 +19,7 @@ from peerdht.udx.packet import (
     END,
     HEADER,
     HEADER_SIZE,
+    HEARTBEAT,
     IPV4_OVERHEAD,
     IPV6_OVERHEAD,
     MTU_BASE,
@@ -346,3 +347,13 @@ def probe_failed(st: StreamState) -> None:
         st.mtu_state = MTU_STATE_DONE
     else:
         st.probe_wanted = True
+
+
+def send_heartbeat(st: StreamState, out: list[tuple[bytes, Addr]], now: float) -> None:
+    """Append a HEARTBEAT to ``out`` (the peer ACKs it at once, libudx ``send_probe``): keepalive and
+    zero-window probe; ``now`` (seconds) is when it is sent."""
+    out.append(
+        (_PACK_HEADER(255, 1, HEARTBEAT, 0, st.remote_id, st.rwnd(), st.seq & _M, st.ack & _M), st.addr)
+    )
+    st.packets_tx += 1
+    st.last_tx = now

@@ -166,3 +166,19 @@ class StreamState:
             return self.recv_window_max
         w = self.recv_window_max - self.unread
         return w if w > 0 else 0
+
+    def stats(self) -> dict[str, float]:
+        """Counters and estimates (cwnd in packets, srtt/rto in seconds, bytes relayed, ...)."""
+        return {
+            "cwnd": self.cc.cwnd,
+            "srtt": self.srtt,
+            "rto": self.rto,
+            "inflight": self.inflight,
+            "retransmits": self.retransmits,
+            "rto_count": self.rto_count,
+            "fast_recoveries": self.fast_recoveries,
+            "packets_rx": self.packets_rx,
+            "packets_tx": self.packets_tx,
+            "relayed_bytes": self.relayed_bytes,
+            "relay_drops": self.relay_drops,
+        }

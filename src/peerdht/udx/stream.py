@@ -14,16 +14,15 @@ Behaviour mirrors libudx ``src/udx.c`` (udx-native 1.21.3):
 * MESSAGE packets are unordered datagrams on the stream, not acknowledged;
 * packets for an unknown stream id (and non-UDX datagrams) are handed on as :class:`DatagramReceived`.
 
-The sender is our own (sender behaviour is local): SACK/FACK loss detection with a duplicate threshold
-of 3, retransmission-loss detection by transmission order (RACK-like), RTO with exponential backoff
-(six timeouts of the same packet reset the stream, as libudx), AIMD congestion control
-(``congestion.py``), a fixed MTU of 1200 (payload 1152 bytes over IPv4, 1132 over IPv6), zero-window
-probes and optional keepalives. Times are seconds.
+The sender is our own (sender behaviour is local): ``sender.py`` (SACK/FACK and RACK-like loss
+detection, tail-loss probes, the MTU search, 1200 up to 1500 bytes) with ``congestion.py``; the RTO
+with exponential backoff (six timeouts of the same packet reset the stream, as libudx) is here. Stream
+state is in ``state.py``, the receiver's ACK/SACK in ``sack.py``, the timer heap in ``timers.py``.
+Times are seconds.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 from typing import Final
 
@@ -41,7 +40,7 @@ from peerdht.udx.events import (
 )
 from peerdht.udx.events import StreamClosed as StreamClosedEvent
 from peerdht.udx.packet import DATA, DESTROY, END, HEADER, HEADER_SIZE, HEARTBEAT, MESSAGE, SACK
-from peerdht.udx.sack import add_range, sack_body
+from peerdht.udx.sack import add_range, send_ack
 from peerdht.udx.sender import (
     MAX_RTO,
     detect_loss,
@@ -51,6 +50,7 @@ from peerdht.udx.sender import (
     requeue_all,
     reset_mtu,
     rtt_sample,
+    send_heartbeat,
     send_lost,
     send_new,
     take_acked,
@@ -63,6 +63,7 @@ from peerdht.udx.state import (
     RelayLimiter,
     StreamState,
 )
+from peerdht.udx.timers import StreamTimers, arm_liveness
 
 __all__ = ["DEFAULT_RECV_WINDOW", "HIGH_WATERMARK", "Addr", "RelayLimiter", "UDXSocketCore"]
 
@@ -100,12 +101,8 @@ class UDXSocketCore:
         self._events: deque[UDXEvent | StreamState] = deque()
         self._out: list[tuple[bytes, Addr]] = []
         self._dirty: set[StreamState] = set()
-        # timers: a heap of (deadline, seq, stream), stale entries skipped; streams whose deadlines may
-        # have changed are re-armed before the heap is read (O(log n) per change, not O(streams) per
-        # event: a server holding many streams must not pay for all of them on every datagram)
-        self._heap: list[tuple[float, int, StreamState]] = []
-        self._heap_seq = 0
-        self._touched: set[StreamState] = set()
+        self._timers = StreamTimers()
+        self._touched = self._timers.touched  # streams whose deadlines may have changed (timers.py)
         self._next_id = 1
         # cleanly closed streams answer retransmissions for a while (TIME_WAIT; libudx has a TODO):
         # local id -> (expiry, remote id, addr, seq, ack), all wire values
@@ -308,18 +305,7 @@ class UDXSocketCore:
         st.idle_timeout = max(timeout, 0.0)
         st.last_rx = max(st.last_rx, now)
         st.last_tx = max(st.last_tx, now)
-        self._arm_liveness(st, now)
-
-    def _arm_liveness(self, st: StreamState, now: float) -> None:
-        at: float | None = None
-        if st.keepalive:
-            at = min(st.last_rx, st.last_tx) + st.keepalive
-            if at <= now:
-                at = now + st.keepalive
-        if st.idle_timeout:
-            limit = st.last_rx + st.idle_timeout
-            at = limit if at is None or limit < at else at
-        st.keepalive_deadline = at
+        arm_liveness(st, now)
 
     def _on_liveness(self, st: StreamState, now: float) -> None:
         """The keepalive timer: time the stream out when the peer went silent, else heartbeat."""
@@ -336,8 +322,8 @@ class UDXSocketCore:
                 return
             ka = st.keepalive
             if ka and (silent >= ka or now - st.last_tx >= ka):
-                self._send_heartbeat(st)
-        self._arm_liveness(st, now)
+                send_heartbeat(st, self._out, self._now)
+        arm_liveness(st, now)
 
     def set_manual_window(self, stream_id: int, enabled: bool = True) -> None:
         """Advertise ``recv_window - unread`` where unread bytes are released with :meth:`stream_consumed`.
@@ -363,20 +349,7 @@ class UDXSocketCore:
 
     def stream_stats(self, stream_id: int) -> dict[str, float]:
         """Counters and estimates of a stream (cwnd in packets, srtt/rto in seconds, ...)."""
-        st = self._get(stream_id)
-        return {
-            "cwnd": st.cc.cwnd,
-            "srtt": st.srtt,
-            "rto": st.rto,
-            "inflight": st.inflight,
-            "retransmits": st.retransmits,
-            "rto_count": st.rto_count,
-            "fast_recoveries": st.fast_recoveries,
-            "packets_rx": st.packets_rx,
-            "packets_tx": st.packets_tx,
-            "relayed_bytes": st.relayed_bytes,
-            "relay_drops": st.relay_drops,
-        }
+        return self._get(stream_id).stats()
 
     def has_stream(self, stream_id: int) -> bool:
         """Whether a stream with this local id exists and is not closed."""
@@ -399,49 +372,14 @@ class UDXSocketCore:
             )
         return ev
 
-    def _rearm(self) -> None:
-        touched = self._touched
-        if not touched:
-            return
-        heap = self._heap
-        for st in touched:
-            at: float | None = None
-            if not st.closed:
-                for t in (st.rto_deadline, st.pto_deadline, st.zwp_deadline, st.keepalive_deadline):
-                    if t is not None and (at is None or t < at):
-                        at = t
-            if at != st.timer_at:
-                st.timer_at = at
-                if at is not None:
-                    self._heap_seq += 1
-                    heapq.heappush(heap, (at, self._heap_seq, st))
-        touched.clear()
-
     def get_timer(self) -> float | None:
         """When ``handle_timer`` must next be called (seconds, same clock as ``now``), or None."""
-        self._rearm()
-        heap = self._heap
-        while heap:
-            at, _, st = heap[0]
-            if st.closed or st.timer_at != at:
-                heapq.heappop(heap)  # stale: the stream re-armed or closed since
-                continue
-            return at
-        return None
+        return self._timers.next_deadline()
 
     def handle_timer(self, now: float) -> None:
         """Run the timers that are due: retransmission timeout, zero-window probe, keepalive."""
         self._now = now
-        self._rearm()
-        heap = self._heap
-        due: list[StreamState] = []
-        while heap and heap[0][0] <= now:
-            at, _, st = heapq.heappop(heap)
-            if not st.closed and st.timer_at == at:
-                st.timer_at = None
-                due.append(st)
-        self._touched.update(due)
-        for st in due:
+        for st in self._timers.pop_due(now):
             if st.closed:
                 continue
             if st.rto_deadline is not None and now >= st.rto_deadline:
@@ -452,7 +390,7 @@ class UDXSocketCore:
                 probe_tail(st, self._out, now)
             if st.zwp_deadline is not None and now >= st.zwp_deadline:
                 if st.send_rwnd == 0 and (st.queued or (st.ending and not st.end_sent)):
-                    self._send_heartbeat(st)
+                    send_heartbeat(st, self._out, self._now)
                     st.zwp_deadline = now + st.rto * 2
                 else:
                     st.zwp_deadline = None
@@ -611,7 +549,7 @@ class UDXSocketCore:
         st.ranges.clear()
         self._events.append(StreamEnd(stream_id=st.local_id))
         if st.ended:
-            self._send_ack(st)
+            send_ack(st, self._out, self._now)
             self._close(st, None)
             return False
         return True
@@ -745,7 +683,9 @@ class UDXSocketCore:
         if st.closed:
             return
         if st.need_ack and error is None and st.connected:
-            self._send_ack(st)  # e.g. the ACK of the peer's END, as libudx sends before closing
+            send_ack(
+                st, self._out, self._now
+            )  # e.g. the ACK of the peer's END, as libudx sends before closing
         if error is None and st.ended and st.ended_remote:
             if len(self._time_wait) > 4096:
                 now = self._now
@@ -770,30 +710,6 @@ class UDXSocketCore:
         relayed_by, st.relayed_by = st.relayed_by, []
         for core, other in relayed_by:
             core._close(other, error)
-
-    def _send_ack(self, st: StreamState) -> None:
-        st.need_ack = False
-        rwnd = st.rwnd()
-        st.advertised = rwnd
-        ranges = st.ranges
-        if ranges and st.ooo:
-            body = sack_body(ranges)
-            head = _PACK_HEADER(255, 1, SACK, 0, st.remote_id, rwnd, st.seq & _M, st.ack & _M)
-            self._out.append((head + body, st.addr))
-        else:
-            self._out.append(
-                (_PACK_HEADER(255, 1, 0, 0, st.remote_id, rwnd, st.seq & _M, st.ack & _M), st.addr)
-            )
-        st.packets_tx += 1
-        st.last_tx = self._now
-
-    def _send_heartbeat(self, st: StreamState) -> None:
-        rwnd = st.rwnd()
-        self._out.append(
-            (_PACK_HEADER(255, 1, HEARTBEAT, 0, st.remote_id, rwnd, st.seq & _M, st.ack & _M), st.addr)
-        )
-        st.packets_tx += 1
-        st.last_tx = self._now
 
     def _on_rto(self, st: StreamState, now: float) -> None:
         st.pto_deadline = None
@@ -843,7 +759,7 @@ class UDXSocketCore:
         if st.queued or (st.ending and not st.end_sent):
             sent += send_new(st, self._out, now, window, rwnd, ackv)
             if st.queued and window == 0 and not st.outgoing and st.zwp_deadline is None:
-                self._send_heartbeat(st)
+                send_heartbeat(st, self._out, self._now)
                 st.zwp_deadline = now + st.rto
         if sent:
             st.packets_tx += sent
@@ -854,5 +770,5 @@ class UDXSocketCore:
                 st.pto_deadline = now + pto(st) * (1 << min(st.pto_count, 10))
             st.last_tx = now
         if st.need_ack and (not sent or st.ooo):
-            self._send_ack(st)
+            send_ack(st, self._out, self._now)
         st.need_ack = False
