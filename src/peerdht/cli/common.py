@@ -18,11 +18,17 @@ import socket
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from peerdht.hyper.constants import MAX_VALUE_SIZE as HYPER_MAX_VALUE_SIZE
 from peerdht.keys import KeyPair
 from peerdht.mainline.messages import MAX_VALUE as MAINLINE_MAX_VALUE_SIZE
+
+
+class Subparsers(Protocol):
+    """What a ``register`` function needs from ``parser.add_subparsers()`` (argparse's class is private)."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser: ...
 
 
 class CLIError(Exception):

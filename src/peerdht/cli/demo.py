@@ -68,15 +68,12 @@ async def demo(args: argparse.Namespace) -> int:
     if not args.json:
         total = (time.perf_counter() - n.t0) * 1000
         print(f"\nall {n.step} steps passed in {total:.0f} ms\n")
-        print(_next_steps())
+        print(_next_steps(getattr(args, "commands", ())))
     return 0
 
 
-def _next_steps() -> str:
-    from peerdht.cli.main import build_parser
-
-    sub = next(a for a in build_parser()._actions if a.dest == "command")
-    commands = set(sub.choices or ())
+def _next_steps(commands: tuple[str, ...]) -> str:
+    """What to try next; ``commands`` are the top-level command names (``args.commands``, set by cli.main)."""
     lines = [
         "next, in three terminals:",
         "  peerdht testnet                             # a local network; prints the HOST:PORT to join it by",

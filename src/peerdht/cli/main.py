@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from peerdht import __version__
 from peerdht.cli.common import EXIT_CODES, CLIError
@@ -28,16 +29,29 @@ class HelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
-def _subparsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in dict.fromkeys(action.choices.values()):
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, remembering the sub-command groups added to it (argparse keeps them private)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.subcommand_groups: list[Any] = []
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        group = super().add_subparsers(**kwargs)
+        self.subcommand_groups.append(group)
+        return group
+
+
+def _subparsers(parser: Parser) -> Iterator[Parser]:
+    for group in parser.subcommand_groups:
+        for sub in dict.fromkeys(group.choices.values()):
+            if isinstance(sub, Parser):
                 yield sub
                 yield from _subparsers(sub)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> Parser:
+    parser = Parser(
         prog="peerdht",
         description="Find peers through a DHT and talk to them over end-to-end encrypted connections. "
         "HyperDHT commands are at the top level; Mainline (BitTorrent) commands under `peerdht mainline`.",
@@ -55,10 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     mainline.register(sub)
     web.register(sub)
     rooms.register(sub)
+    parser.set_defaults(commands=tuple(sub.choices))
     for p in _subparsers(parser):
         p.formatter_class = HelpFormatter
         p.epilog = f"{p.epilog}\n\n{EXIT_CODES}" if p.epilog else EXIT_CODES
-        if not any(isinstance(a, argparse._SubParsersAction) for a in p._actions):
+        if not p.subcommand_groups:
             # accepted after the sub-command too: `peerdht lookup TOPIC -v`
             p.add_argument("-v", "--verbose", dest="sub_verbose", action="count", default=0,
                            help="log more, with progress (repeatable)")

@@ -18,6 +18,7 @@ from typing import Any
 from peerdht.cli.common import (
     MAINLINE_MAX_VALUE,
     CLIError,
+    Subparsers,
     add_json_arg,
     add_network_args,
     check_value_size,
@@ -64,7 +65,7 @@ def _bind_port(value: str) -> int:
     return int(value)
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add ``peerdht mainline`` and its sub-commands."""
     top = subparsers.add_parser(
         "mainline", help="BitTorrent Mainline DHT (BEP 5/32/42/43/44/51): nodes, peers, BEP 44 items"

@@ -23,7 +23,7 @@ import sys
 import threading
 from typing import Any
 
-from peerdht.cli.common import CLIError, add_json_arg, emit, run, status, wait_forever
+from peerdht.cli.common import CLIError, Subparsers, add_json_arg, emit, run, status, wait_forever
 
 INSTALL_HINT = "rooms need the [web] extra: pip install 'peerdht[web]' (aiohttp, aiortc); in a source checkout: bash scripts/setup.sh web"
 
@@ -40,7 +40,7 @@ def _tracker_url(value: str) -> str:
     return value
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add ``peerdht tracker`` and ``peerdht room``."""
     p = subparsers.add_parser(
         "tracker",

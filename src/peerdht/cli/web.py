@@ -16,6 +16,7 @@ from typing import Any
 
 from peerdht.cli.common import (
     CLIError,
+    Subparsers,
     add_json_arg,
     emit,
     fmt_addr,
@@ -42,7 +43,7 @@ def web_bind(value: str) -> tuple[str, int]:
     return (host[1:-1] if host.startswith("[") and host.endswith("]") else host, int(port_s))
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add ``peerdht web``."""
     p = subparsers.add_parser(
         "web",
