@@ -153,3 +153,15 @@ def test_arbitrary_datagrams_never_stop_a_node(datagrams: list[bytes]) -> None:
                 await asyncio.wait_for(c.ping(node.local_address()), TIMEOUT)
 
     asyncio.run(run())
+
+
+async def test_close_cancels_the_nodes_background_tasks(testnet: Testnet) -> None:
+    """Background tasks (relay holders, relay -> direct upgrades) belong to the node: close() ends them
+    (issue 13: no module-global task sets that outlive destroy())."""
+    dht = await _client(testnet)
+    never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    task = dht.spawn(asyncio.wait_for(never, 3600))
+    await dht.close()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, TIMEOUT)
+    assert task.cancelled()

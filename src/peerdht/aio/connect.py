@@ -254,7 +254,7 @@ async def _connect(
             secure = await _secure(stream, True, result, dht, "relay")
             holepunchable = remote.holepunch is not None and len(remote.holepunch.relays) > 0
             if relayed and holepunchable and upgrade:
-                _spawn(_upgrade(dht, stream, remote, result, target, relay, server_address))
+                dht.spawn(_upgrade(dht, stream, remote, result, target, relay, server_address))
             return secure
         path = "reverse"  # the server's first packet reached us before we chose a path
         if stream is None:
@@ -362,15 +362,6 @@ async def _try_node(
     if hs.mode != REPLY or not hs.noise:
         return None
     return reply, hs, addr
-
-
-_upgrades: set[asyncio.Task[None]] = set()
-
-
-def _spawn(coro: Awaitable[None]) -> None:
-    task = asyncio.ensure_future(coro)
-    _upgrades.add(task)
-    task.add_done_callback(_upgrades.discard)
 
 
 async def _upgrade(

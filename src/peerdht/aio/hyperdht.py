@@ -20,7 +20,7 @@ import contextlib
 import logging
 import os
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -130,6 +130,7 @@ class HyperDHT:
         self.relay: RelayServer | None = None
         """The relay this node offers (``relay=True``), once started."""
         self._relay_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ lifetime
 
@@ -209,6 +210,8 @@ class HyperDHT:
                 await asyncio.wait_for(self.relay.close(), 2)
         for server in list(self._servers):
             server.shutdown()
+        for task in list(self._tasks):
+            task.cancel()
         if self._raw is not None:
             self._raw.close_all()
         if self._driver is not None:
@@ -461,6 +464,14 @@ class HyperDHT:
             PeerDHTError: the operation failed (its own subclass).
         """
         return await self._ops.run(self.require_open(), start)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``coro`` as a background task of this node (relay holders, relay -> direct upgrades):
+        kept referenced until it ends, cancelled by :meth:`close`."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     def count_connect(self, path: str) -> None:
         """Count one connection that took ``path`` (``direct``, ``holepunch``, ``relayed``, ``upgraded``...),

@@ -30,7 +30,7 @@ import ipaddress
 import logging
 import os
 import weakref
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -721,7 +721,7 @@ async def relayed_udx(
                     # the peer moved again after the upgrade (a JS puncher may reopen its socket):
                     # follow it there, or the stream would keep sending to a dead mapping
                     target.append(addr)
-                    _background(_follow(r.stream, direct_id, addr))
+                    dht.spawn(_follow(r.stream, direct_id, addr))
                 if not peer_direct.done():
                     peer_direct.set_result(None)
                 return
@@ -733,7 +733,7 @@ async def relayed_udx(
             if follow:
                 peer_direct.set_result(None)
             _upgraders.pop(r.stream, None)
-            _background(_upgrade(r, direct_id, addr, peer_direct))
+            dht.spawn(_upgrade(r, direct_id, addr, peer_direct))
 
         def initiate(addr: Address) -> None:
             if not upgraded.done():
@@ -743,22 +743,14 @@ async def relayed_udx(
         _upgraders[r.stream] = (initiate, upgraded)
 
     async def hold() -> None:
-        with contextlib.suppress(Exception):
-            await r.stream.wait_closed()
-        r.close()
+        try:
+            with contextlib.suppress(Exception):
+                await r.stream.wait_closed()
+        finally:
+            r.close()
 
-    _background(hold())
+    dht.spawn(hold())
     return r.stream
-
-
-_holders: set[asyncio.Task[None]] = set()
-
-
-def _background(coro: Coroutine[Any, Any, None]) -> None:
-    """Run ``coro`` as a task that is kept referenced until it ends."""
-    task = asyncio.ensure_future(coro)
-    _holders.add(task)
-    task.add_done_callback(_holders.discard)
 
 
 async def until_closed(stream: UDXStream, fut: asyncio.Future[Any], timeout: float | None = None) -> bool:
