@@ -11,7 +11,7 @@ from typing import cast
 
 import pytest
 
-from peerdht.aio import relay as relay_mod
+from peerdht.aio import relay_upgrade as relay_mod
 from peerdht.aio.hyperdht import HyperDHT
 from peerdht.aio.relay import RelayServer
 from peerdht.aio.secretstream import SecretStream

@@ -5,7 +5,8 @@
   on the DHT's own sockets), :mod:`~peerdht.aio.ops` (operation ids of a core to futures and iterators).
 * HyperDHT: :mod:`~peerdht.aio.hyperdht` (``HyperDHT``), :mod:`~peerdht.aio.testnet` (``Testnet``),
   :mod:`~peerdht.aio.connect` (connect by public key, holepunching), :mod:`~peerdht.aio.server`
-  (``Server``), :mod:`~peerdht.aio.relay` (blind relay server and client),
+  (``Server``), :mod:`~peerdht.aio.relay` (blind relay server and client), :mod:`~peerdht.aio.relay_upgrade`
+  (relay -> direct upgrade of a relayed stream),
   :mod:`~peerdht.aio.secretstream` (``SecretStream``).
 * Mainline: :mod:`~peerdht.aio.mainline` (``MainlineDHT``, ``MainlineTestnet``).
 * Browsers (the I/O half of :mod:`peerdht.web`): :mod:`~peerdht.aio.webnode` (``WebNode``),

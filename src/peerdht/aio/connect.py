@@ -39,6 +39,7 @@ import random
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
+from peerdht.aio.relay_upgrade import is_relayed, until_closed, upgrade_relayed
 from peerdht.aio.secretstream import SecretStream, open_secret_stream
 from peerdht.aio.socketpool import birthday_punch, local_addresses
 from peerdht.errors import LocalProtocolError, PeerDHTError
@@ -376,8 +377,6 @@ async def _upgrade(
     """Punch while relayed (connect.js runs its Holepuncher next to ``relayConnection``); when the
     server answers our probes, move the stream to that direct path (:func:`upgrade_relayed`). Every
     failure just leaves the connection on the relay."""
-    from peerdht.aio.relay import is_relayed, until_closed, upgrade_relayed
-
     socket = dht.raw_streams().index_of(stream.socket)
     if socket is None:
         return
@@ -700,8 +699,6 @@ class Puncher:
     async def _reached(self, timeout: float) -> UDXStream | None:
         """Upgrade mode: a probe from the server records :attr:`direct`; the relayed stream is
         returned once that happened, or once the server moved it to a direct path itself."""
-        from peerdht.aio.relay import is_relayed
-
         assert self.relayed is not None
         if not is_relayed(self.relayed):
             return self.relayed

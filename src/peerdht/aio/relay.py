@@ -30,10 +30,16 @@ import ipaddress
 import logging
 import os
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from peerdht.aio.relay_upgrade import (  # the relay -> direct upgrade
+    follow,
+    forget_relayed,
+    move_to_direct,
+    watch_relayed,
+)
 from peerdht.errors import DecodeError, LocalProtocolError, PairingError, PeerDHTError, RelayAborted
 from peerdht.hyper.crypto import KeyPair
 from peerdht.hyper.crypto import hash as blake2b
@@ -721,7 +727,7 @@ async def relayed_udx(
                     # the peer moved again after the upgrade (a JS puncher may reopen its socket):
                     # follow it there, or the stream would keep sending to a dead mapping
                     target.append(addr)
-                    dht.spawn(_follow(r.stream, direct_id, addr))
+                    dht.spawn(follow(r.stream, direct_id, addr))
                 if not peer_direct.done():
                     peer_direct.set_result(None)
                 return
@@ -732,15 +738,15 @@ async def relayed_udx(
             target.append(addr)
             if follow:
                 peer_direct.set_result(None)
-            _upgraders.pop(r.stream, None)
-            dht.spawn(_upgrade(r, direct_id, addr, peer_direct))
+            forget_relayed(r.stream)
+            dht.spawn(move_to_direct(r, direct_id, addr, peer_direct))
 
         def initiate(addr: Address) -> None:
             if not upgraded.done():
                 _start(addr, follow=False)
 
         r.stream.watch_remote_address(moved)
-        _upgraders[r.stream] = (initiate, upgraded)
+        watch_relayed(r.stream, initiate, upgraded)
 
     async def hold() -> None:
         try:
@@ -751,82 +757,6 @@ async def relayed_udx(
 
     dht.spawn(hold())
     return r.stream
-
-
-async def until_closed(stream: UDXStream, fut: asyncio.Future[Any], timeout: float | None = None) -> bool:
-    """Wait for ``fut`` while ``stream`` is open, at most ``timeout`` seconds; True if ``fut`` finished
-    first (its result or exception is left in it), False if the stream closed or the time ran out."""
-    closed = asyncio.ensure_future(stream.wait_closed())
-    try:
-        done, _ = await asyncio.wait({fut, closed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        closed.cancel()
-    return fut in done
-_upgraders: weakref.WeakKeyDictionary[UDXStream, tuple[Callable[[Address], None], asyncio.Future[None]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def upgrade_relayed(stream: UDXStream, addr: Address) -> bool:
-    """Move a stream made by :func:`relayed_udx` (with ``direct_id``) to the peer's direct address
-    ``addr`` -- we punched through to it while relayed (connect.js ``onsocket`` -> ``changeRemote``
-    + ``confirmDirectUpgrade``). What is in flight is resent there; the peer follows when our packets
-    arrive straight from us (a JS peer moves when its own punch connects); the relay connection closes
-    :data:`RELAY_LINGER` seconds after the peer is seen on the direct path. Runs in the background.
-
-    Returns:
-        False if ``stream`` is not a relayed stream or already moved (nothing done).
-    """
-    entry = _upgraders.get(stream)
-    if entry is None or stream.remote_addr == addr:
-        return False
-    entry[0](addr)
-    return True
-
-
-def is_relayed(stream: UDXStream) -> bool:
-    """Whether ``stream`` is still spliced through a blind relay (not yet moved to a direct path)."""
-    return stream in _upgraders
-
-
-async def wait_direct(stream: UDXStream, timeout: float) -> bool:
-    """Wait up to ``timeout`` seconds for a relayed stream to start moving to a direct path (either
-    side's punch succeeded); True if it did (or was never relayed), False on timeout or close."""
-    entry = _upgraders.get(stream)
-    return entry is None or await until_closed(stream, entry[1], timeout)
-UPGRADES: dict[str, int] = {"upgraded": 0, "failed": 0}
-"""Relay -> direct upgrades done by this process (counters)."""
-
-
-async def _follow(stream: UDXStream, direct_id: int, addr: Address) -> None:
-    with contextlib.suppress(PeerDHTError, OSError, TimeoutError):
-        await asyncio.wait_for(stream.change_remote(direct_id, addr, resend=True), 30)
-
-
-RELAY_LINGER = 5.0
-"""Seconds the relay connection stays open after both sides moved to the direct path: packets the
-peer sent before its move may still be retransmitted through the relay (libudx keeps their old path)."""
-
-
-async def _upgrade(r: Relayed, direct_id: int, addr: Address, peer_direct: asyncio.Future[None]) -> None:
-    """Move ``r.stream`` to ``addr`` (connect.js ``changeRemote`` + relay-connection.js
-    ``confirmDirectUpgrade``): what is in flight is resent on the direct path; the relay connection
-    closes once our data sent before the move is acknowledged and the peer is seen on the direct
-    path, after :data:`RELAY_LINGER`. If the peer never moves, the relay stays until the stream closes."""
-    stream = r.stream
-    try:
-        changing = asyncio.ensure_future(stream.change_remote(direct_id, addr, resend=True))
-        stream.send_message(b"")  # let the peer see the direct path (confirmDirectUpgrade)
-        await asyncio.wait_for(changing, 30)
-        if not await until_closed(stream, peer_direct):
-            return  # closed while the peer stayed on the relay
-    except (PeerDHTError, OSError, TimeoutError) as exc:
-        log.debug("relay -> direct upgrade failed: %s", exc)
-        UPGRADES["failed"] += 1
-        return
-    UPGRADES["upgraded"] += 1
-    log.debug("stream %d: both sides on %s; closing the relay connection soon", stream.id, addr)
-    asyncio.get_running_loop().call_later(RELAY_LINGER, r.close)  # the relay connection is no longer needed
 
 
 async def start_relay(dht: HyperDHT, key_pair: KeyPair | None = None, **opts: Any) -> RelayServer:

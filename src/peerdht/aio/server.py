@@ -31,6 +31,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from peerdht.aio.relay_upgrade import wait_direct
 from peerdht.aio.secretstream import SecretStream, open_secret_stream
 from peerdht.aio.socketpool import birthday_punch, local_addresses
 from peerdht.errors import LocalProtocolError, PeerDHTError
@@ -662,8 +663,6 @@ class Server:
     async def _linger(self, hid: int, h: _Pending, stream: UDXStream) -> None:
         """A relayed connection: punch on until the stream moves to a direct path (our punch or the
         client's), closes, or :data:`UPGRADE_TIMEOUT` passes; then end the holepunch state."""
-        from peerdht.aio.relay import wait_direct
-
         if h.strategy is Strategy.BIRTHDAY:
             # the client could only reach a birthday socket, where the relayed stream cannot follow
             h.punching = False
