@@ -88,9 +88,8 @@ class TrackerServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server: Any = site._server  # aiohttp exposes the bound sockets only here
-        if server is not None and server.sockets:
-            self.port = server.sockets[0].getsockname()[1]
+        if self._runner.addresses:  # aiohttp's public list of bound (host, port, ...) addresses
+            self.port = int(self._runner.addresses[0][1])
         self.start_timer()
         log.info("tracker listening on %s", self.url)
 
