@@ -39,61 +39,15 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]  # peerdht, tools
+
+from tools.roleproc import RoleProcess as Proc  # noqa: E402
+from tools.roleproc import cpu_seconds, rss_mib  # noqa: E402
 
 from peerdht.aio.testnet import Testnet  # noqa: E402
 
-TICK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def rss_mib(pid: int) -> float:
-    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / (1 << 20)
-
-
-class Proc:
-    def __init__(self, proc: asyncio.subprocess.Process, name: str) -> None:
-        self.proc = proc
-        self.name = name
-        self.events: list[dict[str, Any]] = []
-        self.replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._reader = asyncio.ensure_future(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        while line := await self.proc.stdout.readline():
-            msg = json.loads(line)
-            if "event" in msg:
-                self.events.append(msg)
-            else:
-                await self.replies.put(msg)
-
-    async def reply(self, timeout: float = 120.0) -> dict[str, Any]:
-        return await asyncio.wait_for(self.replies.get(), timeout)
-
-    async def send(self, obj: dict[str, Any]) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(obj).encode() + b"\n")
-        await self.proc.stdin.drain()
-
-    async def stop(self) -> None:
-        if self.proc.returncode is None:
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-        self._reader.cancel()
-
-
-async def spawn(name: str, *argv: str, stdin: bool = True) -> Proc:
+async def spawn(*argv: str, stdin: bool = True) -> Proc:
     proc = await asyncio.create_subprocess_exec(
         *argv,
         cwd=ROOT,
@@ -101,7 +55,7 @@ async def spawn(name: str, *argv: str, stdin: bool = True) -> Proc:
         stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])},  # peerdht, tools
     )
-    return Proc(proc, name)
+    return Proc(proc)
 
 
 def attacker(*argv: str) -> tuple[str, ...]:
@@ -110,12 +64,12 @@ def attacker(*argv: str) -> tuple[str, ...]:
 
 async def start_server(kind: str, boot: str) -> tuple[Proc, dict[str, Any]]:
     if kind == "python":
-        p = await spawn(kind, *attacker("serve", "--bootstrap", boot))
+        p = await spawn(*attacker("serve", "--bootstrap", boot))
     else:
         node = shutil.which("node")
         if node is None:
             raise SystemExit("node is needed for the JS anchor (apt install nodejs; npm ci)")
-        p = await spawn(kind, node, str(ROOT / "bench/js/attack-server.js"), "--bootstrap", boot)
+        p = await spawn(node, str(ROOT / "bench/js/attack-server.js"), "--bootstrap", boot)
     ready = await p.reply(60)
     assert ready.get("ready"), ready
     return p, ready
@@ -147,7 +101,6 @@ async def garbage(testnet: Testnet, kind: str, args: argparse.Namespace) -> dict
         await asyncio.sleep(2)
         idle = await cpu_over(pid, 2)
         fl = await spawn(
-            "flood",
             *attacker("flood", "garbage", "--to", f"127.0.0.1:{ready['port']}", "--public-key", pk,
                       "--rate", str(args.rate), "--duration", str(args.seconds), "--hosts", str(args.hosts)),
             stdin=False,
@@ -174,7 +127,6 @@ async def valid(testnet: Testnet, kind: str, args: argparse.Namespace) -> dict[s
         out["rss_start"] = round(rss_mib(pid), 1)
         for _ in range(args.floods):
             fl = await spawn(
-                "flood",
                 *attacker("flood", "valid", "--claim-open", "--to", f"127.0.0.1:{ready['port']}",
                           "--public-key", pk, "--rate", "500", "--count", str(args.handshakes),
                           "--hosts", str(args.hosts)),
@@ -204,7 +156,6 @@ async def kill9(testnet: Testnet, kind: str, args: argparse.Namespace) -> dict[s
     server, ready = await start_server(kind, args.boot)
     try:
         cl = await spawn(
-            "clients",
             *attacker("clients", "--bootstrap", args.boot, "--public-key", ready["publicKey"],
                       "--count", str(args.conns)),
             stdin=False,

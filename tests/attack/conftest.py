@@ -5,7 +5,6 @@ from /proc and a flood in further processes competes with it as a real attacker 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -13,65 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tools.roleproc import RoleProcess as Proc
 
 from peerdht.aio.testnet import Testnet
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class Proc:
-    """A helper process speaking JSON lines: events (``{"event": ...}``) are collected, other lines
-    are replies."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.events: list[dict[str, Any]] = []
-        self.changed = asyncio.Event()
-        self.replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._reader = asyncio.ensure_future(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        while line := await self.proc.stdout.readline():
-            msg = json.loads(line)
-            if "event" in msg:
-                self.events.append(msg)
-                self.changed.set()
-            else:
-                await self.replies.put(msg)
-
-    async def reply(self, timeout: float = 60.0) -> dict[str, Any]:
-        return await asyncio.wait_for(self.replies.get(), timeout)
-
-    async def ask(self, obj: dict[str, Any]) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(obj).encode() + b"\n")
-        await self.proc.stdin.drain()
-        return await self.reply()
-
-    async def wait_events(self, n: int, timeout: float) -> list[dict[str, Any]]:
-        async def until() -> None:
-            while len(self.events) < n:
-                self.changed.clear()
-                await self.changed.wait()
-
-        await asyncio.wait_for(until(), timeout)
-        return self.events
-
-    def rss_mib(self) -> float:
-        statm = Path(f"/proc/{self.proc.pid}/statm").read_text().split()
-        return int(statm[1]) * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
-
-    async def stop(self) -> None:
-        if self.proc.returncode is None:
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-        self._reader.cancel()
 
 
 async def attack_tool(*argv: str, stdin: bool = False) -> Proc:
