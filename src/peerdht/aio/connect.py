@@ -42,7 +42,24 @@ from typing import TYPE_CHECKING, Any
 from peerdht.aio.relay_upgrade import is_relayed, until_closed, upgrade_relayed
 from peerdht.aio.secretstream import SecretStream, open_secret_stream
 from peerdht.aio.socketpool import birthday_punch, local_addresses
-from peerdht.errors import LocalProtocolError, PeerDHTError
+from peerdht.errors import (
+    CannotHolepunch,
+    ConnectError,
+    HandshakeInvalid,
+    HolepunchAborted,
+    HolepunchDoubleRandomized,
+    HolepunchInvalid,
+    HolepunchProbeTimeout,
+    LocalProtocolError,
+    PeerConnectionFailed,
+    PeerDHTError,
+    PeerNotFound,
+    RemoteAborted,
+    RemoteNotHolepunchable,
+    RemoteNotHolepunching,
+    ServerError,
+    ServerIncompatible,
+)
 from peerdht.holepunch.nat import MIN_SAMPLES, NatAnalyzer
 from peerdht.holepunch.payload import SecurePayload
 from peerdht.holepunch.strategy import (
@@ -62,20 +79,6 @@ from peerdht.hyper.constants import PayloadErrorCode as Err
 from peerdht.hyper.crypto import KeyPair
 from peerdht.hyper.crypto import hash as blake2b
 from peerdht.hyper.handshake import (
-    CannotHolepunch,
-    ConnectError,
-    HandshakeInvalid,
-    HolepunchAborted,
-    HolepunchDoubleRandomized,
-    HolepunchInvalid,
-    HolepunchProbeTimeout,
-    PeerConnectionFailed,
-    PeerNotFound,
-    RemoteAborted,
-    RemoteNotHolepunchable,
-    RemoteNotHolepunching,
-    ServerError,
-    ServerIncompatible,
     first_remote_address,
     is_reserved,
     make_payload,
