@@ -1,14 +1,15 @@
 """HyperDHT client operations, peerdht vs JS hyperdht, on the same 32-node loopback network.
 
 Runs the same rounds (new ephemeral client -> fully bootstrapped, announce, lookup, mutable put, mutable get)
-with a Python client and a JS client, first on a JS testnet and then on a Python testnet, and prints medians
-and ratios (Python / JS; lower is better, target <= 1.5). The rounds are split in ``--chunks`` batches that
-alternate between the two clients (JS first, then Python first, ...), so a change in machine load during
-the run (a shared CI box) weighs on both sides alike. Each JS process first runs ``--js-warmup`` (15)
-untimed rounds (V8 reaches its steady state after ~15 rounds: timing cold rounds would flatter Python),
-and the Python client 3 untimed rounds per network. ``--chunks 1 --js-warmup 0`` gives the old layout.
+with a Python client and a JS client, first on a JS testnet and then on a Python testnet. The two clients
+alternate round by round (Python then JS, then JS then Python, ...; the JS client is one long-lived node
+process that runs a round when asked), so both see the same moment and the same machine load. Printed per
+operation: each client's median with its interquartile range, the ratio of the medians, and the median of
+the per-round paired ratios (Python round i / JS round i) with their interquartile range -- lower is better.
+The JS process first runs ``--js-warmup`` (15) untimed rounds (V8 reaches its steady state after ~15
+rounds: timing cold rounds would flatter Python), the Python client 3 untimed rounds per network.
 
-    python bench/hyperdht.py [--rounds 20] [--size 32] [--chunks 4] [--json]
+    python bench/hyperdht.py [--rounds 20] [--size 32] [--json]
     python bench/hyperdht.py --core [--rounds 30] [--size 32]
 
 ``--core`` needs no sockets and no node: it runs the sans-IO cores only (``size`` persistent
@@ -26,7 +27,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from jsproc import require_node, start_js  # noqa: E402
+from jsproc import JSProcess, require_node, start_js  # noqa: E402
 from peerdht.aio.hyperdht import HyperDHT  # noqa: E402
 from peerdht.hyper.crypto import KeyPair  # noqa: E402
 from peerdht.hyper.node import HyperDHTNode  # noqa: E402
@@ -44,73 +44,82 @@ WARMUP = 3  # untimed Python rounds per network (imports, first-use caches)
 JS_WARMUP = 15  # untimed rounds per JS process: V8 needs ~15 rounds to reach its steady state
 
 
-async def python_rounds(rounds: int, bootstrap: list[tuple[str, int]]) -> dict[str, list[float]]:
-    res: dict[str, list[float]] = {op: [] for op in OPS}
-    for _ in range(rounds):
-        t = time.perf_counter()
-        dht = HyperDHT(bootstrap=bootstrap, host="127.0.0.1", ephemeral=True)
-        await dht.open()
-        await dht.fully_bootstrapped()
-        res["bootstrap"].append((time.perf_counter() - t) * 1000)
+async def python_round(bootstrap: list[tuple[str, int]]) -> dict[str, float]:
+    """One timed Python round (ms per operation) on a new ephemeral client."""
+    res: dict[str, float] = {}
+    t = time.perf_counter()
+    dht = HyperDHT(bootstrap=bootstrap, host="127.0.0.1", ephemeral=True)
+    await dht.open()
+    await dht.fully_bootstrapped()
+    res["bootstrap"] = (time.perf_counter() - t) * 1000
 
-        topic = os.urandom(32)
-        kp = KeyPair.generate()
-        t = time.perf_counter()
-        await dht.announce(topic, kp)
-        res["announce"].append((time.perf_counter() - t) * 1000)
+    topic = os.urandom(32)
+    kp = KeyPair.generate()
+    t = time.perf_counter()
+    await dht.announce(topic, kp)
+    res["announce"] = (time.perf_counter() - t) * 1000
 
-        t = time.perf_counter()
-        found = False
-        async for reply in dht.lookup(topic):
-            found = found or any(p.public_key == kp.public_key for p in reply.peers)
-        res["lookup"].append((time.perf_counter() - t) * 1000)
-        if not found:
-            raise RuntimeError("lookup did not find the announce")
+    t = time.perf_counter()
+    found = False
+    async for reply in dht.lookup(topic):
+        found = found or any(p.public_key == kp.public_key for p in reply.peers)
+    res["lookup"] = (time.perf_counter() - t) * 1000
+    if not found:
+        raise RuntimeError("lookup did not find the announce")
 
-        t = time.perf_counter()
-        await dht.mutable_put(kp, b"bench", seq=1)
-        res["mutablePut"].append((time.perf_counter() - t) * 1000)
-        t = time.perf_counter()
-        got = await dht.mutable_get(kp.public_key)
-        res["mutableGet"].append((time.perf_counter() - t) * 1000)
-        if got is None:
-            raise RuntimeError("mutable_get found nothing")
-        await dht.destroy()
+    t = time.perf_counter()
+    await dht.mutable_put(kp, b"bench", seq=1)
+    res["mutablePut"] = (time.perf_counter() - t) * 1000
+    t = time.perf_counter()
+    got = await dht.mutable_get(kp.public_key)
+    res["mutableGet"] = (time.perf_counter() - t) * 1000
+    if got is None:
+        raise RuntimeError("mutable_get found nothing")
+    await dht.destroy()
     return res
 
 
-def js_rounds(rounds: int, bootstrap: list[tuple[str, int]]) -> dict[str, list[float]]:
-    out = subprocess.run(
-        ["node", str(ROOT / "bench/js/hyperdht-ops.js"), str(rounds), *[f"{h}:{p}" for h, p in bootstrap]],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, check=True,
+async def start_js_client(bootstrap: list[tuple[str, int]]) -> JSProcess:
+    """The long-lived JS client process (``bench/js/hyperdht-ops.js``), once it says it is ready."""
+    proc = await asyncio.create_subprocess_exec(
+        require_node(), str(ROOT / "bench/js/hyperdht-ops.js"), *[f"{h}:{p}" for h, p in bootstrap],
+        cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
-    result: dict[str, list[float]] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+    js = JSProcess(proc, "hyperdht-ops.js")
+    ready = await js.line(60)
+    assert ready.get("ready"), ready
+    return js
 
 
-async def js_rounds_async(rounds: int, bootstrap: list[tuple[str, int]]) -> dict[str, list[float]]:
-    return await asyncio.to_thread(js_rounds, rounds, bootstrap)
+async def js_round(js: JSProcess) -> dict[str, float]:
+    """One timed JS round (ms per operation)."""
+    await js.send({"cmd": "round"})
+    got = await js.line(120)
+    if got.get("cmd") != "round" or "error" in got:
+        raise RuntimeError(f"JS round failed: {got}")
+    return {op: float(got[op]) for op in OPS}
 
 
 async def both_rounds(
-    rounds: int, chunks: int, bootstrap: list[tuple[str, int]], js_warmup: int = JS_WARMUP
+    rounds: int, bootstrap: list[tuple[str, int]], js_warmup: int = JS_WARMUP
 ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """Python and JS rounds on ``bootstrap``, in ``chunks`` alternating batches: (python, js)."""
+    """``rounds`` Python and JS rounds on ``bootstrap``, alternating round by round: (python, js), ms per op;
+    round i of each list was run back to back with round i of the other."""
     py: dict[str, list[float]] = {op: [] for op in OPS}
     js: dict[str, list[float]] = {op: [] for op in OPS}
-    chunks = max(1, min(chunks, rounds))
-    await python_rounds(WARMUP, bootstrap)  # imports, first-use caches: not timed
-    for i in range(chunks):
-        n = rounds // chunks + (1 if i < rounds % chunks else 0)
-        order = ("js", "py") if i % 2 == 0 else ("py", "js")
-        for who in order:
-            if who == "js":  # a fresh node process each batch: drop its rounds run before the JIT warmed up
-                got = await js_rounds_async(n + js_warmup, bootstrap)
-                got = {op: got[op][js_warmup:] for op in OPS}
-            else:
-                got = await python_rounds(n, bootstrap)
-            for op in OPS:
-                (js if who == "js" else py)[op].extend(got[op])
+    client = await start_js_client(bootstrap)
+    try:
+        for _ in range(WARMUP):  # imports, first-use caches: not timed
+            await python_round(bootstrap)
+        for _ in range(js_warmup):  # V8's JIT: not timed
+            await js_round(client)
+        for i in range(rounds):
+            for who in (("py", "js") if i % 2 == 0 else ("js", "py")):
+                got = await python_round(bootstrap) if who == "py" else await js_round(client)
+                for op in OPS:
+                    (py if who == "py" else js)[op].append(got[op])
+    finally:
+        await client.close()
     return py, js
 
 
@@ -211,21 +220,39 @@ def core_rounds(rounds: int, size: int) -> None:
     print(f"core {size:<3}     total       cpu {total:6.2f} ms")
 
 
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    """(p25, median, p75) of ``values``."""
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, q2, q3
+
+
 def report(network: str, py: dict[str, list[float]], js: dict[str, list[float]], as_json: bool) -> None:
+    """One line per operation: medians with their interquartile ranges, ratio of medians, paired ratios."""
     for op in OPS:
-        p, j = statistics.median(py[op]), statistics.median(js[op])
-        row = {"network": network, "op": op, "py_ms": round(p, 2), "js_ms": round(j, 2), "ratio": round(p / j, 2)}
+        p, j = quartiles(py[op]), quartiles(js[op])
+        paired = quartiles([a / b for a, b in zip(py[op], js[op], strict=True)])
         if as_json:
-            print(json.dumps(row))
+            print(json.dumps({
+                "network": network, "op": op, "rounds": len(py[op]),
+                "py_ms": round(p[1], 2), "py_iqr_ms": [round(p[0], 2), round(p[2], 2)],
+                "js_ms": round(j[1], 2), "js_iqr_ms": [round(j[0], 2), round(j[2], 2)],
+                "ratio": round(p[1] / j[1], 2),
+                "paired_ratio": round(paired[1], 2), "paired_iqr": [round(paired[0], 2), round(paired[2], 2)],
+            }))
         else:
-            print(f"{network:<12} {op:<11} python {p:8.2f} ms   js {j:8.2f} ms   ratio {p / j:5.2f}")
+            print(
+                f"{network:<11} {op:<10} python {p[1]:6.1f} ms [{p[0]:5.1f}-{p[2]:5.1f}]"
+                f"  js {j[1]:6.1f} ms [{j[0]:5.1f}-{j[2]:5.1f}]  ratio {p[1] / j[1]:4.2f}"
+                f"  paired {paired[1]:4.2f} [{paired[0]:4.2f}-{paired[2]:4.2f}]"
+            )
 
 
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--size", type=int, default=32)
-    ap.add_argument("--chunks", type=int, default=4, help="alternating JS/Python batches per network")
     ap.add_argument("--js-warmup", type=int, default=JS_WARMUP, help="untimed rounds per JS process")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--core", action="store_true", help="sans-IO cores only: CPU per operation, no sockets")
@@ -240,7 +267,10 @@ async def main() -> None:
     ready = await js_net.line(120)
     boot = [(h, int(p)) for h, _, p in (b.rpartition(":") for b in ready["bootstrap"])]
     try:
-        py, js = await both_rounds(args.rounds, args.chunks, boot, args.js_warmup)
+        py, js = await both_rounds(args.rounds, boot, args.js_warmup)
+        if not args.json:
+            print("per op: median [p25-p75] of each client; ratio of the medians; median [p25-p75] of the"
+                  " paired per-round ratios (python / js)")
         report("js-testnet", py, js, args.json)
     finally:
         await js_net.close()
@@ -257,7 +287,7 @@ async def main() -> None:
         if not args.json:
             print(f"(python testnet of {args.size} nodes up in {(time.perf_counter() - t) * 1000:.0f} ms)")
         boot = [(h, int(p)) for h, _, p in (b.rpartition(":") for b in first["bootstrap"])]
-        py, js = await both_rounds(args.rounds, args.chunks, boot, args.js_warmup)
+        py, js = await both_rounds(args.rounds, boot, args.js_warmup)
         report("py-testnet", py, js, args.json)
     finally:
         proc.terminate()
