@@ -12,7 +12,8 @@ A core that owns several sockets (dht-rpc binds a server and a client socket) re
 Plain UDP sockets are read in batches (:class:`_UDPTransport`): asyncio's datagram transport reads one
 datagram per event-loop iteration (one ``epoll_wait`` each); we read what the kernel holds, up to
 :data:`MAX_BATCH`, feed it all to the core and flush its output once. Python has no ``recvmmsg``; this
-is the batching the loop allows.
+is the batching the loop allows. What the core queues in one flush is handed to the socket as one list
+(on a shared UDX socket it leaves at the end of the read batch being handled).
 """
 
 from __future__ import annotations
@@ -78,15 +79,26 @@ class _UDPTransport:
             self.driver._on_batch(batch, self.index)
 
     def sendto(self, data: bytes, addr: Address) -> None:
+        self.send_many([(data, addr)])
+
+    def send_many(self, items: list[tuple[bytes, Address]]) -> None:
+        """Send ``items`` (``(data, addr)``) in order; what does not fit in the socket buffer waits for
+        writability. A datagram the kernel refuses (unreachable, malformed address) is dropped."""
         if self.closed:
             return
-        if not self._backlog:
+        if self._backlog:
+            self._backlog.extend(items)
+            return
+        sendto = self.sock.sendto
+        for i, (data, addr) in enumerate(items):
             try:
-                self.sock.sendto(data, addr)
-                return
+                sendto(data, addr)
             except (BlockingIOError, InterruptedError):
+                self._backlog.extend(items[i:])
                 self.loop.add_writer(self.sock.fileno(), self._on_writable)
-        self._backlog.append((data, addr))
+                return
+            except (OSError, ValueError, TypeError, OverflowError) as exc:
+                log.debug("sendto %s failed: %s", addr, exc)
 
     def _on_writable(self) -> None:
         while self._backlog:
@@ -95,7 +107,7 @@ class _UDPTransport:
                 self.sock.sendto(data, addr)
             except (BlockingIOError, InterruptedError):
                 return
-            except (OSError, ValueError, TypeError) as exc:
+            except (OSError, ValueError, TypeError, OverflowError) as exc:
                 log.debug("sendto %s failed: %s", addr, exc)
             self._backlog.popleft()
         self.loop.remove_writer(self.sock.fileno())
@@ -125,6 +137,9 @@ class _UDXTransport:
     def sendto(self, data: bytes, addr: Address) -> None:
         self.sock.send_datagram(data, addr)
 
+    def send_many(self, items: list[tuple[bytes, Address]]) -> None:
+        self.sock.send_datagrams(items)
+
     def is_closing(self) -> bool:
         return self.closed
 
@@ -153,6 +168,7 @@ class DatagramDriver:
         self._timer_at: float | None = None
         self._closed = False
         self._in_step = False
+        self._unflushed = False  # datagrams from a shared UDX socket fed to the core, kick still to do
         self.udx_sockets: list[Any] = []
         #: Called with ``(data, addr, socket_index)`` for datagrams on shared UDX sockets that are
         #: not dht-rpc messages (1-byte holepunch probes, UDX packets for streams not yet connected).
@@ -182,6 +198,7 @@ class DatagramDriver:
             for i in range(sockets):
                 sock = await UDXSocket.bind(host, port if i == 0 else 0)
                 sock.on_datagram = lambda data, addr, i=i: driver._on_shared(data, addr, i)
+                sock.on_batch_end = driver._on_batch_end
                 driver.udx_sockets.append(sock)
                 driver.transports.append(_UDXTransport(sock))  # type: ignore[arg-type]
         except BaseException:
@@ -191,7 +208,10 @@ class DatagramDriver:
 
     def _on_shared(self, data: bytes, addr: Address, index: int) -> None:
         if data and data[0] in (0x03, 0x13) and len(data) > 1:
-            self._on_datagram(data, addr, index)
+            # fed now, flushed once per read batch (_on_batch_end): one core flush for all the replies
+            # that arrived together, and their follow-up requests leave together
+            self._feed(data, addr, index)
+            self._unflushed = True
         elif self.on_other is not None and not self._closed:
             try:
                 self.on_other(data, addr, index)
@@ -263,7 +283,16 @@ class DatagramDriver:
         whose ``addr`` is an opaque handle, :mod:`peerdht.web.overlay`)."""
         self._on_datagram(data, addr, 0)
 
+    def _on_batch_end(self) -> None:
+        if self._unflushed:
+            self._unflushed = False
+            self.kick()
+
     def _on_datagram(self, data: bytes, addr: Address, index: int) -> None:
+        self._feed(data, addr, index)
+        self.kick()
+
+    def _feed(self, data: bytes, addr: Address, index: int) -> None:
         if self._closed:
             return
         now = self.loop.time()
@@ -274,7 +303,6 @@ class DatagramDriver:
                 self.core.receive_datagram(data, addr, now)
         except Exception:  # a core must never raise: this is a bug, but the node must keep going
             log.exception("core raised on a datagram from %s", addr)
-        self.kick()
 
     def _on_batch(self, batch: list[tuple[bytes, Address]], index: int) -> None:
         """Feed a batch of datagrams read from socket ``index``, then flush the core once."""
@@ -315,20 +343,27 @@ class DatagramDriver:
 
     def _send(self, now: float) -> bool:
         out = self.core.datagrams_to_send(now)
-        for item in out:
-            if self.multi:
-                data, addr, index = item
-            else:
-                data, addr = item
-                index = 0
+        if not out:
+            return False
+        if self.multi:
+            groups: dict[int, list[tuple[bytes, Address]]] = {}
+            for data, addr, index in out:
+                groups.setdefault(index, []).append((data, addr))
+        else:
+            groups = {0: out}
+        for index, items in groups.items():
             transport = self.transports[index] if index < len(self.transports) else None
             if transport is None or transport.is_closing():
                 continue
-            try:
-                transport.sendto(data, addr)
-            except (OSError, ValueError, TypeError) as exc:  # unreachable or malformed address from a peer
-                log.debug("sendto %s failed: %s", addr, exc)
-        return bool(out)
+            if isinstance(transport, (_UDPTransport, _UDXTransport)):
+                transport.send_many(items)
+                continue
+            for data, addr in items:  # another transport (web links): one message at a time
+                try:
+                    transport.sendto(data, addr)
+                except (OSError, ValueError, TypeError) as exc:  # unreachable or malformed address
+                    log.debug("sendto %s failed: %s", addr, exc)
+        return True
 
     def _dispatch(self) -> bool:
         got = False

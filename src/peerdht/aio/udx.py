@@ -13,6 +13,8 @@ Mirrors udx-native's JS API (``lib/udx.js``, ``lib/socket.js``, ``lib/stream.js`
 The socket reads every datagram the kernel has queued in one go, feeds them all to the core and only
 then sends what the core produced (one coalesced ACK per batch, data packets in a ``sendto`` loop).
 Datagrams that are not UDX for a known stream (dht-rpc, holepunch probes) go to ``on_datagram``.
+Raw datagrams (:meth:`UDXSocket.send_datagram`) queued while such a batch is handled leave together
+once the batch is done, as libudx sends its queue once per loop turn.
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ class UDXSocket:
         core: the sans-IO core.
         on_datagram: called with ``(data, addr)`` for datagrams that are not UDX packets of a known
             stream (the DHT shares the socket); dropped when None.
+        on_batch_end: called (no arguments) once everything read in one go has been handed to
+            ``on_datagram``, before the raw datagrams queued meanwhile are sent: a consumer can feed
+            its core datagram by datagram and flush it once per batch.
     """
 
     def __init__(self, sock: socketlib.socket, core: UDXSocketCore | None = None) -> None:
@@ -75,12 +80,14 @@ class UDXSocket:
         self._streams: dict[int, UDXStream] = {}
         self._pending: deque[tuple[bytes, Addr]] = deque()
         self._writer_on = False
+        self._in_io = False  # handling a read/timer batch: raw datagrams wait for its end
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._flush_scheduled = False
         self._closed = False
         self._relay_peers: set[UDXSocket] = set()
         self.on_datagram: Callable[[bytes, Addr], None] | None = None
+        self.on_batch_end: Callable[[], None] | None = None
         self._family = sock.family
         self._loss_rng: random.Random | None = None
         self._loss = 0.0
@@ -146,9 +153,21 @@ class UDXSocket:
         self._loss = rate
 
     def send_datagram(self, data: bytes, addr: Addr) -> None:
-        """Send a raw datagram on this socket (for the DHT sharing it)."""
+        """Send a raw datagram on this socket (for the DHT sharing it).
+
+        Sent at once, or, when called while the socket handles what it read (an ``on_datagram``
+        callback), at the end of that batch together with the others.
+        """
         self._pending.append((data, addr))
-        self._send_pending()
+        if not self._in_io:
+            self._send_pending()
+
+    def send_datagrams(self, items: list[tuple[bytes, Addr]]) -> None:
+        """Send raw datagrams ``(data, (host, port))``; queued to the end of the current batch like
+        :meth:`send_datagram`."""
+        self._pending.extend(items)
+        if not self._in_io:
+            self._send_pending()
 
     def close(self) -> None:
         """Destroy every stream and close the socket."""
@@ -157,6 +176,8 @@ class UDXSocket:
         for stream in list(self._streams.values()):
             stream.destroy()
         self._flush()
+        if self._pending and not self._writer_on:
+            self._send_pending()
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
@@ -227,9 +248,23 @@ class UDXSocket:
             self._after_io()
 
     def _after_io(self) -> None:
-        self._dispatch()
-        self._flush()
-        self._dispatch()
+        outer = self._in_io  # re-entered from a stream callback: the outermost call sends
+        self._in_io = True
+        try:
+            self._dispatch()
+            if self.on_batch_end is not None:
+                try:
+                    self.on_batch_end()
+                except Exception:  # a broken consumer must not stall the streams
+                    log.exception("on_batch_end callback failed")
+            if self._pending and not self._writer_on:  # raw datagrams from on_datagram, together
+                self._send_pending()
+            self._flush()
+            self._dispatch()
+        finally:
+            self._in_io = outer
+        if self._pending and not self._writer_on and not outer:
+            self._send_pending()
         self._arm_timer()
         if self._relay_peers:  # packets we relayed leave through other sockets
             for peer in self._relay_peers:
@@ -303,8 +338,8 @@ class UDXSocket:
             except (BlockingIOError, InterruptedError):
                 self._want_writer()
                 return
-            except OSError:
-                pass
+            except (OSError, ValueError, TypeError, OverflowError):
+                pass  # unreachable peer, malformed address from a peer: dropped
             pending.popleft()
         if self._writer_on:
             self._writer_on = False
