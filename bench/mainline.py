@@ -1,9 +1,13 @@
 """Mainline DHT get_peers lookups, peerdht vs npm bittorrent-dht, on one 200-node loopback network.
 
-The network: ``size / 2`` Python nodes (one process, :class:`MainlineTestnet`) and ``size / 2``
-bittorrent-dht nodes (one node process, ``tests/js/mainline-bench.js``), all joined through the first
-Python node. Each info hash is announced by one node (alternately Python and JS); then a Python client
-and a JS client look up the same info hashes, one after the other (Python first for even hashes, JS first
+The network: ``size / 2`` Python nodes (one process, :class:`MainlineTestnet`, this script run with
+``--nodes``) and ``size / 2`` bittorrent-dht nodes (one node process, ``tests/js/mainline-bench.js``),
+all joined through the first Python node. The two clients run in processes of their own -- the Python
+client in this one, the JS client in ``bench/js/mainline-client.js`` -- so neither shares its event
+loop with half of the network it queries (with the Python client inside the Python testnet process,
+its lookups waited on the CPU of the Python nodes it queried, the JS client's on that of the JS nodes).
+Each info hash is announced by one node (alternately Python and JS); then the Python client and the
+JS client look up the same info hashes, one after the other (Python first for even hashes, JS first
 for odd ones), so both see the same moment and the same machine load. Printed per client: median (with
 its interquartile range) and p90 lookup time (until the lookup finished), median time to the first peer,
 mean queries sent per lookup, success rate; and the ratios Python / JS (lower is better; issue 6 targets
@@ -103,18 +107,64 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
+async def nodes_process(n: int) -> None:
+    """``--nodes N``: the Python half of the network in its own process, driven by JSON lines on stdin
+    (``bootstrap`` the first ``count`` nodes again, ``announce`` from node ``node``); prints
+    ``{"ready": true, "bootstrap": [host, port]}`` first and one line per command. Ends when stdin closes."""
+    testnet = await MainlineTestnet.create(n)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+
+    def out(obj: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(obj) + "\n")
+        sys.stdout.flush()
+
+    out({"ready": True, "bootstrap": list(testnet.bootstrap[0])})
+    try:
+        while line := await reader.readline():
+            cmd = json.loads(line)
+            if cmd["cmd"] == "bootstrap":
+                for node in testnet.nodes[: cmd["count"]]:
+                    await node.bootstrap()
+                out({"cmd": "bootstrap", "error": None})
+            elif cmd["cmd"] == "announce":
+                node = testnet.nodes[cmd["node"] % n]
+                await node.announce_peer(bytes.fromhex(cmd["infoHash"]), cmd["port"])
+                out({"cmd": "announce", "error": None})
+    finally:
+        await testnet.close()
+
+
+async def start_process(name: str, *argv: str) -> JSProcess:
+    """A helper process speaking JSON lines (``JSProcess`` drives any such process, not only node)."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv, cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, limit=1 << 24,
+    )
+    return JSProcess(proc, name)
+
+
 async def main(size: int, lookups: int, as_json: bool) -> int:
     half = size // 2
     t = time.perf_counter()
-    testnet = await MainlineTestnet.create(half)
-    boot = testnet.bootstrap[0]
-    js = await start_js("mainline-bench.js", str(size - half), f"{boot[0]}:{boot[1]}")
+    procs: list[JSProcess] = []
     try:
+        pyn = await start_process("python nodes", sys.executable, __file__, "--nodes", str(half))
+        procs.append(pyn)
+        ready = await pyn.line(300)
+        boot = (ready["bootstrap"][0], int(ready["bootstrap"][1]))
+        js = await start_js("mainline-bench.js", str(size - half), f"{boot[0]}:{boot[1]}")
+        procs.append(js)
         ready = await js.line(300)
         assert ready.get("ready"), ready
         # let the Python nodes learn the JS nodes too (they answer our verification pings)
-        for node in testnet.nodes[: max(1, half // 4)]:
-            await node.bootstrap()
+        await ask(pyn, {"cmd": "bootstrap", "count": max(1, half // 4)}, 300)
+        jsc = await start_process("mainline-client.js", require_node(), str(ROOT / "bench/js/mainline-client.js"),
+                                  f"{boot[0]}:{boot[1]}")
+        procs.append(jsc)
+        ready = await jsc.line(60)
+        assert ready.get("ready"), ready
         build_s = time.perf_counter() - t
         client = MainlineDHT(bootstrap=[boot], host="127.0.0.1", rate_limit=None)
         await client.open()
@@ -122,11 +172,9 @@ async def main(size: int, lookups: int, as_json: bool) -> int:
         expected: list[str] = []
         for i, ih in enumerate(hashes):
             port = PEER_PORT_BASE + i
-            if i % 2 == 0:
-                await testnet.nodes[(7 * i + 1) % half].announce_peer(ih, port)
-            else:
-                res = await ask(js, {"cmd": "announce", "infoHash": ih.hex(), "port": port, "node": 7 * i})
-                assert res["error"] is None, res
+            cmd = {"cmd": "announce", "infoHash": ih.hex(), "port": port, "node": 7 * i + (1 if i % 2 == 0 else 0)}
+            res = await ask(pyn if i % 2 == 0 else js, cmd)
+            assert res["error"] is None, res
             expected.append(f"127.0.0.1:{port}")
 
         py_rows: list[dict[str, Any]] = []
@@ -139,13 +187,13 @@ async def main(size: int, lookups: int, as_json: bool) -> int:
                     row["found"] = expected[i] in row["peers"]
                     py_rows.append(row)
                 else:
-                    row = await ask(js, {"cmd": "lookup", "infoHash": ih.hex()})
+                    row = await ask(jsc, {"cmd": "lookup", "infoHash": ih.hex()})
                     row["found"] = expected[i] in row["peers"]
                     js_rows.append(row)
         await client.close()
     finally:
-        await js.close()
-        await testnet.close()
+        for proc in reversed(procs):
+            await proc.close()
 
     py, jsr = summary(py_rows), summary(js_rows)
     ratios = {
@@ -195,6 +243,10 @@ if __name__ == "__main__":
     parser.add_argument("--size", type=int, default=200, help="nodes in the network (default 200)")
     parser.add_argument("--lookups", type=int, default=30, help="lookups per client (default 30)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--nodes", type=int, default=0, help=argparse.SUPPRESS)  # the Python half's process
     args = parser.parse_args()
+    if args.nodes:
+        asyncio.run(nodes_process(args.nodes))
+        raise SystemExit(0)
     require_node()
     raise SystemExit(asyncio.run(main(args.size, args.lookups, args.json)))

@@ -304,20 +304,35 @@ class DatagramDriver:
         except Exception:  # a core must never raise: this is a bug, but the node must keep going
             log.exception("core raised on a datagram from %s", addr)
 
-    def _on_batch(self, batch: list[tuple[bytes, Address]], index: int) -> None:
-        """Feed a batch of datagrams read from socket ``index``, then flush the core once."""
+    def _on_batch(self, batch: list[tuple[bytes, Address]], index: int, start: int = 0) -> None:
+        """Feed a batch of datagrams read from socket ``index``, then flush the core once.
+
+        A datagram that produced events (a peer found, an operation done) has them handed over at once,
+        and the rest of the batch waits for the next loop turn: the task waiting on that result runs
+        first, as a JS client's ``peer`` listener runs while the reply is handled, instead of after
+        every other reply read with it.
+        """
         if self._closed:
             return
         now = self.loop.time()
         core = self.core
-        for data, addr in batch:
+        multi = self.multi
+        n = len(batch)
+        i = start
+        while i < n:
+            data, addr = batch[i]
+            i += 1
             try:
-                if self.multi:
+                if multi:
                     core.receive_datagram(data, addr, now, socket=index)
                 else:
                     core.receive_datagram(data, addr, now)
             except Exception:  # a core must never raise: this is a bug, but the node must keep going
                 log.exception("core raised on a datagram from %s", addr)
+            if i < n and self._dispatch():
+                self.kick()
+                self.loop.call_soon(self._on_batch, batch, index, i)
+                return
         self.kick()
 
     def _on_timer(self) -> None:
