@@ -58,9 +58,8 @@ from peerdht.hyper.rpc_requests import (
     OutgoingRequest,
     Query,
     Reply,
-    check32,
-    op_id,
 )
+from peerdht.hyper.rpc_util import check32, op_id
 
 __all__ = [
     "CLIENT",

@@ -50,8 +50,8 @@ from peerdht.hyper.rpc_requests import (
     Reply,
     _is_ipv4,
     _u16,
-    noop,
 )
+from peerdht.hyper.rpc_util import noop
 
 
 class RPCNetwork(RPCOps):

@@ -35,11 +35,8 @@ from peerdht.hyper.rpc_requests import (
     Reply,
     RPCRequests,
     _is_ipv4,
-    cached_node_id,
-    check32,
-    noop,
-    op_id,
 )
+from peerdht.hyper.rpc_util import cached_node_id, check32, noop, op_id
 
 
 class RPCOps(RPCRequests):
@@ -134,6 +131,8 @@ class RPCOps(RPCRequests):
             self._queries_stats["active"] -= 1
             for r in list(q.reqs):
                 self._abort_req(r)
+            q.reqs.clear()
+            q.slow.clear()
             if q.on_finished is not None:
                 q.on_finished(q)
 
@@ -145,6 +144,8 @@ class RPCOps(RPCRequests):
         self._queries_stats["active"] -= 1
         for r in list(q.reqs):
             self._abort_req(r)
+        q.reqs.clear()
+        q.slow.clear()
         if q.op is not None:
             self._ops.pop(q.op, None)
 
