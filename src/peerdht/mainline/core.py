@@ -201,6 +201,7 @@ class MainlineCore:
         self._verified: ExpiringCache[Addr, None] = ExpiringCache(max_size=4096, max_age=60.0)
         self._fails: dict[bytes, int] = {}
         self._out: list[tuple[bytes, Addr]] = []
+        self._templates: dict[tuple[m.Query, bool, bytes | None], tuple[bytes, bytes]] = {}
         self._events: deque[object] = deque()
         self._ops: dict[int, Op] = {}
         self._next_op = 1
@@ -380,9 +381,7 @@ class MainlineCore:
             self.stats["dropped_no_tid"] += 1
             return False
         tid = self.requests.new_tid()
-        payload = m.encode_query(
-            tid.to_bytes(2, "big"), query, read_only=self.read_only, version=self.version
-        )
+        payload = self._encode_query(tid.to_bytes(2, "big"), query)
         ctx = Req(method=m.method_of(query), contact=contact, purpose=purpose, op=op, extra=extra)
         self.requests.add(tid, contact.addr, payload, now, ctx, retries=retries)
         self._out.append((payload, contact.addr))
@@ -391,6 +390,23 @@ class MainlineCore:
         if op is not None:
             op.queries += 1
         return True
+
+    def _encode_query(self, t: bytes, query: m.Query) -> bytes:
+        """``m.encode_query(t, query, ...)``: the bytes around the transaction id are encoded once per query
+        (a lookup sends the same query to every node it visits; bencoding it cost ~9 us a request)."""
+        key = (query, self.read_only, self.version)
+        try:
+            parts = self._templates.get(key)
+        except TypeError:  # a put whose value is a list or dict: not hashable, encode it in full
+            return m.encode_query(t, query, read_only=self.read_only, version=self.version)
+        if parts is None:
+            full = m.encode_query(b"", query, read_only=self.read_only, version=self.version)
+            i = full.rfind(b"1:t0:")  # keys are sorted, "t" comes after the arguments: the last match
+            parts = (full[: i + 3], full[i + 5 :])
+            if len(self._templates) >= 64:
+                self._templates.clear()
+            self._templates[key] = parts
+        return b"%b%d:%b%b" % (parts[0], len(t), t, parts[1])
 
     def _send_error(self, t: bytes, addr: Addr, code: int, message: str) -> None:
         self._out.append((m.encode_error(t, code, message, ip=addr, version=self.version), addr))
