@@ -1,14 +1,22 @@
-"""Churn on loopback with real JS nodes (issue 14 item 3, HyperDHT): Python and JS clients side by side.
+"""Churn on loopback with real JS nodes (issue 14 item 3): Python and JS clients side by side.
 
-A network of ``--size`` persistent hyperdht nodes on 127.0.0.1, half Python (:class:`HyperDHT`, this process)
-and half JS (``bench/js/churn-nodes.js``, npm hyperdht), all joined through the first Python node (which
-stays). For ``--minutes`` of real time, nodes leave (destroyed, alternately Python and JS) and new ones join
-until ``--churn`` of the network has been replaced. Every ``--every`` seconds a Python client and a JS client
-each announce a fresh topic and put a mutable record; 30 s later each client looks up both topics and gets
-both records (its own and the other language's). Printed: per client, the success rate of lookups and of
-mutable gets, and failed stores. Loopback only; needs ``npm ci``.
+A network of ``--size`` nodes on 127.0.0.1, half Python (this process) and half JS (one node process), all
+joined through the first Python node (which stays):
 
-    python bench/churn.py [--size 200] [--minutes 10] [--churn 0.3] [--every 5]
+* ``--profile hyper``: persistent :class:`HyperDHT` nodes and npm hyperdht nodes (``bench/js/churn-nodes.js``);
+  the clients announce a topic (found by the announcer's public key) and put a mutable record.
+* ``--profile mainline``: :class:`MainlineDHT` nodes and npm bittorrent-dht nodes (``bench/js/churn-mainline.js``);
+  the clients ``announce_peer`` an info hash on a port of their own (found as ``127.0.0.1:port``) and put a
+  BEP 44 mutable item.
+
+For ``--minutes`` of real time, nodes leave (destroyed without warning, alternately Python and JS) and new
+ones join until ``--churn`` of the network has been replaced. Every ``--every`` seconds a Python client and a
+JS client each store a new record (announce + mutable put); ``--delay`` seconds later each client looks up
+both records and gets both values (its own and the other language's). Printed: per client, the success rate
+of lookups and of mutable gets, and failed stores. Loopback only, explicit local bootstrap; needs ``npm ci``.
+``tests/interop/test_churn.py`` runs :func:`run` on a small network for a minute per profile.
+
+    python bench/churn.py [--profile hyper|mainline] [--size 200] [--minutes 10] [--churn 0.3] [--every 5]
 """
 
 from __future__ import annotations
@@ -19,22 +27,83 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from jsproc import JSProcess, require_node, start_js  # noqa: E402
 from peerdht.aio.hyperdht import HyperDHT  # noqa: E402
+from peerdht.aio.mainline import MainlineDHT  # noqa: E402
 from peerdht.hyper.crypto import KeyPair  # noqa: E402
+from peerdht.mainline.crypto import KeyPair as MainlineKeyPair  # noqa: E402
+
+CLIENTS = ("python", "js")
+Address = tuple[str, int]
+
+
+@dataclass
+class Tally:
+    """One client's counts: lookups that found the announcer, gets that returned the value, failed stores."""
+
+    lookups: int = 0
+    lookups_ok: int = 0
+    gets: int = 0
+    gets_ok: int = 0
+    stores: int = 0
+    stores_failed: int = 0
+
+    def rates(self) -> tuple[float, float]:
+        """(lookup success, get success), each in [0, 1]."""
+        return self.lookups_ok / max(1, self.lookups), self.gets_ok / max(1, self.gets)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Record:
+    """What one client stored: an announce on ``topic`` (Mainline: on ``port``) and a mutable value under
+    the key pair made from ``seed``."""
+
+    who: str
+    topic: bytes
+    seed: bytes
+    value: bytes
+    port: int
+
+
+@dataclass(kw_only=True)
+class Result:
+    """One churn run."""
+
+    profile: str
+    size: int
+    replaced: int
+    minutes: float
+    setup_s: float
+    tallies: dict[str, Tally] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        out = []
+        for who, t in self.tallies.items():
+            lk, gt = t.rates()
+            out.append(
+                f"{who:6} client: lookups {t.lookups_ok}/{t.lookups} ({lk:.1%}), "
+                f"mutable gets {t.gets_ok}/{t.gets} ({gt:.1%}), stores failed {t.stores_failed}/{t.stores}"
+            )
+        out.append(
+            f"{self.replaced} nodes replaced ({self.replaced / self.size:.0%}) over {self.minutes} min"
+        )
+        return out
 
 
 class JS:
     """The JS process; commands run concurrently there, replies are matched by id."""
 
-    def __init__(self, proc: JSProcess) -> None:
+    def __init__(self, proc: JSProcess, timeout: float) -> None:
         self.proc = proc
+        self.timeout = timeout
         self.next = 0
         self.waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.reader = asyncio.create_task(self._read())
@@ -45,6 +114,9 @@ class JS:
                 line = await self.proc.line(3600)
             except Exception as exc:
                 print(f"JS process: {exc}", file=sys.stderr)
+                for fut in self.waiting.values():
+                    if not fut.done():
+                        fut.set_result({"error": f"JS process: {exc}"})
                 return
             fut = self.waiting.pop(line.get("id", -1), None)
             if fut is not None and not fut.done():
@@ -56,107 +128,289 @@ class JS:
         self.waiting[self.next] = fut
         await self.proc.send({"id": self.next, "op": op, **args})
         try:
-            return await asyncio.wait_for(fut, 120)
+            return await asyncio.wait_for(fut, self.timeout)
         except TimeoutError:
             return {"error": "timeout"}
 
+    async def close(self) -> None:
+        self.reader.cancel()
+        await self.proc.close()
 
-async def main(size: int, minutes: float, churn: float, every: float) -> None:
-    rng = random.Random(1)
-    t0 = time.monotonic()
-    first = HyperDHT(
-        host="127.0.0.1", ephemeral=False, firewalled=False, bootstrap=[], public_host="127.0.0.1"
-    )
-    await first.open()
-    await first.fully_bootstrapped()
-    boot = [first.local_address()]
-    py_nodes: list[HyperDHT] = []
 
-    async def spawn_py() -> None:
+class Network(Protocol):
+    """One profile's network: Python nodes here, JS nodes in one node process, one client of each."""
+
+    async def start(self, size: int) -> None: ...
+    async def replace(self, python: bool) -> None: ...
+    def record(self, who: str, seq: int) -> Record: ...
+    async def store(self, rec: Record) -> tuple[int, int]: ...  # (stores, failed)
+    async def check(self, who: str, rec: Record) -> tuple[bool, bool]: ...  # (lookup ok, get ok)
+    async def close(self) -> None: ...
+
+
+async def _ok(coro: Any, timeout: float) -> Any:
+    """``await coro`` within ``timeout`` seconds; ``None`` if it fails or times out."""
+    try:
+        return await asyncio.wait_for(coro, timeout)
+    except Exception:
+        return None
+
+
+class HyperNet:
+    """Persistent :class:`HyperDHT` nodes and npm hyperdht nodes."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.rng = random.Random(1)
+        self.first: HyperDHT | None = None
+        self.boot: list[Address] = []
+        self.nodes: list[HyperDHT] = []
+        self.client: HyperDHT | None = None
+        self.js: JS | None = None
+
+    async def _spawn_py(self) -> None:
         n = HyperDHT(
-            host="127.0.0.1", ephemeral=False, firewalled=False, bootstrap=boot, public_host="127.0.0.1"
+            host="127.0.0.1", ephemeral=False, firewalled=False, bootstrap=self.boot, public_host="127.0.0.1"
         )
         await n.open()
         await n.fully_bootstrapped()
-        py_nodes.append(n)
+        self.nodes.append(n)
 
-    for _ in range(size // 2 - 1):
-        await spawn_py()
-    proc = await start_js(
-        "../../bench/js/churn-nodes.js", str(size - size // 2), f"{boot[0][0]}:{boot[0][1]}"
-    )
-    ready = await proc.line(600)
-    assert ready.get("ready"), ready
-    js = JS(proc)
-    client = HyperDHT(host="127.0.0.1", ephemeral=True, bootstrap=boot)
-    await client.open()
-    await client.fully_bootstrapped()
-    print(
-        f"network of {size} nodes ({size // 2} Python, {size - size // 2} JS) up in "
-        f"{time.monotonic() - t0:.0f} s",
-        flush=True,
-    )
+    async def start(self, size: int) -> None:
+        self.first = HyperDHT(
+            host="127.0.0.1", ephemeral=False, firewalled=False, bootstrap=[], public_host="127.0.0.1"
+        )
+        await self.first.open()
+        await self.first.fully_bootstrapped()
+        self.boot = [self.first.local_address()]
+        for _ in range(size // 2 - 1):
+            await self._spawn_py()
+        host, port = self.boot[0]
+        proc = await start_js("../../bench/js/churn-nodes.js", str(size - size // 2), f"{host}:{port}")
+        try:
+            ready = await proc.line(600)
+        except BaseException:
+            await proc.close()
+            raise
+        assert ready.get("ready"), ready
+        self.js = JS(proc, 4 * self.timeout)
+        self.client = HyperDHT(host="127.0.0.1", ephemeral=True, bootstrap=self.boot)
+        await self.client.open()
+        await self.client.fully_bootstrapped()
 
-    stats = {
-        who: {"lookups": 0, "lookups_ok": 0, "gets": 0, "gets_ok": 0, "stores": 0, "stores_failed": 0}
-        for who in ("python", "js")
-    }
-    stores: list[tuple[float, str, bytes, bytes, bytes]] = []  # (time, who, topic, seed, value)
-    seq = 0
+    async def replace(self, python: bool) -> None:
+        assert self.js is not None
+        if python and self.nodes:
+            n = self.nodes.pop(self.rng.randrange(len(self.nodes)))
+            await n.destroy()
+            await self._spawn_py()
+        else:
+            await self.js.ask("kill")
+            await self.js.ask("spawn")
 
-    async def store(who: str) -> None:
-        nonlocal seq
-        seq += 1
-        topic, seed, value = os.urandom(32), os.urandom(32), b"churn %d" % seq
-        kp = KeyPair.from_seed(seed)
-        stats[who]["stores"] += 2
-        if who == "python":
-            for coro in (client.announce(topic, kp), client.mutable_put(kp, value, seq=1)):
+    def record(self, who: str, seq: int) -> Record:
+        return Record(who=who, topic=os.urandom(32), seed=os.urandom(32), value=b"churn %d" % seq, port=0)
+
+    async def store(self, rec: Record) -> tuple[int, int]:
+        assert self.client is not None and self.js is not None
+        failed = 0
+        if rec.who == "python":
+            kp = KeyPair.from_seed(rec.seed)
+            for coro in (self.client.announce(rec.topic, kp), self.client.mutable_put(kp, rec.value, seq=1)):
                 try:
-                    await asyncio.wait_for(coro, 30)
+                    await asyncio.wait_for(coro, self.timeout)
                 except Exception:
-                    stats[who]["stores_failed"] += 1
+                    failed += 1
         else:
             for op, args in (
-                ("announce", {"topic": topic.hex(), "seed": seed.hex()}),
-                ("mutablePut", {"seed": seed.hex(), "value": value.hex(), "seq": 1}),
+                ("announce", {"topic": rec.topic.hex(), "seed": rec.seed.hex()}),
+                ("mutablePut", {"seed": rec.seed.hex(), "value": rec.value.hex(), "seq": 1}),
             ):
-                reply = await js.ask(op, **args)
+                reply = await self.js.ask(op, **args)
                 if "error" in reply:
                     print("js", op, reply.get("error"), file=sys.stderr)
-                    stats[who]["stores_failed"] += 1
-        stores.append((time.monotonic(), who, topic, seed, value))
+                    failed += 1
+        return 2, failed
 
-    async def check(topic: bytes, seed: bytes, value: bytes) -> None:
-        kp = KeyPair.from_seed(seed)
-        # Python client
-        st = stats["python"]
-        st["lookups"] += 1
-        st["gets"] += 1
-        try:
+    async def check(self, who: str, rec: Record) -> tuple[bool, bool]:
+        assert self.client is not None and self.js is not None
+        pk = KeyPair.from_seed(rec.seed).public_key
+        if who == "js":
+            r = await self.js.ask("lookup", topic=rec.topic.hex())
+            found = pk.hex() in r.get("publicKeys", [])
+            r = await self.js.ask("mutableGet", publicKey=pk.hex())
+            return found, r.get("value") == rec.value.hex()
+        client = self.client
+
+        async def lookup() -> bool:
             found = False
-            async for reply in client.lookup(topic):
-                found = found or any(p.public_key == kp.public_key for p in reply.peers)
-            st["lookups_ok"] += found
-            got = await asyncio.wait_for(client.mutable_get(kp.public_key), 30)
-            st["gets_ok"] += got is not None and got.value == value
-        except Exception:
-            pass
-        # JS client
-        st = stats["js"]
-        st["lookups"] += 1
-        st["gets"] += 1
-        r = await js.ask("lookup", topic=topic.hex())
-        st["lookups_ok"] += kp.public_key.hex() in r.get("publicKeys", [])
-        r = await js.ask("mutableGet", publicKey=kp.public_key.hex())
-        st["gets_ok"] += r.get("value") == value.hex()
+            async for reply in client.lookup(rec.topic):
+                found = found or any(p.public_key == pk for p in reply.peers)
+            return found
 
-    steps = int(churn * size)
-    end = time.monotonic() + minutes * 60
-    churn_every = minutes * 60 / max(1, steps)
-    next_churn = time.monotonic() + churn_every
-    next_store = time.monotonic()
-    replaced = 0
+        found = bool(await _ok(lookup(), self.timeout))
+        got = await _ok(client.mutable_get(pk), self.timeout)
+        return found, got is not None and got.value == rec.value
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.destroy()
+        if self.js is not None:
+            await self.js.close()
+        for n in self.nodes:
+            await n.destroy()
+        if self.first is not None:
+            await self.first.destroy()
+
+
+class MainlineNet:
+    """:class:`MainlineDHT` nodes and npm bittorrent-dht nodes. All share 127.0.0.1, so the Python nodes
+    run without the per-IP rate limit (as :class:`MainlineTestnet` does)."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.rng = random.Random(1)
+        self.first: MainlineDHT | None = None
+        self.boot: list[Address] = []
+        self.nodes: list[MainlineDHT] = []
+        self.client: MainlineDHT | None = None
+        self.js: JS | None = None
+        self.ports = iter(range(20000, 60000))
+
+    def _node(self) -> MainlineDHT:
+        return MainlineDHT(bootstrap=self.boot, host="127.0.0.1", rate_limit=None)
+
+    async def start(self, size: int) -> None:
+        self.first = self._node()
+        await self.first.open()
+        self.boot = [self.first.address()]
+        for _ in range(size // 2 - 1):
+            n = self._node()
+            await n.open()
+            self.nodes.append(n)
+        host, port = self.boot[0]
+        proc = await start_js("../../bench/js/churn-mainline.js", str(size - size // 2), f"{host}:{port}")
+        try:
+            ready = await proc.line(600)
+        except BaseException:
+            await proc.close()
+            raise
+        assert ready.get("ready"), ready
+        self.js = JS(proc, 4 * self.timeout)
+        # the Python nodes that joined first learn the later ones and the JS nodes
+        for n in [self.first, *self.nodes]:
+            await _ok(n.bootstrap(), self.timeout)
+        self.client = self._node()
+        await self.client.open()
+
+    async def replace(self, python: bool) -> None:
+        assert self.js is not None
+        if python and self.nodes:
+            n = self.nodes.pop(self.rng.randrange(len(self.nodes)))
+            await n.close()
+            n = self._node()
+            await n.open()
+            self.nodes.append(n)
+        else:
+            await self.js.ask("kill")
+            await self.js.ask("spawn")
+
+    def record(self, who: str, seq: int) -> Record:
+        return Record(
+            who=who, topic=os.urandom(20), seed=os.urandom(32), value=b"churn %d" % seq, port=next(self.ports)
+        )
+
+    async def store(self, rec: Record) -> tuple[int, int]:
+        assert self.client is not None and self.js is not None
+        failed = 0
+        if rec.who == "python":
+            kp = MainlineKeyPair.from_seed(rec.seed)
+            stored = await _ok(self.client.announce_peer(rec.topic, rec.port), self.timeout)
+            failed += not stored
+            put = await _ok(self.client.put_mutable(kp, rec.value, seq=1), self.timeout)
+            failed += put is None or put.stored == 0
+        else:
+            r = await self.js.ask("announce", infoHash=rec.topic.hex(), port=rec.port)
+            failed += "error" in r
+            r = await self.js.ask("putMutable", seed=rec.seed.hex(), value=rec.value.hex(), seq=1)
+            failed += "error" in r or not r.get("n")
+        return 2, failed
+
+    async def check(self, who: str, rec: Record) -> tuple[bool, bool]:
+        assert self.client is not None and self.js is not None
+        pk = MainlineKeyPair.from_seed(rec.seed).public_key
+        if who == "js":
+            r = await self.js.ask("lookup", infoHash=rec.topic.hex())
+            found = f"127.0.0.1:{rec.port}" in r.get("peers", [])
+            r = await self.js.ask("getMutable", publicKey=pk.hex())
+            return found, r.get("value") == rec.value.hex()
+        client = self.client
+
+        async def lookup() -> bool:
+            return ("127.0.0.1", rec.port) in [p async for p in client.get_peers(rec.topic)]
+
+        found = bool(await _ok(lookup(), self.timeout))
+        item = await _ok(client.get_mutable(pk), self.timeout)
+        return found, item is not None and item.v == rec.value
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+        if self.js is not None:
+            await self.js.close()
+        for n in self.nodes:
+            await n.close()
+        if self.first is not None:
+            await self.first.close()
+
+
+PROFILES: dict[str, Callable[[float], Network]] = {"hyper": HyperNet, "mainline": MainlineNet}
+
+
+async def run(
+    profile: str,
+    *,
+    size: int = 200,
+    minutes: float = 10.0,
+    churn: float = 0.3,
+    every: float = 5.0,
+    delay: float = 30.0,
+    timeout: float = 30.0,
+    log: Callable[[str], None] = print,
+) -> Result:
+    """One churn run of ``profile`` (``"hyper"`` or ``"mainline"``) in real time.
+
+    Args:
+        size: nodes in the network, half Python and half JS (plus one client of each).
+        minutes: how long nodes leave and join (real time); ``churn`` of ``size`` are replaced by the end.
+        every: seconds between stores (each client stores one record each time).
+        delay: seconds between a store and the lookups/gets of it.
+        timeout: seconds allowed per Python operation (a JS command gets 4x).
+        log: where progress lines go.
+
+    Returns:
+        The counts per client (``"python"``, ``"js"``).
+    """
+    t0 = time.monotonic()
+    net = PROFILES[profile](timeout)
+    try:
+        await net.start(size)
+        setup = time.monotonic() - t0
+        log(
+            f"{profile}: network of {size} nodes ({size // 2} Python, {size - size // 2} JS) up in {setup:.0f} s"
+        )
+        result = Result(profile=profile, size=size, replaced=0, minutes=minutes, setup_s=setup)
+        result.tallies = {who: Tally() for who in CLIENTS}
+        await _schedule(net, result, churn, every, delay)
+    finally:
+        await net.close()
+    return result
+
+
+async def _schedule(net: Network, result: Result, churn: float, every: float, delay: float) -> None:
+    tallies = result.tallies
+    stores: list[tuple[float, Record]] = []
+    seq = 0
     tasks: set[asyncio.Task[None]] = set()
 
     def bg(coro: Any) -> None:
@@ -164,55 +418,77 @@ async def main(size: int, minutes: float, churn: float, every: float) -> None:
         tasks.add(t)
         t.add_done_callback(tasks.discard)
 
-    async def replace(python: bool) -> None:
-        if python and py_nodes:
-            n = py_nodes.pop(rng.randrange(len(py_nodes)))
-            await n.destroy()
-            await spawn_py()
-        else:
-            await js.ask("kill")
-            await js.ask("spawn")
+    async def store(who: str) -> None:
+        nonlocal seq
+        seq += 1
+        rec = net.record(who, seq)
+        n, failed = await net.store(rec)
+        tallies[who].stores += n
+        tallies[who].stores_failed += failed
+        stores.append((time.monotonic(), rec))
 
+    async def check(who: str, rec: Record) -> None:
+        found, got = await net.check(who, rec)
+        t = tallies[who]
+        t.lookups += 1
+        t.gets += 1
+        t.lookups_ok += found
+        t.gets_ok += got
+
+    async def replace(python: bool) -> None:
+        try:
+            await net.replace(python)
+        except Exception as exc:
+            print(f"replace failed: {exc!r}", file=sys.stderr)
+
+    steps = int(churn * result.size)
+    end = time.monotonic() + result.minutes * 60
+    churn_every = result.minutes * 60 / max(1, steps)
+    next_churn = time.monotonic() + churn_every / 2  # the last one half an interval before the end
+    next_store = time.monotonic()
     while (now := time.monotonic()) < end:
-        if now >= next_churn and replaced < steps:
-            bg(replace(replaced % 2 == 0))
-            replaced += 1
+        if now >= next_churn and result.replaced < steps:
+            bg(replace(result.replaced % 2 == 0))
+            result.replaced += 1
             next_churn += churn_every
         if now >= next_store:
             bg(store("python"))
             bg(store("js"))
             next_store += every
-        while stores and stores[0][0] + 30 <= now:
-            _, _, topic, seed, value = stores.pop(0)
-            bg(check(topic, seed, value))
-        await asyncio.sleep(0.2)
-    while stores:  # the last stores: check after their 30 s too
-        await asyncio.sleep(max(0.0, stores[0][0] + 30 - time.monotonic()))
-        _, _, topic, seed, value = stores.pop(0)
-        bg(check(topic, seed, value))
+        while stores and stores[0][0] + delay <= now:
+            _, rec = stores.pop(0)
+            for who in CLIENTS:
+                bg(check(who, rec))
+        await asyncio.sleep(0.1)  # the schedule's tick
+    if tasks:  # stores still running
+        await asyncio.wait(tasks)
+    while stores:  # the last stores: check after their delay too
+        await asyncio.sleep(max(0.0, stores[0][0] + delay - time.monotonic()))
+        _, rec = stores.pop(0)
+        for who in CLIENTS:
+            bg(check(who, rec))
     if tasks:
-        await asyncio.wait(tasks, timeout=120)
-    for who, st in stats.items():
-        print(
-            f"{who:6} client: lookups {st['lookups_ok']}/{st['lookups']} "
-            f"({st['lookups_ok'] / max(1, st['lookups']):.1%}), mutable gets {st['gets_ok']}/{st['gets']} "
-            f"({st['gets_ok'] / max(1, st['gets']):.1%}), stores failed {st['stores_failed']}/{st['stores']}"
-        )
-    print(f"{replaced} nodes replaced ({replaced / size:.0%}) over {minutes} min")
-    await client.destroy()
-    js.reader.cancel()
-    await js.proc.close()
-    for n in py_nodes:
-        await n.destroy()
-    await first.destroy()
+        await asyncio.wait(tasks)
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", choices=sorted(PROFILES), default="hyper")
     ap.add_argument("--size", type=int, default=200)
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--churn", type=float, default=0.3)
     ap.add_argument("--every", type=float, default=5.0)
+    ap.add_argument("--delay", type=float, default=30.0, help="seconds from a store to its lookups (30)")
     args = ap.parse_args()
     require_node()
-    asyncio.run(main(args.size, args.minutes, args.churn, args.every))
+    res = asyncio.run(
+        run(
+            args.profile,
+            size=args.size,
+            minutes=args.minutes,
+            churn=args.churn,
+            every=args.every,
+            delay=args.delay,
+        )
+    )
+    print("\n".join(res.lines()))

@@ -2,26 +2,8 @@
 // Usage: node mainline-peer.js [HOST:PORT ...]  -- bootstrap nodes (never the public defaults: none = bootstrap:false).
 // Prints {"ready": true, "port", "id"} once listening and bootstrapped; then one JSON line per command.
 'use strict'
-const crypto = require('crypto')
 const { out, serve } = require('./stdio.js')
-
-const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
-const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
-
-function keyPair (seedHex) {
-  const priv = crypto.createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, Buffer.from(seedHex, 'hex')]), format: 'der', type: 'pkcs8' })
-  const pub = crypto.createPublicKey(priv).export({ format: 'der', type: 'spki' }).subarray(SPKI_PREFIX.length)
-  return { priv, pub: Buffer.from(pub) }
-}
-
-function verify (sig, msg, pk) {
-  try {
-    const key = crypto.createPublicKey({ key: Buffer.concat([SPKI_PREFIX, pk]), format: 'der', type: 'spki' })
-    return crypto.verify(null, msg, key, sig)
-  } catch (err) {
-    return false
-  }
-}
+const { keyPair, sign, verify } = require('./ed25519.js')
 
 async function main () {
   const { default: DHT } = await import('bittorrent-dht')
@@ -62,7 +44,7 @@ async function main () {
           k: kp.pub,
           v: Buffer.from(cmd.v, 'hex'),
           seq: cmd.seq,
-          sign: (buf) => crypto.sign(null, buf, kp.priv)
+          sign: (buf) => sign(kp.priv, buf)
         }
         if (cmd.salt) opts.salt = Buffer.from(cmd.salt, 'hex')
         return dht.put(opts, (err, hash, n) =>
