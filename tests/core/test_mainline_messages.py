@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 
 import pytest
 from hypothesis import given, settings
@@ -297,3 +298,55 @@ def test_fuzz_bytes(data: bytes) -> None:
 
 def test_decoded_dicts_are_plain() -> None:
     assert decode(encode_query(b"t", Ping(id=A))) == {b"a": {b"id": A}, b"q": b"ping", b"t": b"t", b"y": b"q"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(entries=st.lists(st.binary(min_size=26, max_size=26), max_size=12), v6=st.booleans(), data=st.data())
+def test_decode_nodes_memo_is_transparent(entries: list[bytes], v6: bool, data: st.DataObject) -> None:
+    # decode_nodes memoises compact entries: a warm decode (entries seen before, possibly in other replies)
+    # must equal a cold one, and both must equal the field-by-field reading of BEP 5 / BEP 32
+    size = 38 if v6 else 26
+    if v6:
+        entries = [e + data.draw(st.binary(min_size=12, max_size=12)) for e in entries]
+    blob = b"".join(entries)
+    expected = []
+    for e in entries:
+        port = int.from_bytes(e[size - 2 :], "big")
+        if port:
+            host = str(ipaddress.ip_address(e[20 : size - 2]))
+            expected.append(NodeInfo(id=e[:20], host=host, port=port))
+    assert decode_nodes(blob, v6=v6) == expected
+    assert decode_nodes(bytearray(blob), v6=v6) == expected  # warm, and from a mutable buffer
+    assert decode_nodes(blob[::-1][::-1], v6=v6) == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    tids=st.lists(st.binary(max_size=6), min_size=1, max_size=4),
+    read_only=st.booleans(),
+    version=st.one_of(st.none(), st.binary(min_size=4, max_size=4)),
+    ids=st.lists(st.binary(min_size=20, max_size=20), min_size=2, max_size=2),
+    token=st.binary(min_size=1, max_size=20),
+)
+def test_core_query_template_matches_encode_query(
+    tids: list[bytes], read_only: bool, version: bytes | None, ids: list[bytes], token: bytes
+) -> None:
+    # the core bencodes a lookup's query once and only formats the transaction id per request: the bytes
+    # must be exactly encode_query's, for every query type and whatever the tid, version or values hold
+    import random
+
+    from peerdht.mainline.node import MainlineNode
+
+    node = MainlineNode(rng=random.Random(0), read_only=read_only, version=version)
+    a, b = ids
+    queries = [
+        Ping(id=a), FindNode(id=a, target=b, want=frozenset({"n4"})), GetPeers(id=a, info_hash=b),
+        AnnouncePeer(id=a, info_hash=b, port=6881, token=token, implied_port=True),
+        Get(id=a, target=b, seq=7), Put(id=a, token=token, v=token + b"1:t0:"),
+        Put(id=a, token=token, v=[1, {b"t": token}]),  # unhashable value: encoded in full
+        SampleInfohashes(id=a, target=b),
+    ]
+    for q in queries:
+        for t in tids:
+            want = encode_query(t, q, read_only=read_only, version=version)
+            assert node._encode_query(t, q) == want
