@@ -133,7 +133,7 @@ def test_consistent_targets_and_ports() -> None:
     assert consistent_targets(addrs, 1) == [("1.1.1.1", 1)]
     assert consistent_targets(addrs, 4) == [("1.1.1.1", 1), ("2.2.2.2", 2)]
     rng = random.Random(1)
-    assert all(1000 <= random_port(rng) <= 65535 for _ in range(1000))
+    assert all(1000 <= random_port(rng.randbytes) <= 65535 for _ in range(1000))
 
 
 def test_match_address() -> None:
@@ -191,7 +191,7 @@ def punch(kind_a: str, kind_b: str, seed: int) -> bool:
     if strategy is Strategy.RANDOM_PROBES:  # a consistent, b random: a sprays b's host
         b_real = b.send(fa.addresses[0])  # b probes a: opens its mapping towards a
         for _ in range(1750):
-            port = random_port(rng)
+            port = random_port(rng.randbytes)
             a.send((b.ip, port))
             if port == b_real[1]:
                 return True

@@ -142,12 +142,12 @@ async def test_js_client_relays_to_python_server(relay_impl: str, monkeypatch: p
     """On loopback the probe round punches at once; like hyperdht's test/relaying.js (server
     ``holepunch: false``) our server aborts every round so only the relay can connect."""
     import peerdht.aio.server as server_mod
+    from peerdht.holepunch.server import ServerPunch
 
-    async def abort_round(self: Any, h: Any, rp: Any, peer_address: Any, from_addr: Any, respond: Any) -> None:
-        respond(self._abort_payload(h))
-        self.dht.require_open().kick()
+    def abort_round(self: Any, r: Any, now: float) -> None:
+        self._answer_abort(r.request_id, now)
 
-    monkeypatch.setattr(server_mod.Server, "_holepunch_round", abort_round)
+    monkeypatch.setattr(ServerPunch, "_answer", abort_round)
     monkeypatch.setattr(server_mod.Server, "_on_probe", lambda self, addr, socket: None)
     monkeypatch.setattr(server_mod, "local_addresses", lambda bound: ())  # shareLocalAddress: false
     async with js_net("--relay") as js, HyperDHT(bootstrap=js.bootstrap, host="127.0.0.1") as a, HyperDHT(

@@ -36,19 +36,17 @@ import dataclasses
 import logging
 import os
 import random
-from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
-from peerdht.aio.relay_upgrade import is_relayed, until_closed, upgrade_relayed
+from peerdht.aio.punch import PunchRunner
+from peerdht.aio.relay_upgrade import is_relayed, until_closed, upgrade_relayed, wait_direct
 from peerdht.aio.secretstream import SecretStream, open_secret_stream
-from peerdht.aio.socketpool import birthday_punch, local_addresses
+from peerdht.aio.socketpool import local_addresses
 from peerdht.errors import (
     CannotHolepunch,
-    ConnectError,
     HandshakeInvalid,
     HolepunchAborted,
     HolepunchDoubleRandomized,
-    HolepunchInvalid,
     HolepunchProbeTimeout,
     LocalProtocolError,
     PeerConnectionFailed,
@@ -60,20 +58,9 @@ from peerdht.errors import (
     ServerError,
     ServerIncompatible,
 )
-from peerdht.holepunch.nat import MIN_SAMPLES, NatAnalyzer
-from peerdht.holepunch.payload import SecurePayload
-from peerdht.holepunch.strategy import (
-    CONSISTENT_INTERVAL,
-    CONSISTENT_TRIES,
-    RANDOM_INTERVAL,
-    RANDOM_PUNCH_INTERVAL,
-    RANDOM_TRIES,
-    Strategy,
-    choose_strategy,
-    consistent_targets,
-    match_address,
-    random_port,
-)
+from peerdht.holepunch.client import ClientPunch
+from peerdht.holepunch.events import Connected, PunchFailed
+from peerdht.holepunch.strategy import Strategy, match_address
 from peerdht.hyper.constants import Command, Firewall, InternalCommand
 from peerdht.hyper.constants import PayloadErrorCode as Err
 from peerdht.hyper.crypto import KeyPair
@@ -86,16 +73,11 @@ from peerdht.hyper.handshake import (
 )
 from peerdht.hyper.records import (
     Handshake,
-    Holepunch,
-    HolepunchPayload,
     NoisePayload,
-    RelayInfo,
     RelayThroughInfo,
     decode_handshake,
-    decode_holepunch,
     decode_noise_payload,
     encode_handshake,
-    encode_holepunch,
     encode_noise_payload,
 )
 from peerdht.hyper.router import FROM_CLIENT, REPLY
@@ -131,6 +113,10 @@ RELAY_TRIES = 2
 """Relays tried, one after the other, by the automatic fallback."""
 
 UPGRADE_TIMEOUT = 60.0
+"""Seconds a relayed connection keeps trying to punch a direct path (then it stays relayed)."""
+OPEN_WAIT = 3600.0
+"""Seconds a punch waits for the server's first UDX packet at most (the punch session itself ends
+far sooner: ~36 s for the longest strategy); a bound, not a protocol timer."""
 """Seconds a relayed connection keeps trying to punch a direct path (then it stays relayed)."""
 
 PATHS = ("direct", "reverse", "lan", "consistent", "random-probes", "birthday", "relay")
@@ -449,8 +435,9 @@ async def _secure(
 
 
 class Puncher:
-    """The client side of PEER_HOLEPUNCH (connect.js ``holepunch`` / ``probeRound`` / ``roundPunch``
-    with holepuncher.js ``punch``). The punch socket is the DHT's client socket."""
+    """The client side of PEER_HOLEPUNCH: runs a :class:`~peerdht.holepunch.client.ClientPunch` (the
+    sans-IO rounds, NAT sampling and strategies) on the DHT's client socket, and opens the stream
+    where it connected (or takes the stream the server's first UDX packet opened)."""
 
     def __init__(
         self,
@@ -467,313 +454,88 @@ class Puncher:
         self.dht = dht
         self.raws = dht.raw_streams()
         self.sid = sid
+        self.remote = remote
         self.remote_udx = remote.udx.id
-        self.hp_id = remote.holepunch.id
-        self.relays = remote.holepunch.relays
+        self.result = result
         self.target = target
         self.socket = socket
         self.relayed = relayed
         """Upgrade mode: the stream already runs through a blind relay; a punch only finds
         :attr:`direct`, the server's address that answered our probes on :attr:`socket`."""
         self.direct: Address | None = None
-        self.nat = NatAnalyzer(firewalled=dht.core.firewalled)
-        self.payload = SecurePayload(result.holepunch_secret, os.urandom(32))
-        self.round = 0
-        self.remote_firewall = remote.firewall
-        self.remote_addresses: list[tuple[Address, bool]] = []
-        self.remote_punching = False
         self.strategy: Strategy | None = None
         """The punch strategy chosen in the punch round (None before it)."""
 
+    def _session(self, relay: Address, server_address: Address) -> ClientPunch:
+        assert self.remote.holepunch is not None
+        recent = [c.addr for c in self.dht.core.table][-8:]
+        return ClientPunch(
+            hp_id=self.remote.holepunch.id,
+            relays=self.remote.holepunch.relays,
+            relay=relay,
+            server_address=server_address,
+            remote_firewall=self.remote.firewall,
+            secret=self.result.holepunch_secret,
+            firewalled=self.dht.core.firewalled,
+            punch_socket=self.socket,
+            sample_nodes=list(reversed(recent)),
+            limit=self.raws.random_punch_limit,
+            random_bytes=os.urandom,
+            relayed=self.relayed is not None,
+        )
+
     async def run(self, relay: Address, server_address: Address) -> UDXStream:
-        """Punch; a probe from the server's host at any point opens the stream at once (holepuncher.js
-        ``onconnect``): a consistent server answers our probe round's opening probe ("fast open"),
-        often before the punch round would even start."""
-        early = asyncio.ensure_future(self._probe_from(server_address[0]))
-        flow = asyncio.ensure_future(self._run(relay, server_address))
-        try:
-            await asyncio.wait({early, flow}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            early.cancel()  # (a no-op once it has a probe)
-            if not flow.done():
-                flow.cancel()
-                with contextlib.suppress(asyncio.CancelledError, PeerDHTError, OSError):
-                    await flow
-        if flow.done() and not flow.cancelled():
-            return flow.result()
-        log.debug("punch: probe from the server's host %s", early.result())
-        self.strategy = self.strategy or Strategy.CONSISTENT
-        return self._reached_at(early.result())
+        """Punch until a probe from the server comes through (then open the stream there), the
+        server's first UDX packet opens it, or (upgrade mode) the server moves the relayed stream.
 
-    async def _probe_from(self, host: str) -> Address:
-        while True:
-            addr = await self.raws.probe_future(self.socket)
-            if addr[0] == host:
-                return addr
+        Raises:
+            ConnectError: the punch failed (hyperdht's holepunch error codes).
+        """
+        session = self._session(relay, server_address)
+        outcome: asyncio.Future[Connected | PunchFailed] = asyncio.get_running_loop().create_future()
 
-    def _reached_at(self, addr: Address) -> UDXStream:
-        """A probe from ``addr`` came through: open the stream there (upgrade mode: note it as :attr:`direct`)."""
-        if self.relayed is not None:
-            self.direct = addr
-            return self.relayed
-        return self.raws.connect(self.sid, self.socket, self.remote_udx, addr)
+        def on_event(ev: object) -> None:
+            if isinstance(ev, (Connected, PunchFailed)) and not outcome.done():
+                outcome.set_result(ev)
 
-    async def _run(self, relay: Address, server_address: Address) -> UDXStream:
-        # NAT sampling runs while the probe round travels (connect.js sends its probe round at once and
-        # analyses after the reply): a consistent server's fast-open probe needs no NAT class from us
-        sampling = asyncio.ensure_future(self._sample_nat())
-        try:
-            server_relay = next((r for r in self.relays if r.relay_address == relay), self.relays[0])
-            token, peer_address = await self._probe_round(server_address, server_relay, True, sampling)
-        finally:
-            sampling.cancel()
-        log.debug(
-            "punch: probe round done, we are %s %s, the server %s",
-            Firewall(self.nat.firewall).name,
-            self.nat.addresses,
-            Firewall(self.remote_firewall).name,
-        )
-        if server_relay.relay_address == relay and server_address != peer_address:
-            server_address = peer_address
-            self.raws.send_probe(self.socket, server_address)
-        return await self._round_punch(server_address, token, relay, server_relay)
-
-    async def _sample_nat(self) -> None:
-        """PING up to 4 recent nodes from the punch socket (nat.js ``autoSample``)."""
-        nodes = [c.addr for c in self.dht.core.table][-8:]
-        pings: list[Awaitable[Reply]] = []
-        for addr in reversed(nodes):
-            if len(pings) >= MIN_SAMPLES:
-                break
-            pings.append(self._ping(addr))
-        for fut in asyncio.as_completed(pings):
-            with contextlib.suppress(PeerDHTError):
-                reply = await fut
-                self.nat.add(reply.to, reply.from_addr)
-            if self.nat.done:
-                break
-        self.nat.give_up()
-
-    async def _ping(self, addr: Address) -> Reply:
-        r: Reply = await self.dht.run_op(
-            lambda now: self.dht.core.request(
-                addr, InternalCommand.PING, now, internal=True, retries=0, socket=self.socket
-            )
-        )
-        return r
-
-    async def _update(
-        self, peer_address: Address, relay: Address, hp: HolepunchPayload
-    ) -> tuple[Reply, Address, HolepunchPayload]:
-        value = encode_holepunch(
-            Holepunch(
-                mode=FROM_CLIENT,
-                id=self.hp_id,
-                payload=self.payload.encrypt(hp, os.urandom(24)),
-                peer_address=peer_address,
-            )
-        )
-        try:
-            reply: Reply = await self.dht.run_op(
-                lambda now: self.dht.core.request(
-                    relay, Command.PEER_HOLEPUNCH, now, target=self.target, value=value, socket=self.socket
-                )
-            )
-        except PeerDHTError as exc:
-            raise HolepunchAborted(f"holepunch request failed: {exc}") from exc
-        try:
-            msg = decode_holepunch(reply.message.value or b"")
-        except PeerDHTError:
-            raise HolepunchInvalid("bad holepunch reply") from None
-        if msg.mode != REPLY or reply.from_addr != relay:
-            raise HolepunchInvalid("bad holepunch reply")
-        rp = self.payload.decrypt(msg.payload)
-        if rp is None:
-            raise HolepunchInvalid()
-        if rp.error == Err.TRY_LATER:
-            raise HolepunchAborted("server asked to try later (TRY_LATER)")
-        if rp.error != Err.NONE:
-            raise RemoteAborted(f"remote aborted with error code {rp.error}")
-        echoed = rp.remote_token is not None and hp.token is not None and rp.remote_token == hp.token
-        verified_hosts = {a[0] for a, v in self.remote_addresses if v}
-        if echoed:
-            verified_hosts.add(peer_address[0])
-        self.remote_firewall = rp.firewall
-        self.remote_addresses = [(a, a[0] in verified_hosts) for a in rp.addresses or ()]
-        self.remote_punching = rp.punching
-        return reply, msg.peer_address or relay, rp
-
-    async def _abort(self, server_relay: RelayInfo) -> None:
-        hp = HolepunchPayload(error=Err.ABORTED, firewall=Firewall.UNKNOWN, round=self.round)
-        self.round += 1
-        with contextlib.suppress(ConnectError):
-            await self._update(server_relay.peer_address, server_relay.relay_address, hp)
-
-    async def _probe_round(
-        self,
-        server_address: Address,
-        server_relay: RelayInfo,
-        retry: bool,
-        sampling: asyncio.Future[None] | None = None,
-    ) -> tuple[bytes | None, Address]:
-        self.raws.send_probe(self.socket, server_address)  # openSession
-        hp = HolepunchPayload(
-            firewall=self.nat.firewall,
-            round=self.round,
-            addresses=self.nat.addresses,
-            remote_address=server_address,
-        )
-        self.round += 1
-        reply, peer_address, rp = await self._update(
-            server_relay.peer_address, server_relay.relay_address, hp
-        )
-        self.nat.add(reply.to, reply.from_addr)
-        if sampling is not None:
-            await sampling  # our own NAT class, before deciding anything
-        if self.remote_firewall == Firewall.UNKNOWN:
-            await asyncio.sleep(1.0)  # let the server finish its own analysis
-        if (self.remote_firewall == Firewall.UNKNOWN or rp.token is None) and retry:
-            return await self._probe_round(server_address, server_relay, False)
-        if self.remote_firewall == Firewall.UNKNOWN or self.nat.firewall == Firewall.UNKNOWN:
-            await self._abort(server_relay)
-            raise HolepunchProbeTimeout()
-        if self.remote_firewall >= Firewall.RANDOM and self.nat.firewall >= Firewall.RANDOM:
-            await self._abort(server_relay)
-            raise HolepunchDoubleRandomized()
-        return rp.token, peer_address
-
-    async def _round_punch(
-        self, server_address: Address, remote_token: bytes | None, relay: Address, server_relay: RelayInfo
-    ) -> UDXStream:
-        self.nat.freeze()
-        if self.relayed is not None and self.nat.firewall >= Firewall.RANDOM:
-            await self._abort(server_relay)  # we would punch with birthday sockets: stay on the relay
-            raise RemoteNotHolepunchable("no birthday sockets for a relayed stream (it cannot change socket)")
-        is_random = self.remote_firewall >= Firewall.RANDOM or self.nat.firewall >= Firewall.RANDOM
-        loop = asyncio.get_running_loop()
-        if is_random and not self.raws.random_punch_allowed(loop.time(), RANDOM_PUNCH_INTERVAL):
-            raise HolepunchAborted("another random punch ran less than 20 s ago (no relay to wait on)")
-        hp = HolepunchPayload(
-            firewall=self.nat.firewall,
-            round=self.round,
-            punching=True,
-            addresses=self.nat.addresses,
-            token=self.payload.token(server_address[0]),
-            remote_token=remote_token,
-        )
-        self.round += 1
-        await self._update(server_address, relay, hp)
-        if not self.remote_punching:
-            raise RemoteNotHolepunching()
-        has_verified = any(v for _, v in self.remote_addresses)
-        strategy = choose_strategy(self.nat.firewall, self.remote_firewall, has_verified)
-        self.strategy = strategy
-        if strategy is Strategy.CONSISTENT:
-            return await self._punch_consistent()
-        if strategy is None:
-            raise RemoteNotHolepunchable()
-        self.raws.begin_random_punch()
-        try:
-            if strategy is Strategy.RANDOM_PROBES:
-                return await self._punch_random()
-            return await self._punch_birthday()
-        finally:
-            self.raws.end_random_punch(loop.time())
-
-    async def _connected(self, timeout: float) -> UDXStream | None:
-        """Wait up to ``timeout`` for a probe from the server (or its first UDX packet)."""
-        if self.relayed is not None:
-            return await self._reached(timeout)
-        probe = self.raws.probe_future(self.socket)
-        opened = asyncio.ensure_future(self.raws.wait(self.sid, timeout))
-        waiting: set[asyncio.Future[Any]] = {probe, opened}
-        try:
-            done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            opened.cancel()
-        if probe in done:
-            return self._reached_at(probe.result())
-        if opened in done and not opened.cancelled() and opened.exception() is None:
-            s: UDXStream = opened.result()
-            return s
-        probe.cancel()
-        return self.raws.opened(self.sid)
-
-    async def _reached(self, timeout: float) -> UDXStream | None:
-        """Upgrade mode: a probe from the server records :attr:`direct`; the relayed stream is
-        returned once that happened, or once the server moved it to a direct path itself."""
-        assert self.relayed is not None
-        if not is_relayed(self.relayed):
-            return self.relayed
-        try:
-            return self._reached_at(await asyncio.wait_for(self.raws.probe_future(self.socket), timeout))
-        except TimeoutError:
-            return None if is_relayed(self.relayed) else self.relayed
-
-    async def _punch_consistent(self) -> UDXStream:
-        for tries in range(1, CONSISTENT_TRIES + 1):
-            for addr in consistent_targets(self.remote_addresses, tries):
-                self.raws.send_probe(self.socket, addr)
-            stream = await self._connected(CONSISTENT_INTERVAL)
-            if stream is not None:
-                return stream
-        raise HolepunchAborted()
-
-    async def _punch_birthday(self) -> UDXStream:
-        """We are RANDOM, the server CONSISTENT: many sockets probe its verified address while it
-        sprays our host's ports; the first socket a probe (or UDX packet) reaches wins."""
-        remote = next(a for a, v in self.remote_addresses if v)
-        got: list[tuple[Address, int]] = []
-        members: set[int] = set()
-
-        def on_probe(addr: Address, index: int) -> None:
-            if index in members and not got:
-                got.append((addr, index))
-
-        def done() -> bool:
-            return bool(got) or self.raws.opened(self.sid) is not None
-
-        self.raws.probe_listeners.append(on_probe)
-        sockets: list[int] = []
-        task = asyncio.ensure_future(
-            birthday_punch(
-                self.raws,
-                remote,
-                done,
-                echo=False,
-                tries=RANDOM_TRIES,
-                interval=RANDOM_INTERVAL,
-                on_socket=members.add,
-            )
+        runner = PunchRunner(self.dht, session, on_event, self.target)
+        other: asyncio.Future[Any] = asyncio.ensure_future(
+            self.raws.wait(self.sid, OPEN_WAIT) if self.relayed is None else wait_direct(self.relayed, OPEN_WAIT)
         )
         stream: UDXStream | None = None
         try:
-            while not task.done():
-                if done():
-                    break
-                await asyncio.sleep(RANDOM_INTERVAL)
-            sockets = await task
-            stream = self.raws.opened(self.sid)
-            if stream is None and got:
-                addr, index = got[0]
-                stream = self.raws.connect(self.sid, index, self.remote_udx, addr)
-            if stream is None:
-                raise HolepunchAborted()
+            runner.start()
+            await asyncio.wait({outcome, other}, return_when=asyncio.FIRST_COMPLETED)
+            self.strategy = session.strategy
+            if outcome.done():
+                ev = outcome.result()
+                if isinstance(ev, Connected):
+                    log.debug("punch: %s reached at %s (socket %d)", self.strategy, ev.addr, ev.socket)
+                    stream = self._reached_at(ev.addr, ev.socket)
+                    return stream
+                stream = self.raws.opened(self.sid) if self.relayed is None else None
+                if stream is not None:
+                    return stream
+                raise ev.error
+            if self.relayed is None:
+                stream = other.result()
+            elif other.result():
+                stream = self.relayed  # the server moved the relayed stream to a direct path itself
+            else:
+                raise HolepunchAborted("the relayed stream closed while punching")
+            assert stream is not None
             return stream
         finally:
-            self.raws.probe_listeners.remove(on_probe)
-            if not task.done():
-                task.cancel()
+            runner.close()
+            other.cancel()
             winner = self.raws.sockets.get(self.sid)
-            for index in sockets:
+            for index in session.sockets:
                 self.raws.close_socket(index, after=stream if index == winner else None)
 
-    async def _punch_random(self) -> UDXStream:
-        host = next(a[0] for a, v in self.remote_addresses if v)
-        rng = random.Random(os.urandom(16))
-        for _ in range(RANDOM_TRIES):
-            self.raws.send_probe(self.socket, (host, random_port(rng)))
-            stream = await self._connected(RANDOM_INTERVAL)
-            if stream is not None:
-                return stream
-        raise HolepunchAborted()
+    def _reached_at(self, addr: Address, socket: int) -> UDXStream:
+        """A probe from ``addr`` came through on ``socket``: open the stream there (upgrade mode: note
+        it as :attr:`direct`)."""
+        if self.relayed is not None:
+            self.direct = addr
+            return self.relayed
+        return self.raws.connect(self.sid, socket, self.remote_udx, addr)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from peerdht.errors import PeerDHTError
+from peerdht.holepunch.upgrade import MOVE_TIMEOUT, DirectMove, FallBackToRelay, RelayNoLongerNeeded
 
 if TYPE_CHECKING:
     from peerdht.aio.relay import Relayed
@@ -80,7 +81,7 @@ async def wait_direct(stream: UDXStream, timeout: float) -> bool:
     side's punch succeeded); True if it did (or was never relayed), False on timeout or close."""
     entry = _upgraders.get(stream)
     return entry is None or await until_closed(stream, entry[1], timeout)
-UPGRADES: dict[str, int] = {"upgraded": 0, "failed": 0}
+UPGRADES: dict[str, int] = {"upgraded": 0, "failed": 0, "fell_back": 0}
 """Relay -> direct upgrades done by this process (counters)."""
 
 
@@ -97,20 +98,58 @@ peer sent before its move may still be retransmitted through the relay (libudx k
 
 async def move_to_direct(r: Relayed, direct_id: int, addr: Address, peer_direct: asyncio.Future[None]) -> None:
     """Move ``r.stream`` to ``addr`` (connect.js ``changeRemote`` + relay-connection.js
-    ``confirmDirectUpgrade``): what is in flight is resent on the direct path; the relay connection
-    closes once our data sent before the move is acknowledged and the peer is seen on the direct
-    path, after :data:`RELAY_LINGER`. If the peer never moves, the relay stays until the stream closes."""
+    ``confirmDirectUpgrade``), driven by a :class:`~peerdht.holepunch.upgrade.DirectMove`: what is in
+    flight is resent on the direct path, then one empty message lets the peer see it. Once the peer
+    acknowledged a packet sent there and is seen there itself, the relay connection closes after
+    :data:`RELAY_LINGER`. If what was sent on the direct path stays unacknowledged for
+    :data:`~peerdht.holepunch.upgrade.MOVE_TIMEOUT` seconds, the stream moves back to the relay (still
+    connected) and stays there. If the peer never moves, the relay stays until the stream closes."""
     stream = r.stream
+    loop = asyncio.get_running_loop()
+    move = DirectMove()
+    relay_side = (stream.remote_id, stream.remote_addr)
+    changing = asyncio.ensure_future(stream.change_remote(direct_id, addr, resend=True))
+    closed = asyncio.ensure_future(stream.wait_closed())
     try:
-        changing = asyncio.ensure_future(stream.change_remote(direct_id, addr, resend=True))
+        await asyncio.sleep(0)  # the move applies first: the message below goes on the direct path
+        if stream.is_closing():
+            return
         stream.send_message(b"")  # let the peer see the direct path (confirmDirectUpgrade)
-        await asyncio.wait_for(changing, 30)
-        if not await until_closed(stream, peer_direct):
-            return  # closed while the peer stayed on the relay
-    except (PeerDHTError, OSError, TimeoutError) as exc:
+        move.moved(loop.time(), stream.send_progress()[0])
+        while (when := move.get_timer()) is not None or not peer_direct.done():
+            waits: set[asyncio.Future[Any]] = {closed} | ({peer_direct} if not peer_direct.done() else set())
+            await asyncio.wait(waits, timeout=None if when is None else max(0.0, when - loop.time()),
+                               return_when=asyncio.FIRST_COMPLETED)
+            if closed.done():
+                return
+            now = loop.time()
+            move.progress(now, *stream.send_progress())
+            if peer_direct.done():
+                move.peer_seen(now)
+            move.handle_timer(now)
+            ev = move.next_event()
+            if isinstance(ev, FallBackToRelay):
+                await _fall_back(stream, relay_side)
+                return
+            if isinstance(ev, RelayNoLongerNeeded):
+                UPGRADES["upgraded"] += 1
+                log.debug("stream %d: both sides on %s; closing the relay connection soon", stream.id, addr)
+                loop.call_later(RELAY_LINGER, r.close)  # the relay connection is no longer needed
+                return
+    except (PeerDHTError, OSError) as exc:
         log.debug("relay -> direct upgrade failed: %s", exc)
         UPGRADES["failed"] += 1
+    finally:
+        changing.cancel()
+        closed.cancel()
+
+
+async def _fall_back(stream: UDXStream, relay_side: tuple[int | None, Address | None]) -> None:
+    """The direct path carried nothing: send through the relay again (what is in flight is resent)."""
+    remote_id, relay_addr = relay_side
+    UPGRADES["fell_back"] += 1
+    log.debug("stream %d: no progress on the direct path; back to the relay at %s", stream.id, relay_addr)
+    if remote_id is None or relay_addr is None:
         return
-    UPGRADES["upgraded"] += 1
-    log.debug("stream %d: both sides on %s; closing the relay connection soon", stream.id, addr)
-    asyncio.get_running_loop().call_later(RELAY_LINGER, r.close)  # the relay connection is no longer needed
+    with contextlib.suppress(PeerDHTError, OSError, TimeoutError):
+        await asyncio.wait_for(stream.change_remote(remote_id, relay_addr, resend=True), MOVE_TIMEOUT)

@@ -27,28 +27,17 @@ import dataclasses
 import inspect
 import logging
 import os
-import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from peerdht.aio.punch import PunchRunner
 from peerdht.aio.relay_upgrade import wait_direct
 from peerdht.aio.secretstream import SecretStream, open_secret_stream
-from peerdht.aio.socketpool import birthday_punch, local_addresses
+from peerdht.aio.socketpool import local_addresses
 from peerdht.errors import LocalProtocolError, PeerDHTError
-from peerdht.holepunch.nat import MIN_SAMPLES, NatAnalyzer
-from peerdht.holepunch.payload import SecurePayload
-from peerdht.holepunch.strategy import (
-    CONSISTENT_INTERVAL,
-    CONSISTENT_TRIES,
-    RANDOM_INTERVAL,
-    RANDOM_PUNCH_INTERVAL,
-    RANDOM_TRIES,
-    Strategy,
-    choose_strategy,
-    coerce_firewall,
-    consistent_targets,
-    random_port,
-)
+from peerdht.holepunch.events import PunchStarted, RoundAnswered
+from peerdht.holepunch.server import ServerPunch
+from peerdht.holepunch.strategy import Strategy
 from peerdht.hyper.constants import Firewall, InternalCommand
 from peerdht.hyper.constants import PayloadErrorCode as Err
 from peerdht.hyper.crypto import KeyPair
@@ -58,14 +47,13 @@ from peerdht.hyper.handshake import make_payload, noise_key_pair, server_error_c
 from peerdht.hyper.limits import FairSlots, KeyedBuckets
 from peerdht.hyper.records import (
     HolepunchInfo,
-    HolepunchPayload,
     NoisePayload,
     RelayInfo,
     decode_noise_payload,
     encode_noise_payload,
 )
 from peerdht.hyper.router import ServerAnswer
-from peerdht.hyper.rpc import CLIENT, SERVER, Reply
+from peerdht.hyper.rpc import CLIENT, SERVER
 from peerdht.kademlia.store import ExpiringCache
 from peerdht.secure.keys import KeyPair as NoiseKeyPair
 from peerdht.secure.noise import HandshakeResult, peer_handshake
@@ -114,24 +102,15 @@ PUNCH_TIMEOUT = 45.0
 class _Pending:
     """One accepted handshake waiting for its stream (server.js ``_holepunches[id]``)."""
 
-    def __init__(
-        self, sid: int, remote_udx: int, payload: SecurePayload | None, nat: NatAnalyzer | None
-    ) -> None:
+    __slots__ = ("connected", "relayed", "remote_udx", "runner", "session", "sid")
+
+    def __init__(self, sid: int, remote_udx: int) -> None:
         self.sid = sid
         self.remote_udx = remote_udx
-        self.payload = payload
-        self.nat = nat
-        self.round = 0
-        self.remote_firewall = 0
-        self.remote_addresses: list[tuple[Address, bool]] = []
-        self.remote_punching = False
-        self.punching = False
+        self.session: ServerPunch | None = None  # holepunching offered: its sans-IO punch session
+        self.runner: PunchRunner | None = None
         self.connected = False
-        self.analyzed: asyncio.Future[None] | None = None
-        self.punch_task: asyncio.Task[None] | None = None
-        self.birthday: list[int] = []
         self.relayed: UDXStream | None = None  # the relay opened the stream; punching goes on
-        self.strategy: Strategy | None = None
 
 
 class _Accepting:
@@ -303,6 +282,7 @@ class Server:
                 pass
         for t in list(self._tasks):
             t.cancel()
+        self._stop_punches()
         for s in list(self.connections):
             s.close()
 
@@ -315,6 +295,13 @@ class Server:
             self._unlisten()
         for t in list(self._tasks):
             t.cancel()
+        self._stop_punches()
+
+    def _stop_punches(self) -> None:
+        """Stop every punch session now (their timers and requests), not only once their accepts settle."""
+        for h in self._holepunches:
+            if h is not None and h.runner is not None:
+                h.runner.close()
 
     def _unlisten(self) -> None:
         # another server may have taken the key pair over since (after our close)
@@ -339,15 +326,10 @@ class Server:
             self.dht.core.answer(event.request_id, ans.value, now, ans.socket)
 
     def on_holepunch(self, event: HolepunchReceived) -> None:
-        """Take a :class:`HolepunchReceived` round for us; it is answered when the round is done
-        (or declined at once when it is not ours to answer)."""
-        loop = asyncio.get_running_loop()
-
-        def respond(ans: ServerAnswer) -> None:
-            self.dht.core.answer(event.request_id, ans.value, loop.time(), ans.socket)
-
-        if not self.on_peer_holepunch(event.id, event.payload, event.peer_address, event.from_addr, respond):
-            self.dht.core.decline(event.request_id, loop.time())
+        """Take a :class:`HolepunchReceived` round for us; it is answered by the round's punch session
+        (at once, or once our NAT is sampled), or declined at once when it is not ours to answer."""
+        if not self.on_peer_holepunch(event.request_id, event.id, event.payload, event.peer_address, event.from_addr):
+            self.dht.core.decline(event.request_id, asyncio.get_running_loop().time())
 
     def on_peer_handshake(
         self, noise: bytes, peer_address: Address | None, from_addr: Address, socket: int, now: float
@@ -435,12 +417,9 @@ class Server:
                     sid, remote.relay_through.public_key, remote.relay_through.token, remote.udx.id, hid
                 )
             )
-        pending = _Pending(sid, remote.udx.id, None, None)
+        pending = _Pending(sid, remote.udx.id)
         if holepunch is not None:
-            pending.payload = SecurePayload(result.holepunch_secret, os.urandom(32))
-            pending.nat = NatAnalyzer(firewalled=self.dht.core.firewalled)
-            pending.remote_firewall = remote.firewall
-            pending.analyzed = asyncio.ensure_future(self._sample_nat(pending.nat))
+            self._start_session(pending, result, remote.firewall)
         if hid == len(self._holepunches):
             self._holepunches.append(pending)
         else:
@@ -449,172 +428,55 @@ class Server:
         return ServerAnswer(value=reply, socket=PUNCH_SOCKET if holepunch is not None else None)
 
     def on_peer_holepunch(
-        self,
-        id: int,
-        payload: bytes,
-        peer_address: Address,
-        from_addr: Address,
-        respond: Callable[[ServerAnswer], None],
+        self, request_id: int, id: int, payload: bytes, peer_address: Address, from_addr: Address
     ) -> bool:
-        """A PEER_HOLEPUNCH round (server.js ``_onpeerholepunch``): decrypt, update what we know of
-        the client, wait for our NAT analysis, start punching if the client punches, answer.
+        """A PEER_HOLEPUNCH round (server.js ``_onpeerholepunch``) for the punch session ``id``.
 
         Returns:
-            True when a round task will call ``respond`` (at most once); False when the round is
+            True when the session will answer ``request_id`` (at most once); False when the round is
             dropped (unknown id, not holepunching, bad payload).
         """
         h = self._holepunches[id] if 0 <= id < len(self._holepunches) else None
         if h is None or self.closed:
             self.stats["unknown_rounds"] += 1
             return False
-        if h.payload is None or h.nat is None:
+        if h.session is None or h.runner is None:
             return False  # not holepunching (server.js answers an abort only once it has a payload)
-        rp = h.payload.decrypt(payload)
-        if rp is None:
+        trusted = any(r.relay_address == from_addr for r in self.relay_infos)
+        now = asyncio.get_running_loop().time()
+        if not h.session.receive_round(request_id, payload, peer_address, trusted=trusted, now=now):
             self.stats["bad_payloads"] += 1
             return False
         self.stats["holepunch_rounds"] += 1
-        self._spawn(self._holepunch_round(h, rp, peer_address, from_addr, respond))
+        h.runner.pump()
         return True
 
-    def _abort_payload(self, h: _Pending, error: int = Err.ABORTED) -> ServerAnswer:
-        if h.punch_task is not None:
-            h.punching = False
-        assert h.payload is not None
-        hp = HolepunchPayload(error=error, firewall=Firewall.UNKNOWN, round=h.round)
-        return ServerAnswer(value=h.payload.encrypt(hp, os.urandom(24)))
-
-    async def _holepunch_round(
-        self,
-        h: _Pending,
-        rp: HolepunchPayload,
-        peer_address: Address,
-        from_addr: Address,
-        respond: Callable[[ServerAnswer], None],
-    ) -> None:
-        assert h.payload is not None and h.nat is not None
-        driver = self.dht.require_open()
-
-        def answer(ans: ServerAnswer) -> None:
-            respond(ans)
-            driver.kick()
-
-        if rp.error != Err.NONE:
-            h.round = max(h.round, rp.round)
-            answer(self._abort_payload(h))
-            return
-        is_server_relay = any(r.relay_address == from_addr for r in self.relay_infos)
-        token = h.payload.token(peer_address[0])
-        echoed = is_server_relay and rp.remote_token is not None and rp.remote_token == token
-        if rp.round >= h.round:
-            h.round = rp.round
-            verified = {a[0] for a, v in h.remote_addresses if v}
-            if echoed:
-                verified.add(peer_address[0])
-            h.remote_firewall = rp.firewall
-            h.remote_addresses = [(a, a[0] in verified) for a in rp.addresses or ()]
-            h.remote_punching = rp.punching
-        if h.analyzed is not None:
-            await h.analyzed
-        if h.nat.firewall == Firewall.UNKNOWN:
-            answer(self._abort_payload(h))
-            return
+    def _start_session(self, h: _Pending, result: HandshakeResult, remote_firewall: int) -> None:
+        """Holepunching was offered: run a :class:`~peerdht.holepunch.server.ServerPunch` (NAT sampling
+        starts now) on the punch socket."""
         raws = self.dht.raw_streams()
-        if (
-            coerce_firewall(h.nat.firewall) == Firewall.CONSISTENT
-            and rp.remote_address is not None
-            and h.nat.addresses is not None
-            and rp.remote_address in h.nat.addresses
-        ):
-            raws.send_probe(PUNCH_SOCKET, peer_address)  # fast mode: the client opened a session to us
-        if h.remote_punching and h.punch_task is None:
-            strategy = choose_strategy(
-                h.nat.firewall, h.remote_firewall, any(v for _, v in h.remote_addresses)
-            )
-            if strategy is None or (strategy is Strategy.BIRTHDAY and h.relayed is not None):
-                # (a relayed stream cannot move to a birthday socket: stay on the relay)
-                answer(self._abort_payload(h))
-                return
-            loop_now = asyncio.get_running_loop().time()
-            if strategy is not Strategy.CONSISTENT:
-                if not raws.random_punch_allowed(loop_now, RANDOM_PUNCH_INTERVAL):
-                    self.stats["try_later"] += 1
-                    answer(self._abort_payload(h, Err.TRY_LATER))
-                    return
-                raws.begin_random_punch()
-            h.punching = True
-            h.strategy = strategy
+        recent = [c.addr for c in self.dht.core.table][-8:]
+        h.session = ServerPunch(
+            secret=result.holepunch_secret,
+            firewalled=self.dht.core.firewalled,
+            punch_socket=PUNCH_SOCKET,
+            sample_nodes=list(reversed(recent)),
+            limit=raws.random_punch_limit,
+            random_bytes=os.urandom,
+            remote_firewall=remote_firewall,
+        )
+        h.runner = PunchRunner(self.dht, h.session, self._on_punch_event)
+        h.runner.start()
+
+    def _on_punch_event(self, ev: object) -> None:
+        if isinstance(ev, RoundAnswered):
+            if ev.error == Err.TRY_LATER:
+                self.stats["try_later"] += 1
+            if not self.dht.destroyed:
+                self.dht.core.answer(ev.request_id, ev.value, asyncio.get_running_loop().time(), ev.socket)
+                self.dht.require_open().kick()
+        elif isinstance(ev, PunchStarted):
             self.stats["punches"] += 1
-            h.punch_task = asyncio.ensure_future(self._punch(h, strategy))
-        if h.nat.firewall != Firewall.UNKNOWN:
-            h.nat.freeze()
-        hp = HolepunchPayload(
-            firewall=h.nat.firewall,
-            round=h.round,
-            connected=h.connected,
-            punching=h.punching,
-            addresses=h.nat.addresses,
-            token=token if is_server_relay else None,
-            remote_token=rp.token,
-        )
-        answer(ServerAnswer(value=h.payload.encrypt(hp, os.urandom(24)), socket=PUNCH_SOCKET))
-
-    async def _sample_nat(self, nat: NatAnalyzer) -> None:
-        """PING up to 4 recent nodes from the punch socket (nat.js ``autoSample``)."""
-        nodes = [c.addr for c in self.dht.core.table][-8:]
-        pings = [self._ping(addr) for addr in list(reversed(nodes))[:MIN_SAMPLES]]
-        for fut in asyncio.as_completed(pings):
-            with contextlib.suppress(PeerDHTError):
-                reply = await fut
-                nat.add(reply.to, reply.from_addr)
-            if nat.done:
-                break
-        nat.give_up()
-
-    async def _ping(self, addr: Address) -> Reply:
-        r: Reply = await self.dht.run_op(
-            lambda now: self.dht.core.request(
-                addr, InternalCommand.PING, now, internal=True, retries=0, socket=PUNCH_SOCKET
-            )
-        )
-        return r
-
-    async def _punch(self, h: _Pending, strategy: Strategy) -> None:
-        """Probe the client (holepuncher.js ``_consistentProbe`` / ``_randomProbes``); the client's
-        first UDX packet to our stream id opens the connection (see :meth:`_accept`)."""
-        raws = self.dht.raw_streams()
-        rng = random.Random(os.urandom(16))
-        try:
-            if strategy is Strategy.CONSISTENT:
-                await asyncio.sleep(CONSISTENT_INTERVAL)  # the client's fast-mode ping goes first
-                for tries in range(1, CONSISTENT_TRIES + 1):
-                    if not h.punching or h.connected:
-                        return
-                    for addr in consistent_targets(h.remote_addresses, tries):
-                        raws.send_probe(PUNCH_SOCKET, addr)
-                    await asyncio.sleep(CONSISTENT_INTERVAL)
-            elif strategy is Strategy.BIRTHDAY:
-                remote = next(a for a, v in h.remote_addresses if v)
-                await birthday_punch(
-                    raws,
-                    remote,
-                    lambda: h.connected or not h.punching or self.closed,
-                    echo=True,
-                    tries=RANDOM_TRIES,
-                    interval=RANDOM_INTERVAL,
-                    on_socket=h.birthday.append,
-                )
-            else:
-                host = next(a[0] for a, v in h.remote_addresses if v)
-                for _ in range(RANDOM_TRIES):
-                    if not h.punching or h.connected:
-                        return
-                    raws.send_probe(PUNCH_SOCKET, (host, random_port(rng)))
-                    await asyncio.sleep(RANDOM_INTERVAL)
-        finally:
-            h.punching = False
-            if strategy is not Strategy.CONSISTENT:
-                raws.end_random_punch(asyncio.get_running_loop().time())
 
     def _on_probe(self, addr: Address, socket: int) -> None:
         """Answer every probe with a probe while we have punches running (holepuncher.js: the
@@ -640,9 +502,13 @@ class Server:
         h = self._holepunches[hid] if hid < len(self._holepunches) else None
         if h is not None and h.sid == sid:
             h.relayed = stream  # before adopt: _accept sees it when the stream opens
+            if h.session is not None:
+                h.session.relayed = True
         if not raws.adopt(sid, stream):
             if h is not None and h.relayed is stream:
                 h.relayed = None
+                if h.session is not None:
+                    h.session.relayed = False
             stream.destroy()  # the punch won meanwhile
             return
         self.stats["relayed"] = self.stats.get("relayed", 0) + 1
@@ -652,10 +518,13 @@ class Server:
         h = self._holepunches[hid] if hid < len(self._holepunches) else None
         if h is not None:
             h.connected = stream is not None
-            h.punching = False
-            winner = raws.sockets.get(h.sid)
-            for index in h.birthday:
-                raws.close_socket(index, after=stream if index == winner else None)
+            if h.runner is not None and h.session is not None:
+                if stream is not None:
+                    h.session.connected(asyncio.get_running_loop().time())
+                h.runner.close()
+                winner = raws.sockets.get(h.sid)
+                for index in h.session.sockets:
+                    raws.close_socket(index, after=stream if index == winner else None)
             self._holepunches[hid] = None
         while self._holepunches and self._holepunches[-1] is None:
             self._holepunches.pop()
@@ -663,13 +532,12 @@ class Server:
     async def _linger(self, hid: int, h: _Pending, stream: UDXStream) -> None:
         """A relayed connection: punch on until the stream moves to a direct path (our punch or the
         client's), closes, or :data:`UPGRADE_TIMEOUT` passes; then end the holepunch state."""
-        if h.strategy is Strategy.BIRTHDAY:
+        if h.session is not None and h.session.strategy is Strategy.BIRTHDAY:
             # the client could only reach a birthday socket, where the relayed stream cannot follow
-            h.punching = False
+            h.session.stop_punching(asyncio.get_running_loop().time())
             raws = self.dht.raw_streams()
-            for index in h.birthday:
+            for index in h.session.sockets:
                 raws.close_socket(index)
-            h.birthday.clear()
         try:
             if await wait_direct(stream, UPGRADE_TIMEOUT):
                 self.stats["upgraded"] = self.stats.get("upgraded", 0) + 1
@@ -758,7 +626,7 @@ class Server:
             state.settled = True
             if hid is not None and hid < len(self._holepunches):
                 h = self._holepunches[hid]
-                if h is not None and stream is not None and h.relayed is stream and h.payload is not None:
+                if h is not None and stream is not None and h.relayed is stream and h.session is not None:
                     # relayed: keep answering holepunch rounds and punching, so either side can move
                     # the stream to a direct path (server.js keeps its Holepuncher next to the relay)
                     self._spawn(self._linger(hid, h, stream))

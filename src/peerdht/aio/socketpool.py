@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from peerdht.errors import LocalProtocolError
+from peerdht.holepunch.strategy import RandomPunchLimit
 
 if TYPE_CHECKING:
     from peerdht.aio.driver import DatagramDriver
@@ -71,26 +72,14 @@ class RawStreams:
         self._probe_waiters: dict[int, list[asyncio.Future[Address]]] = {}
         self._extra: dict[int, UDXSocket] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.random_punches = 0
-        self.last_random_punch = -1e9
+        #: One punch involving a RANDOM NAT at a time for the whole node (shared by its punch sessions).
+        self.random_punch_limit = RandomPunchLimit()
         #: The socket index each opened stream runs on, by stream id.
         self.sockets: dict[int, int] = {}
         self._next_extra = EXTRA_BASE
         #: Called with ``(addr, socket)`` for every 1-byte probe (a server echoes them).
         self.probe_listeners: list[Callable[[Address, int], None]] = []
         driver.on_other = self._on_other
-
-    def random_punch_allowed(self, now: float, interval: float) -> bool:
-        """No random punch (one side RANDOM) running, and none ended less than ``interval`` seconds
-        ago (hyperdht ``_randomPunches`` / ``_lastRandomPunch``, limit 1)."""
-        return self.random_punches == 0 and now - self.last_random_punch >= interval
-
-    def begin_random_punch(self) -> None:
-        self.random_punches += 1
-
-    def end_random_punch(self, now: float) -> None:
-        self.random_punches = max(0, self.random_punches - 1)
-        self.last_random_punch = now
 
     def send_probe(self, socket: int, addr: Address, ttl: int | None = None) -> None:
         """Send a 1-byte holepunch probe from socket ``socket`` to ``addr``; ``ttl`` (e.g. 5) lets
@@ -273,52 +262,3 @@ class RawStreams:
                 sock.schedule_flush()
                 return
         self.stats["unknown"] += 1
-
-
-async def birthday_punch(
-    raws: RawStreams,
-    remote: Address,
-    done: Callable[[], bool],
-    *,
-    echo: bool,
-    count: int = 256,
-    tries: int = 1750,
-    interval: float = 0.02,
-    ttl: int = 5,
-    on_socket: Callable[[int], None] | None = None,
-) -> list[int]:
-    """Open up to ``count`` extra sockets, each probing ``remote`` with a low TTL, then keep probing
-    round-robin every ``interval`` seconds (``tries`` times) until ``done()`` (holepuncher.js
-    ``_openBirthdaySockets`` + ``_keepAliveRandomNat``). With ``echo`` (the server side), probes
-    arriving on these sockets are answered. Returns the sockets' indices; the caller closes them.
-    """
-    mine: list[int] = []
-    members: set[int] = set()
-
-    def on_probe(addr: Address, index: int) -> None:
-        if echo and index in members:
-            raws.send_probe(index, addr)
-
-    raws.probe_listeners.append(on_probe)
-    try:
-        while len(mine) < count and not done():
-            index = await raws.add_socket()
-            mine.append(index)
-            members.add(index)
-            if on_socket is not None:
-                on_socket(index)
-            raws.send_probe(index, remote, ttl=ttl)
-        await asyncio.sleep(0.1)
-        i, low_rounds = 0, 1
-        for _ in range(tries):
-            if done() or not mine:
-                break
-            if i == len(mine):
-                i = 0
-                low_rounds = max(0, low_rounds - 1)
-            raws.send_probe(mine[i], remote, ttl=ttl if low_rounds else None)
-            i += 1
-            await asyncio.sleep(interval)
-    finally:
-        raws.probe_listeners.remove(on_probe)
-    return mine

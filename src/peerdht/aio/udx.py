@@ -470,6 +470,12 @@ class UDXStream:
         self.socket._after_io()
         await self._remote_changed
 
+    def send_progress(self) -> tuple[int, int]:
+        """``(seq, acked)``: the next sequence number this stream sends and the peer's cumulative
+        acknowledgement (every packet below it arrived), both unwrapped counts of packets."""
+        st = self._core.stream_stats(self.id)
+        return int(st["seq"]), int(st["acked"])
+
     def watch_remote_address(self, callback: Callable[[Addr], None]) -> None:
         """Call ``callback(addr)`` when packets for this stream come from a new address (the peer
         moved to another path, e.g. relay -> direct; see :meth:`UDXSocketCore.watch_remote_address`)."""

@@ -4,10 +4,16 @@ Mirrors hyperdht ``lib/nat.js``, ``lib/secure-payload.js`` and the decisions of 
 
 * :mod:`~peerdht.holepunch.nat`: NAT classification of one socket from how DHT nodes see it;
 * :mod:`~peerdht.holepunch.payload`: encrypted PEER_HOLEPUNCH payloads and address tokens;
-* :mod:`~peerdht.holepunch.strategy`: which punch to run for a pair of NAT classes.
+* :mod:`~peerdht.holepunch.strategy`: which punch to run for a pair of NAT classes, and the node-wide
+  limit on punches involving a RANDOM NAT;
+* :mod:`~peerdht.holepunch.session`: the punch session both sides share (NAT sampling, the peer's
+  state, the consistent / random-probes / birthday strategies, with their timers);
+* :mod:`~peerdht.holepunch.client` and :mod:`~peerdht.holepunch.server`: the two sides' round
+  exchange (probe round, punch round, aborts, TRY_LATER, fast open);
+* :mod:`~peerdht.holepunch.events`: what a session asks its driver for and reports.
 
-The punch rounds themselves (pings, probes, timers) run in :mod:`peerdht.aio.connect` (client) and
-:mod:`peerdht.aio.server` (server).
+All of it is sans-IO (the five methods of DESIGN.md, a caller's clock, injected randomness);
+:mod:`peerdht.aio.punch` runs a session on a node's sockets.
 """
 
 from peerdht.holepunch.nat import NatAnalyzer

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from peerdht.hyper.constants import Firewall
 
 if TYPE_CHECKING:
-    import random
+    from collections.abc import Callable
 
 Address = tuple[str, int]
 
@@ -30,6 +30,28 @@ HOLEPUNCH_TTL = 5
 RANDOM_PUNCH_INTERVAL = 20.0
 """Seconds between two punches involving a RANDOM NAT (hyperdht ``randomPunchInterval``)."""
 RANDOM_PUNCH_LIMIT = 1
+
+
+class RandomPunchLimit:
+    """At most :data:`RANDOM_PUNCH_LIMIT` punch involving a RANDOM NAT at a time per node, and none within
+    :data:`RANDOM_PUNCH_INTERVAL` seconds of the last one ending (hyperdht ``_randomPunches`` /
+    ``_lastRandomPunch``). Shared by a node's punch sessions; times are the caller's clock, in seconds.
+    """
+
+    def __init__(self, interval: float = RANDOM_PUNCH_INTERVAL) -> None:
+        self.interval = interval
+        self.running = 0
+        self.last_ended = -1e9
+
+    def allowed(self, now: float) -> bool:
+        return self.running < RANDOM_PUNCH_LIMIT and now - self.last_ended >= self.interval
+
+    def begin(self) -> None:
+        self.running += 1
+
+    def end(self, now: float) -> None:
+        self.running = max(0, self.running - 1)
+        self.last_ended = now
 
 
 class Strategy(Enum):
@@ -63,9 +85,9 @@ def consistent_targets(addresses: list[tuple[Address, bool]], tries: int) -> lis
     return [a for a, verified in addresses if verified or tries & 3 == 0]
 
 
-def random_port(rng: random.Random) -> int:
-    """A port for random probing: 1000..65535."""
-    return 1000 + int(rng.random() * 64536) % 64536
+def random_port(random_bytes: Callable[[int], bytes]) -> int:
+    """A port for random probing: 1000..65535, from ``random_bytes`` (``n -> n random bytes``)."""
+    return 1000 + int.from_bytes(random_bytes(4), "little") % 64536
 
 
 def match_address(local: list[Address], remote: list[Address]) -> Address | None:

@@ -168,7 +168,8 @@ class StreamState:
         return w if w > 0 else 0
 
     def stats(self) -> dict[str, float]:
-        """Counters and estimates (cwnd in packets, srtt/rto in seconds, bytes relayed, ...)."""
+        """Counters and estimates (cwnd in packets, srtt/rto in seconds, bytes relayed, ..., ``seq`` the next
+        sequence number to send, ``acked`` the peer's cumulative acknowledgement)."""
         return {
             "cwnd": self.cc.cwnd,
             "srtt": self.srtt,
@@ -181,4 +182,6 @@ class StreamState:
             "packets_tx": self.packets_tx,
             "relayed_bytes": self.relayed_bytes,
             "relay_drops": self.relay_drops,
+            "seq": self.seq,
+            "acked": self.remote_acked,
         }
