@@ -44,35 +44,55 @@ WARMUP = 3  # untimed Python rounds per network (imports, first-use caches)
 JS_WARMUP = 15  # untimed rounds per JS process: V8 needs ~15 rounds to reach its steady state
 
 
-async def python_round(bootstrap: list[tuple[str, int]]) -> dict[str, float]:
-    """One timed Python round (ms per operation) on a new ephemeral client."""
+def _sent(dht: HyperDHT) -> int:
+    requests = dht.stats["requests"]
+    assert isinstance(requests, dict)
+    return int(requests["total"])
+
+
+async def python_round(bootstrap: list[tuple[str, int]], sent: dict[str, list[int]] | None = None) -> dict[str, float]:
+    """One timed Python round (ms per operation) on a new ephemeral client; appends the requests it sent
+    during each operation to ``sent[op]``."""
     res: dict[str, float] = {}
     t = time.perf_counter()
     dht = HyperDHT(bootstrap=bootstrap, host="127.0.0.1", ephemeral=True)
     await dht.open()
     await dht.fully_bootstrapped()
     res["bootstrap"] = (time.perf_counter() - t) * 1000
+    last = [0]
+
+    def count(op: str) -> None:
+        total = _sent(dht)
+        if sent is not None:
+            sent[op].append(total - last[0])
+        last[0] = total
+
+    count("bootstrap")
 
     topic = os.urandom(32)
     kp = KeyPair.generate()
     t = time.perf_counter()
     await dht.announce(topic, kp)
     res["announce"] = (time.perf_counter() - t) * 1000
+    count("announce")
 
     t = time.perf_counter()
     found = False
     async for reply in dht.lookup(topic):
         found = found or any(p.public_key == kp.public_key for p in reply.peers)
     res["lookup"] = (time.perf_counter() - t) * 1000
+    count("lookup")
     if not found:
         raise RuntimeError("lookup did not find the announce")
 
     t = time.perf_counter()
     await dht.mutable_put(kp, b"bench", seq=1)
     res["mutablePut"] = (time.perf_counter() - t) * 1000
+    count("mutablePut")
     t = time.perf_counter()
     got = await dht.mutable_get(kp.public_key)
     res["mutableGet"] = (time.perf_counter() - t) * 1000
+    count("mutableGet")
     if got is None:
         raise RuntimeError("mutable_get found nothing")
     await dht.destroy()
@@ -91,22 +111,30 @@ async def start_js_client(bootstrap: list[tuple[str, int]]) -> JSProcess:
     return js
 
 
-async def js_round(js: JSProcess) -> dict[str, float]:
-    """One timed JS round (ms per operation)."""
+async def js_round(js: JSProcess, sent: dict[str, list[int]] | None = None) -> dict[str, float]:
+    """One timed JS round (ms per operation); appends the requests it sent per operation to ``sent[op]``."""
     await js.send({"cmd": "round"})
     got = await js.line(120)
     if got.get("cmd") != "round" or "error" in got:
         raise RuntimeError(f"JS round failed: {got}")
+    if sent is not None:
+        for op in OPS:
+            sent[op].append(int(got["requests"][op]))
     return {op: float(got[op]) for op in OPS}
+
+
+Sent = dict[str, list[int]]
 
 
 async def both_rounds(
     rounds: int, bootstrap: list[tuple[str, int]], js_warmup: int = JS_WARMUP
-) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """``rounds`` Python and JS rounds on ``bootstrap``, alternating round by round: (python, js), ms per op;
-    round i of each list was run back to back with round i of the other."""
+) -> tuple[dict[str, list[float]], dict[str, list[float]], Sent, Sent]:
+    """``rounds`` Python and JS rounds on ``bootstrap``, alternating round by round: (python, js) ms per op,
+    then (python, js) requests sent per op; round i of each list ran back to back with round i of the other."""
     py: dict[str, list[float]] = {op: [] for op in OPS}
     js: dict[str, list[float]] = {op: [] for op in OPS}
+    py_sent: Sent = {op: [] for op in OPS}
+    js_sent: Sent = {op: [] for op in OPS}
     client = await start_js_client(bootstrap)
     try:
         for _ in range(WARMUP):  # imports, first-use caches: not timed
@@ -115,12 +143,15 @@ async def both_rounds(
             await js_round(client)
         for i in range(rounds):
             for who in (("py", "js") if i % 2 == 0 else ("js", "py")):
-                got = await python_round(bootstrap) if who == "py" else await js_round(client)
+                if who == "py":
+                    got = await python_round(bootstrap, py_sent)
+                else:
+                    got = await js_round(client, js_sent)
                 for op in OPS:
                     (py if who == "py" else js)[op].append(got[op])
     finally:
         await client.close()
-    return py, js
+    return py, js, py_sent, js_sent
 
 
 def start(cl: HyperDHTNode, op: str, kp: KeyPair, topic: bytes, now: float) -> int:
@@ -228,11 +259,15 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
     return q1, q2, q3
 
 
-def report(network: str, py: dict[str, list[float]], js: dict[str, list[float]], as_json: bool) -> None:
-    """One line per operation: medians with their interquartile ranges, ratio of medians, paired ratios."""
+def report(
+    network: str, py: dict[str, list[float]], js: dict[str, list[float]], sent: tuple[Sent, Sent], as_json: bool
+) -> None:
+    """One line per operation: medians with their interquartile ranges, ratio of medians, paired ratios,
+    mean requests sent per operation by each client."""
     for op in OPS:
         p, j = quartiles(py[op]), quartiles(js[op])
         paired = quartiles([a / b for a, b in zip(py[op], js[op], strict=True)])
+        py_req, js_req = statistics.mean(sent[0][op]), statistics.mean(sent[1][op])
         if as_json:
             print(json.dumps({
                 "network": network, "op": op, "rounds": len(py[op]),
@@ -240,12 +275,15 @@ def report(network: str, py: dict[str, list[float]], js: dict[str, list[float]],
                 "js_ms": round(j[1], 2), "js_iqr_ms": [round(j[0], 2), round(j[2], 2)],
                 "ratio": round(p[1] / j[1], 2),
                 "paired_ratio": round(paired[1], 2), "paired_iqr": [round(paired[0], 2), round(paired[2], 2)],
+                "py_requests": round(py_req, 1), "js_requests": round(js_req, 1),
+                "js_requests_min_max": [min(sent[1][op]), max(sent[1][op])],
             }))
         else:
             print(
                 f"{network:<11} {op:<10} python {p[1]:6.1f} ms [{p[0]:5.1f}-{p[2]:5.1f}]"
                 f"  js {j[1]:6.1f} ms [{j[0]:5.1f}-{j[2]:5.1f}]  ratio {p[1] / j[1]:4.2f}"
                 f"  paired {paired[1]:4.2f} [{paired[0]:4.2f}-{paired[2]:4.2f}]"
+                f"  requests {py_req:4.1f} / {js_req:4.1f}"
             )
 
 
@@ -267,11 +305,11 @@ async def main() -> None:
     ready = await js_net.line(120)
     boot = [(h, int(p)) for h, _, p in (b.rpartition(":") for b in ready["bootstrap"])]
     try:
-        py, js = await both_rounds(args.rounds, boot, args.js_warmup)
+        py, js, *sent = await both_rounds(args.rounds, boot, args.js_warmup)
         if not args.json:
             print("per op: median [p25-p75] of each client; ratio of the medians; median [p25-p75] of the"
-                  " paired per-round ratios (python / js)")
-        report("js-testnet", py, js, args.json)
+                  " paired per-round ratios (python / js); mean requests sent (python / js)")
+        report("js-testnet", py, js, (sent[0], sent[1]), args.json)
     finally:
         await js_net.close()
 
@@ -287,8 +325,8 @@ async def main() -> None:
         if not args.json:
             print(f"(python testnet of {args.size} nodes up in {(time.perf_counter() - t) * 1000:.0f} ms)")
         boot = [(h, int(p)) for h, _, p in (b.rpartition(":") for b in first["bootstrap"])]
-        py, js = await both_rounds(args.rounds, boot, args.js_warmup)
-        report("py-testnet", py, js, args.json)
+        py, js, *sent = await both_rounds(args.rounds, boot, args.js_warmup)
+        report("py-testnet", py, js, (sent[0], sent[1]), args.json)
     finally:
         proc.terminate()
         await proc.wait()
