@@ -15,8 +15,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from peerdht.errors import PeerDHTError
-from peerdht.holepunch.events import Event, PingWanted, RoundWanted, SocketWanted
+from peerdht.errors import HolepunchAborted, PeerDHTError
+from peerdht.holepunch.events import Event, PingWanted, PunchFailed, RoundWanted, SocketWanted
 from peerdht.hyper.constants import Command, InternalCommand
 
 if TYPE_CHECKING:
@@ -102,12 +102,23 @@ class PunchRunner:
 
     def _on_timer(self) -> None:
         self._timer = None
-        self.session.handle_timer(self._loop.time())
-        self.pump()
+        self._guarded(self.session.handle_timer, self._loop.time())
 
     def _on_probe(self, addr: Address, socket: int) -> None:
-        self.session.receive_datagram(b"\x00", addr, socket, self._loop.time())
-        self.pump()
+        self._guarded(self.session.receive_datagram, b"\x00", addr, socket, self._loop.time())
+
+    def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run a session input from a socket or timer callback: a bug in the session ends this punch
+        (reported as :class:`~peerdht.holepunch.events.PunchFailed`), never the socket's reader."""
+        if self.closed:
+            return
+        try:
+            fn(*args)
+            self.pump()
+        except Exception:
+            log.exception("punch session failed")
+            self.close()
+            self.on_event(PunchFailed(error=HolepunchAborted("internal error in the punch session")))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -123,10 +134,9 @@ class PunchRunner:
                 lambda now: dht.core.request(addr, InternalCommand.PING, now, internal=True, retries=0, socket=socket)
             )
         except PeerDHTError:
-            self.session.ping_failed(self._loop.time())
+            self._guarded(self.session.ping_failed, self._loop.time())
         else:
-            self.session.ping_answered(reply.to, reply.from_addr, self._loop.time())
-        self.pump()
+            self._guarded(self.session.ping_answered, reply.to, reply.from_addr, self._loop.time())
 
     def _request_round(self, ev: RoundWanted) -> Any:
         dht, socket, target = self.dht, self.session.socket, self.target
@@ -141,10 +151,9 @@ class PunchRunner:
         try:
             reply = await self._request_round(ev)
         except PeerDHTError as exc:
-            session.round_failed(str(exc), self._loop.time())
+            self._guarded(session.round_failed, str(exc), self._loop.time())
         else:
-            session.round_reply(reply.message.value, reply.to, reply.from_addr, self._loop.time())
-        self.pump()
+            self._guarded(session.round_reply, reply.message.value, reply.to, reply.from_addr, self._loop.time())
 
     async def _abort(self, ev: RoundWanted) -> None:
         with contextlib.suppress(PeerDHTError):
@@ -155,10 +164,9 @@ class PunchRunner:
             index = await self.raws.add_socket()
         except OSError as exc:
             log.debug("birthday socket: %s", exc)
-            self.session.socket_failed(self._loop.time())
+            self._guarded(self.session.socket_failed, self._loop.time())
         else:
             if self.closed:
                 self.raws.close_socket(index)
                 return
-            self.session.socket_opened(index, self._loop.time())
-        self.pump()
+            self._guarded(self.session.socket_opened, index, self._loop.time())
