@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from peerdht.encoding.compact import encode_ipv4_address
 from peerdht.errors import (
     DecodeError,
     LocalProtocolError,
@@ -561,16 +562,17 @@ class RPCRequests:
 
     def _send_now(self, req: OutgoingRequest) -> None:
         tid = self._requests.new_tid()
-        payload = encode_request_fields(
-            tid,
-            req.addr,
-            self.table.local_id if (not self.ephemeral and req.socket == SERVER) else None,
-            req.token,
-            req.internal,
-            req.command,
-            req.target,
-            req.value,
-        )
+        sender = self.table.local_id if (not self.ephemeral and req.socket == SERVER) else None
+        # every request of a query carries the same fields after the 10-byte head (type, flags, tid, to):
+        # encode them once per query, then only the tid and the receiver's address per request
+        key = (sender, req.token, req.internal, req.command, req.target, req.value)
+        tail = _TAILS.get(key)
+        if tail is None:
+            tail = encode_request_fields(0, ("0.0.0.0", 0), *key)
+            if len(_TAILS) >= 256:
+                _TAILS.clear()
+            _TAILS[key] = tail
+        payload = b"%b%b%b%b" % (tail[:2], _U16(tid), encode_ipv4_address(*req.addr), tail[10:])
         req.tid = tid
         self._requests.add(tid, req.addr, payload, self._now, req, timeout=req.timeout, retries=req.retries)
         self._window.send(self._now)
@@ -773,6 +775,8 @@ class RPCRequests:
         raise NotImplementedError
 
 
+_TAILS: dict[tuple[bytes | None, bytes | None, bool, int, bytes | None, bytes | None], bytes] = {}
+_U16 = struct.Struct("<H").pack
 _GOOD_ADDRS: set[Address] = set()  # source addresses that passed _receive's checks
 _GOOD_ADDRS_MAX = 1 << 14
 def release(req: OutgoingRequest) -> None:
