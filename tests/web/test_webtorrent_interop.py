@@ -215,3 +215,29 @@ async def test_python_bootstraps_from_a_webtorrent_dht_http_server() -> None:
         assert put["error"] is None, put
         assert await node.get(bytes.fromhex(put["target"])) == b"from JS to python"
         print(f"python joins a webtorrent-dht HTTP server: {join:.2f} s")
+
+
+async def test_a_message_right_behind_the_channel_open_is_not_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race behind the flaky test above, made deterministic. webtorrent-dht's HTTP server sends its
+    {"http_server": ...} hello as soon as its channel opens; under load it reaches us in the same SCTP packet
+    (or loop iteration) as the DCEP ACK that opens our channel, so aiortc delivers it before the task in
+    connect_http that waits for the open has resumed. The link must be open for it by then, or the overlay
+    drops it (dropped_no_link) and never counts the hello. Here wait_open returns only once the hello has
+    arrived, which is that order every time."""
+    from peerdht.aio.webrtc import DataChannelPeer
+
+    wait_open = DataChannelPeer.wait_open
+
+    async def open_after_the_first_message(self: DataChannelPeer, timeout: float) -> None:
+        await wait_open(self, timeout)
+        await until(lambda: self.bytes_received > 0, what="the server's first message")
+
+    monkeypatch.setattr(DataChannelPeer, "wait_open", open_after_the_first_message)
+    with socket.socket() as probe:  # webtorrent-dht's listen() refuses port 0: pick a free one
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    async with js_peer(listen=free) as js, WebNode(host="127.0.0.1") as node:
+        await node.connect_http("127.0.0.1", js.port)
+        assert node.overlay.link_of(bytes.fromhex(js.id)) is not None
+        assert node.stats.get("dropped_no_link", 0) == 0
+        assert node.stats.get("skipped_json_hello", 0) == 1

@@ -97,6 +97,7 @@ class WebLinks:
         self.closed = False
         self._ws: dict[Handle, _WSLink] = {}
         self._peers: dict[Handle, Any] = {}  # Handle -> DataChannelPeer
+        self._opened: set[Handle] = set()  # data-channel handles the overlay has been told are open
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------ the driver's transport
@@ -127,6 +128,7 @@ class WebLinks:
                 self.spawn(self._make_offer())
         elif isinstance(event, DiscardOffer):
             peer = self._peers.pop(event.handle, None)
+            self._opened.discard(event.handle)
             if peer is not None:
                 self.spawn(peer.close())
         elif isinstance(event, ConnectAnswer):
@@ -194,6 +196,7 @@ class WebLinks:
         if ws is not None:
             self.spawn(ws.close())
         peer = self._peers.pop(handle, None)
+        self._opened.discard(handle)
         if peer is not None:
             self.spawn(peer.close())
         if ws is None and peer is None:
@@ -204,11 +207,19 @@ class WebLinks:
 
     def _callbacks(self, handle: Handle) -> tuple[Callable[[bytes | str], None], Callable[[], None]]:
         """``(on_message, on_close)`` for the data channel of ``handle``: messages go to the overlay while the
-        link is ours; a close closes the link."""
+        link is ours; a close closes the link. A message on an open channel that the overlay does not know is
+        open yet opens the link first: it came right behind the DCEP ACK that opened the channel (one SCTP
+        packet, or one busy loop iteration), before the task waiting in
+        :meth:`~peerdht.aio.webrtc.DataChannelPeer.wait_open` resumed -- webtorrent-dht's HTTP server sends
+        its ``{"http_server": ...}`` hello just then."""
 
         def message(data: bytes | str) -> None:
-            if handle in self._peers:
-                self.driver.receive(data if isinstance(data, bytes) else data.encode(), handle)
+            peer = self._peers.get(handle)
+            if peer is None:
+                return
+            if handle not in self._opened and peer.is_open:
+                self.link_opened(handle, peer)
+            self.driver.receive(data if isinstance(data, bytes) else data.encode(), handle)
 
         def closed() -> None:
             if handle in self._peers:
@@ -226,7 +237,10 @@ class WebLinks:
         return peer
 
     def link_opened(self, handle: Handle, peer: Any) -> None:
-        """``peer``'s data channel is open: tell the overlay (with the remote ICE address)."""
+        """``peer``'s data channel is open: tell the overlay (with the remote ICE address), once."""
+        if handle in self._opened:
+            return
+        self._opened.add(handle)
         remote = peer.remote_address()
         self.overlay.link_opened(handle, remote[0] if remote else None, _now())
         self.driver.kick()
