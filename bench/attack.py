@@ -44,7 +44,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]  # peerdht, tools
 from tools.roleproc import RoleProcess as Proc  # noqa: E402
 from tools.roleproc import cpu_seconds, rss_mib  # noqa: E402
 
-from peerdht.aio.testnet import Testnet  # noqa: E402
+from peerdht.aio.hyperdht.testnet import Testnet  # noqa: E402
 
 
 async def spawn(*argv: str, stdin: bool = True) -> Proc:

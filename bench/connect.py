@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from jsproc import require_node  # noqa: E402
 from peerdht.aio.hyperdht import HyperDHT  # noqa: E402
-from peerdht.aio.testnet import Testnet  # noqa: E402
+from peerdht.aio.hyperdht.testnet import Testnet  # noqa: E402
 
 
 async def py_pair(testnet: Testnet, connects: int, mib: int) -> dict[str, Any]:

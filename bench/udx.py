@@ -11,7 +11,7 @@ Printed per pair: ``{"pair", "MBps" (10^6 bytes/s, wall time from the first writ
 EOF), "cpu_s_per_gib" (user+system CPU seconds of both processes per GiB moved), "sha256_ok"}``.
 
 ``--encrypt`` wraps every stream in secret-stream (in-band Noise XX on both sides:
-peerdht.aio.secretstream and @hyperswarm/secret-stream); the default moves raw UDX.
+peerdht.aio.hyperdht.secretstream and @hyperswarm/secret-stream); the default moves raw UDX.
 Installs what it needs: runs ``npm ci`` when node_modules/udx-native is missing.
 """
 
@@ -90,7 +90,7 @@ async def peer_main() -> None:
             await raw.connect(cmd["remoteId"], (cmd.get("host") or "127.0.0.1", cmd["port"]))
             stream = raw
             if cmd.get("secret"):
-                from peerdht.aio.secretstream import open_secret_stream
+                from peerdht.aio.hyperdht.secretstream import open_secret_stream
 
                 stream = await open_secret_stream(raw, initiator=bool(cmd.get("initiator")))
             if cmd.get("mode") == "sink":

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repositor
 def punching_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every connect's holepunch fails as between two randomising NATs (HOLEPUNCH_DOUBLE_RANDOMIZED_NATS)
     and the same-LAN shortcut finds nothing: on loopback only a relay can then connect."""
-    import peerdht.aio.connect as connect_mod
+    import peerdht.aio.hyperdht.connect as connect_mod
     from peerdht.hyper.handshake import HolepunchDoubleRandomized
 
     async def no_punch(self: object, relay: object, server_address: object) -> object:

@@ -9,5 +9,5 @@
 
 Tests, scripts and benches put the repository root on ``sys.path`` to import it. What users need for their
 own tests stays in :mod:`peerdht.testing` (:class:`~peerdht.testing.FakeNet`) and
-:mod:`peerdht.aio.testnet` (``Testnet``).
+:mod:`peerdht.aio.hyperdht.testnet` (``Testnet``).
 """

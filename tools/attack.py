@@ -130,7 +130,7 @@ def _addr(text: str) -> Address:
 
 async def _serve(args: argparse.Namespace) -> None:
     from peerdht.aio.hyperdht import HyperDHT
-    from peerdht.aio.secretstream import SecretStream
+    from peerdht.aio.hyperdht.secretstream import SecretStream
 
     seed = bytes.fromhex(args.seed) if args.seed else os.urandom(32)
     kp = KeyPair.from_seed(seed)

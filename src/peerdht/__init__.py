@@ -46,11 +46,11 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from peerdht.aio.hyperdht import HyperDHT
+    from peerdht.aio.hyperdht.secretstream import SecretStream
+    from peerdht.aio.hyperdht.server import Server
+    from peerdht.aio.hyperdht.testnet import Testnet
     from peerdht.aio.mainline import MainlineDHT, MainlineTestnet
     from peerdht.aio.rooms import Room
-    from peerdht.aio.secretstream import SecretStream
-    from peerdht.aio.server import Server
-    from peerdht.aio.testnet import Testnet
     from peerdht.aio.webnode import WebNode
     from peerdht.errors import (
         ConnectError,
@@ -76,11 +76,11 @@ if TYPE_CHECKING:
 
 _LAZY: dict[str, str] = {
     "HyperDHT": "peerdht.aio.hyperdht",
-    "Testnet": "peerdht.aio.testnet",
+    "Testnet": "peerdht.aio.hyperdht.testnet",
     "MainlineDHT": "peerdht.aio.mainline",
     "MainlineTestnet": "peerdht.aio.mainline",
-    "SecretStream": "peerdht.aio.secretstream",
-    "Server": "peerdht.aio.server",
+    "SecretStream": "peerdht.aio.hyperdht.secretstream",
+    "Server": "peerdht.aio.hyperdht.server",
     "KeyPair": "peerdht.keys",
     "WebNode": "peerdht.aio.webnode",
     "Room": "peerdht.aio.rooms",

@@ -8,7 +8,7 @@ import hashlib
 import pytest
 
 from peerdht.aio.hyperdht import HyperDHT
-from peerdht.aio.testnet import Testnet
+from peerdht.aio.hyperdht.testnet import Testnet
 from peerdht.errors import LocalProtocolError
 from peerdht.hyper.handshake import PeerConnectionFailed, PeerNotFound
 
@@ -193,7 +193,7 @@ async def test_replayed_handshake_gets_the_same_reply() -> None:
 
 @pytest.mark.slow
 async def test_reannounce_when_relays_drop(monkeypatch: pytest.MonkeyPatch) -> None:
-    import peerdht.aio.server as server_mod
+    import peerdht.aio.hyperdht.server as server_mod
 
     monkeypatch.setattr(server_mod, "RELAY_CHECK_INTERVAL", 0.05)
     async with await Testnet.create(25) as tn, tn.node() as a, tn.node() as b:

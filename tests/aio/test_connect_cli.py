@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from peerdht.aio.testnet import Testnet
+from peerdht.aio.hyperdht.testnet import Testnet
 from peerdht.hyper.crypto import KeyPair
 
 TIMEOUT = 60

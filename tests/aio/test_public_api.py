@@ -27,7 +27,7 @@ def test_flat_imports() -> None:
 
     assert HyperDHT.__module__ == "peerdht.aio.hyperdht"
     assert MainlineDHT.__module__ == MainlineTestnet.__module__ == "peerdht.aio.mainline"
-    assert Testnet.__module__ == "peerdht.aio.testnet"
+    assert Testnet.__module__ == "peerdht.aio.hyperdht.testnet"
     assert KeyPair.from_seed(bytes(32)).public_key.hex().startswith("3b6a27bc")
     assert issubclass(ConnectError, PeerDHTError) and issubclass(RelayAborted, PeerDHTError)
     assert issubclass(RequestTimeout, PeerDHTError)
@@ -44,7 +44,7 @@ def test_import_peerdht_is_cheap() -> None:
 
 
 def test_one_error_tree() -> None:
-    from peerdht.aio import relay
+    from peerdht.aio.hyperdht import relay
     from peerdht.hyper import handshake
     from peerdht.relay import pairing
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from peerdht.aio.hyperdht import HyperDHT
-from peerdht.aio.relay import (
+from peerdht.aio.hyperdht.relay import (
     RelayAborted,
     RelayServer,
     find_relays,
@@ -20,8 +20,8 @@ from peerdht.aio.relay import (
     start_relay,
     token,
 )
-from peerdht.aio.secretstream import open_secret_stream
-from peerdht.aio.testnet import Testnet
+from peerdht.aio.hyperdht.secretstream import open_secret_stream
+from peerdht.aio.hyperdht.testnet import Testnet
 
 T = 15
 

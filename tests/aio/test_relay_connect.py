@@ -11,12 +11,12 @@ from typing import cast
 
 import pytest
 
-from peerdht.aio import relay_upgrade as relay_mod
 from peerdht.aio.hyperdht import HyperDHT
-from peerdht.aio.relay import RelayServer
-from peerdht.aio.secretstream import SecretStream
-from peerdht.aio.server import Server
-from peerdht.aio.testnet import Testnet
+from peerdht.aio.hyperdht import relay_upgrade as relay_mod
+from peerdht.aio.hyperdht.relay import RelayServer
+from peerdht.aio.hyperdht.secretstream import SecretStream
+from peerdht.aio.hyperdht.server import Server
+from peerdht.aio.hyperdht.testnet import Testnet
 from peerdht.aio.udx import UDXStream
 from peerdht.hyper.crypto import KeyPair
 from peerdht.hyper.handshake import HolepunchDoubleRandomized
@@ -91,7 +91,7 @@ async def test_connect_falls_back_to_a_relay_when_punching_fails() -> None:
 
 @pytest.mark.usefixtures("punching_fails")
 async def test_no_relay_no_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("peerdht.aio.relay.FIND_TIMEOUT", 2.0)
+    monkeypatch.setattr("peerdht.aio.hyperdht.relay.FIND_TIMEOUT", 2.0)
     async with await Testnet.create(3) as tn, tn.node() as a, tn.node() as b:
         await a.fully_bootstrapped()
         await b.fully_bootstrapped()

@@ -13,7 +13,7 @@ import pytest
 
 CHILD = r"""
 import asyncio, hashlib, json, resource, sys
-from peerdht.aio.secretstream import open_secret_stream
+from peerdht.aio.hyperdht.secretstream import open_secret_stream
 from peerdht.aio.udx import UDXSocket
 from peerdht.keys import KeyPair
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from tools.roleproc import RoleProcess as Proc
 
-from peerdht.aio.testnet import Testnet
+from peerdht.aio.hyperdht.testnet import Testnet
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,9 +10,9 @@ from collections.abc import Callable
 import pytest
 
 from peerdht.aio.hyperdht import HyperDHT
-from peerdht.aio.relay import RelayServer
-from peerdht.aio.secretstream import SecretStream
-from peerdht.aio.testnet import Testnet
+from peerdht.aio.hyperdht.relay import RelayServer
+from peerdht.aio.hyperdht.secretstream import SecretStream
+from peerdht.aio.hyperdht.testnet import Testnet
 from peerdht.hyper.crypto import KeyPair
 
 pytestmark = pytest.mark.attack

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from peerdht.aio.testnet import Testnet
+from peerdht.aio.hyperdht.testnet import Testnet
 
 from .conftest import Proc, attack_tool
 

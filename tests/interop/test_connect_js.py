@@ -20,8 +20,8 @@ import pytest
 
 from jsproc import JSProcess, start_js
 from peerdht.aio.hyperdht import HyperDHT
-from peerdht.aio.secretstream import SecretStream
-from peerdht.aio.testnet import Testnet
+from peerdht.aio.hyperdht.secretstream import SecretStream
+from peerdht.aio.hyperdht.testnet import Testnet
 from peerdht.hyper.handshake import ConnectError, PeerConnectionFailed, PeerNotFound
 
 pytestmark = pytest.mark.interop

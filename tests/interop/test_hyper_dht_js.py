@@ -12,7 +12,7 @@ import pytest
 
 from jsproc import JSProcess, start_js
 from peerdht.aio.hyperdht import HyperDHT
-from peerdht.aio.testnet import Testnet
+from peerdht.aio.hyperdht.testnet import Testnet
 from peerdht.hyper.crypto import KeyPair
 from peerdht.hyper.crypto import hash as blake2b256
 

@@ -16,8 +16,8 @@ import pytest
 
 from jsproc import JSProcess, start_js
 from peerdht.aio.hyperdht import HyperDHT
-from peerdht.aio.relay import RelayServer, relay_stream, token
-from peerdht.aio.secretstream import SecretStream, open_secret_stream
+from peerdht.aio.hyperdht.relay import RelayServer, relay_stream, token
+from peerdht.aio.hyperdht.secretstream import SecretStream, open_secret_stream
 
 pytestmark = pytest.mark.interop
 
@@ -141,7 +141,7 @@ async def _pick_relay(relay_impl: str, js: Any, node: HyperDHT) -> tuple[bytes, 
 async def test_js_client_relays_to_python_server(relay_impl: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """On loopback the probe round punches at once; like hyperdht's test/relaying.js (server
     ``holepunch: false``) our server aborts every round so only the relay can connect."""
-    import peerdht.aio.server as server_mod
+    import peerdht.aio.hyperdht.server as server_mod
     from peerdht.holepunch.server import ServerPunch
 
     def abort_round(self: Any, r: Any, now: float) -> None:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from peerdht.aio.secretstream import SecretStream, TCPRawStream, open_secret_stream
+from peerdht.aio.hyperdht.secretstream import SecretStream, TCPRawStream, open_secret_stream
 from peerdht.errors import LocalProtocolError, RemoteProtocolError, StreamClosed, StreamReset
 from peerdht.secure import NS_PEER_HANDSHAKE, KeyPair, NoiseState
 

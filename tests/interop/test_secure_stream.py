@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from jsproc import JSProcess, start_js
-from peerdht.aio.secretstream import SecretStream, TCPRawStream, open_secret_stream
+from peerdht.aio.hyperdht.secretstream import SecretStream, TCPRawStream, open_secret_stream
 from peerdht.aio.udx import UDXSocket
 from peerdht.errors import RemoteProtocolError
 from peerdht.secure import NS_PEER_HANDSHAKE, HandshakeResult, KeyPair, NoiseState, peer_handshake

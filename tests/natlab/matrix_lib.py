@@ -13,7 +13,7 @@ answers each with ``sha256(frame) || shake_256(frame)[:len(frame)]``. The client
 passing frame proves the server got exactly what was sent and the client got exactly what the server sent.
 
 The strategy. The peerdht client reports the stream's ``path`` (how ``connect`` opened it: see
-:data:`peerdht.aio.connect.PATHS`). The JS client reads
+:data:`peerdht.aio.hyperdht.connect.PATHS`). The JS client reads
 ``dht.stats.punches`` (open / consistent / random) and the LAN shortcut from the stream's remote address.
 Finally the harness compares the stream's remote address with the server's addresses: anything else
 (a public relay node) is "relay".
@@ -181,16 +181,16 @@ async def _client(args: argparse.Namespace) -> int:
 
 
 async def _relay(args: argparse.Namespace) -> int:
-    """A discoverable relay node (``peerdht.aio.relay.start_relay``) on a public host, if this peerdht
+    """A discoverable relay node (``peerdht.aio.hyperdht.relay.start_relay``) on a public host, if this peerdht
     has one; prints ``{"ready": true, "key"}`` or ``{"ready": false, "reason"}``."""
     try:
-        from peerdht.aio import relay as relay_mod
+        from peerdht.aio.hyperdht import relay as relay_mod
     except ImportError as exc:
         _out({"ready": False, "reason": f"no relay module: {exc}"})
         return 0
     start = getattr(relay_mod, "start_relay", None)
     if start is None:
-        _out({"ready": False, "reason": "peerdht.aio.relay has no start_relay"})
+        _out({"ready": False, "reason": "peerdht.aio.hyperdht.relay has no start_relay"})
         return 0
     from peerdht.aio.hyperdht import HyperDHT
 
@@ -215,7 +215,7 @@ async def _relay(args: argparse.Namespace) -> int:
 
 
 def _disable_keepalive() -> None:
-    from peerdht.aio import secretstream
+    from peerdht.aio.hyperdht import secretstream
 
     orig = secretstream.SecretStream.__init__
 

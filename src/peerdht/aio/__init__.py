@@ -3,11 +3,8 @@
 * UDP and UDX: :mod:`~peerdht.aio.driver` (runs a sans-IO datagram core on asyncio UDP sockets),
   :mod:`~peerdht.aio.udx` (UDX streams on one UDP socket), :mod:`~peerdht.aio.socketpool` (raw UDX streams
   on the DHT's own sockets), :mod:`~peerdht.aio.ops` (operation ids of a core to futures and iterators).
-* HyperDHT: :mod:`~peerdht.aio.hyperdht` (``HyperDHT``), :mod:`~peerdht.aio.testnet` (``Testnet``),
-  :mod:`~peerdht.aio.connect` (connect by public key, holepunching), :mod:`~peerdht.aio.server`
-  (``Server``), :mod:`~peerdht.aio.relay` (blind relay server and client), :mod:`~peerdht.aio.relay_upgrade`
-  (relay -> direct upgrade of a relayed stream),
-  :mod:`~peerdht.aio.secretstream` (``SecretStream``).
+* HyperDHT: :mod:`~peerdht.aio.hyperdht` (the package: ``HyperDHT``, ``Testnet``, connect by public
+  key, ``Server``, the punch runner, the blind relay and the relay -> direct move, ``SecretStream``).
 * Mainline: :mod:`~peerdht.aio.mainline` (``MainlineDHT``, ``MainlineTestnet``).
 * Browsers (the I/O half of :mod:`peerdht.web`): :mod:`~peerdht.aio.webnode` (``WebNode``),
   :mod:`~peerdht.aio.webhttp` (its page, WebSocket and HTTP routes), :mod:`~peerdht.aio.weblinks`

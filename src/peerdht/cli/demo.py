@@ -89,7 +89,7 @@ def _next_steps(commands: tuple[str, ...]) -> str:
 
 async def _hyperdht(n: Narrator, args: argparse.Namespace) -> None:
     from peerdht.aio.hyperdht import HyperDHT
-    from peerdht.aio.testnet import Testnet
+    from peerdht.aio.hyperdht.testnet import Testnet
 
     testnet: Testnet = await n.run(
         f"start a {args.size}-node testnet", lambda: Testnet.create(args.size),

@@ -238,7 +238,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 
 def cmd_testnet(args: argparse.Namespace) -> int:
-    from peerdht.aio.testnet import Testnet
+    from peerdht.aio.hyperdht.testnet import Testnet
 
     if args.size < 1:
         raise CLIError("--size must be at least 1", 2)

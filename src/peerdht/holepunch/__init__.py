@@ -13,7 +13,7 @@ Mirrors hyperdht ``lib/nat.js``, ``lib/secure-payload.js`` and the decisions of 
 * :mod:`~peerdht.holepunch.events`: what a session asks its driver for and reports.
 
 All of it is sans-IO (the five methods of DESIGN.md, a caller's clock, injected randomness);
-:mod:`peerdht.aio.punch` runs a session on a node's sockets.
+:mod:`peerdht.aio.hyperdht.punch` runs a session on a node's sockets.
 """
 
 from peerdht.holepunch.nat import NatAnalyzer

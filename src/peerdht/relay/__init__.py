@@ -4,5 +4,5 @@
 * :mod:`~peerdht.relay.messages`: blind-relay's ``pair`` and ``unpair`` messages;
 * :mod:`~peerdht.relay.pairing`: a relay's pairing table and capacity bounds.
 
-The asyncio layer (splicing UDX streams, the client) is :mod:`peerdht.aio.relay`.
+The asyncio layer (splicing UDX streams, the client) is :mod:`peerdht.aio.hyperdht.relay`.
 """

@@ -5,7 +5,7 @@
   itself is :class:`peerdht.keys.KeyPair`).
 
 Sans-IO: nothing here does I/O or reads a clock; randomness (ephemeral seeds, stream headers) is
-passed in by the caller. The asyncio stream is :mod:`peerdht.aio.secretstream`.
+passed in by the caller. The asyncio stream is :mod:`peerdht.aio.hyperdht.secretstream`.
 """
 
 from peerdht.secure.keys import KeyPair, stream_id

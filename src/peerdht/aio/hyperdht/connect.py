@@ -12,11 +12,11 @@ client socket, a probe round and a punch round of PEER_HOLEPUNCH through the rel
 sealed with the handshake's holepunch secret, address tokens echoed), then consistent probing,
 random-port probing (the server randomises) or birthday sockets (we randomise).
 
-Blind relays (:mod:`peerdht.aio.relay`): with ``relay_through`` (JS ``relayThrough``) our Noise
+Blind relays (:mod:`peerdht.aio.hyperdht.relay`): with ``relay_through`` (JS ``relayThrough``) our Noise
 payload carries ``{relay key, token}`` and both sides pair at that relay; a server's
 ``relayThrough`` in its reply is followed too. Beyond JS, when punching is impossible or fails
 (:data:`RELAY_FALLBACK_ERRORS`) the connect is retried once more through a relay found by LOOKUP
-of :data:`peerdht.aio.relay.RELAY_TOPIC` (automatic fallback). While relayed both sides keep
+of :data:`peerdht.aio.hyperdht.relay.RELAY_TOPIC` (automatic fallback). While relayed both sides keep
 punching (:func:`_upgrade`, and the server's holepunch state stays up); when a punch gets through,
 the stream moves to the direct path -- whichever side moves first, the other follows
 (relay -> direct upgrade, interoperable with JS ``changeRemote``).
@@ -38,9 +38,9 @@ import os
 import random
 from typing import TYPE_CHECKING, Any
 
-from peerdht.aio.punch import PunchRunner
-from peerdht.aio.relay_upgrade import is_relayed, until_closed, upgrade_relayed, wait_direct
-from peerdht.aio.secretstream import SecretStream, open_secret_stream
+from peerdht.aio.hyperdht.punch import PunchRunner
+from peerdht.aio.hyperdht.relay_upgrade import is_relayed, until_closed, upgrade_relayed, wait_direct
+from peerdht.aio.hyperdht.secretstream import SecretStream, open_secret_stream
 from peerdht.aio.socketpool import local_addresses
 from peerdht.errors import (
     CannotHolepunch,
@@ -143,7 +143,7 @@ async def connect(
     ``relay_through`` (a relay's public key; hyperdht's ``relayThrough``) relays the connection
     through that blind relay from the start. Otherwise, when punching is impossible or fails
     (:data:`RELAY_FALLBACK_ERRORS`) and ``relay_fallback`` is on, the connect is retried once through
-    a relay found under :data:`peerdht.aio.relay.RELAY_TOPIC` -- automatic, nothing to configure
+    a relay found under :data:`peerdht.aio.hyperdht.relay.RELAY_TOPIC` -- automatic, nothing to configure
     (beyond hyperdht, which only relays when told to). The server side follows any ``relayThrough``
     it is sent, as JS servers do. While relayed, and with ``upgrade`` on, we keep punching (for up to
     :data:`UPGRADE_TIMEOUT` seconds) and move the stream to the direct path once the server answers
@@ -156,7 +156,7 @@ async def connect(
         PeerConnectionFailed: nodes knew it but no handshake was answered (closed or firewalled).
         ServerError / ServerIncompatible: the server answered with an error / another version.
         CannotHolepunch / HolepunchAborted: no way to open the UDX stream (and no relay helped).
-        peerdht.aio.relay.RelayAborted: relaying failed.
+        peerdht.aio.hyperdht.relay.RelayAborted: relaying failed.
         LocalProtocolError: ``public_key`` is not a valid Ed25519 public key.
     """
     if not is_public_key(public_key):
@@ -166,7 +166,7 @@ async def connect(
     except RELAY_FALLBACK_ERRORS:
         if relay_through is not None or not relay_fallback:
             raise
-        from peerdht.aio.relay import pick_relays
+        from peerdht.aio.hyperdht.relay import pick_relays
 
         relays = await pick_relays(dht)
         if not relays:
@@ -232,7 +232,7 @@ async def _connect(
         direct = remote.firewall == Firewall.OPEN or not relayed
         if stream is None and relay_info is not None and not direct:
             # blind relay (connect.js relayConnection): we initiate when we chose the relay
-            from peerdht.aio.relay import relayed_udx
+            from peerdht.aio.hyperdht.relay import relayed_udx
 
             raws.release(sid)
             initiator = ours.relay_through is not None

@@ -46,9 +46,9 @@ from peerdht.hyper.records import Peer
 from peerdht.kademlia.table import Contact
 
 if TYPE_CHECKING:
-    from peerdht.aio.relay import RelayServer
-    from peerdht.aio.secretstream import SecretStream
-    from peerdht.aio.server import FirewallHook, Handler, Server
+    from peerdht.aio.hyperdht.relay import RelayServer
+    from peerdht.aio.hyperdht.secretstream import SecretStream
+    from peerdht.aio.hyperdht.server import FirewallHook, Handler, Server
     from peerdht.aio.socketpool import RawStreams
 
 Address = tuple[str, int]
@@ -82,9 +82,9 @@ class HyperDHT:
         seed: 32 random bytes for the node's internal randomness (tests); default from the OS.
         connectable: share the two sockets with UDX streams (needed by :meth:`connect` and
             :meth:`create_server`); False runs the DHT alone on plain asyncio datagram sockets.
-        relay: offer blind relaying to others (:func:`peerdht.aio.relay.start_relay`): once
+        relay: offer blind relaying to others (:func:`peerdht.aio.hyperdht.relay.start_relay`): once
             bootstrapped, a relay server with its own key pair runs on this node and is announced
-            under :data:`peerdht.aio.relay.RELAY_TOPIC`; its public key is ``dht.relay.public_key``.
+            under :data:`peerdht.aio.hyperdht.relay.RELAY_TOPIC`; its public key is ``dht.relay.public_key``.
 
     Use as ``async with HyperDHT(...) as dht`` or ``await dht.open()`` / ``await dht.close()``
     (``destroy()`` is the same, named as in JS).
@@ -155,7 +155,7 @@ class HyperDHT:
         return self
 
     async def _start_relay(self) -> None:
-        from peerdht.aio.relay import start_relay
+        from peerdht.aio.hyperdht.relay import start_relay
 
         while not self._destroyed:
             try:
@@ -244,8 +244,8 @@ class HyperDHT:
     def stats(self) -> dict[str, Any]:
         """Counters like dht-rpc's ``stats`` plus ``dropped`` (malformed or unexpected datagrams, by reason;
         handshakes our servers shed count as ``handshake_<reason>``, see :attr:`Server.dropped
-        <peerdht.aio.server.Server.dropped>`) and ``connects`` (connections opened by :meth:`connect`, by
-        path: see :data:`peerdht.aio.connect.PATHS`)."""
+        <peerdht.aio.hyperdht.server.Server.dropped>`) and ``connects`` (connections opened by :meth:`connect`, by
+        path: see :data:`peerdht.aio.hyperdht.connect.PATHS`)."""
         out = dict(self.core.stats)
         dropped: dict[str, int] = dict(out.get("dropped") or {})  # type: ignore[call-overload]
         for server in self._servers:
@@ -374,10 +374,10 @@ class HyperDHT:
         return result
 
     def create_server(self, handler: Handler, firewall: FirewallHook | None = None) -> Server:
-        """A :class:`peerdht.aio.server.Server` calling ``handler(stream)`` for each connection;
+        """A :class:`peerdht.aio.hyperdht.server.Server` calling ``handler(stream)`` for each connection;
         ``firewall(remote_public_key, payload, client_address)`` returning True rejects a client.
         Call ``await server.listen(key_pair)`` to start accepting (hyperdht ``createServer``)."""
-        from peerdht.aio.server import Server
+        from peerdht.aio.hyperdht.server import Server
 
         return Server(self, handler, firewall)
 
@@ -391,8 +391,8 @@ class HyperDHT:
         upgrade: bool = True,
     ) -> SecretStream:
         """Connect to the server with ``public_key`` (32 bytes); returns the encrypted stream
-        (:class:`peerdht.aio.secretstream.SecretStream`; its ``path`` says how it was opened). See
-        :func:`peerdht.aio.connect.connect`. ``relay_through``: a relay's public key to relay through
+        (:class:`peerdht.aio.hyperdht.secretstream.SecretStream`; its ``path`` says how it was opened). See
+        :func:`peerdht.aio.hyperdht.connect.connect`. ``relay_through``: a relay's public key to relay through
         from the start (hyperdht ``relayThrough``); without it, a relay is found and used automatically
         only when punching fails. ``upgrade``: while relayed, punch on and move to a direct path.
 
@@ -400,7 +400,7 @@ class HyperDHT:
             peerdht.hyper.handshake.ConnectError: PEER_NOT_FOUND, PEER_CONNECTION_FAILED,
                 SERVER_ERROR, HOLEPUNCH_ABORTED, ... (``err.code``).
         """
-        from peerdht.aio.connect import connect
+        from peerdht.aio.hyperdht.connect import connect
 
         _check_len("public_key", public_key, 32)
         return await connect(

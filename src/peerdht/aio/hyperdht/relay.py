@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from peerdht.aio.relay_upgrade import (  # the relay -> direct upgrade
+from peerdht.aio.hyperdht.relay_upgrade import (  # the relay -> direct upgrade
     follow,
     forget_relayed,
     move_to_direct,
@@ -59,7 +59,7 @@ from peerdht.relay.protomux import ChannelClosed, ChannelMessage, ChannelOpened,
 
 if TYPE_CHECKING:
     from peerdht.aio.hyperdht import HyperDHT
-    from peerdht.aio.secretstream import SecretStream
+    from peerdht.aio.hyperdht.secretstream import SecretStream
     from peerdht.aio.udx import UDXSocket, UDXStream
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 connect.js ``changeRemote``): which streams are still spliced through a blind relay, moving one to the
 peer's direct address, and closing the relay connection once both sides have moved.
 
-The relay itself (server, client, pairing) is :mod:`peerdht.aio.relay`; it marks the streams it makes
+The relay itself (server, client, pairing) is :mod:`peerdht.aio.hyperdht.relay`; it marks the streams it makes
 with :func:`watch_relayed`.
 """
 
@@ -19,7 +19,7 @@ from peerdht.errors import PeerDHTError
 from peerdht.holepunch.upgrade import MOVE_TIMEOUT, DirectMove, FallBackToRelay, RelayNoLongerNeeded
 
 if TYPE_CHECKING:
-    from peerdht.aio.relay import Relayed
+    from peerdht.aio.hyperdht.relay import Relayed
     from peerdht.aio.udx import UDXStream
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ _upgraders: weakref.WeakKeyDictionary[UDXStream, tuple[Callable[[Address], None]
 
 
 def watch_relayed(stream: UDXStream, initiate: Callable[[Address], None], started: asyncio.Future[None]) -> None:
-    """Mark ``stream`` as relayed (by :func:`peerdht.aio.relay.relayed_udx`): ``initiate(addr)`` starts
+    """Mark ``stream`` as relayed (by :func:`peerdht.aio.hyperdht.relay.relayed_udx`): ``initiate(addr)`` starts
     its move to ``addr``, ``started`` resolves once either side has begun moving."""
     _upgraders[stream] = (initiate, started)
 

@@ -127,7 +127,7 @@ class SecretStream:
         """Datagrams dropped because they failed authentication."""
         self.path: str | None = None
         """How a HyperDHT connection was opened (set on the client side by ``connect``, else None): one of
-        :data:`peerdht.aio.connect.PATHS` (``direct``, ``reverse``, ``lan``, ``consistent``,
+        :data:`peerdht.aio.hyperdht.connect.PATHS` (``direct``, ``reverse``, ``lan``, ``consistent``,
         ``random-probes``, ``birthday``, ``relay``)."""
         # lengths of the buffered messages, for read_message (protomux needs message boundaries);
         # None once a byte read (read/readexactly/readline) mixed them up

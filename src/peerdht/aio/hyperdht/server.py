@@ -30,9 +30,9 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from peerdht.aio.punch import PunchRunner
-from peerdht.aio.relay_upgrade import wait_direct
-from peerdht.aio.secretstream import SecretStream, open_secret_stream
+from peerdht.aio.hyperdht.punch import PunchRunner
+from peerdht.aio.hyperdht.relay_upgrade import wait_direct
+from peerdht.aio.hyperdht.secretstream import SecretStream, open_secret_stream
 from peerdht.aio.socketpool import local_addresses
 from peerdht.errors import LocalProtocolError, PeerDHTError
 from peerdht.holepunch.events import PunchStarted, RoundAnswered
@@ -489,7 +489,7 @@ class Server:
     async def _relay(
         self, sid: int, relay_public_key: bytes, token: bytes, direct_id: int, hid: int
     ) -> None:
-        from peerdht.aio.relay import relayed_udx
+        from peerdht.aio.hyperdht.relay import relayed_udx
 
         raws = self.dht.raw_streams()
         self.stats["relay_attempts"] = self.stats.get("relay_attempts", 0) + 1
