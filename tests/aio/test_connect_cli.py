@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from peerdht.aio.hyperdht.testnet import Testnet
 from peerdht.hyper.crypto import KeyPair
 
@@ -146,6 +148,37 @@ async def test_long_running_serve_is_two_way_for_every_connection(tmp_path: Path
             server.terminate()
             await asyncio.wait_for(server.wait(), TIMEOUT)
     assert (tmp_path / "server-out").read_bytes() == b"from client 1\nfrom client 2\nfrom client 3\n"
+
+
+async def test_a_resume_from_before_ctrl_d_does_not_end_the_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    """serve's stdin reader: after a terminal's Ctrl-D it reads the terminal again only when the next connection
+    calls resume(). serve calls resume() for every new connection, so one from before the Ctrl-D (a second
+    connection while the first was open) must not count, or what is typed before the next connection is read
+    at once and dropped (no connection is sending any more)."""
+    from peerdht.cli.pipe import _Stdin
+
+    master, slave = os.openpty()
+    try:
+        with open(slave, closefd=False) as terminal:
+            monkeypatch.setattr(sys, "stdin", terminal)
+            stdin = _Stdin()
+        assert stdin.tty
+        os.write(master, b"one\n")
+        assert await asyncio.wait_for(stdin.read(), TIMEOUT) == b"one\n"
+        stdin.resume()  # a second connection opens: there was no EOF, nothing to resume
+        os.write(master, b"\x04")  # Ctrl-D
+        assert await asyncio.wait_for(stdin.read(), TIMEOUT) == b""
+        os.write(master, b"two\n")  # typed after the Ctrl-D, before the next connection
+        reading = asyncio.ensure_future(stdin.read())
+        done, _ = await asyncio.wait({reading}, timeout=1.0)
+        assert not done, "read the terminal again after Ctrl-D without a resume()"
+        stdin.resume()  # the next connection
+        assert await asyncio.wait_for(reading, TIMEOUT) == b"two\n"
+        os.write(master, b"\x04")  # leave the reader thread waiting for a resume, not reading the pty
+        assert await asyncio.wait_for(stdin.read(), TIMEOUT) == b""
+    finally:
+        os.close(master)
+        os.close(slave)
 
 
 async def test_serve_with_stdin_from_a_file_says_later_connections_are_receive_only(tmp_path: Path) -> None:

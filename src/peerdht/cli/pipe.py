@@ -94,7 +94,9 @@ class _Stdin:
     keeps the process alive at exit). Reads ahead at most a few chunks.
 
     A file or pipe ends once; a terminal's EOF (Ctrl-D) is not final: after one, the thread waits for
-    :meth:`resume` before it reads the terminal again."""
+    :meth:`resume` before it reads the terminal again (what is typed meanwhile stays in the terminal for
+    the next connection). Only a :meth:`resume` after the EOF was read counts: ``serve`` calls it for
+    every new connection, and one from before the EOF must not let the thread read on at once."""
 
     def __init__(self) -> None:
         self.fd = sys.stdin.fileno()
@@ -103,6 +105,7 @@ class _Stdin:
         self._queue: asyncio.Queue[bytes] = asyncio.Queue()
         self._credit = threading.Semaphore(4)
         self._again = threading.Event()
+        self._paused = False  # a terminal's EOF was handed out by read(); the thread waits for resume()
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
@@ -120,12 +123,16 @@ class _Stdin:
                 self._again.clear()
 
     def resume(self) -> None:
-        """After a terminal's EOF: read it again (a new connection wants input)."""
-        self._again.set()
+        """After a terminal's EOF: read it again (a new connection wants input). A no-op otherwise."""
+        if self._paused:
+            self._paused = False
+            self._again.set()
 
     async def read(self) -> bytes:
         data = await self._queue.get()
         self._credit.release()
+        if not data and self.tty:
+            self._paused = True  # the thread is (about to be) waiting in _again.wait()
         return data
 
 
