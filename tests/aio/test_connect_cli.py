@@ -100,6 +100,14 @@ async def _stderr_until(proc: asyncio.subprocess.Process, needle: bytes) -> byte
     return seen
 
 
+async def _last_words(proc: asyncio.subprocess.Process) -> bytes:
+    """Stop ``proc`` if it still runs; its stderr (what a failed test should show)."""
+    if proc.returncode is None:
+        proc.kill()
+    await proc.wait()
+    return await proc.stderr.read() if proc.stderr is not None else b""
+
+
 async def test_serve_from_a_terminal_ends_when_the_client_ends(tmp_path: Path) -> None:
     """Item 4: `connect KEY < file` against `serve > out` run from a terminal completes, nobody presses Ctrl-D."""
     data = tmp_path / "data"
@@ -133,14 +141,17 @@ async def test_long_running_serve_is_two_way_for_every_connection(tmp_path: Path
                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                 )
                 assert client.stdin is not None and client.stdout is not None
-                await _stderr_until(server, b"connection from")
-                os.write(master, f"typed at the server {i}\n".encode())  # a person typing a line
-                line = await asyncio.wait_for(client.stdout.readline(), TIMEOUT)
-                assert line == f"typed at the server {i}\n".encode()
-                client.stdin.write(f"from client {i}\n".encode())
-                await client.stdin.drain()
-                client.stdin.close()  # client EOF: serve (stdin a terminal) ends its side too
-                assert await asyncio.wait_for(client.wait(), TIMEOUT) == 0
+                try:
+                    await _stderr_until(server, b"connection from")
+                    os.write(master, f"typed at the server {i}\n".encode())  # a person typing a line
+                    line = await asyncio.wait_for(client.stdout.readline(), TIMEOUT)
+                    assert line == f"typed at the server {i}\n".encode()
+                    client.stdin.write(f"from client {i}\n".encode())
+                    await client.stdin.drain()
+                    client.stdin.close()  # client EOF: serve (stdin a terminal) ends its side too
+                    assert await asyncio.wait_for(client.wait(), TIMEOUT) == 0
+                except (AssertionError, TimeoutError) as exc:
+                    raise AssertionError(f"connection {i}; the client said: {await _last_words(client)!r}") from exc
                 await _stderr_until(server, b"done: sent")
             assert server.returncode is None  # still serving
         finally:
