@@ -75,7 +75,7 @@ if TYPE_CHECKING:
     from peerdht.keys import KeyPair
 
 _LAZY: dict[str, str] = {
-    "HyperDHT": "peerdht.aio.hyperdht",
+    "HyperDHT": "peerdht.aio.hyperdht.dht",
     "Testnet": "peerdht.aio.hyperdht.testnet",
     "MainlineDHT": "peerdht.aio.mainline",
     "MainlineTestnet": "peerdht.aio.mainline",

@@ -25,7 +25,7 @@ def test_flat_imports() -> None:
         Testnet,
     )
 
-    assert HyperDHT.__module__ == "peerdht.aio.hyperdht"
+    assert HyperDHT.__module__ == "peerdht.aio.hyperdht.dht"
     assert MainlineDHT.__module__ == MainlineTestnet.__module__ == "peerdht.aio.mainline"
     assert Testnet.__module__ == "peerdht.aio.hyperdht.testnet"
     assert KeyPair.from_seed(bytes(32)).public_key.hex().startswith("3b6a27bc")
