@@ -22,25 +22,20 @@ import pytest
 
 import peerdht.aio.hyperdht.connect as connect_mod
 from peerdht.aio.hyperdht import HyperDHT
+from peerdht.aio.hyperdht.secretstream import SecretStream
 from peerdht.aio.hyperdht.testnet import Testnet
 from peerdht.aio.udx import UDXStream
 
 TIMEOUT = 30.0
 
 
-async def _echo(stream) -> None:  # type: ignore[no-untyped-def]
+async def _echo(stream: SecretStream) -> None:
     async for chunk in stream:
         stream.write(chunk)
         await stream.drain()
     stream.write_eof()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug in aio/hyperdht/connect.py (owned by another engineer): _connect takes the LAN shortcut before "
-    "checking that we are OPEN; fix: add `and ours.firewall != Firewall.OPEN` to the LAN condition, as connect.js "
-    "returns (passiveConnectTimeout) before its LAN race. Remove this marker with that fix.",
-)
 async def test_an_open_client_waits_for_a_firewalled_server_even_when_the_lan_answers_first(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -6,11 +6,12 @@ stream; secret-stream runs on top with the keys of the Noise handshake.
 
 Paths, in connect.js's order: the server is reachable (firewall OPEN, or relayed without
 holepunch relays: its address as the relay saw it); the handshake went straight to the server's
-own node; we share the server's public IP (same-LAN shortcut: PING its LAN address); we are
-reachable (the server connects to us); else holepunching (:class:`Puncher`): NAT sampling of our
-client socket, a probe round and a punch round of PEER_HOLEPUNCH through the relays (payloads
-sealed with the handshake's holepunch secret, address tokens echoed), then consistent probing,
-random-port probing (the server randomises) or birthday sockets (we randomise).
+own node; we are reachable (the server connects to us); we share the server's public IP
+(same-LAN shortcut: PING its LAN address); else holepunching (:class:`Puncher`, running a
+:class:`~peerdht.holepunch.client.ClientPunch`): NAT sampling of our client socket, a probe round and
+a punch round of PEER_HOLEPUNCH through the relays (payloads sealed with the handshake's holepunch
+secret, address tokens echoed), then consistent probing, random-port probing (the server randomises)
+or birthday sockets (we randomise).
 
 Blind relays (:mod:`peerdht.aio.hyperdht.relay`): with ``relay_through`` (JS ``relayThrough``) our Noise
 payload carries ``{relay key, token}`` and both sides pair at that relay; a server's
@@ -248,7 +249,11 @@ async def _connect(
             return secure
         path = "reverse"  # the server's first packet reached us before we chose a path
         if stream is None:
-            if lan and relayed and reply.to[0] == server_address[0]:
+            holepunchable = remote.holepunch is not None and len(remote.holepunch.relays) > 0
+            # connect.js order: a reachable server (OPEN, or relayed and not holepunchable) gets a direct
+            # stream, and an OPEN client waits for the server to connect to it, before any LAN race
+            passive_or_direct = remote.firewall == Firewall.OPEN or not holepunchable or ours.firewall == Firewall.OPEN
+            if lan and relayed and not passive_or_direct and reply.to[0] == server_address[0]:
                 stream = await _lan_shortcut(dht, sid, remote)
                 path = "lan"
             if stream is None:
