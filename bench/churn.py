@@ -83,6 +83,7 @@ class Result:
     minutes: float
     setup_s: float
     tallies: dict[str, Tally] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = []
@@ -92,6 +93,7 @@ class Result:
                 f"{who:6} client: lookups {t.lookups_ok}/{t.lookups} ({lk:.1%}), "
                 f"mutable gets {t.gets_ok}/{t.gets} ({gt:.1%}), stores failed {t.stores_failed}/{t.stores}"
             )
+        out.extend(f"  failed: {f}" for f in self.failures)
         out.append(
             f"{self.replaced} nodes replaced ({self.replaced / self.size:.0%}) over {self.minutes} min"
         )
@@ -143,7 +145,7 @@ class Network(Protocol):
     async def start(self, size: int) -> None: ...
     async def replace(self, python: bool) -> None: ...
     def record(self, who: str, seq: int) -> Record: ...
-    async def store(self, rec: Record) -> tuple[int, int]: ...  # (stores, failed)
+    async def store(self, rec: Record) -> tuple[int, int, str]: ...  # (stores, failed, how many took them)
     async def check(self, who: str, rec: Record) -> tuple[bool, bool]: ...  # (lookup ok, get ok)
     async def close(self) -> None: ...
 
@@ -211,7 +213,7 @@ class HyperNet:
     def record(self, who: str, seq: int) -> Record:
         return Record(who=who, topic=os.urandom(32), seed=os.urandom(32), value=b"churn %d" % seq, port=0)
 
-    async def store(self, rec: Record) -> tuple[int, int]:
+    async def store(self, rec: Record) -> tuple[int, int, str]:
         assert self.client is not None and self.js is not None
         failed = 0
         if rec.who == "python":
@@ -230,7 +232,7 @@ class HyperNet:
                 if "error" in reply:
                     print("js", op, reply.get("error"), file=sys.stderr)
                     failed += 1
-        return 2, failed
+        return 2, failed, ""
 
     async def check(self, who: str, rec: Record) -> tuple[bool, bool]:
         assert self.client is not None and self.js is not None
@@ -320,7 +322,7 @@ class MainlineNet:
             who=who, topic=os.urandom(20), seed=os.urandom(32), value=b"churn %d" % seq, port=next(self.ports)
         )
 
-    async def store(self, rec: Record) -> tuple[int, int]:
+    async def store(self, rec: Record) -> tuple[int, int, str]:
         assert self.client is not None and self.js is not None
         failed = 0
         if rec.who == "python":
@@ -329,12 +331,15 @@ class MainlineNet:
             failed += not stored
             put = await _ok(self.client.put_mutable(kp, rec.value, seq=1), self.timeout)
             failed += put is None or put.stored == 0
+            took = (stored, put and put.stored)
         else:
             r = await self.js.ask("announce", infoHash=rec.topic.hex(), port=rec.port)
             failed += "error" in r
+            took = (r.get("n", r.get("error")), None)
             r = await self.js.ask("putMutable", seed=rec.seed.hex(), value=rec.value.hex(), seq=1)
             failed += "error" in r or not r.get("n")
-        return 2, failed
+            took = (took[0], r.get("n", r.get("error")))
+        return 2, failed, f"announce stored on {took[0]} nodes, put on {took[1]}"
 
     async def check(self, who: str, rec: Record) -> tuple[bool, bool]:
         assert self.client is not None and self.js is not None
@@ -412,6 +417,8 @@ async def _schedule(net: Network, result: Result, churn: float, every: float, de
     stores: list[tuple[float, Record]] = []
     seq = 0
     tasks: set[asyncio.Task[None]] = set()
+    notes: dict[Record, str] = {}
+    t0 = time.monotonic()
 
     def bg(coro: Any) -> None:
         t = asyncio.create_task(coro)
@@ -421,8 +428,11 @@ async def _schedule(net: Network, result: Result, churn: float, every: float, de
     async def store(who: str) -> None:
         nonlocal seq
         seq += 1
-        rec = net.record(who, seq)
-        n, failed = await net.store(rec)
+        number = seq
+        rec = net.record(who, number)
+        started = time.monotonic()
+        n, failed, took = await net.store(rec)
+        notes[rec] = f"{who}'s record #{number} stored at {started - t0:.0f} s ({took})"
         tallies[who].stores += n
         tallies[who].stores_failed += failed
         stores.append((time.monotonic(), rec))
@@ -434,6 +444,11 @@ async def _schedule(net: Network, result: Result, churn: float, every: float, de
         t.gets += 1
         t.lookups_ok += found
         t.gets_ok += got
+        for ok, what in ((found, "lookup"), (got, "mutable get")):
+            if not ok:
+                result.failures.append(
+                    f"{who} client's {what} at {time.monotonic() - t0:.0f} s of {notes[rec]}"
+                )
 
     async def replace(python: bool) -> None:
         try:

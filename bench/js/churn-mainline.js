@@ -5,7 +5,7 @@
 // Prints {"ready": true, "nodes": [port...]}; then JSON commands on stdin, one per line (they run concurrently):
 //   {"id", "op": "kill"}                                   -> {"id", "port"} (a random node destroyed)
 //   {"id", "op": "spawn"}                                  -> {"id", "port"} (a new node, bootstrapped)
-//   {"id", "op": "announce", "infoHash", "port"}           -> {"id", "ok"}
+//   {"id", "op": "announce", "infoHash", "port"}           -> {"id", "ok", "n"} (n nodes took it)
 //   {"id", "op": "lookup", "infoHash"}                     -> {"id", "peers": ["host:port"]}
 //   {"id", "op": "putMutable", "seed", "value", "seq"}     -> {"id", "ok", "n"}
 //   {"id", "op": "getMutable", "publicKey"}                -> {"id", "value": hex|null}
@@ -50,9 +50,10 @@ async function main () {
           nodes.push(d)
           return out({ id, port: d.address().port })
         }
-        case 'announce':
-          await call((cb) => client.announce(cmd.infoHash, cmd.port, cb))
-          return out({ id, ok: true })
+        case 'announce': {
+          const [n] = await call((cb) => client.announce(cmd.infoHash, cmd.port, cb))
+          return out({ id, ok: true, n })
+        }
         case 'lookup': {
           const peers = new Set()
           const onpeer = (peer, ih) => { if (ih.toString('hex') === cmd.infoHash) peers.add(peer.host + ':' + peer.port) }
