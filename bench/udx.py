@@ -42,7 +42,7 @@ POOL = 1 << 20
 
 async def peer_main() -> None:
     """The Python peer: same JSON-lines protocol as tests/js/udx-peer.js (stream/source/sink)."""
-    from peerdht.aio.udx import UDXSocket, UDXStream
+    from peerdht.aio.transport.udx import UDXSocket, UDXStream
 
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 20)

@@ -24,7 +24,7 @@ import peerdht.aio.hyperdht.connect as connect_mod
 from peerdht.aio.hyperdht import HyperDHT
 from peerdht.aio.hyperdht.secretstream import SecretStream
 from peerdht.aio.hyperdht.testnet import Testnet
-from peerdht.aio.udx import UDXStream
+from peerdht.aio.transport.udx import UDXStream
 
 TIMEOUT = 30.0
 

@@ -1,4 +1,4 @@
-"""peerdht.aio.driver: how a read batch reaches the core and its events reach the application (issue 14).
+"""peerdht.aio.transport.driver: how a read batch reaches the core and its events reach the application (issue 14).
 
 A recording core stands in for a DHT core; datagrams travel over real UDP sockets on 127.0.0.1.
 """
@@ -9,8 +9,8 @@ import asyncio
 import socket
 from typing import Any
 
-from peerdht.aio.driver import DatagramDriver
-from peerdht.aio.udx import UDXSocket
+from peerdht.aio.transport.driver import DatagramDriver
+from peerdht.aio.transport.udx import UDXSocket
 
 
 class RecordingCore:

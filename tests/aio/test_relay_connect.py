@@ -17,7 +17,7 @@ from peerdht.aio.hyperdht.relay import RelayServer
 from peerdht.aio.hyperdht.secretstream import SecretStream
 from peerdht.aio.hyperdht.server import Server
 from peerdht.aio.hyperdht.testnet import Testnet
-from peerdht.aio.udx import UDXStream
+from peerdht.aio.transport.udx import UDXStream
 from peerdht.hyper.crypto import KeyPair
 from peerdht.hyper.handshake import HolepunchDoubleRandomized
 

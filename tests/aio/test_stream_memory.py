@@ -14,7 +14,7 @@ import pytest
 CHILD = r"""
 import asyncio, hashlib, json, resource, sys
 from peerdht.aio.hyperdht.secretstream import open_secret_stream
-from peerdht.aio.udx import UDXSocket
+from peerdht.aio.transport.udx import UDXSocket
 from peerdht.keys import KeyPair
 
 TOTAL = int(sys.argv[1])

@@ -17,7 +17,7 @@ import pytest
 
 from jsproc import JSProcess, start_js
 from peerdht.aio.hyperdht.secretstream import SecretStream, TCPRawStream, open_secret_stream
-from peerdht.aio.udx import UDXSocket
+from peerdht.aio.transport.udx import UDXSocket
 from peerdht.errors import RemoteProtocolError
 from peerdht.secure import NS_PEER_HANDSHAKE, HandshakeResult, KeyPair, NoiseState, peer_handshake
 

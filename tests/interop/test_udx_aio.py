@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from peerdht.aio import udx as aio_udx
-from peerdht.aio.udx import UDXSocket, UDXStream
+from peerdht.aio.transport import udx as aio_udx
+from peerdht.aio.transport.udx import UDXSocket, UDXStream
 from peerdht.errors import StreamClosed, StreamReset
 
 T = 30.0

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from jsproc import JSProcess, start_js
-from peerdht.aio.udx import UDXSocket, UDXStream
+from peerdht.aio.transport.udx import UDXSocket, UDXStream
 from peerdht.errors import StreamReset, StreamTimeout
 from peerdht.udx.packet import DATA, END, decode_packet
 

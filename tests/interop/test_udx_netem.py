@@ -39,7 +39,7 @@ SIZE = int(os.environ.get("UDX_NETEM_MIB", "64")) << 20
 
 async def peer(host: str) -> None:
     sys.path.insert(0, str(ROOT / "src"))
-    from peerdht.aio.udx import UDXSocket, UDXStream
+    from peerdht.aio.transport.udx import UDXSocket, UDXStream
 
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()

@@ -1,8 +1,7 @@
 """The asyncio layer: every socket, timer and future of peerdht lives under this package.
 
-* UDP and UDX: :mod:`~peerdht.aio.driver` (runs a sans-IO datagram core on asyncio UDP sockets),
-  :mod:`~peerdht.aio.udx` (UDX streams on one UDP socket), :mod:`~peerdht.aio.socketpool` (raw UDX streams
-  on the DHT's own sockets), :mod:`~peerdht.aio.ops` (operation ids of a core to futures and iterators).
+* UDP and UDX: :mod:`~peerdht.aio.transport` (the socket driver, UDX streams, the raw-stream pool over a
+  DHT's sockets, operation ids to futures).
 * HyperDHT: :mod:`~peerdht.aio.hyperdht` (the package: ``HyperDHT``, ``Testnet``, connect by public
   key, ``Server``, the punch runner, the blind relay and the relay -> direct move, ``SecretStream``).
 * Mainline: :mod:`~peerdht.aio.mainline` (``MainlineDHT``, ``MainlineTestnet``).

@@ -1,7 +1,7 @@
 """``MainlineDHT``: an asyncio BitTorrent Mainline DHT node (BEP 5, 32, 42, 43, 44, 51).
 
 All protocol logic lives in the sans-IO core :class:`peerdht.mainline.node.MainlineNode`; this module
-owns the UDP socket (through :class:`~peerdht.aio.driver.DatagramDriver`), resolves bootstrap host
+owns the UDP socket (through :class:`~peerdht.aio.transport.driver.DatagramDriver`), resolves bootstrap host
 names, reads and writes the routing-table file, and maps the core's op ids to futures and async
 iterators.
 
@@ -31,8 +31,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from peerdht.aio.driver import DatagramDriver
-from peerdht.aio.ops import Operations, Start
+from peerdht.aio.transport.driver import DatagramDriver
+from peerdht.aio.transport.ops import Operations, Start
 from peerdht.encoding.bencode import Value
 from peerdht.errors import DecodeError, InvalidArgument, InvalidArgumentType, LocalProtocolError, PeerDHTError
 from peerdht.mainline.crypto import KeyPair

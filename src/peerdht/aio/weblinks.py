@@ -1,6 +1,6 @@
 """The web overlay's links as connections: WebSockets (aiohttp) and WebRTC data channels (aiortc), by handle.
 
-:class:`WebLinks` is what the :class:`~peerdht.aio.driver.DatagramDriver` of a
+:class:`WebLinks` is what the :class:`~peerdht.aio.transport.driver.DatagramDriver` of a
 :class:`~peerdht.web.overlay.WebOverlay` sends through (its "transport": ``sendto(data, handle)``): each overlay
 link handle maps to one WebSocket (a bounded send queue drained by a writer task) or one
 :class:`~peerdht.aio.webrtc.DataChannelPeer`. It also carries out the overlay's WebRTC events: makes offers
@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from peerdht.aio.driver import DatagramDriver
+from peerdht.aio.transport.driver import DatagramDriver
 from peerdht.errors import PeerDHTError
 from peerdht.web.events import AnswerOffer, ConnectAnswer, DiscardOffer, LinkDropped, OffersWanted
 from peerdht.web.links import Handle

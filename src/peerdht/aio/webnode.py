@@ -14,7 +14,7 @@ other way round). Link handles never reach the UDP side.
 The node is a facade over three parts: :mod:`peerdht.aio.webhttp` (one aiohttp server: the page and its
 files, ``GET /config.json``, ``GET /ws``, webtorrent-dht 0.18's ``POST /`` bootstrap, a Pkarr relay),
 :mod:`peerdht.aio.weblinks` (the WebSockets and aiortc data channels behind the overlay's link handles; it
-carries out the overlay's WebRTC events) and the overlay core with its :class:`~peerdht.aio.driver.DatagramDriver`;
+carries out the overlay's WebRTC events) and the overlay core with its :class:`~peerdht.aio.transport.driver.DatagramDriver`;
 this module owns their lifetime, the overlay commands (``put``, ``get``, lookups, ``connect``) and the bridge's
 UDP work.
 
@@ -48,10 +48,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from peerdht.aio.driver import DatagramDriver
 from peerdht.aio.mainline import MainlineDHT
-from peerdht.aio.ops import Operations, Start
 from peerdht.aio.tracker import TrackerServer
+from peerdht.aio.transport.driver import DatagramDriver
+from peerdht.aio.transport.ops import Operations, Start
 from peerdht.aio.webhttp import MAX_POST, WebHTTP
 from peerdht.aio.weblinks import WebLinks
 from peerdht.encoding.bencode import Value

@@ -9,7 +9,7 @@
   receiver's ACK and SACK ranges), :mod:`~peerdht.udx.timers` (the deadline heap, liveness);
 * :mod:`peerdht.udx.congestion` -- the sender's window controller.
 
-The asyncio layer is :mod:`peerdht.aio.udx`.
+The asyncio layer is :mod:`peerdht.aio.transport.udx`.
 """
 
 from peerdht.udx.events import (

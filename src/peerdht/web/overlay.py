@@ -2,7 +2,7 @@
 
 Sans-IO, aioquic's shape (:meth:`WebOverlay.receive_datagram`, :meth:`~WebOverlay.handle_timer`,
 :meth:`~WebOverlay.datagrams_to_send`, :meth:`~WebOverlay.get_timer`, :meth:`~WebOverlay.next_event`),
-so :class:`peerdht.aio.driver.DatagramDriver` runs it. It wraps a :class:`~peerdht.mainline.node.MainlineNode`
+so :class:`peerdht.aio.transport.driver.DatagramDriver` runs it. It wraps a :class:`~peerdht.mainline.node.MainlineNode`
 (the overlay's own routing table, K = 2 by default as webtorrent-dht) whose "addresses" are link handles
 ``("web:N", 0)``: one WebSocket, data channel or aiortc peer connection each, given out by this core. Compact
 addresses named in replies mean nothing here; nodes are reached by id through a link we hold

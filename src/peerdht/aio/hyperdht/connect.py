@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from peerdht.aio.hyperdht.punch import PunchRunner
 from peerdht.aio.hyperdht.relay_upgrade import is_relayed, until_closed, upgrade_relayed, wait_direct
 from peerdht.aio.hyperdht.secretstream import SecretStream, open_secret_stream
-from peerdht.aio.socketpool import local_addresses
+from peerdht.aio.transport.socketpool import local_addresses
 from peerdht.errors import (
     CannotHolepunch,
     HandshakeInvalid,
@@ -88,7 +88,7 @@ from peerdht.secure.noise import HandshakeResult, peer_handshake
 
 if TYPE_CHECKING:
     from peerdht.aio.hyperdht import HyperDHT
-    from peerdht.aio.udx import UDXStream
+    from peerdht.aio.transport.udx import UDXStream
 
 Address = tuple[str, int]
 

@@ -24,8 +24,8 @@ from collections.abc import AsyncIterator, Coroutine, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from peerdht.aio.driver import DatagramDriver
-from peerdht.aio.ops import Operations, Start
+from peerdht.aio.transport.driver import DatagramDriver
+from peerdht.aio.transport.ops import Operations, Start
 from peerdht.errors import InvalidArgument, InvalidArgumentType, LocalProtocolError, PeerDHTError
 from peerdht.hyper.constants import MAX_VALUE_SIZE
 from peerdht.hyper.crypto import KeyPair
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from peerdht.aio.hyperdht.relay import RelayServer
     from peerdht.aio.hyperdht.secretstream import SecretStream
     from peerdht.aio.hyperdht.server import FirewallHook, Handler, Server
-    from peerdht.aio.socketpool import RawStreams
+    from peerdht.aio.transport.socketpool import RawStreams
 
 Address = tuple[str, int]
 
@@ -448,7 +448,7 @@ class HyperDHT:
             LocalProtocolError: the node is not open, or was created with ``connectable=False``.
         """
         if self._raw is None:
-            from peerdht.aio.socketpool import RawStreams
+            from peerdht.aio.transport.socketpool import RawStreams
 
             driver = self.require_open()
             if not driver.udx_sockets:

@@ -60,7 +60,7 @@ from peerdht.relay.protomux import ChannelClosed, ChannelMessage, ChannelOpened,
 if TYPE_CHECKING:
     from peerdht.aio.hyperdht import HyperDHT
     from peerdht.aio.hyperdht.secretstream import SecretStream
-    from peerdht.aio.udx import UDXSocket, UDXStream
+    from peerdht.aio.transport.udx import UDXSocket, UDXStream
 
 log = logging.getLogger(__name__)
 

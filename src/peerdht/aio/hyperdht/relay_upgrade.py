@@ -20,7 +20,7 @@ from peerdht.holepunch.upgrade import MOVE_TIMEOUT, DirectMove, FallBackToRelay,
 
 if TYPE_CHECKING:
     from peerdht.aio.hyperdht.relay import Relayed
-    from peerdht.aio.udx import UDXStream
+    from peerdht.aio.transport.udx import UDXStream
 
 log = logging.getLogger(__name__)
 

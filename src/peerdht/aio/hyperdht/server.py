@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from peerdht.aio.hyperdht.punch import PunchRunner
 from peerdht.aio.hyperdht.relay_upgrade import wait_direct
 from peerdht.aio.hyperdht.secretstream import SecretStream, open_secret_stream
-from peerdht.aio.socketpool import local_addresses
+from peerdht.aio.transport.socketpool import local_addresses
 from peerdht.errors import LocalProtocolError, PeerDHTError
 from peerdht.holepunch.events import PunchStarted, RoundAnswered
 from peerdht.holepunch.server import ServerPunch
@@ -60,7 +60,7 @@ from peerdht.secure.noise import HandshakeResult, peer_handshake
 
 if TYPE_CHECKING:
     from peerdht.aio.hyperdht import HyperDHT
-    from peerdht.aio.udx import UDXStream
+    from peerdht.aio.transport.udx import UDXStream
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from peerdht.aio.driver import DatagramDriver
+from peerdht.aio.transport.driver import DatagramDriver
 from peerdht.errors import PeerDHTError
 
 _END = object()

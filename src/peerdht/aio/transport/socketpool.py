@@ -20,8 +20,8 @@ from peerdht.errors import LocalProtocolError
 from peerdht.holepunch.strategy import RandomPunchLimit
 
 if TYPE_CHECKING:
-    from peerdht.aio.driver import DatagramDriver
-    from peerdht.aio.udx import UDXSocket, UDXStream
+    from peerdht.aio.transport.driver import DatagramDriver
+    from peerdht.aio.transport.udx import UDXSocket, UDXStream
 
 Address = tuple[str, int]
 
@@ -105,7 +105,7 @@ class RawStreams:
         Raises:
             OSError: it cannot be bound.
         """
-        from peerdht.aio.udx import UDXSocket
+        from peerdht.aio.transport.udx import UDXSocket
 
         host = self._driver.udx_sockets[0].address[0]
         sock = await UDXSocket.bind(host, 0)

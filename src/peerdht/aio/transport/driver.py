@@ -128,7 +128,7 @@ class _UDPTransport:
 
 
 class _UDXTransport:
-    """Adapts a :class:`peerdht.aio.udx.UDXSocket` to the bits of a DatagramTransport the driver uses."""
+    """Adapts a :class:`peerdht.aio.transport.udx.UDXSocket` to the bits of a DatagramTransport the driver uses."""
 
     def __init__(self, sock: Any) -> None:
         self.sock = sock
@@ -184,14 +184,14 @@ class DatagramDriver:
         *,
         sockets: int = 1,
     ) -> DatagramDriver:
-        """Like :meth:`create`, but each socket is a :class:`peerdht.aio.udx.UDXSocket` that the
+        """Like :meth:`create`, but each socket is a :class:`peerdht.aio.transport.udx.UDXSocket` that the
         DHT shares with UDX streams, as hyperdht does: datagrams starting with 0x03/0x13 go to the
         core, UDX packets of known streams to their stream, everything else to :attr:`on_other`.
 
         Raises:
             OSError: the address cannot be bound.
         """
-        from peerdht.aio.udx import UDXSocket
+        from peerdht.aio.transport.udx import UDXSocket
 
         driver = cls(core, on_event or (lambda ev: None), sockets > 1)
         try:
