@@ -84,6 +84,16 @@ def add_network_args(parser: argparse.ArgumentParser, *, json_flag: bool = True)
         add_json_arg(parser)
 
 
+def client_host(boot: list[tuple[str, int]]) -> str:
+    """The address a client node binds: loopback when every bootstrap node is on loopback (a local test
+    network: nothing outside it can reach us, and we never offer or dial a LAN address), else any IPv4."""
+    try:
+        local = bool(boot) and all(ipaddress.ip_address(h).is_loopback for h, _ in boot)
+    except ValueError:  # a host name
+        local = False
+    return "127.0.0.1" if local else "0.0.0.0"
+
+
 def add_json_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object per line on stdout")
 

@@ -18,6 +18,7 @@ from peerdht.cli.common import (
     add_json_arg,
     add_network_args,
     check_value_size,
+    client_host,
     emit,
     fmt_addr,
     hex_bytes,
@@ -147,7 +148,7 @@ async def _client(args: argparse.Namespace) -> AsyncIterator[Any]:
     from peerdht.aio.hyperdht import HyperDHT
 
     boot = require_bootstrap(args)
-    async with HyperDHT(bootstrap=boot, ephemeral=True) as dht:
+    async with HyperDHT(bootstrap=boot, ephemeral=True, host=client_host(boot)) as dht:
         verbose(args, f"bootstrapping from {', '.join(fmt_addr(a) for a in boot)}")
         await dht.fully_bootstrapped()
         if not dht.to_array():

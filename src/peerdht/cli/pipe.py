@@ -31,6 +31,7 @@ from typing import Any
 
 from peerdht.cli.common import (
     add_network_args,
+    client_host,
     hex_bytes,
     load_key_pair,
     no_answer,
@@ -242,7 +243,7 @@ async def _dht(args: argparse.Namespace) -> Any:
     from peerdht.aio.hyperdht import HyperDHT
 
     boot = require_bootstrap(args)
-    dht = HyperDHT(bootstrap=boot)
+    dht = HyperDHT(bootstrap=boot, host=client_host(boot))
     await dht.open()
     await dht.fully_bootstrapped()
     if not dht.to_array():
