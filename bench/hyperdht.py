@@ -10,12 +10,13 @@ The JS process first runs ``--js-warmup`` (15) untimed rounds (V8 reaches its st
 rounds: timing cold rounds would flatter Python), the Python client 3 untimed rounds per network.
 
     python bench/hyperdht.py [--rounds 20] [--size 32] [--json]
-    python bench/hyperdht.py --core [--rounds 30] [--size 32]
+    python bench/hyperdht.py --core [--rounds 30] [--size 32] [--profile client.prof]
 
 ``--core`` needs no sockets and no node: it runs the sans-IO cores only (``size`` persistent
 :class:`~peerdht.hyper.node.HyperDHTNode` s and an ephemeral client on an in-memory network, delivered in
-order, fake clock) and prints the CPU time of each operation for the whole network, plus the client's
-request count. It is far less noisy than the loopback rows: use it to compare protocol-core changes.
+order, fake clock) and prints the CPU time of each operation for the whole network and for the client core
+alone, with the client's request count and its CPU per request. It is far less noisy than the loopback rows:
+use it to compare protocol-core changes.
 
 Everything binds 127.0.0.1. Needs `npm ci` at the repo root (scripts/test.sh does it).
 """
@@ -167,8 +168,12 @@ def start(cl: HyperDHTNode, op: str, kp: KeyPair, topic: bytes, now: float) -> i
     return cl.mutable_get(kp.public_key, now)
 
 
-def core_rounds(rounds: int, size: int) -> None:
-    """The ``--core`` mode: CPU per operation of the sans-IO cores on an in-memory network."""
+def core_rounds(rounds: int, size: int, profile: str | None = None) -> None:
+    """The ``--core`` mode: CPU per operation of the sans-IO cores on an in-memory network, for the whole
+    network and for the client core alone (its ``receive_datagram`` + ``datagrams_to_send`` per reply and
+    the call that starts each operation; timers are rare and not counted). ``profile``: write a cProfile
+    of the client core's calls only to this file."""
+    import cProfile
     import random
     from collections import deque
 
@@ -181,6 +186,7 @@ def core_rounds(rounds: int, size: int) -> None:
     clock = [1000.0]
     ports = iter(range(10000, 65536))
     rng = random.Random(1)
+    profiler = cProfile.Profile() if profile else None
 
     def attach(core: HyperDHTNode) -> None:
         server, client = ("127.0.0.1", next(ports)), ("127.0.0.1", next(ports))
@@ -191,6 +197,9 @@ def core_rounds(rounds: int, size: int) -> None:
     def flush(core: HyperDHTNode) -> None:
         for data, to, sock in core.datagrams_to_send(clock[0]):
             queue.append((data, home[id(core)][sock], to))
+
+    client_cpu = [0.0]  # process time spent inside the client core's calls (see `timed`)
+    clock_ns = time.process_time_ns
 
     def run(cores: list[HyperDHTNode], core: HyperDHTNode, op: int) -> None:
         for c in cores:
@@ -206,8 +215,19 @@ def core_rounds(rounds: int, size: int) -> None:
                 clock[0] += 20e-6
                 if to in where:
                     dst, sock = where[to]
-                    dst.receive_datagram(data, src, clock[0], socket=sock)
-                    flush(dst)
+                    if dst is core:  # the client: its CPU alone, as in a process of its own
+                        t0 = clock_ns()
+                        if profiler is not None:
+                            profiler.enable()
+                        dst.receive_datagram(data, src, clock[0], socket=sock)
+                        out = dst.datagrams_to_send(clock[0])
+                        if profiler is not None:
+                            profiler.disable()
+                        client_cpu[0] += (clock_ns() - t0) / 1e6
+                        queue.extend((d, home[id(dst)][s], t) for d, t, s in out)
+                    else:
+                        dst.receive_datagram(data, src, clock[0], socket=sock)
+                        flush(dst)
                 continue
             clock[0] = max(clock[0], min(t for c in cores if (t := c.get_timer()) is not None))
             for c in cores:
@@ -227,6 +247,7 @@ def core_rounds(rounds: int, size: int) -> None:
         nodes.append(node)
         run(nodes, node, node.bootstrap(clock[0]))
     cpu: dict[str, list[float]] = {op: [] for op in OPS}
+    mine: dict[str, list[float]] = {op: [] for op in OPS}
     sent: dict[str, list[int]] = {op: [] for op in OPS}
     for r in range(rounds):
         cl = HyperDHTNode(rng=random.Random(1000 + r), secrets=rng.randbytes(64), bootstrap=[home[id(nodes[0])][0]])
@@ -237,18 +258,32 @@ def core_rounds(rounds: int, size: int) -> None:
             requests = cl.stats["requests"]
             assert isinstance(requests, dict)
             t, before = time.process_time(), requests["total"]
-            run(everyone, cl, start(cl, op, kp, topic, clock[0]))
+            client_cpu[0] = 0.0
+            t0 = clock_ns()
+            if profiler is not None:
+                profiler.enable()
+            op_id = start(cl, op, kp, topic, clock[0])
+            if profiler is not None:
+                profiler.disable()
+            client_cpu[0] += (clock_ns() - t0) / 1e6
+            run(everyone, cl, op_id)
             cpu[op].append((time.process_time() - t) * 1000)
+            mine[op].append(client_cpu[0])
             sent[op].append(requests["total"] - before)
         cl.destroy()
         for a in home.pop(id(cl)):
             del where[a]
-    total = 0.0
+    total = client_total = 0.0
     for op in OPS:
-        m = statistics.median(cpu[op])
+        m, c, n = statistics.median(cpu[op]), statistics.median(mine[op]), statistics.mean(sent[op])
         total += m
-        print(f"core {size:<3}     {op:<11} cpu {m:6.2f} ms (whole network)   client requests {statistics.mean(sent[op]):5.1f}")
-    print(f"core {size:<3}     total       cpu {total:6.2f} ms")
+        client_total += c
+        print(f"core {size:<3}     {op:<11} cpu {m:6.2f} ms (whole network)   client cpu {c:5.2f} ms"
+              f" for {n:5.1f} requests ({1000 * c / n:5.1f} us per request)")
+    print(f"core {size:<3}     total       cpu {total:6.2f} ms   client cpu {client_total:5.2f} ms")
+    if profiler is not None:
+        profiler.dump_stats(profile)
+        print(f"(cProfile of the client core's calls written to {profile})")
 
 
 def quartiles(values: list[float]) -> tuple[float, float, float]:
@@ -294,9 +329,10 @@ async def main() -> None:
     ap.add_argument("--js-warmup", type=int, default=JS_WARMUP, help="untimed rounds per JS process")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--core", action="store_true", help="sans-IO cores only: CPU per operation, no sockets")
+    ap.add_argument("--profile", metavar="FILE", help="with --core: cProfile of the client core's calls to FILE")
     args = ap.parse_args()
     if args.core:
-        core_rounds(args.rounds, args.size)
+        core_rounds(args.rounds, args.size, args.profile)
         return
     require_node()
 

@@ -206,3 +206,42 @@ def test_window_long_idle_forgets_everything() -> None:
     for _ in range(5):
         w.send(1000.0)
     assert w.full(1000.0)
+
+
+def test_sequential_tids_count_up_wrap_and_skip_inflight() -> None:
+    """dht-rpc io.js: tids count up from a random start (this._tid++), wrapping at the space."""
+    rt = RequestTable(random.Random(3), tid_space=8, sequential=True)
+    first = rt.new_tid()
+    rt.add(first, A, b"x", now=0.0)
+    seq = [first]
+    for _ in range(5):
+        tid = rt.new_tid()
+        rt.add(tid, A, b"x", now=0.0)
+        seq.append(tid)
+    assert seq == [(first + i) % 8 for i in range(6)]
+    # two ids left; free one of the early ones: the counter skips what is still in flight
+    rt.pop(seq[1])
+    a, b = rt.new_tid(), None
+    rt.add(a, A, b"x", now=0.0)
+    b = rt.new_tid()
+    rt.add(b, A, b"x", now=0.0)
+    c = rt.new_tid()
+    assert {a, b, c} == {(first + 6) % 8, (first + 7) % 8, seq[1]}
+    assert c == seq[1]
+    rt.add(c, A, b"x", now=0.0)
+    with pytest.raises(LocalProtocolError):
+        rt.new_tid()
+
+
+@settings(max_examples=50)
+@given(st.lists(st.booleans(), max_size=300), st.integers(0, 2**32))
+def test_sequential_tids_unique_among_inflight(ops: list[bool], seed: int) -> None:
+    rt = RequestTable(random.Random(seed), tid_space=16, sequential=True)
+    rng = random.Random(seed)
+    for add in ops:
+        if add and len(rt) < 16:
+            tid = rt.new_tid()
+            assert tid not in rt and 0 <= tid < 16
+            rt.add(tid, A, b"x", now=0.0)
+        elif len(rt):
+            rt.pop(rng.choice([p.tid for p in rt]))

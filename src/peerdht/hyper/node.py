@@ -199,8 +199,9 @@ class HyperDHTNode(RPCNode):
 
     def _on_tick(self, now: float) -> None:
         super()._on_tick(now)
-        if self._tick & 63 == 0:
-            self.storage.prune(now)
+        # every tick (5 s): a prune looks at the oldest entry of each store only, and expired records go
+        # at most a tick late (every 64 ticks let them stay up to 5 min past max_age)
+        self.storage.prune(now)
 
     # ------------------------------------------------------------------ commands (index.js)
 

@@ -24,10 +24,13 @@ if TYPE_CHECKING:
     pass
 
 from peerdht.hyper.rpc_requests import (
+    CLIENT,
     CONCURRENCY,
     DOWN_HINTS_PER_TICK,
     QUERY_RETRIES,
     REFRESH_TICKS,
+    REQUEST_TIMEOUT,
+    SERVER,
     Commit,
     K,
     OutgoingRequest,
@@ -123,7 +126,7 @@ class RPCOps(RPCRequests):
         # query.js _readMore: done when nothing is in flight, or when every request still in
         # flight is slow (timed out once) and k closest replies are in
         slow_only = (
-            lookup.inflight > 0 and lookup.inflight == len(q.slow) and len(lookup.closest_nodes()) >= K
+            lookup.inflight > 0 and lookup.inflight == len(q.slow) and lookup.closest_count >= K
         )
         if (slow_only or lookup.done) and not q.finished:
             q.finished = True
@@ -150,48 +153,51 @@ class RPCOps(RPCRequests):
             self._ops.pop(q.op, None)
 
     def _query_send(self, q: Query, c: Contact) -> None:
-        def ok(r: Reply) -> None:
-            self._query_reply(q, c, req, r)
-
-        def err(e: PeerDHTError) -> None:
-            self._query_error(q, c, req, e)
-
-        req = self._request(
+        # a query's request: the outcome goes to _query_reply / _query_error through req.owner, req.contact
+        req = OutgoingRequest(
             c.addr,
-            internal=q.internal,
-            command=q.command,
-            target=q.target,
-            value=q.value,
-            retries=QUERY_RETRIES,
-            on_response=ok,
-            on_error=err,
-            to_id=c.id or None,
-            owner=q,
+            CLIENT if self.firewalled else SERVER,
+            q.internal,
+            q.command,
+            None,
+            None,
+            q.target,
+            q.value,
+            None,
+            QUERY_RETRIES,
+            REQUEST_TIMEOUT,
+            c.id or None,
+            q,
+            c,
         )
         q.reqs.add(req)
+        self._submit(req)
+
+    def _id_of(self, host: str, port: int) -> bytes | None:
+        """The id of a closer node (dht-rpc derives it from the address), None for a bad port or our own id."""
+        if not 0 < port < 65536:
+            return None
+        cid = cached_node_id(host, port)
+        return None if cid == self.table.local_id else cid
 
     def _query_reply(self, q: Query, c: Contact, req: OutgoingRequest, r: Reply) -> None:
         q.reqs.discard(req)
-        q.slow.discard(req)
+        if q.slow:
+            q.slow.discard(req)
         if q.finished:
             return
         m = r.message
-        if m.error == 0:
+        ok = m.error == 0
+        if ok:
             q.successes += 1
         else:
             q.errors += 1
-        local = self.table.local_id
-
-        def id_of(h: str, p: int) -> bytes | None:
-            if not 0 < p < 65536:
-                return None
-            cid = cached_node_id(h, p)
-            return None if cid == local else cid
-
-        responder = Contact(r.from_id or c.id, r.from_addr[0], r.from_addr[1])
-        if q.lookup.on_reply(responder, (), r, counts=m.error == 0 and r.from_id is not None):
-            q.lookup.add_addresses(m.closer_nodes, responder, id_of)
-        if m.error == 0 and q.on_data is not None:
+        from_addr = r.from_addr
+        responder = Contact(r.from_id or c.id, from_addr[0], from_addr[1])
+        lookup = q.lookup
+        if lookup.on_reply(responder, (), r, counts=ok and r.from_id is not None) and m.closer_nodes:
+            lookup.add_addresses(m.closer_nodes, responder, self._id_of)
+        if ok and q.on_data is not None:
             q.on_data(q, responder, r)
         self._pump(q)
 

@@ -11,7 +11,6 @@ import hashlib
 import struct
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from peerdht.encoding.compact import encode_ipv4_address
@@ -37,14 +36,16 @@ from peerdht.hyper.messages import (
     encode_response,
 )
 from peerdht.hyper.nat import NatSampler
-from peerdht.hyper.rpc_util import cached_node_id, check32, noop
-from peerdht.kademlia.lookup import Lookup
+from peerdht.hyper.rpc_types import Commit, OutgoingRequest, Query, Reply, make_reply, release
+from peerdht.hyper.rpc_util import cached_node_id, check32
 from peerdht.kademlia.requests import PendingRequest, RequestTable, Window
 from peerdht.kademlia.table import Contact, RoutingTable
 from peerdht.kademlia.tokens import TokenIssuer
 
 if TYPE_CHECKING:
     import random
+
+__all__ = ["Commit", "OutgoingRequest", "Query", "RPCRequests", "Reply", "release"]  # the records live in rpc_types
 
 Address = tuple[str, int]
 
@@ -74,115 +75,6 @@ MAX_CHECKS = 10
 MAX_REPINGING = 3
 MAX_DATAGRAM = 65507
 MAX_WINDOW = 80  # io.js: new requests per 750 ms slot
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Reply:
-    """A response matched to one of our requests.
-
-    Attributes:
-        from_addr: who answered, ``(host, port)``.
-        from_id: their node id if they sent one and it equals ``node_id(from_addr)``, else None.
-        message: the decoded response (``token``, ``closer_nodes``, ``error``, ``value``, ``to``).
-        socket: the socket it arrived on.
-    """
-
-    from_addr: Address
-    from_id: bytes | None
-    message: Response
-    socket: int
-
-    @property
-    def tid(self) -> int:
-        """The response's transaction id."""
-        return self.message.tid
-
-    @property
-    def to(self) -> Address:
-        """How the responder sees us (``message.to``)."""
-        return self.message.to
-
-    @property
-    def id(self) -> bytes | None:
-        """The responder's verified id (``from_id``)."""
-        return self.from_id
-
-    @property
-    def token(self) -> bytes | None:
-        """The write token the responder gave us, 32 bytes, or None."""
-        return self.message.token
-
-    @property
-    def closer_nodes(self) -> tuple[Address, ...]:
-        """``message.closer_nodes``."""
-        return self.message.closer_nodes
-
-    @property
-    def error(self) -> int:
-        """``message.error`` (0 = OK)."""
-        return self.message.error
-
-    @property
-    def value(self) -> bytes | None:
-        """``message.value``."""
-        return self.message.value
-
-
-@dataclass(eq=False, slots=True)
-class OutgoingRequest:
-    """One outgoing request (the context stored in the request table).
-
-    ``tid`` is -1 while the request waits for the congestion window.
-    """
-
-    addr: Address
-    socket: int
-    internal: bool
-    command: int
-    on_response: Callable[[Reply], None]
-    on_error: Callable[[PeerDHTError], None]
-    target: bytes | None = None
-    value: bytes | None = None
-    token: bytes | None = None
-    retries: int = 3
-    timeout: float = 1.0
-    to_id: bytes | None = None
-    owner: object = None
-    tid: int = -1
-    done: bool = False
-
-
-@dataclass(eq=False, slots=True)
-class Query:
-    """One iterative query (dht-rpc ``Query``)."""
-
-    op: int | None
-    target: bytes
-    command: int
-    internal: bool
-    value: bytes | None
-    lookup: Lookup
-    on_data: Callable[[Query, Contact, Reply], None] | None = None
-    on_finished: Callable[[Query], None] | None = None
-    reqs: set[OutgoingRequest] = field(default_factory=set)
-    slow: set[OutgoingRequest] = field(default_factory=set)
-    finished: bool = False
-    successes: int = 0
-    errors: int = 0
-    state: dict[str, object] = field(default_factory=dict)
-
-
-@dataclass(eq=False, slots=True)
-class Commit:
-    """The write phase of an announce/put: one request per closest reply."""
-
-    op: int
-    pending: int = 0
-    success: int = 0
-    errors: list[PeerDHTError] = field(default_factory=list)
-    reqs: set[OutgoingRequest] = field(default_factory=set)
-    result: Callable[[int], object] = lambda n: n
-    fail_on_remote: frozenset[int] = frozenset()
 
 
 def _u16(n: int) -> bytes:
@@ -256,7 +148,8 @@ class RPCRequests:
         self._tokens = TokenIssuer(
             _derive_token, (bytes(secrets[:32]), bytes(secrets[32:64])), rotate_every=ROTATE_EVERY
         )
-        self._requests = RequestTable(rng, timeout=REQUEST_TIMEOUT, retries=REQUEST_RETRIES)
+        # tids count up from a random start, as io.js's (this._tid++)
+        self._requests = RequestTable(rng, timeout=REQUEST_TIMEOUT, retries=REQUEST_RETRIES, sequential=True)
         self._window = Window(MAX_WINDOW, slot=DRAIN)
         self._waiting: deque[OutgoingRequest] = deque()
         self._out: list[tuple[bytes, Address, int]] = []
@@ -532,33 +425,25 @@ class RPCRequests:
         timeout: float = REQUEST_TIMEOUT,
         socket: int | None = None,
         to_id: bytes | None = None,
-        owner: object = None,
     ) -> OutgoingRequest:
         sock = socket if socket is not None else (CLIENT if self.firewalled else SERVER)
         req = OutgoingRequest(
-            addr=addr,
-            socket=sock,
-            internal=internal,
-            command=command,
-            on_response=on_response,
-            on_error=on_error,
-            target=target,
-            value=value,
-            token=token,
-            retries=retries,
-            timeout=timeout,
-            to_id=to_id,
-            owner=owner,
+            addr, sock, internal, command, on_response, on_error, target, value, token, retries, timeout, to_id
         )
-        self._requests_stats["active"] += 1
-        self._requests_stats["total"] += 1
-        if internal and command < len(self._commands_stats):
-            self._commands_stats[command]["tx"] += 1
+        self._submit(req)
+        return req
+
+    def _submit(self, req: OutgoingRequest) -> None:
+        """Count a new request and send it, or queue it while the congestion window is full."""
+        stats = self._requests_stats
+        stats["active"] += 1
+        stats["total"] += 1
+        if req.internal and req.command < len(self._commands_stats):
+            self._commands_stats[req.command]["tx"] += 1
         if self._waiting or self._window.full(self._now):
             self._waiting.append(req)  # io.js: wait for the congestion window (drained every 750 ms)
         else:
             self._send_now(req)
-        return req
 
     def _send_now(self, req: OutgoingRequest) -> None:
         tid = self._requests.new_tid()
@@ -566,17 +451,19 @@ class RPCRequests:
         # every request of a query carries the same fields after the 10-byte head (type, flags, tid, to):
         # encode them once per query, then only the tid and the receiver's address per request
         key = (sender, req.token, req.internal, req.command, req.target, req.value)
-        tail = _TAILS.get(key)
-        if tail is None:
+        parts = _TAILS.get(key)
+        if parts is None:
             tail = encode_request_fields(0, ("0.0.0.0", 0), *key)
             if len(_TAILS) >= 256:
                 _TAILS.clear()
-            _TAILS[key] = tail
-        payload = b"%b%b%b%b" % (tail[:2], _U16(tid), encode_ipv4_address(*req.addr), tail[10:])
+            parts = _TAILS[key] = (tail[:2], tail[10:])
+        addr = req.addr
+        payload = parts[0] + _U16(tid) + encode_ipv4_address(addr[0], addr[1]) + parts[1]
         req.tid = tid
-        self._requests.add(tid, req.addr, payload, self._now, req, timeout=req.timeout, retries=req.retries)
-        self._window.send(self._now)
-        self._out.append((payload, req.addr, req.socket))
+        now = self._now
+        self._requests.add(tid, addr, payload, now, req, timeout=req.timeout, retries=req.retries)
+        self._window.send(now)
+        self._out.append((payload, addr, req.socket))
 
     def _drain_waiting(self, now: float) -> None:
         while self._waiting and not self._window.full(now):
@@ -606,9 +493,13 @@ class RPCRequests:
             node = self.table.get(req.to_id)
             if node is not None:
                 self._remove_node(node)
-        on_error = req.on_error
+        error = RequestTimeout(f"no reply from {p.addr[0]}:{p.addr[1]} after {p.tries} tries")
+        on_error, query, contact = req.on_error, req.owner, req.contact
         release(req)
-        on_error(RequestTimeout(f"no reply from {p.addr[0]}:{p.addr[1]} after {p.tries} tries"))
+        if on_error is not None:
+            on_error(error)
+        elif query is not None and contact is not None:
+            self._query_error(query, contact, req, error)
 
     # ------------------------------------------------------------------ receiving
 
@@ -696,9 +587,13 @@ class RPCRequests:
             self._commands_stats[req.command]["rx"] += 1
         external = socket != self._expected_socket()
         self._add_node_from_network(not external, addr, from_id, msg.to, now)
-        on_response = req.on_response
+        on_response, query, contact = req.on_response, req.owner, req.contact
         release(req)
-        on_response(Reply(from_addr=addr, from_id=from_id, message=msg, socket=socket))
+        reply = make_reply(addr, from_id, msg, socket)
+        if on_response is not None:
+            on_response(reply)
+        elif query is not None and contact is not None:
+            self._query_reply(query, contact, req, reply)
 
     def _on_request(
         self, req: Request, addr: Address, from_id: bytes | None, socket: int, now: float
@@ -757,6 +652,12 @@ class RPCRequests:
     def _stop_query(self, q: Query) -> None:
         raise NotImplementedError
 
+    def _query_reply(self, q: Query, c: Contact, req: OutgoingRequest, r: Reply) -> None:
+        raise NotImplementedError
+
+    def _query_error(self, q: Query, c: Contact, req: OutgoingRequest, e: PeerDHTError) -> None:
+        raise NotImplementedError
+
     def _add_node_from_network(
         self, sample: bool, addr: Address, from_id: bytes | None, to: Address, now: float
     ) -> None:
@@ -775,15 +676,8 @@ class RPCRequests:
         raise NotImplementedError
 
 
-_TAILS: dict[tuple[bytes | None, bytes | None, bool, int, bytes | None, bytes | None], bytes] = {}
+# request fields after the head -> (type and flags, bytes after tid and to)
+_TAILS: dict[tuple[bytes | None, bytes | None, bool, int, bytes | None, bytes | None], tuple[bytes, bytes]] = {}
 _U16 = struct.Struct("<H").pack
 _GOOD_ADDRS: set[Address] = set()  # source addresses that passed _receive's checks
 _GOOD_ADDRS_MAX = 1 << 14
-def release(req: OutgoingRequest) -> None:
-    """Drop a finished request's callbacks and owner. They are closures over the request itself and its
-    query (the query holds the request too): left in place, every query with its lookup, candidates and
-    replies stayed alive in reference cycles until the cyclic GC came by (~3,900 objects per bench round,
-    ~8 % of the client's CPU in gc); released, reference counting frees them as soon as they are done."""
-    req.on_response = noop
-    req.on_error = noop
-    req.owner = None

@@ -284,7 +284,8 @@ class Lookup:
                 if len(lst) > self.k:
                     dropped = lst.pop()
                     self._closest_ids.discard(dropped[2].id)
-        self.add_candidates(closer, contact)
+        if closer:
+            self.add_candidates(closer, contact)
         return True
 
     def on_failure(self, contact: Contact) -> Contact | None:
@@ -348,6 +349,11 @@ class Lookup:
     def closest_nodes(self) -> list[Contact]:
         """The contacts of :meth:`closest_replies`."""
         return [c for _, _, c, _ in self._closest]
+
+    @property
+    def closest_count(self) -> int:
+        """``len(closest_nodes())`` without building the list: counted replies kept so far (at most ``k``)."""
+        return len(self._closest)
 
     def __repr__(self) -> str:
         return (

@@ -1,8 +1,9 @@
 """Requests in flight: transaction ids, timeouts, retries, and dht-rpc's congestion window.
 
-Mirrors ``dht-rpc/lib/io.js`` (16-bit ``tid``, resend on a 1 s timeout, give up after
-``retries`` resends, a window of at most 80 new sends per 750 ms slot) and BEP 5 KRPC
-transaction ids (``t``, opaque bytes; use ``tid_space`` and encode the int as you like).
+Mirrors ``dht-rpc/lib/io.js`` (16-bit ``tid`` counting up from a random start, resend on a 1 s
+timeout, give up after ``retries`` resends, a window of at most 80 new sends per 750 ms slot) and
+BEP 5 KRPC transaction ids (``t``, opaque bytes; random ids by default; use ``tid_space`` and
+encode the int as you like).
 
 Sans-IO: the node calls :meth:`RequestTable.expired` from its timer with ``now`` and resends or
 fails what comes back; :meth:`RequestTable.next_deadline` tells it when to wake up.
@@ -61,12 +62,21 @@ class RequestTable:
         tid_space: number of distinct tids (dht-rpc: ``1 << 16``).
         timeout: default seconds per send (dht-rpc: 1.0).
         retries: default resends after the first send (dht-rpc: 3 for requests, queries use 5).
+        sequential: hand out tids counting up (wrapping) from a random start, skipping ids in
+            flight, as dht-rpc's ``io.js`` does (``this._tid++``); otherwise each tid is drawn at
+            random (the default, for KRPC).
     """
 
-    __slots__ = ("_heap", "_pending", "_rng", "_seq", "retries", "tid_space", "timeout")
+    __slots__ = ("_heap", "_next", "_pending", "_rng", "_seq", "retries", "sequential", "tid_space", "timeout")
 
     def __init__(
-        self, rng: random.Random, *, tid_space: int = 1 << 16, timeout: float = 1.0, retries: int = 3
+        self,
+        rng: random.Random,
+        *,
+        tid_space: int = 1 << 16,
+        timeout: float = 1.0,
+        retries: int = 3,
+        sequential: bool = False,
     ) -> None:
         if tid_space < 1:
             raise LocalProtocolError("tid_space must be >= 1")
@@ -74,13 +84,16 @@ class RequestTable:
         self.tid_space = tid_space
         self.timeout = timeout
         self.retries = retries
+        self.sequential = sequential
+        self._next = rng.randrange(tid_space) if sequential else 0
         self._pending: dict[int, PendingRequest] = {}
         # (deadline, seq, request): lazily invalidated when the request is popped or rescheduled
         self._heap: list[tuple[float, int, PendingRequest]] = []
         self._seq = 0
 
     def new_tid(self) -> int:
-        """A transaction id not used by any request in flight (random, from the injected rng).
+        """A transaction id not used by any request in flight: the next one counting up if the table
+        is ``sequential``, else random (from the injected rng).
 
         Raises:
             LocalProtocolError: all ``tid_space`` ids are in flight.
@@ -89,6 +102,12 @@ class RequestTable:
         space = self.tid_space
         if len(pending) >= space:
             raise LocalProtocolError(f"all {space} transaction ids are in flight")
+        if self.sequential:
+            tid = self._next
+            while tid in pending:  # ends: fewer than `space` ids are in flight
+                tid = tid + 1 if tid + 1 < space else 0
+            self._next = tid + 1 if tid + 1 < space else 0
+            return tid
         for _ in range(8):
             tid = self._rng.randrange(space)
             if tid not in pending:
@@ -254,7 +273,7 @@ class Window:
         slot: slot length in seconds (dht-rpc: 0.75).
     """
 
-    __slots__ = ("_index", "_slot_no", "_total", "_window", "max_window", "slot")
+    __slots__ = ("_index", "_slot_no", "_total", "_until", "_window", "max_window", "slot")
 
     def __init__(self, max_window: int = 80, *, slot: float = 0.75) -> None:
         self.max_window = max_window
@@ -263,11 +282,13 @@ class Window:
         self._index = 0
         self._total = 0
         self._slot_no: int | None = None
+        self._until = float("-inf")  # end (seconds) of the current slot: before it, no need to advance
 
     def _advance(self, now: float) -> None:
         no = int(now // self.slot)
         if self._slot_no is None:
             self._slot_no = no
+            self._until = (no + 1) * self.slot
             return
         steps = no - self._slot_no
         if steps <= 0:
@@ -277,21 +298,25 @@ class Window:
             self._total -= self._window[self._index]
             self._window[self._index] = 0
         self._slot_no = no
+        self._until = (no + 1) * self.slot
 
     def full(self, now: float) -> bool:
         """True if no new request may be sent now."""
-        self._advance(now)
+        if now >= self._until:
+            self._advance(now)
         return self._total >= 2 * self.max_window or self._window[self._index] >= self.max_window
 
     def send(self, now: float) -> None:
         """Count a send (first send or resend) in the current slot."""
-        self._advance(now)
+        if now >= self._until:
+            self._advance(now)
         self._total += 1
         self._window[self._index] += 1
 
     def recv(self, now: float) -> None:
         """A response (or a dropped request) frees one send of the current slot."""
-        self._advance(now)
+        if now >= self._until:
+            self._advance(now)
         if self._window[self._index] > 0:
             self._window[self._index] -= 1
             self._total -= 1
