@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCHES = ["connect", "hyperdht", "mainline", "udx", "web"]
+BENCHES = ["churn", "connect", "hyperdht", "mainline", "udx", "web"]
 
 # run a bench as `python bench/X.py ARGS` would, with pytest made unimportable
 RUNNER = """
@@ -36,7 +36,7 @@ def test_bench_imports_without_pytest(bench: str) -> None:
     assert "usage:" in out.stdout
 
 
-@pytest.mark.parametrize("bench", ["connect", "hyperdht", "mainline"])
+@pytest.mark.parametrize("bench", ["churn", "connect", "hyperdht", "mainline"])
 def test_bench_without_node_says_what_it_needs(bench: str, tmp_path: Path) -> None:
     bindir = tmp_path / "bin"  # a PATH with python but no node
     bindir.mkdir()
