@@ -459,9 +459,13 @@ class RPCRequests:
             parts = _TAILS[key] = (tail[:2], tail[10:])
         addr = req.addr
         payload = parts[0] + _U16(tid) + encode_ipv4_address(addr[0], addr[1]) + parts[1]
-        req.tid = tid
         now = self._now
-        self._requests.add(tid, addr, payload, now, req, timeout=req.timeout, retries=req.retries)
+        req.tid = tid
+        req.payload = payload
+        req.sent = req.first_sent = now
+        req.deadline = now + req.timeout
+        req.tries = 1
+        self._requests.track(req)
         self._window.send(now)
         self._out.append((payload, addr, req.socket))
 
@@ -567,26 +571,23 @@ class RPCRequests:
     def _on_response(
         self, msg: Response, addr: Address, from_id: bytes | None, socket: int, now: float
     ) -> None:
-        pending = self._requests.get(msg.tid)
+        pending = self._requests.pop(msg.tid, addr)
         if pending is None:
-            self._drop("unknown_tid")
+            self._drop("unknown_tid" if self._requests.get(msg.tid) is None else "wrong_address")
             return
-        if pending.addr != addr:
-            self._drop("wrong_address")
-            return
-        self._requests.pop(msg.tid, addr)
         req = pending.context
         assert isinstance(req, OutgoingRequest)
         if req.done:
             return
         req.done = True
         self._window.recv(now)
-        self._requests_stats["active"] -= 1
-        self._requests_stats["responses"] += 1
+        stats = self._requests_stats
+        stats["active"] -= 1
+        stats["responses"] += 1
         if req.internal and req.command < len(self._commands_stats):
             self._commands_stats[req.command]["rx"] += 1
-        external = socket != self._expected_socket()
-        self._add_node_from_network(not external, addr, from_id, msg.to, now)
+        # sample the NAT only from replies on the socket we sent from (io.js: not external)
+        self._add_node_from_network(socket == (CLIENT if self.firewalled else SERVER), addr, from_id, msg.to, now)
         on_response, query, contact = req.on_response, req.owner, req.contact
         release(req)
         reply = make_reply(addr, from_id, msg, socket)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from peerdht.errors import PeerDHTError
 from peerdht.hyper.messages import Response
 from peerdht.kademlia.lookup import Lookup
+from peerdht.kademlia.requests import PendingRequest
 from peerdht.kademlia.table import Contact
 
 __all__ = ["Commit", "OutgoingRequest", "Query", "Reply", "make_reply", "release"]
@@ -71,10 +72,13 @@ class Reply:
         return self.message.value
 
 
-class OutgoingRequest:
-    """One outgoing request (the context stored in the request table).
+class OutgoingRequest(PendingRequest):
+    """One outgoing request: the dht-rpc node's fields on top of the request table's own
+    (:class:`~peerdht.kademlia.requests.PendingRequest`; one object per request, tracked with
+    :meth:`~peerdht.kademlia.requests.RequestTable.track` and its own ``context``).
 
-    A plain slotted class with a positional constructor (one is made per request sent). Two kinds:
+    A slotted class with a positional constructor (one is made per request sent), compared by identity.
+    Two kinds:
 
     * a request of an iterative query: ``owner`` is the :class:`Query`, ``contact`` the node asked;
       ``on_response`` and ``on_error`` are None, and the node hands the outcome to the query itself (no
@@ -90,12 +94,15 @@ class OutgoingRequest:
         to_id: the node id we expect to answer (a table node dropped on timeout), or None.
         tid: the transaction id, -1 while the request waits for the congestion window.
         done: answered, failed or aborted.
+        payload, sent, deadline, tries, first_sent: the request table's, set when it is sent.
     """
 
     __slots__ = (
-        "addr", "command", "contact", "done", "internal", "on_error", "on_response", "owner", "retries",
-        "socket", "target", "tid", "timeout", "to_id", "token", "value",
+        "command", "contact", "done", "internal", "on_error", "on_response", "owner", "socket", "target",
+        "to_id", "token", "value",
     )
+    __hash__ = object.__hash__  # identity, not the dataclass's field equality
+    __eq__ = object.__eq__
 
     def __init__(
         self,
@@ -130,6 +137,10 @@ class OutgoingRequest:
         self.contact = contact
         self.tid = -1
         self.done = False
+        self.context = self
+        self.payload = b""
+        self.sent = self.deadline = self.first_sent = 0.0
+        self.tries = 0
 
     def __repr__(self) -> str:
         return f"<OutgoingRequest command={self.command} to={self.addr} tid={self.tid} done={self.done}>"

@@ -45,8 +45,9 @@ class _Candidate:
         self.contact = contact
         self.dist = dist
         self.state = _PENDING
-        # by address, first first (a dict: a node is referred by many others, dedup must be O(1))
-        self.referrers: dict[tuple[str, int], Contact] = {}
+        # first first, appended as replies list the node (each referrer replies once per lookup); repeats
+        # (a reply listing an address twice) are dropped where the list is read (_unique_referrers)
+        self.referrers: list[Contact] = []
         self.slow = False
 
 
@@ -144,9 +145,9 @@ class Lookup:
                     if state == _DOWN:
                         assert referrer is not None
                         self._down_hints.append((referrer, cand.contact))
-                    elif state != _DONE and ref_addr not in cand.referrers:
+                    elif state != _DONE:
                         assert referrer is not None
-                        cand.referrers[ref_addr] = referrer
+                        cand.referrers.append(referrer)
                 continue
             cid = c.id
             if cid:
@@ -163,7 +164,7 @@ class Lookup:
             cand = _Candidate(c, dist)
             if ref_addr is not None:
                 assert referrer is not None
-                cand.referrers[ref_addr] = referrer
+                cand.referrers.append(referrer)
             by_addr[addr] = cand
             if cid:
                 ids.add(cid)
@@ -187,23 +188,25 @@ class Lookup:
         Raises:
             LocalProtocolError: ``id_of`` returned an id of the wrong (non-zero) length.
         """
-        by_addr = self._by_addr
+        get = self._by_addr.get
         ref_addr = (referrer.host, referrer.port)
         new: list[Contact] = []
+        done, down = _DONE, _DOWN
         for addr in addrs:
-            cand = by_addr.get(addr)
+            cand = get(addr)
             if cand is None:
                 host, port = addr
                 cid = id_of(host, port)
                 if cid is not None:
                     new.append(Contact(cid, host, port))
                 continue
-            if ref_addr != addr:
-                state = cand.state
-                if state == _DOWN:
-                    self._down_hints.append((referrer, cand.contact))
-                elif state != _DONE and ref_addr not in cand.referrers:
-                    cand.referrers[ref_addr] = referrer
+            state = cand.state
+            if state == done or ref_addr == addr:
+                continue
+            if state == down:
+                self._down_hints.append((referrer, cand.contact))
+            else:
+                cand.referrers.append(referrer)
         if new:
             self.add_candidates(new, referrer)
 
@@ -303,7 +306,7 @@ class Lookup:
         if cand is None:
             return None
         self.failures += 1
-        return next(iter(cand.referrers.values()), None)
+        return cand.referrers[0] if cand.referrers else None
 
     def on_slow(self, contact: Contact) -> None:
         """The request to ``contact`` is being retried: stop counting it against ``concurrency``.
@@ -321,7 +324,7 @@ class Lookup:
     def referrers(self, contact: Contact) -> list[Contact]:
         """Every node that listed ``contact`` as a closer node (by address), first first."""
         cand = self._by_addr.get(contact.addr)
-        return list(cand.referrers.values()) if cand is not None else []
+        return _unique_referrers(cand.referrers) if cand is not None else []
 
     def take_down_hints(self) -> list[tuple[Contact, Contact]]:
         """``(referrer, down_node)`` pairs seen since the last call: a node that had already failed
@@ -360,3 +363,15 @@ class Lookup:
             f"<Lookup {self.target.hex()[:16]}… k={self.k} inflight={self.inflight} queried={self.queried} "
             f"replies={self.replies} failures={self.failures} closest={len(self._closest)}>"
         )
+
+
+def _unique_referrers(refs: list[Contact]) -> list[Contact]:
+    """``refs`` without later repeats of an address (the first contact of each address kept, in order)."""
+    seen: set[tuple[str, int]] = set()
+    out: list[Contact] = []
+    for r in refs:
+        addr = (r.host, r.port)
+        if addr not in seen:
+            seen.add(addr)
+            out.append(r)
+    return out

@@ -154,21 +154,31 @@ class RequestTable:
             raise LocalProtocolError(f"tid {tid} already in flight")
         t = self.timeout if timeout is None else timeout
         r = self.retries if retries is None else retries
-        req = PendingRequest(
-            tid=tid,
-            addr=addr,
-            payload=payload,
-            context=context,
-            sent=now,
-            deadline=now + t,
-            tries=1,
-            retries=r,
-            timeout=t,
-            first_sent=now,
-        )
+        # positional: a keyword call of the dataclass __init__ costs ~3x (one request per send)
+        req = PendingRequest(tid, addr, payload, context, now, now + t, 1, r, t, now)
         self._pending[tid] = req
-        self._push(req)
+        self._seq += 1
+        heapq.heappush(self._heap, (req.deadline, self._seq, req))
         return req
+
+    def track(self, req: PendingRequest) -> None:
+        """Record a request that was just sent, given as a ready :class:`PendingRequest` (or an instance of
+        a subclass that carries the caller's own fields, as the dht-rpc node's requests do: one object per
+        request instead of two). Its ``tid``, ``addr``, ``payload``, ``sent``, ``deadline``, ``tries``,
+        ``retries`` and ``timeout`` must be set as :meth:`add` would set them.
+
+        Raises:
+            LocalProtocolError: ``req.tid`` is already in flight or out of range.
+        """
+        tid = req.tid
+        if not 0 <= tid < self.tid_space:
+            raise LocalProtocolError(f"tid {tid} outside [0, {self.tid_space})")
+        pending = self._pending
+        if tid in pending:
+            raise LocalProtocolError(f"tid {tid} already in flight")
+        pending[tid] = req
+        self._seq += 1
+        heapq.heappush(self._heap, (req.deadline, self._seq, req))
 
     def _push(self, req: PendingRequest) -> None:
         self._seq += 1

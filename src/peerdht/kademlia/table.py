@@ -262,7 +262,10 @@ class RoutingTable:
         if contact is None:
             return
         contact.seen = now
-        self._buckets[self.bucket_index(id)].changed = now
+        # bucket_index without re-reading the id's bytes: its int is kept for every stored contact
+        cpl = self._nbits - (self._ints[id] ^ self._int).bit_length()
+        last = len(self._buckets) - 1
+        self._buckets[cpl if cpl < last else last].changed = now
 
     def get(self, id: bytes) -> Contact | None:
         """The stored contact with this id, or ``None``."""
