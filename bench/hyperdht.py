@@ -51,10 +51,14 @@ def _sent(dht: HyperDHT) -> int:
     return int(requests["total"])
 
 
-async def python_round(bootstrap: list[tuple[str, int]], sent: dict[str, list[int]] | None = None) -> dict[str, float]:
+async def python_round(
+    bootstrap: list[tuple[str, int]], sent: dict[str, list[int]] | None = None, cpu: dict[str, list[float]] | None = None
+) -> dict[str, float]:
     """One timed Python round (ms per operation) on a new ephemeral client; appends the requests it sent
-    during each operation to ``sent[op]``."""
+    during each operation to ``sent[op]`` and the process CPU time it took (ms; the client is alone in this
+    process) to ``cpu[op]``."""
     res: dict[str, float] = {}
+    c0 = time.process_time()
     t = time.perf_counter()
     dht = HyperDHT(bootstrap=bootstrap, host="127.0.0.1", ephemeral=True)
     await dht.open()
@@ -63,10 +67,14 @@ async def python_round(bootstrap: list[tuple[str, int]], sent: dict[str, list[in
     last = [0]
 
     def count(op: str) -> None:
+        nonlocal c0
         total = _sent(dht)
         if sent is not None:
             sent[op].append(total - last[0])
+        if cpu is not None:
+            cpu[op].append((time.process_time() - c0) * 1000)
         last[0] = total
+        c0 = time.process_time()
 
     count("bootstrap")
 
@@ -129,9 +137,11 @@ Sent = dict[str, list[int]]
 
 async def both_rounds(
     rounds: int, bootstrap: list[tuple[str, int]], js_warmup: int = JS_WARMUP
-) -> tuple[dict[str, list[float]], dict[str, list[float]], Sent, Sent]:
+) -> tuple[dict[str, list[float]], dict[str, list[float]], Sent, Sent, dict[str, list[float]]]:
     """``rounds`` Python and JS rounds on ``bootstrap``, alternating round by round: (python, js) ms per op,
-    then (python, js) requests sent per op; round i of each list ran back to back with round i of the other."""
+    then (python, js) requests sent per op, then the Python client's CPU ms per op; round i of each list
+    ran back to back with round i of the other."""
+    py_cpu: dict[str, list[float]] = {op: [] for op in OPS}
     py: dict[str, list[float]] = {op: [] for op in OPS}
     js: dict[str, list[float]] = {op: [] for op in OPS}
     py_sent: Sent = {op: [] for op in OPS}
@@ -145,14 +155,14 @@ async def both_rounds(
         for i in range(rounds):
             for who in (("py", "js") if i % 2 == 0 else ("js", "py")):
                 if who == "py":
-                    got = await python_round(bootstrap, py_sent)
+                    got = await python_round(bootstrap, py_sent, py_cpu)
                 else:
                     got = await js_round(client, js_sent)
                 for op in OPS:
                     (py if who == "py" else js)[op].append(got[op])
     finally:
         await client.close()
-    return py, js, py_sent, js_sent
+    return py, js, py_sent, js_sent, py_cpu
 
 
 def start(cl: HyperDHTNode, op: str, kp: KeyPair, topic: bytes, now: float) -> int:
@@ -281,7 +291,7 @@ def core_rounds(rounds: int, size: int, profile: str | None = None) -> None:
         print(f"core {size:<3}     {op:<11} cpu {m:6.2f} ms (whole network)   client cpu {c:5.2f} ms"
               f" for {n:5.1f} requests ({1000 * c / n:5.1f} us per request)")
     print(f"core {size:<3}     total       cpu {total:6.2f} ms   client cpu {client_total:5.2f} ms")
-    if profiler is not None:
+    if profiler is not None and profile:
         profiler.dump_stats(profile)
         print(f"(cProfile of the client core's calls written to {profile})")
 
@@ -295,12 +305,18 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
 
 
 def report(
-    network: str, py: dict[str, list[float]], js: dict[str, list[float]], sent: tuple[Sent, Sent], as_json: bool
+    network: str,
+    py: dict[str, list[float]],
+    js: dict[str, list[float]],
+    sent: tuple[Sent, Sent],
+    as_json: bool,
+    cpu: dict[str, list[float]],
 ) -> None:
     """One line per operation: medians with their interquartile ranges, ratio of medians, paired ratios,
-    mean requests sent per operation by each client."""
+    mean requests sent per operation by each client, the Python client's median CPU time."""
     for op in OPS:
         p, j = quartiles(py[op]), quartiles(js[op])
+        py_cpu = statistics.median(cpu[op])
         paired = quartiles([a / b for a, b in zip(py[op], js[op], strict=True)])
         py_req, js_req = statistics.mean(sent[0][op]), statistics.mean(sent[1][op])
         if as_json:
@@ -312,13 +328,14 @@ def report(
                 "paired_ratio": round(paired[1], 2), "paired_iqr": [round(paired[0], 2), round(paired[2], 2)],
                 "py_requests": round(py_req, 1), "js_requests": round(js_req, 1),
                 "js_requests_min_max": [min(sent[1][op]), max(sent[1][op])],
+                "py_cpu_ms": round(py_cpu, 2),
             }))
         else:
             print(
                 f"{network:<11} {op:<10} python {p[1]:6.1f} ms [{p[0]:5.1f}-{p[2]:5.1f}]"
                 f"  js {j[1]:6.1f} ms [{j[0]:5.1f}-{j[2]:5.1f}]  ratio {p[1] / j[1]:4.2f}"
                 f"  paired {paired[1]:4.2f} [{paired[0]:4.2f}-{paired[2]:4.2f}]"
-                f"  requests {py_req:4.1f} / {js_req:4.1f}"
+                f"  requests {py_req:4.1f} / {js_req:4.1f}  python cpu {py_cpu:4.2f} ms"
             )
 
 
@@ -341,11 +358,12 @@ async def main() -> None:
     ready = await js_net.line(120)
     boot = [(h, int(p)) for h, _, p in (b.rpartition(":") for b in ready["bootstrap"])]
     try:
-        py, js, *sent = await both_rounds(args.rounds, boot, args.js_warmup)
+        py, js, py_sent, js_sent, cpu = await both_rounds(args.rounds, boot, args.js_warmup)
         if not args.json:
             print("per op: median [p25-p75] of each client; ratio of the medians; median [p25-p75] of the"
-                  " paired per-round ratios (python / js); mean requests sent (python / js)")
-        report("js-testnet", py, js, (sent[0], sent[1]), args.json)
+                  " paired per-round ratios (python / js); mean requests sent (python / js); the Python"
+                  " client's median CPU time")
+        report("js-testnet", py, js, (py_sent, js_sent), args.json, cpu)
     finally:
         await js_net.close()
 
@@ -361,8 +379,8 @@ async def main() -> None:
         if not args.json:
             print(f"(python testnet of {args.size} nodes up in {(time.perf_counter() - t) * 1000:.0f} ms)")
         boot = [(h, int(p)) for h, _, p in (b.rpartition(":") for b in first["bootstrap"])]
-        py, js, *sent = await both_rounds(args.rounds, boot, args.js_warmup)
-        report("py-testnet", py, js, (sent[0], sent[1]), args.json)
+        py, js, py_sent, js_sent, cpu = await both_rounds(args.rounds, boot, args.js_warmup)
+        report("py-testnet", py, js, (py_sent, js_sent), args.json, cpu)
     finally:
         proc.terminate()
         await proc.wait()
