@@ -1,7 +1,8 @@
 """The in-place fast paths of the dht-rpc datagram decoder (issue 14 item 1) against a field-by-field
 reading through :class:`~peerdht.encoding.compact.Decoder`: same message or the same DecodeError, for valid
 datagrams, multi-byte (non-minimal) uints, mutations and truncations; and ``ipv4_entries`` (one struct call
-per array) against the per-entry decoding, for any count including more than its 64 cached layouts."""
+per array) against the per-entry decoding, for any count including more than its 64 cached layouts; the
+node's memo of LOOKUP reply values against the records codec."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import struct
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_hyper_messages_strategies import requests, responses
+from test_hyper_messages_strategies import lookup_replies, requests, responses
 
 from peerdht.encoding.compact import Decoder, decode_ipv4_address, ipv4_entries
 from peerdht.errors import DecodeError
+from peerdht.hyper import records as r
 from peerdht.hyper.messages import (
     REQUEST_ID,
     RESPONSE_ID,
@@ -22,6 +24,7 @@ from peerdht.hyper.messages import (
     encode_request,
     encode_response,
 )
+from peerdht.hyper.node import _map_lookup
 
 
 def reference_decode(data: bytes) -> Request | Response:
@@ -136,3 +139,19 @@ def test_ipv4_entries_equal_per_entry_decoding(n: int, head: bytes, tail: bytes,
     arr = bytes([n]) + body if n <= 0xFC else b""
     if arr:
         assert Decoder(arr + tail).ipv4_array() == expected
+
+
+@given(lookup_replies.map(r.encode_lookup_reply), st.binary(max_size=40))
+def test_lookup_value_memo_decodes_like_the_codec(value: bytes, junk: bytes) -> None:
+    """hyper/node's memo of LOOKUP reply values: the same result as decode_lookup_reply, cold and warm;
+    undecodable values give None and are not remembered."""
+    want = r.decode_lookup_reply(value)
+    assert _map_lookup(value) == (want.peers, want.bump)
+    assert _map_lookup(value) == (want.peers, want.bump)
+    try:
+        good = r.decode_lookup_reply(junk)
+    except DecodeError:
+        assert _map_lookup(junk) is None
+        assert _map_lookup(junk) is None
+    else:
+        assert _map_lookup(junk) == (good.peers, good.bump)

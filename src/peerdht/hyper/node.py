@@ -425,11 +425,26 @@ class HyperDHTNode(RPCNode):
 
 
 def _map_lookup(value: bytes) -> tuple[tuple[Peer, ...], int] | None:
+    # the (up to 20) closest nodes of a topic hold the same records, so a lookup gets the same value bytes
+    # from most of them: decode each distinct value once (the result is immutable: shared safely)
+    got = _LOOKUP_VALUES.get(value)
+    if got is not None:
+        return got
     try:
         r = decode_lookup_reply(value)
     except DecodeError:
         return None
-    return (r.peers, r.bump)
+    got = (r.peers, r.bump)
+    if len(value) <= _LOOKUP_VALUE_MAX:
+        if len(_LOOKUP_VALUES) >= _LOOKUP_VALUES_MAX:
+            _LOOKUP_VALUES.clear()
+        _LOOKUP_VALUES[value] = got
+    return got
+
+
+_LOOKUP_VALUES: dict[bytes, tuple[tuple[Peer, ...], int]] = {}  # LOOKUP reply value -> decoded (bounded)
+_LOOKUP_VALUES_MAX = 256
+_LOOKUP_VALUE_MAX = 2048  # bytes: larger values are decoded every time
 
 
 def _map_find_peer(value: bytes) -> tuple[tuple[Peer, ...], int] | None:

@@ -267,14 +267,24 @@ class Lookup:
         Returns:
             ``False`` if the reply was ignored (``contact`` not in flight).
         """
-        if self._finish(contact, _DONE) is None:
+        # _finish(contact, _DONE) and _dist, inlined: this runs for every reply
+        cand = self._by_addr.get((contact.host, contact.port))
+        if cand is None or cand.state != _INFLIGHT:
             return False
+        cand.state = _DONE
+        self.inflight -= 1
+        if cand.slow:
+            cand.slow = False
+            self._slow -= 1
         self.replies += 1
-        if contact.id:
-            self._ids.add(contact.id)  # e.g. a bootstrap node's id, learnt only now
-        if counts and contact.id:
-            dist = self._dist(contact.id)
-            if contact.id not in self._closest_ids and self._is_closer(dist):
+        cid = contact.id
+        if cid:
+            self._ids.add(cid)  # e.g. a bootstrap node's id, learnt only now
+        if counts and cid:
+            if len(cid) != len(self.target):
+                raise LocalProtocolError(f"id of {len(cid)} bytes, target has {len(self.target)}")
+            dist = int.from_bytes(cid, "big") ^ self._t
+            if cid not in self._closest_ids and self._is_closer(dist):
                 self._seq += 1
                 entry = (dist, self._seq, contact, data)
                 # insertion into a list of at most k (20): bisect-free linear insert is fine
