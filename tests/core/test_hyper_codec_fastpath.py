@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_hyper_messages_strategies import lookup_replies, requests, responses
 
-from peerdht.encoding.compact import Decoder, decode_ipv4_address, ipv4_entries
+from peerdht.encoding.compact import Decoder, Encoder, decode_ipv4_address, ipv4_entries
 from peerdht.errors import DecodeError
 from peerdht.hyper import records as r
 from peerdht.hyper.messages import (
@@ -20,6 +20,7 @@ from peerdht.hyper.messages import (
     RESPONSE_ID,
     Request,
     Response,
+    _uint,
     decode_message,
     encode_request,
     encode_response,
@@ -155,3 +156,13 @@ def test_lookup_value_memo_decodes_like_the_codec(value: bytes, junk: bytes) -> 
         assert _map_lookup(junk) is None
     else:
         assert _map_lookup(junk) == (good.peers, good.bump)
+
+
+@given(st.one_of(st.integers(0, 0x1_0000), st.integers(0, 2**53 - 1)))
+def test_inline_uint_equals_the_encoder(n: int) -> None:
+    """messages._uint writes one- and three-byte uints itself: byte for byte compact-encoding's."""
+    buf = bytearray()
+    _uint(buf, n)
+    enc = Encoder()
+    enc.uint(n)
+    assert bytes(buf) == enc.getvalue()

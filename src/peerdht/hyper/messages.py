@@ -111,6 +111,8 @@ def _uint(buf: bytearray, n: int) -> None:
     """Append a compact ``uint`` (the one-byte case inline: commands, errors, short lengths)."""
     if type(n) is int and 0 <= n <= 0xFC:
         buf.append(n)
+    elif type(n) is int and 0xFC < n <= 0xFFFF:  # lengths of values over 252 bytes
+        buf += b"\xfd%c%c" % (n & 0xFF, n >> 8)
     else:
         enc = Encoder()
         enc.uint(n)  # validates, raises LocalProtocolError

@@ -448,17 +448,23 @@ class RPCRequests:
     def _send_now(self, req: OutgoingRequest) -> None:
         tid = self._requests.new_tid()
         sender = self.table.local_id if (not self.ephemeral and req.socket == SERVER) else None
-        # every request of a query carries the same fields after the 10-byte head (type, flags, tid, to):
-        # encode them once per query, then only the tid and the receiver's address per request
-        key = (sender, req.token, req.internal, req.command, req.target, req.value)
-        parts = _TAILS.get(key)
-        if parts is None:
-            tail = encode_request_fields(0, ("0.0.0.0", 0), *key)
-            if len(_TAILS) >= 256:
-                _TAILS.clear()
-            parts = _TAILS[key] = (tail[:2], tail[10:])
         addr = req.addr
-        payload = parts[0] + _U16(tid) + encode_ipv4_address(addr[0], addr[1]) + parts[1]
+        if req.token is not None:
+            # a write (commit) request: its token and value are the receiver's own, nothing to share
+            payload = encode_request_fields(
+                tid, addr, sender, req.token, req.internal, req.command, req.target, req.value
+            )
+        else:
+            # every request of a query carries the same fields after the 10-byte head (type, flags, tid,
+            # to): encode them once per query, then only the tid and the receiver's address per request
+            key = (sender, req.internal, req.command, req.target, req.value)
+            parts = _TAILS.get(key)
+            if parts is None:
+                tail = encode_request_fields(0, ("0.0.0.0", 0), sender, None, *key[1:])
+                if len(_TAILS) >= 256:
+                    _TAILS.clear()
+                parts = _TAILS[key] = (tail[:2], tail[10:])
+            payload = parts[0] + _U16(tid) + encode_ipv4_address(addr[0], addr[1]) + parts[1]
         now = self._now
         req.tid = tid
         req.payload = payload
@@ -678,7 +684,7 @@ class RPCRequests:
 
 
 # request fields after the head -> (type and flags, bytes after tid and to)
-_TAILS: dict[tuple[bytes | None, bytes | None, bool, int, bytes | None, bytes | None], tuple[bytes, bytes]] = {}
+_TAILS: dict[tuple[bytes | None, bool, int, bytes | None, bytes | None], tuple[bytes, bytes]] = {}
 _U16 = struct.Struct("<H").pack
 _GOOD_ADDRS: set[Address] = set()  # source addresses that passed _receive's checks
 _GOOD_ADDRS_MAX = 1 << 14
