@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from tests.web.browser import chromium  # noqa: E402
 from tests.web.roomkit import OURS_ADAPTER, PyPeer, big_text, static_server  # noqa: E402
 
-from peerdht.aio.tracker import TrackerServer  # noqa: E402
+from peerdht.aio.rooms.tracker import TrackerServer  # noqa: E402
 from peerdht.rooms import Room  # noqa: E402
 
 TIMEOUT = 300_000  # ms

@@ -1,7 +1,7 @@
 """Browser DHT peers: peerdht.js in Debian chromium vs webtorrent-dht 0.18.6 Node peers, in one run.
 
 Measured on both sides, median of ``--rounds`` new nodes joining a small network (peerdht: a
-:class:`~peerdht.aio.webnode.WebNode` over a UDP testnet, two pages already joined; webtorrent-dht: an HTTP
+:class:`~peerdht.aio.web.node.WebNode` over a UDP testnet, two pages already joined; webtorrent-dht: an HTTP
 bootstrap node and one joined node, ``bench/js/webtorrent-bench.js``):
 
 * join: from the start of the join (page: ``node.join()`` called; JS: ``new DHT()``) until ready;

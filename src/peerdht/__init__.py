@@ -50,8 +50,8 @@ if TYPE_CHECKING:
     from peerdht.aio.hyperdht.server import Server
     from peerdht.aio.hyperdht.testnet import Testnet
     from peerdht.aio.mainline import MainlineDHT, MainlineTestnet
-    from peerdht.aio.rooms import Room
-    from peerdht.aio.webnode import WebNode
+    from peerdht.aio.rooms.room import Room
+    from peerdht.aio.web.node import WebNode
     from peerdht.errors import (
         ConnectError,
         DecodeError,
@@ -82,8 +82,8 @@ _LAZY: dict[str, str] = {
     "SecretStream": "peerdht.aio.hyperdht.secretstream",
     "Server": "peerdht.aio.hyperdht.server",
     "KeyPair": "peerdht.keys",
-    "WebNode": "peerdht.aio.webnode",
-    "Room": "peerdht.aio.rooms",
+    "WebNode": "peerdht.aio.web.node",
+    "Room": "peerdht.aio.rooms.room",
 }
 
 __all__ = [

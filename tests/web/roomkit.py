@@ -16,7 +16,15 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from peerdht.aio.rooms import Message, PeerClose, PeerConnect, Room, RoomEvent, TrackerConnect, TrackerWarning
+from peerdht.aio.rooms.room import (
+    Message,
+    PeerClose,
+    PeerConnect,
+    Room,
+    RoomEvent,
+    TrackerConnect,
+    TrackerWarning,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MB = 1_000_006  # UTF-16 units, a multiple of 7 (see big_text)

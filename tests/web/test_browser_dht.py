@@ -1,5 +1,5 @@
 """Browsers as Mainline-DHT peers (issue 9 item 7a): three chromium pages running ``peerdht.js`` and a Python
-testnet (a UDP Mainline testnet behind a :class:`~peerdht.aio.webnode.WebNode` that serves the page).
+testnet (a UDP Mainline testnet behind a :class:`~peerdht.aio.web.node.WebNode` that serves the page).
 
 * a value put in page 1 is read in page 3 (immutable and mutable BEP 44 items);
 * an info hash announced by one page is found by another;

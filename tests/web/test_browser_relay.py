@@ -130,7 +130,7 @@ async def test_relay_over_several_hops() -> None:
     C reads a value held only by A; the messages cross C -> W2 -> W1 -> A (3 links) and back."""
     errors: list[str] = []
     async with web_testnet() as (testnet, w1), chromium() as browser:
-        from peerdht.aio.webnode import WebNode
+        from peerdht.aio.web.node import WebNode
 
         async with WebNode(host="127.0.0.1", udp_host="127.0.0.1", bootstrap=testnet.bootstrap) as w2:
             await w2.connect(w1.ws_url)

@@ -21,7 +21,7 @@ from tests.web.static_server import static_server
 from tests.web.test_browser_modules import module_page
 from tests.web.webnet import open_page, stats, until
 
-from peerdht.aio.webnode import WebNode
+from peerdht.aio.web.node import WebNode
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None or not (wt.ROOT / "node_modules" / "webtorrent-dht").exists(),
                                 reason="needs node and npm ci (webtorrent-dht)")

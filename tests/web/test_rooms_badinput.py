@@ -17,7 +17,7 @@ from typing import Any
 from tests.web.browser import chromium
 from tests.web.roomkit import OURS_ADAPTER, PyPeer, T, static_server
 
-from peerdht.aio.tracker import TrackerServer
+from peerdht.aio.rooms.tracker import TrackerServer
 from peerdht.rooms import Room, TrackerWarning
 from peerdht.tracker import messages as tm
 from peerdht.tracker.framing import encode_message

@@ -21,7 +21,7 @@ import pytest
 from tests.web.browser import chromium
 from tests.web.roomkit import PyPeer, npm_tracker, page_python_exchange, static_server
 
-from peerdht.aio.tracker import TrackerServer
+from peerdht.aio.rooms.tracker import TrackerServer
 from peerdht.rooms import Room
 
 T = 60_000  # ms, page waits

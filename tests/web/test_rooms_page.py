@@ -13,7 +13,7 @@ from typing import Any
 from tests.web.browser import chromium
 from tests.web.roomkit import OURS_ADAPTER, PyPeer, T, page_python_exchange, static_server
 
-from peerdht.aio.tracker import TrackerServer
+from peerdht.aio.rooms.tracker import TrackerServer
 from peerdht.rooms import Room
 
 
@@ -154,7 +154,7 @@ async def test_rooms_js_decodes_frames_as_python_does() -> None:
 
 async def test_room_view_served_by_a_web_node_uses_its_tracker() -> None:
     """``peerdht web``'s own tracker (``/tracker``): the room page finds it through config.json, no URL typed."""
-    from peerdht.aio.webnode import WebNode
+    from peerdht.aio.web.node import WebNode
 
     async with WebNode(host="127.0.0.1", webrtc=False) as node, chromium() as browser:
         assert node.tracker_url == node.url.replace("http://", "ws://") + "tracker"

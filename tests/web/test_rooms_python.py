@@ -10,7 +10,7 @@ import pytest
 from tests.web.roomkit import PyPeer
 
 from peerdht import Room as FlatRoom
-from peerdht.aio.tracker import TrackerServer
+from peerdht.aio.rooms.tracker import TrackerServer
 from peerdht.errors import InvalidArgument, LocalProtocolError, RequestTimeout, StreamClosed, StreamReset
 from peerdht.rooms import PeerClose, PeerConnect, Room, TrackerConnect
 

@@ -44,7 +44,7 @@ async def test_static_files_and_no_traversal() -> None:
             assert resp.status == 200 and await resp.json() == {"iceServers": [], "trackers": ["/tracker"]}
         port = node.http_address[1]
         for path in ("/../pyproject.toml", "/..%2f..%2fpyproject.toml", "/.hidden", "/%2e%2e/__init__.py",
-                     "/static/../../aio/webnode.py"):
+                     "/static/../../aio/web/node.py"):
             reply = await _raw_http(port, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
             assert reply.split(b"\r\n")[0].split()[1] in (b"404", b"400"), (path, reply[:80])
 

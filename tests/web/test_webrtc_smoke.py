@@ -1,4 +1,4 @@
-"""The shared WebRTC layer (:mod:`peerdht.aio.webrtc`, aiortc) against Debian chromium's RTCPeerConnection.
+"""The shared WebRTC layer (:mod:`peerdht.aio.web.webrtc`, aiortc) against Debian chromium's RTCPeerConnection.
 
 Both directions of signalling (page offers / Python offers), binary and text messages, a malformed offer.
 Runs inside the test network namespace (``tests/web/conftest.py``).
@@ -11,7 +11,7 @@ import asyncio
 import pytest
 from tests.web.browser import chromium
 
-from peerdht.aio.webrtc import DataChannelPeer, SignalError, check_signal
+from peerdht.aio.web.webrtc import DataChannelPeer, SignalError, check_signal
 
 PAGE = """<!doctype html><script>
 window.received = [];

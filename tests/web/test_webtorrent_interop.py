@@ -224,7 +224,7 @@ async def test_a_message_right_behind_the_channel_open_is_not_dropped(monkeypatc
     connect_http that waits for the open has resumed. The link must be open for it by then, or the overlay
     drops it (dropped_no_link) and never counts the hello. Here wait_open returns only once the hello has
     arrived, which is that order every time."""
-    from peerdht.aio.webrtc import DataChannelPeer
+    from peerdht.aio.web.webrtc import DataChannelPeer
 
     wait_open = DataChannelPeer.wait_open
 

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from peerdht.aio.mainline import MainlineTestnet
-from peerdht.aio.webnode import WebNode
+from peerdht.aio.web.node import WebNode
 
 JOIN_TIMEOUT_MS = 40000
 

@@ -5,9 +5,8 @@
 * HyperDHT: :mod:`~peerdht.aio.hyperdht` (the package: ``HyperDHT``, ``Testnet``, connect by public
   key, ``Server``, the punch runner, the blind relay and the relay -> direct move, ``SecretStream``).
 * Mainline: :mod:`~peerdht.aio.mainline` (``MainlineDHT``, ``MainlineTestnet``).
-* Browsers (the I/O half of :mod:`peerdht.web`): :mod:`~peerdht.aio.webnode` (``WebNode``),
-  :mod:`~peerdht.aio.webhttp` (its page, WebSocket and HTTP routes), :mod:`~peerdht.aio.weblinks`
-  (WebSocket and WebRTC links), :mod:`~peerdht.aio.webrtc` (aiortc data channels).
-* Rooms (the I/O half of :mod:`peerdht.tracker`): :mod:`~peerdht.aio.tracker` (a WebTorrent tracker on
-  aiohttp), :mod:`~peerdht.aio.rooms` (``Room``).
+* Browsers (the I/O half of :mod:`peerdht.web`): :mod:`~peerdht.aio.web` (``WebNode``, its routes, its
+  WebSocket and WebRTC links, the aiortc data-channel layer).
+* Rooms (the I/O half of :mod:`peerdht.tracker`): :mod:`~peerdht.aio.rooms` (a WebTorrent tracker on
+  aiohttp, ``Room``).
 """

@@ -81,7 +81,7 @@ def _need_web() -> None:
 
 def cmd_tracker(args: argparse.Namespace) -> int:
     _need_web()
-    from peerdht.aio.tracker import TrackerServer
+    from peerdht.aio.rooms.tracker import TrackerServer
 
     async def main() -> int:
         server = TrackerServer(host=args.host, port=args.port, interval=args.interval, max_peers=args.max_peers)
@@ -107,7 +107,7 @@ def _printable(text: str) -> str:
 
 def cmd_room(args: argparse.Namespace) -> int:
     _need_web()
-    from peerdht.aio.rooms import Message, PeerClose, PeerConnect, Room, TrackerConnect, TrackerWarning
+    from peerdht.aio.rooms.room import Message, PeerClose, PeerConnect, Room, TrackerConnect, TrackerWarning
 
     async def main() -> int:
         loop = asyncio.get_running_loop()

@@ -74,7 +74,7 @@ def cmd_web(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise CLIError(INSTALL_HINT, 1) from exc
     from peerdht.aio.mainline import MainlineTestnet
-    from peerdht.aio.webnode import WebNode
+    from peerdht.aio.web.node import WebNode
 
     size = args.size if args.size is not None else (0 if args.bootstrap else 5)
     if args.size is not None and args.size < 1:
@@ -116,7 +116,7 @@ def cmd_node_web(args: argparse.Namespace, boot: list[tuple[str, int]]) -> int:
         import aiohttp  # noqa: F401
     except ImportError as exc:
         raise CLIError(INSTALL_HINT, 1) from exc
-    from peerdht.aio.webnode import WebNode
+    from peerdht.aio.web.node import WebNode
 
     web_host, web_port = args.web
 

@@ -3,7 +3,7 @@
 :class:`TokenBucket` limits one flow: the blind relay's bytes per session (:mod:`peerdht.relay.pairing`,
 :mod:`peerdht.aio.hyperdht.relay`), the web overlay's bytes, relayed messages, ``peer_connection`` queries and bridged
 lookups per link (:mod:`peerdht.web.links`), and the web node's expensive HTTP endpoints per IP
-(:mod:`peerdht.aio.webhttp`), and handshakes per client address and host on a HyperDHT server (one bucket per key,
+(:mod:`peerdht.aio.web.routes`), and handshakes per client address and host on a HyperDHT server (one bucket per key,
 :class:`peerdht.hyper.limits.KeyedBuckets`). JS has no such bounds (``blind-relay``, ``k-rpc-socket-webrtc.js``).
 """
 

@@ -9,5 +9,5 @@
 * :mod:`peerdht.tracker.framing`: P2PT's data-channel framing (``^`` + JSON chunks, p2pt ``src/p2pt.js``) and
   bounded reassembly.
 
-The I/O halves are :mod:`peerdht.aio.tracker` (aiohttp server) and :mod:`peerdht.aio.rooms` (the room peer).
+The I/O halves are :mod:`peerdht.aio.rooms.tracker` (aiohttp server) and :mod:`peerdht.aio.rooms.room` (the room peer).
 """

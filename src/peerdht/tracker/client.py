@@ -9,7 +9,7 @@ answer is matched to our offer by ``offer_id`` (an unknown one is dropped and co
 info hash (a shared socket) and our own messages are ignored; a failed or closed socket is retried after
 ``reconnect_min * 2**n`` seconds (capped at ``reconnect_max``, plus up to 25 % jitter).
 
-The I/O layer (:mod:`peerdht.aio.rooms`) owns the socket and the WebRTC peers. Inputs: :meth:`start`,
+The I/O layer (:mod:`peerdht.aio.rooms.room`) owns the socket and the WebRTC peers. Inputs: :meth:`start`,
 :meth:`connected`, :meth:`connect_failed`, :meth:`disconnected`, :meth:`receive`, :meth:`offers_ready`,
 :meth:`send_answer`, :meth:`announce_now`, :meth:`handle_timer`, :meth:`stop`; outputs:
 :meth:`messages_to_send`, :meth:`next_event`, :meth:`get_timer`.

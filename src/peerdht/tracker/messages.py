@@ -132,7 +132,7 @@ class Offer:
 
     Attributes:
         info_hash, peer_id (the offerer), offer_id: 20 bytes each.
-        offer: the untrusted signal (check it with :func:`peerdht.aio.webrtc.check_signal`).
+        offer: the untrusted signal (check it with :func:`peerdht.aio.web.webrtc.check_signal`).
     """
 
     info_hash: bytes

@@ -9,6 +9,6 @@
 * :mod:`peerdht.web.events`   the overlay's events for the asyncio layer;
 * :mod:`peerdht.web.pkarr`    the Pkarr relay codec (z-base32 keys, ``sig ‖ seq ‖ v`` bodies).
 
-``static/`` holds the page and the browser node (plain ES modules) that :class:`peerdht.aio.webnode.WebNode`
-serves; its I/O lives in :mod:`peerdht.aio` (``webnode``, ``weblinks``, ``webhttp``, ``webrtc``).
+``static/`` holds the page and the browser node (plain ES modules) that :class:`peerdht.aio.web.node.WebNode`
+serves; its I/O lives in :mod:`peerdht.aio.web` (``node``, ``links``, ``routes``, ``webrtc``).
 """

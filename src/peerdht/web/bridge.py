@@ -1,6 +1,6 @@
 """The bridge between the web overlay and UDP Mainline (issue 10), sans-IO: what a link may make us do on UDP.
 
-A :class:`~peerdht.aio.webnode.WebNode` with ``bridge=True`` sits in both worlds and shares one BEP 44 item
+A :class:`~peerdht.aio.web.node.WebNode` with ``bridge=True`` sits in both worlds and shares one BEP 44 item
 store between them. Here is the overlay's half:
 
 * a link's ``get``/``get_peers`` that we cannot answer from our stores is *held* and a

@@ -2,12 +2,12 @@
 
 Handles are the opaque ``(str, int)`` link handles the overlay gives out (``("web:7", 0)``); the asyncio
 layer keeps one WebSocket, data channel or pending aiortc peer connection per handle. Signals are the plain
-``{"type": "offer"|"answer", "sdp": str}`` dicts of :mod:`peerdht.aio.webrtc`.
+``{"type": "offer"|"answer", "sdp": str}`` dicts of :mod:`peerdht.aio.web.webrtc`.
 
 The Mainline core's own events (:mod:`peerdht.mainline.events`: op results) come out of the same
-:meth:`~peerdht.web.overlay.WebOverlay.next_event`. :class:`peerdht.aio.weblinks.WebLinks` carries out the
+:meth:`~peerdht.web.overlay.WebOverlay.next_event`. :class:`peerdht.aio.web.links.WebLinks` carries out the
 connection events (offers, answers, closes: webtorrent-dht does the same inside ``k-rpc-socket-webrtc.js`` with
-simple-peer), :class:`peerdht.aio.webnode.WebNode` the bridge events (:mod:`peerdht.web.bridge`).
+simple-peer), :class:`peerdht.aio.web.node.WebNode` the bridge events (:mod:`peerdht.web.bridge`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The web overlay's link table: one entry per WebSocket, data channel, pending WebRTC peer or relay path.
 
 Sans-IO (no clock: ``now`` in seconds). A link's handle is the opaque, hashable ``("web:N", 0)`` that the
-Mainline core uses as an "address" and the asyncio layer (:mod:`peerdht.aio.weblinks`) maps to its WebSocket
+Mainline core uses as an "address" and the asyncio layer (:mod:`peerdht.aio.web.links`) maps to its WebSocket
 or aiortc peer; handles are never reused and never reach a UDP reply. The table holds the bounds on links
 (:class:`WebLimits`: all links, links per IP, WebRTC peer connections) and each link's token buckets
 (:class:`~peerdht.kademlia.ratelimit.TokenBucket`): bytes in, ``peer_connection`` queries, relayed messages

@@ -11,7 +11,7 @@ A Pkarr relay lets HTTP-only clients (browsers) publish and resolve BEP 44 *muta
   ``Cache-Control: public, max-age=300``, ``Last-Modified`` = the seq as a date), ``304`` for
   ``If-Modified-Since`` not older, ``400`` bad key, ``404`` not found. CORS ``*`` on everything.
 
-This module has the pure parts (no I/O): the codec and the checks; :mod:`peerdht.aio.webnode` serves them.
+This module has the pure parts (no I/O): the codec and the checks; :mod:`peerdht.aio.web.node` serves them.
 The signature is BEP 44's over ``3:seqi<seq>e1:v<len>:<v>`` (``v`` is a bencoded byte string).
 """
 

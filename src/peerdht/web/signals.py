@@ -28,7 +28,7 @@ and relays (:mod:`peerdht.web.relay`)."""
 
 
 def check_sdp(signal: object, kind: bytes, max_sdp: int) -> dict[str, str] | None:
-    """An untrusted bencoded signal as the ``{"type", "sdp"}`` dict of :mod:`peerdht.aio.webrtc`, or ``None``.
+    """An untrusted bencoded signal as the ``{"type", "sdp"}`` dict of :mod:`peerdht.aio.web.webrtc`, or ``None``.
 
     Args:
         signal: a decoded bencode value (expected: a dict with ``type`` and ``sdp`` byte strings).

@@ -14,7 +14,7 @@ Example::
     async with TrackerServer(host="127.0.0.1", port=0) as tracker:
         print(tracker.url)          # ws://127.0.0.1:PORT
 
-A :class:`~peerdht.aio.webnode.WebNode` mounts one at ``/tracker`` of its own HTTP server
+A :class:`~peerdht.aio.web.node.WebNode` mounts one at ``/tracker`` of its own HTTP server
 (:meth:`TrackerServer.add_routes` + :meth:`TrackerServer.start_timer`), so its room page needs no other server.
 """
 

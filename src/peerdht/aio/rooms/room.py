@@ -3,7 +3,7 @@
 The Python peer of p2pt 1.6.2 (``src/p2pt.js``), wire-compatible with it: the room identifier's SHA-1 is
 the info hash announced on every tracker (npm ``bittorrent-tracker`` ``lib/client/websocket-tracker.js``
 protocol, :mod:`peerdht.tracker.messages`), each announce carries fresh WebRTC offers (complete SDPs,
-:mod:`peerdht.aio.webrtc`), offers relayed to us are answered, and every data channel carries P2PT frames
+:mod:`peerdht.aio.web.webrtc`), offers relayed to us are answered, and every data channel carries P2PT frames
 (``^`` + JSON chunks, :mod:`peerdht.tracker.framing`).
 
 Example::
@@ -41,7 +41,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from peerdht.aio.webrtc import DataChannelPeer, SignalError
+from peerdht.aio.web.webrtc import DataChannelPeer, SignalError
 from peerdht.errors import (
     DecodeError,
     InvalidArgument,

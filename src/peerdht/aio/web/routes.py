@@ -1,4 +1,4 @@
-"""The HTTP side of a :class:`~peerdht.aio.webnode.WebNode` (aiohttp): the page, the WebSocket, webtorrent-dht's
+"""The HTTP side of a :class:`~peerdht.aio.web.node.WebNode` (aiohttp): the page, the WebSocket, webtorrent-dht's
 POST bootstrap and a Pkarr relay.
 
 Endpoints (one aiohttp application, :meth:`WebHTTP.add_routes`):
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from peerdht.aio.mainline import MainlineDHT
-from peerdht.aio.weblinks import WebLinks
+from peerdht.aio.web.links import WebLinks
 from peerdht.errors import PeerDHTError
 from peerdht.kademlia.ratelimit import TokenBucket
 from peerdht.mainline.events import Item
@@ -65,7 +65,7 @@ class WebHTTP:
     Args:
         dht: the node's UDP Mainline side (Pkarr reads and writes BEP 44 there).
         overlay: the web overlay core (WebSockets and bootstrap data channels become its links).
-        links: the node's connections (:class:`~peerdht.aio.weblinks.WebLinks`).
+        links: the node's connections (:class:`~peerdht.aio.web.links.WebLinks`).
         static_dir: the files served at ``/``.
         ice_servers: served as ``/config.json``.
         webrtc: whether the POST bootstrap is served (aiortc available and wanted).
@@ -154,7 +154,7 @@ class WebHTTP:
         """webtorrent-dht 0.18's HTTP bootstrap: JSON offer in, JSON answer out (``webrtc-socket.js``)."""
         from aiohttp import web
 
-        from peerdht.aio.webrtc import SignalError
+        from peerdht.aio.web.webrtc import SignalError
 
         cors = {"Access-Control-Allow-Origin": "*"}
         self.counters["http_bootstrap"] += 1

@@ -3,12 +3,12 @@
 :class:`WebLinks` is what the :class:`~peerdht.aio.transport.driver.DatagramDriver` of a
 :class:`~peerdht.web.overlay.WebOverlay` sends through (its "transport": ``sendto(data, handle)``): each overlay
 link handle maps to one WebSocket (a bounded send queue drained by a writer task) or one
-:class:`~peerdht.aio.webrtc.DataChannelPeer`. It also carries out the overlay's WebRTC events: makes offers
+:class:`~peerdht.aio.web.webrtc.DataChannelPeer`. It also carries out the overlay's WebRTC events: makes offers
 (:class:`~peerdht.web.events.OffersWanted`), feeds answers to our offers (``ConnectAnswer``), answers forwarded
 offers (``AnswerOffer``), closes peers (``DiscardOffer``, ``LinkDropped``), and reports opened and closed
 channels back to the overlay. Framing as webtorrent-dht's ``webrtc-socket.js`` and ``k-rpc-socket-webrtc.js``:
-one bencoded KRPC message per binary message. The HTTP side (:mod:`peerdht.aio.webhttp`) hands it the WebSockets
-and bootstrap peers it accepts; :class:`~peerdht.aio.webnode.WebNode` owns it.
+one bencoded KRPC message per binary message. The HTTP side (:mod:`peerdht.aio.web.routes`) hands it the WebSockets
+and bootstrap peers it accepts; :class:`~peerdht.aio.web.node.WebNode` owns it.
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ class WebLinks:
         link is ours; a close closes the link. A message on an open channel that the overlay does not know is
         open yet opens the link first: it came right behind the DCEP ACK that opened the channel (one SCTP
         packet, or one busy loop iteration), before the task waiting in
-        :meth:`~peerdht.aio.webrtc.DataChannelPeer.wait_open` resumed -- webtorrent-dht's HTTP server sends
+        :meth:`~peerdht.aio.web.webrtc.DataChannelPeer.wait_open` resumed -- webtorrent-dht's HTTP server sends
         its ``{"http_server": ...}`` hello just then."""
 
         def message(data: bytes | str) -> None:
@@ -228,8 +228,8 @@ class WebLinks:
         return message, closed
 
     def new_peer(self, handle: Handle) -> Any:
-        """A new :class:`~peerdht.aio.webrtc.DataChannelPeer` for ``handle`` (its messages go to the overlay)."""
-        from peerdht.aio.webrtc import DataChannelPeer
+        """A new :class:`~peerdht.aio.web.webrtc.DataChannelPeer` for ``handle`` (its messages go to the overlay)."""
+        from peerdht.aio.web.webrtc import DataChannelPeer
 
         message, closed = self._callbacks(handle)
         peer = DataChannelPeer(on_message=message, on_close=closed, ice_servers=self.ice_servers)
@@ -259,7 +259,7 @@ class WebLinks:
         peer = None
         offer = None
         try:
-            from peerdht.aio.webrtc import DataChannelPeer
+            from peerdht.aio.web.webrtc import DataChannelPeer
 
             peer = DataChannelPeer(ice_servers=self.ice_servers)
             offer = await peer.create_offer()
@@ -291,7 +291,7 @@ class WebLinks:
         await self.open_then_link(event.handle, peer)
 
     async def _answer_offer(self, event: AnswerOffer) -> None:
-        from peerdht.aio.webrtc import SignalError
+        from peerdht.aio.web.webrtc import SignalError
 
         peer = self.new_peer(event.handle)
         try:

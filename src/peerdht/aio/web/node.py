@@ -5,15 +5,15 @@ One node sits in two worlds:
 * **UDP Mainline** (:class:`~peerdht.aio.mainline.MainlineDHT`): a normal BEP 5/44 node on a UDP socket.
 * **the web overlay** (:class:`~peerdht.web.overlay.WebOverlay`, sans-IO): KRPC over links, each link a
   WebSocket (``GET /ws``, one bencoded KRPC message per binary message) or a WebRTC data channel (aiortc,
-  :mod:`peerdht.aio.webrtc`; same framing, as webtorrent-dht's ``webrtc-socket.js``). WebRTC offers and
+  :mod:`peerdht.aio.web.webrtc`; same framing, as webtorrent-dht's ``webrtc-socket.js``). WebRTC offers and
   answers travel inside the overlay's own queries (``signals`` / ``peer_connection``).
 
 The two share the BEP 44 item store (a value put by a browser is served to UDP queriers of this node and the
 other way round). Link handles never reach the UDP side.
 
-The node is a facade over three parts: :mod:`peerdht.aio.webhttp` (one aiohttp server: the page and its
+The node is a facade over three parts: :mod:`peerdht.aio.web.routes` (one aiohttp server: the page and its
 files, ``GET /config.json``, ``GET /ws``, webtorrent-dht 0.18's ``POST /`` bootstrap, a Pkarr relay),
-:mod:`peerdht.aio.weblinks` (the WebSockets and aiortc data channels behind the overlay's link handles; it
+:mod:`peerdht.aio.web.links` (the WebSockets and aiortc data channels behind the overlay's link handles; it
 carries out the overlay's WebRTC events) and the overlay core with its :class:`~peerdht.aio.transport.driver.DatagramDriver`;
 this module owns their lifetime, the overlay commands (``put``, ``get``, lookups, ``connect``) and the bridge's
 UDP work.
@@ -49,11 +49,11 @@ from types import TracebackType
 from typing import Any
 
 from peerdht.aio.mainline import MainlineDHT
-from peerdht.aio.tracker import TrackerServer
+from peerdht.aio.rooms.tracker import TrackerServer
 from peerdht.aio.transport.driver import DatagramDriver
 from peerdht.aio.transport.ops import Operations, Start
-from peerdht.aio.webhttp import MAX_POST, WebHTTP
-from peerdht.aio.weblinks import WebLinks
+from peerdht.aio.web.links import WebLinks
+from peerdht.aio.web.routes import MAX_POST, WebHTTP
 from peerdht.encoding.bencode import Value
 from peerdht.errors import LocalProtocolError, PeerDHTError
 from peerdht.mainline.crypto import KeyPair
@@ -82,7 +82,7 @@ log = logging.getLogger(__name__)
 Address = tuple[str, int]
 
 #: The page and browser node served at ``/`` (written as plain ES modules, no build step).
-STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+STATIC_DIR = Path(__file__).resolve().parents[2] / "web" / "static"
 #: Where a WebNode serves its WebTorrent tracker (P2PT rooms).
 TRACKER_PATH = "/tracker"
 
@@ -426,13 +426,13 @@ class WebNode:
 
         Raises:
             OSError: HTTP failed (aiohttp's ``ClientError`` too).
-            SignalError: the server did not answer 200 or sent a bad answer (:mod:`peerdht.aio.webrtc`).
+            SignalError: the server did not answer 200 or sent a bad answer (:mod:`peerdht.aio.web.webrtc`).
             TimeoutError: no data channel within ``timeout`` seconds.
             LocalProtocolError: over the link caps, or the node is not open.
         """
         import aiohttp
 
-        from peerdht.aio.webrtc import SignalError
+        from peerdht.aio.web.webrtc import SignalError
 
         links = self._web_links()
         handle = self.overlay.reserve_link(asyncio.get_running_loop().time())
