@@ -166,3 +166,40 @@ def test_inline_uint_equals_the_encoder(n: int) -> None:
     enc = Encoder()
     enc.uint(n)
     assert bytes(buf) == enc.getvalue()
+
+
+def test_finished_requests_are_freed_without_the_cyclic_gc() -> None:
+    """A request is one object and its query's callbacks are not closures: once operations are done, nothing
+    of theirs is left for the cyclic GC (a request that held itself as its table context once made every
+    request a reference cycle: ~9,000 cyclic objects per 20 bench rounds)."""
+    import gc
+
+    from test_hyper_node_fakenet import FakeNet
+
+    from peerdht.hyper.crypto import KeyPair
+
+    net = FakeNet(seed=3)
+    members = net.testnet(8)
+    client = net.add(bootstrap=[members[0].server])
+    op = client.node.bootstrap(net.now)
+    net.run_until(lambda: client.result(op) is not None)
+    kp = KeyPair.generate()
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        for start in (
+            lambda: client.node.lookup(bytes(32), net.now),
+            lambda: client.node.announce(bytes(32), kp, [], net.now),
+            lambda: client.node.mutable_put(kp, b"v", 1, net.now),
+            lambda: client.node.mutable_get(kp.public_key, net.now),
+            lambda: client.node.find_node(bytes(range(32)), net.now),
+        ):
+            op = start()
+            net.run_until(lambda op=op: client.result(op) is not None)  # type: ignore[misc]
+            assert client.result(op) is not None
+        garbage = gc.collect()
+    finally:
+        if was:
+            gc.enable()
+    assert garbage < 20, garbage

@@ -137,10 +137,15 @@ class OutgoingRequest(PendingRequest):
         self.contact = contact
         self.tid = -1
         self.done = False
-        self.context = self
         self.payload = b""
         self.sent = self.deadline = self.first_sent = 0.0
         self.tries = 0
+
+    @property
+    def context(self) -> OutgoingRequest:  # type: ignore[override]
+        """The request table's context: the request itself (a property, not a slot: a reference to itself
+        would make every request a reference cycle, freed only by the cyclic GC)."""
+        return self
 
     def __repr__(self) -> str:
         return f"<OutgoingRequest command={self.command} to={self.addr} tid={self.tid} done={self.done}>"
