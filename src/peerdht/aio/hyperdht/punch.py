@@ -35,7 +35,13 @@ class PunchRunner:
     (idempotent; it cancels what is in flight and closes the session)."""
 
     def __init__(
-        self, dht: HyperDHT, session: PunchSession, on_event: Callable[[Event], None], target: bytes = b""
+        self,
+        dht: HyperDHT,
+        session: PunchSession,
+        on_event: Callable[[Event], None],
+        target: bytes = b"",
+        *,
+        probes: bool = True,
     ) -> None:
         self.dht = dht
         self.session = session
@@ -46,9 +52,16 @@ class PunchRunner:
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = False
+        self._listening = False
+        self._probes = probes
 
     def start(self) -> None:
-        self.raws.probe_listeners.append(self._on_probe)
+        """Start the session. With ``probes`` (the client side) every probe on the node's sockets goes
+        to it; without (the server side, one runner per pending handshake) only once it asked for
+        birthday sockets: a server's sessions need no other probe, and a flood of pending handshakes
+        must not make every probe cost one call per handshake."""
+        if self._probes:
+            self._listen()
         self.session.start(self._loop.time())
         self.pump()
 
@@ -56,8 +69,9 @@ class PunchRunner:
         if self.closed:
             return
         self.closed = True
-        if self._on_probe in self.raws.probe_listeners:
+        if self._listening:
             self.raws.probe_listeners.remove(self._on_probe)
+            self._listening = False
         if self._timer is not None:
             self._timer.cancel()
         for t in list(self._tasks):
@@ -80,6 +94,7 @@ class PunchRunner:
             elif isinstance(ev, RoundWanted):
                 self._spawn(self._round(ev))
             elif isinstance(ev, SocketWanted):
+                self._listen()
                 self._spawn(self._open_socket())
             else:
                 self.on_event(ev)
@@ -91,6 +106,11 @@ class PunchRunner:
         for probe in self.session.datagrams_to_send():
             with contextlib.suppress(OSError, KeyError, PeerDHTError):
                 self.raws.send_probe(probe.socket, probe.addr, probe.ttl)
+
+    def _listen(self) -> None:
+        if not self._listening:
+            self._listening = True
+            self.raws.probe_listeners.append(self._on_probe)
 
     def _arm(self) -> None:
         when = self.session.get_timer()

@@ -465,7 +465,7 @@ class Server:
             random_bytes=os.urandom,
             remote_firewall=remote_firewall,
         )
-        h.runner = PunchRunner(self.dht, h.session, self._on_punch_event)
+        h.runner = PunchRunner(self.dht, h.session, self._on_punch_event, probes=False)
         h.runner.start()
 
     def _on_punch_event(self, ev: object) -> None:
