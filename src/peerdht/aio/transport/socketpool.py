@@ -4,7 +4,8 @@ A connect or an accepted handshake reserves a UDX stream id before it knows wher
 send from. Whichever comes first opens the stream: our own decision to connect to an address
 (:meth:`RawStreams.connect`), or the first UDX packet the peer sends to that id on either DHT
 socket (udx-native's ``firewall(socket, port, host)`` hook, which hyperdht uses to learn the
-peer's address). Other non-DHT datagrams (1-byte holepunch probes) are counted and dropped.
+peer's address). 1-byte holepunch probes go to :attr:`RawStreams.probe_listeners`; other datagrams are
+counted and dropped.
 """
 
 from __future__ import annotations
@@ -69,7 +70,6 @@ class RawStreams:
         self._driver = driver
         self._pending: dict[int, _Pending] = {}
         self.stats = {"probes": 0, "early": 0, "unknown": 0}
-        self._probe_waiters: dict[int, list[asyncio.Future[Address]]] = {}
         self._extra: dict[int, UDXSocket] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         #: One punch involving a RANDOM NAT at a time for the whole node (shared by its punch sessions).
@@ -151,12 +151,6 @@ class RawStreams:
             if s is sock:
                 return i
         return next((i for i, s in self._extra.items() if s is sock), None)
-
-    def probe_future(self, socket: int) -> asyncio.Future[Address]:
-        """A future resolved with the sender of the next probe arriving on ``socket``."""
-        fut: asyncio.Future[Address] = asyncio.get_running_loop().create_future()
-        self._probe_waiters.setdefault(socket, []).append(fut)
-        return fut
 
     def reserve(self) -> int:
         """A fresh, unused u32 stream id, waiting for :meth:`connect` or the peer's first packet."""
@@ -240,9 +234,6 @@ class RawStreams:
     def _on_other(self, data: bytes, addr: Address, index: int) -> None:
         if len(data) == 1:
             self.stats["probes"] += 1
-            for fut in self._probe_waiters.pop(index, []):
-                if not fut.done():
-                    fut.set_result(addr)
             for cb in list(self.probe_listeners):
                 cb(addr, index)
             return
