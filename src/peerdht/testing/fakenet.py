@@ -10,7 +10,8 @@ from an injected ``random.Random``, so a failing seed replays exactly. Idea from
 fake network.
 
 Cost model (what makes 100,000 cores in one process possible): datagrams in flight and core timers sit
-in two heaps; a delivery touches only its destination core, a timer only its own core, and after a core
+in two heaps (datagrams whose delivery time is not earlier than the last one queued, which with a
+fixed delay is all of them, go to a FIFO instead, merged with the heap in the same (time, send order)); a delivery touches only its destination core, a timer only its own core, and after a core
 has been touched its outgoing datagrams are collected and its timer re-read. Nothing polls every core
 per event. A core that is driven from outside (a command such as ``lookup(...)`` called by the test)
 must be :meth:`FakeNet.touch`-ed, or :meth:`FakeNet.run` told to ``poll`` every core once at its start.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
@@ -119,7 +121,8 @@ class FakeNet:
         self._slots: list[_Slot] = []
         self._where: dict[Addr, tuple[_Slot, int]] = {}
         self._dirty: list[_Slot] = []
-        self._queue: list[tuple[float, int, bytes, Addr, Addr]] = []
+        self._queue: list[tuple[float, int, bytes, Addr, Addr]] = []  # heap: out-of-order deliveries
+        self._fifo: deque[tuple[float, int, bytes, Addr, Addr]] = deque()  # deliveries in time order
         self._timers: list[tuple[float, int, _Slot]] = []
         self._counter = 0
 
@@ -215,7 +218,11 @@ class FakeNet:
             if self.reorder and rng.random() < self.reorder:
                 t += self.reorder_delay
             self._counter += 1
-            heapq.heappush(self._queue, (t, self._counter, data, src, dst))
+            fifo = self._fifo
+            if not fifo or t >= fifo[-1][0]:
+                fifo.append((t, self._counter, data, src, dst))
+            else:
+                heapq.heappush(self._queue, (t, self._counter, data, src, dst))
 
     def _flush(self, slot: _Slot) -> None:
         """Collect one core's datagrams and events and re-read its timer."""
@@ -286,7 +293,10 @@ class FakeNet:
         """
         self._flush_dirty()
         queue = self._queue
+        fifo = self._fifo
         nxt: float | None = queue[0][0] if queue else None
+        if fifo and (nxt is None or fifo[0][0] < nxt):
+            nxt = fifo[0][0]
         t = self._next_timer(active, _parked)
         if t is not None and (nxt is None or t < nxt):
             nxt = t
@@ -297,8 +307,16 @@ class FakeNet:
         now = self.now
         where = self._where
         down = self.down
-        while queue and queue[0][0] <= now:
-            _, _, data, src, dst = heapq.heappop(queue)
+        heappop = heapq.heappop
+        popleft = fifo.popleft
+        while True:
+            # the earliest of the two heads, by (time, send order), as one heap would give it
+            if fifo and fifo[0][0] <= now:
+                _, _, data, src, dst = heappop(queue) if queue and queue[0] < fifo[0] else popleft()
+            elif queue and queue[0][0] <= now:
+                _, _, data, src, dst = heappop(queue)
+            else:
+                break
             target = where.get(dst)
             if target is None or dst in down:
                 self.dropped += 1
