@@ -43,13 +43,13 @@ def record_relay_traffic(relay: RelayServer) -> list[bytes]:
     seen: list[bytes] = []
     driver = relay.dht.require_open()
     for sock in driver.udx_sockets:
-        orig = sock.core.receive_datagram
+        orig = sock.transport.handler(0xFF)  # where the socket hands UDX packets
 
-        def spy(data: Any, addr: Any, now: float, orig: Any = orig) -> None:
+        def spy(data: Any, addr: Any, now: float, orig: Any = orig) -> object:
             seen.append(bytes(data))
-            orig(data, addr, now)
+            return orig(data, addr, now)
 
-        sock.core.receive_datagram = spy
+        sock.transport.register((0xFF,), spy)
     return seen
 
 

@@ -5,7 +5,7 @@ Mirrors npm ``blind-relay`` 1.6.1 (``Server``/``Client``) as hyperdht 6.34 uses 
 connects to it by public key, opens the protomux channel ``"blind-relay"`` (id = the client's public
 key) and sends ``pair {isInitiator, token, id: its UDX stream id}``. When both sides of a token have
 asked, the relay creates one UDX stream per side on the socket that side's relay connection runs
-on, connected to that side's address and stream id, splices them (``relay_to``) and answers each
+on, connected to that side's address and stream id, splices them (transport ``udx.splice``) and answers each
 ``pair`` with the id of its stream. Each side then connects its UDX stream to the relay's address
 (from the same socket as its relay connection) and runs its end-to-end secret-stream over it: the
 relay forwards encrypted UDX packets and never holds a key.
@@ -40,6 +40,7 @@ from peerdht.aio.hyperdht.relay_upgrade import (  # the relay -> direct upgrade
     move_to_direct,
     watch_relayed,
 )
+from peerdht.aio.transport.udx import splice
 from peerdht.errors import DecodeError, LocalProtocolError, PairingError, PeerDHTError, RelayAborted
 from peerdht.hyper.crypto import KeyPair
 from peerdht.hyper.crypto import hash as blake2b
@@ -393,13 +394,10 @@ class RelayServer:
                 self.pairings.link_closed(m.token)
                 return
             stream = sock.create_stream(_random_id(sock))
-            sock.core.connect(stream.id, link.remote_id, addr)
-            stream.remote_id = link.remote_id
-            stream.remote_addr = addr
+            stream.connect_nowait(link.remote_id, addr)
             ends.append((sess, link.is_initiator, link.remote_id, stream))
         (s1, _, _, a), (s2, _, _, b) = ends
-        a.relay_to(b, limiter=s1.bucket)
-        b.relay_to(a, limiter=s2.bucket)
+        splice(a, b, limiters=(s1.bucket, s2.bucket))
         self.stats["links"] += 1
         for sess, is_init, _, st in ends:
             sess.links[m.token] = st

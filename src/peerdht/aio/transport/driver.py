@@ -1,4 +1,4 @@
-"""Run a sans-IO datagram core on asyncio UDP sockets.
+"""Run a sans-IO DHT core on UDP sockets: the one driver of a node's sockets.
 
 A core has aioquic's shape: ``receive_datagram(data, addr, now)``, ``handle_timer(now)``,
 ``datagrams_to_send(now)``, ``get_timer()`` and ``next_event()``. The driver feeds it datagrams and
@@ -9,29 +9,40 @@ A core that owns several sockets (dht-rpc binds a server and a client socket) re
 ``receive_datagram(data, addr, now, socket=i)`` and returns ``(data, addr, i)`` triples from
 ``datagrams_to_send``.
 
-Plain UDP sockets are read in batches (:class:`_UDPTransport`): asyncio's datagram transport reads one
-datagram per event-loop iteration (one ``epoll_wait`` each); we read what the kernel holds, up to
-:data:`MAX_BATCH`, feed it all to the core and flush its output once. Python has no ``recvmmsg``; this
-is the batching the loop allows. What the core queues in one flush is handed to the socket as one list
-(on a shared UDX socket it leaves at the end of the read batch being handled).
+Every socket is a :class:`~peerdht.aio.transport.datagram.DatagramSocket` (batched reads, GSO sends, one
+backlog) that splits datagrams by first byte. :meth:`DatagramDriver.create` gives the core every byte
+(Mainline, a HyperDHT node that is not connectable). :meth:`DatagramDriver.create_udx` shares each socket
+with a :class:`~peerdht.aio.transport.udx.UDXSocket`, as hyperdht does: 0x03/0x13 (dht-rpc) go to the
+DHT core, 0xFF (UDX) to the socket's UDX core, everything else to :attr:`DatagramDriver.on_other`
+(holepunch probes, UDX packets of streams not made yet). The driver is the
+:class:`~peerdht.aio.transport.reactor.Reactor` of all of them: one timer at the earliest deadline of the
+DHT core and every UDX core, one flush per read batch.
+
+On a plain socket a datagram that produced events (a peer found, an operation done) has them handed over
+at once and ends the read batch: the rest is read on the next loop turn, after the task waiting on that
+result ran, as a JS client's ``peer`` listener runs while the reply is handled.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import socket as socketlib
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
+
+from peerdht.aio.transport.datagram import SOCKET_BUFFER, DatagramSocket, Handler, bind_udp
+from peerdht.aio.transport.reactor import Reactor
+from peerdht.aio.transport.udx import RECV_BATCH, UDXSocket
 
 log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 
 MAX_BATCH = 64
-"""Datagrams read per readiness event before the core's output is flushed."""
+"""Datagrams read per readiness event on a plain (DHT-only) socket before the core is flushed."""
+DHT_FIRST_BYTES = (0x03, 0x13)
+"""First bytes of dht-rpc messages (request and response, version 3 wire)."""
 
 
 class DatagramCore(Protocol):
@@ -50,128 +61,37 @@ class DatagramCore(Protocol):
     def next_event(self) -> object | None: ...
 
 
-class _UDPTransport:
-    """A non-blocking UDP socket driven by ``add_reader``: reads in batches, sends at once (a queue and
-    ``add_writer`` only when the kernel buffer is full). The parts of a DatagramTransport the driver uses."""
+class MessageTransport(Protocol):
+    """A link the core's messages can leave through besides UDP (a web overlay's WebSocket and data-channel
+    links, :mod:`peerdht.aio.web.links`): one message per ``sendto(data, handle)``."""
 
-    def __init__(self, driver: DatagramDriver, index: int, sock: socketlib.socket) -> None:
-        self.driver = driver
-        self.index = index
-        self.sock = sock
-        self.loop = driver.loop
-        self.closed = False
-        self._backlog: deque[tuple[bytes, Address]] = deque()
-        self.loop.add_reader(sock.fileno(), self._on_readable)
+    def sendto(self, data: bytes, addr: Any) -> None: ...
 
-    def _on_readable(self) -> None:
-        batch: list[tuple[bytes, Address]] = []
-        recvfrom = self.sock.recvfrom
-        for _ in range(MAX_BATCH):
-            try:
-                data, addr = recvfrom(65536)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as exc:  # ICMP errors (port unreachable) on some systems: requests time out
-                log.debug("socket %d error: %s", self.index, exc)
-                break
-            batch.append((data, (addr[0], addr[1])))
-        if batch:
-            self.driver._on_batch(batch, self.index)
+    def is_closing(self) -> bool: ...
 
-    def sendto(self, data: bytes, addr: Address) -> None:
-        self.send_many([(data, addr)])
-
-    def send_many(self, items: list[tuple[bytes, Address]]) -> None:
-        """Send ``items`` (``(data, addr)``) in order; what does not fit in the socket buffer waits for
-        writability. A datagram the kernel refuses (unreachable, malformed address) is dropped."""
-        if self.closed:
-            return
-        if self._backlog:
-            self._backlog.extend(items)
-            return
-        sendto = self.sock.sendto
-        for i, (data, addr) in enumerate(items):
-            try:
-                sendto(data, addr)
-            except (BlockingIOError, InterruptedError):
-                self._backlog.extend(items[i:])
-                self.loop.add_writer(self.sock.fileno(), self._on_writable)
-                return
-            except (OSError, ValueError, TypeError, OverflowError) as exc:
-                log.debug("sendto %s failed: %s", addr, exc)
-
-    def _on_writable(self) -> None:
-        while self._backlog:
-            data, addr = self._backlog[0]
-            try:
-                self.sock.sendto(data, addr)
-            except (BlockingIOError, InterruptedError):
-                return
-            except (OSError, ValueError, TypeError, OverflowError) as exc:
-                log.debug("sendto %s failed: %s", addr, exc)
-            self._backlog.popleft()
-        self.loop.remove_writer(self.sock.fileno())
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def get_extra_info(self, name: str) -> Any:
-        return self.sock.getsockname() if name == "sockname" else None
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            fd = self.sock.fileno()
-            self.loop.remove_reader(fd)
-            self.loop.remove_writer(fd)
-            self.sock.close()
+    def close(self) -> None: ...
 
 
-class _UDXTransport:
-    """Adapts a :class:`peerdht.aio.transport.udx.UDXSocket` to the bits of a DatagramTransport the driver uses."""
+class DatagramDriver(Reactor):
+    """Drives one sans-IO core on one or more UDP sockets (and the UDX cores sharing them).
 
-    def __init__(self, sock: Any) -> None:
-        self.sock = sock
-        self.closed = False
+    Create with :meth:`create` or :meth:`create_udx`; call :meth:`kick` after queuing a command on the core.
 
-    def sendto(self, data: bytes, addr: Address) -> None:
-        self.sock.send_datagram(data, addr)
-
-    def send_many(self, items: list[tuple[bytes, Address]]) -> None:
-        self.sock.send_datagrams(items)
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def get_extra_info(self, name: str) -> Any:
-        return self.sock.address if name == "sockname" else None
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.sock.close()
-
-
-class DatagramDriver:
-    """Drives one sans-IO core on one or more UDP sockets.
-
-    Create with :meth:`create`; call :meth:`kick` after queuing a command on the core.
+    Attributes:
+        udx_sockets: the UDX side of each shared socket (index = the core's socket index); empty for
+            :meth:`create`.
+        on_other: called with ``(data, addr, socket_index)`` for datagrams on shared sockets that are not
+            dht-rpc messages and not UDX packets of a known stream.
     """
 
     def __init__(self, core: Any, on_event: Callable[[object], None], multi: bool) -> None:
+        super().__init__()
         self.core = core
         self.on_event = on_event
         self.multi = multi
-        self.loop = asyncio.get_running_loop()
-        self.transports: list[asyncio.DatagramTransport] = []
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
-        self._closed = False
+        self.transports: list[DatagramSocket | MessageTransport] = []
+        self.udx_sockets: list[UDXSocket] = []
         self._in_step = False
-        self._unflushed = False  # datagrams from a shared UDX socket fed to the core, kick still to do
-        self.udx_sockets: list[Any] = []
-        #: Called with ``(data, addr, socket_index)`` for datagrams on shared UDX sockets that are
-        #: not dht-rpc messages (1-byte holepunch probes, UDX packets for streams not yet connected).
         self.on_other: Callable[[bytes, Address, int], None] | None = None
 
     @classmethod
@@ -184,39 +104,24 @@ class DatagramDriver:
         *,
         sockets: int = 1,
     ) -> DatagramDriver:
-        """Like :meth:`create`, but each socket is a :class:`peerdht.aio.transport.udx.UDXSocket` that the
-        DHT shares with UDX streams, as hyperdht does: datagrams starting with 0x03/0x13 go to the
-        core, UDX packets of known streams to their stream, everything else to :attr:`on_other`.
+        """Like :meth:`create`, but each socket is shared with UDX streams (a
+        :class:`~peerdht.aio.transport.udx.UDXSocket`, in :attr:`udx_sockets`), as hyperdht does.
 
         Raises:
             OSError: the address cannot be bound.
         """
-        from peerdht.aio.transport.udx import UDXSocket
-
         driver = cls(core, on_event or (lambda ev: None), sockets > 1)
         try:
             for i in range(sockets):
-                sock = await UDXSocket.bind(host, port if i == 0 else 0)
-                sock.on_datagram = lambda data, addr, i=i: driver._on_shared(data, addr, i)
-                sock.on_batch_end = driver._on_batch_end
-                driver.udx_sockets.append(sock)
-                driver.transports.append(_UDXTransport(sock))  # type: ignore[arg-type]
+                udx = driver.add_udx_socket(host, port if i == 0 else 0)
+                udx.transport.register(DHT_FIRST_BYTES, driver._shared_handler(i))
+                udx.on_datagram = lambda data, addr, i=i: driver._deliver_other(data, addr, i)
+                driver.udx_sockets.append(udx)
+                driver.transports.append(udx.transport)
         except BaseException:
             driver.close()
             raise
         return driver
-
-    def _on_shared(self, data: bytes, addr: Address, index: int) -> None:
-        if data and data[0] in (0x03, 0x13) and len(data) > 1:
-            # fed now, flushed once per read batch (_on_batch_end): one core flush for all the replies
-            # that arrived together, and their follow-up requests leave together
-            self._feed(data, addr, index)
-            self._unflushed = True
-        elif self.on_other is not None and not self._closed:
-            try:
-                self.on_other(data, addr, index)
-            except Exception:
-                log.exception("on_other raised on a datagram from %s", addr)
 
     @classmethod
     async def create(
@@ -228,7 +133,8 @@ class DatagramDriver:
         *,
         sockets: int = 1,
     ) -> DatagramDriver:
-        """Bind ``sockets`` UDP sockets on ``host`` (the first on ``port``, the rest on port 0).
+        """Bind ``sockets`` UDP sockets on ``host`` (the first on ``port``, the rest on port 0) whose every
+        datagram goes to the core.
 
         Raises:
             OSError: the address cannot be bound.
@@ -249,48 +155,149 @@ class DatagramDriver:
                 except BaseException:
                     sock.close()
                     raise
-                driver.transports.append(_UDPTransport(driver, i, sock))  # type: ignore[arg-type]
+                dsock = DatagramSocket(sock, batch=MAX_BATCH)
+                dsock.set_default(driver._plain_handler(i))
+                dsock.on_batch_end = driver._on_batch_end
+                driver.transports.append(dsock)
         except BaseException:
             driver.close()
             raise
         return driver
 
+    def add_udx_socket(self, host: str, port: int = 0) -> UDXSocket:
+        """Bind one more socket carrying only UDX streams (a birthday socket of a punch), driven by this
+        driver's timer; close it with its ``close()``.
+
+        Raises:
+            OSError: it cannot be bound.
+        """
+        sock = bind_udp(host, port, buffers=SOCKET_BUFFER)
+        return UDXSocket(DatagramSocket(sock, batch=RECV_BATCH, gro=True), self)
+
+    def add_transport(self, transport: MessageTransport) -> int:
+        """Send the core's messages for socket index ``len(transports)`` through ``transport``; returns
+        that index."""
+        self.transports.append(transport)
+        return len(self.transports) - 1
+
     def address(self, index: int = 0) -> Address:
         """The bound (host, port) of socket ``index``."""
-        name = self.transports[index].get_extra_info("sockname")
-        return (name[0], name[1])
+        transport = self.transports[index]
+        if not isinstance(transport, DatagramSocket):
+            raise TypeError(f"transport {index} is not a UDP socket")
+        return transport.address
 
     @property
     def local_address(self) -> Address:
         return self.address(0)
 
-    def now(self) -> float:
-        return self.loop.time()
-
     def kick(self) -> None:
         """Flush queued datagrams and events and re-arm the timer (call after a command)."""
         if self._closed or self._in_step:
             return
-        self._in_step = True
-        try:
-            now = self.loop.time()
-            self._flush(now)
-        finally:
-            self._in_step = False
+        self.flush_now(self)
 
     def receive(self, data: bytes, addr: Address) -> None:
         """Feed one message that arrived outside the driver's sockets (a WebSocket or data-channel link
         whose ``addr`` is an opaque handle, :mod:`peerdht.web.overlay`)."""
-        self._on_datagram(data, addr, 0)
+        self._feed(data, addr, 0)
+        self.kick()
+
+    def close(self) -> None:
+        """Close the sockets and cancel the timer. Idempotent."""
+        super().close()
+        for udx in self.udx_sockets:
+            with contextlib.suppress(Exception):
+                udx.close()
+        for transport in self.transports:
+            with contextlib.suppress(Exception):
+                transport.close()
+
+    # ---------------------------------------------------------------- reactor participant (the DHT core)
+
+    def get_timer(self) -> float | None:
+        """The DHT core's next deadline (loop seconds), or None."""
+        when: float | None = self.core.get_timer()
+        return when
+
+    def handle_timer(self, now: float) -> None:
+        """Run the DHT core's due timers."""
+        self.core.handle_timer(now)
+
+    def flush(self) -> None:
+        """Send what the DHT core queued and hand out its events, until quiet (an event handler may
+        issue a command)."""
+        if self._in_step:
+            return
+        self._in_step = True
+        try:
+            now = self.loop.time()
+            for _ in range(1000):
+                sent = self._send(now)
+                got = self._dispatch()
+                if not sent and not got:
+                    break
+        finally:
+            self._in_step = False
+
+    # ---------------------------------------------------------------- plumbing
+
+    def _plain_handler(self, index: int) -> Handler:
+        core = self.core
+        dispatch = self._dispatch
+        if self.multi:
+
+            def feed_multi(data: Any, addr: Address, now: float) -> bool:
+                try:
+                    core.receive_datagram(data, addr, now, socket=index)
+                except Exception:  # a core must never raise: this is a bug, but the node must keep going
+                    log.exception("core raised on a datagram from %s", addr)
+                return dispatch()  # events handed over at once end the read batch
+
+            return feed_multi
+
+        def feed(data: Any, addr: Address, now: float) -> bool:
+            try:
+                core.receive_datagram(data, addr, now)
+            except Exception:  # a core must never raise: this is a bug, but the node must keep going
+                log.exception("core raised on a datagram from %s", addr)
+            return dispatch()
+
+        return feed
+
+    def _shared_handler(self, index: int) -> Handler:
+        core = self.core
+        dirty = self._dirty
+        multi = self.multi
+
+        def feed(data: Any, addr: Address, now: float) -> None:
+            if len(data) < 2:  # a 1-byte holepunch probe that happens to start with 0x03/0x13
+                self._deliver_other(bytes(data), addr, index)
+                return
+            if type(data) is not bytes:
+                data = bytes(data)
+            try:
+                if multi:
+                    core.receive_datagram(data, addr, now, socket=index)
+                else:
+                    core.receive_datagram(data, addr, now)
+            except Exception:  # a core must never raise: this is a bug, but the node must keep going
+                log.exception("core raised on a datagram from %s", addr)
+            # flushed once per read batch: one core flush for all the replies that arrived together,
+            # and their follow-up requests leave together
+            dirty[self] = None
+
+        return feed
+
+    def _deliver_other(self, data: bytes, addr: Address, index: int) -> None:
+        if self.on_other is not None and not self._closed:
+            try:
+                self.on_other(data, addr, index)
+            except Exception:
+                log.exception("on_other raised on a datagram from %s", addr)
 
     def _on_batch_end(self) -> None:
-        if self._unflushed:
-            self._unflushed = False
-            self.kick()
-
-    def _on_datagram(self, data: bytes, addr: Address, index: int) -> None:
-        self._feed(data, addr, index)
-        self.kick()
+        self.batch_done(self)
 
     def _feed(self, data: bytes, addr: Address, index: int) -> None:
         if self._closed:
@@ -304,74 +311,27 @@ class DatagramDriver:
         except Exception:  # a core must never raise: this is a bug, but the node must keep going
             log.exception("core raised on a datagram from %s", addr)
 
-    def _on_batch(self, batch: list[tuple[bytes, Address]], index: int, start: int = 0) -> None:
-        """Feed a batch of datagrams read from socket ``index``, then flush the core once.
-
-        A datagram that produced events (a peer found, an operation done) has them handed over at once,
-        and the rest of the batch waits for the next loop turn: the task waiting on that result runs
-        first, as a JS client's ``peer`` listener runs while the reply is handled, instead of after
-        every other reply read with it.
-        """
-        if self._closed:
-            return
-        now = self.loop.time()
-        core = self.core
-        multi = self.multi
-        n = len(batch)
-        i = start
-        while i < n:
-            data, addr = batch[i]
-            i += 1
-            try:
-                if multi:
-                    core.receive_datagram(data, addr, now, socket=index)
-                else:
-                    core.receive_datagram(data, addr, now)
-            except Exception:  # a core must never raise: this is a bug, but the node must keep going
-                log.exception("core raised on a datagram from %s", addr)
-            if i < n and self._dispatch():
-                self.kick()
-                self.loop.call_soon(self._on_batch, batch, index, i)
-                return
-        self.kick()
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        if self._closed:
-            return
-        now = self.loop.time()
-        try:
-            self.core.handle_timer(now)
-        except Exception:
-            log.exception("core raised in handle_timer")
-        self.kick()
-
-    def _flush(self, now: float) -> None:
-        # Events may queue more work (a callback issuing a command): loop until quiet.
-        for _ in range(1000):
-            sent = self._send(now)
-            got = self._dispatch()
-            if not sent and not got:
-                break
-        self._arm()
-
     def _send(self, now: float) -> bool:
         out = self.core.datagrams_to_send(now)
         if not out:
             return False
+        groups: Iterable[tuple[int, list[tuple[bytes, Address]]]]
         if self.multi:
-            groups: dict[int, list[tuple[bytes, Address]]] = {}
+            by_index: dict[int, list[tuple[bytes, Address]]] = {}
             for data, addr, index in out:
-                groups.setdefault(index, []).append((data, addr))
+                by_index.setdefault(index, []).append((data, addr))
+            groups = by_index.items()
         else:
-            groups = {0: out}
-        for index, items in groups.items():
-            transport = self.transports[index] if index < len(self.transports) else None
-            if transport is None or transport.is_closing():
+            groups = ((0, out),)
+        transports = self.transports
+        for index, items in groups:
+            transport = transports[index] if index < len(transports) else None
+            if transport is None:
                 continue
-            if isinstance(transport, (_UDPTransport, _UDXTransport)):
+            if isinstance(transport, DatagramSocket):
                 transport.send_many(items)
+                continue
+            if transport.is_closing():
                 continue
             for data, addr in items:  # another transport (web links): one message at a time
                 try:
@@ -389,25 +349,3 @@ class DatagramDriver:
             except Exception:
                 log.exception("event handler raised on %r", event)
         return got
-
-    def _arm(self) -> None:
-        when = self.core.get_timer()
-        if when == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-            self._timer_at = None
-        if when is not None and not self._closed:
-            self._timer = self.loop.call_at(when, self._on_timer)
-            self._timer_at = when
-
-    def close(self) -> None:
-        """Close the sockets and cancel the timer. Idempotent."""
-        self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        for transport in self.transports:
-            with contextlib.suppress(Exception):
-                transport.close()

@@ -86,18 +86,7 @@ class RawStreams:
         it open our NAT mapping without reaching the peer's NAT (holepuncher.js ``HOLEPUNCH_TTL``)."""
         if not 0 < addr[1] < 65536:
             return
-        sock = self._sock(socket)
-        if ttl is None:
-            sock.send_datagram(b"\x00", addr)
-            return
-        raw = sock._sock
-        try:
-            raw.setsockopt(socketlib.IPPROTO_IP, socketlib.IP_TTL, ttl)
-            with contextlib.suppress(OSError):
-                raw.sendto(b"\x00", addr)
-        finally:
-            with contextlib.suppress(OSError):
-                raw.setsockopt(socketlib.IPPROTO_IP, socketlib.IP_TTL, 64)
+        self._sock(socket).send_datagram(b"\x00", addr, ttl=ttl)
 
     async def add_socket(self) -> int:
         """Bind one more UDP socket (a birthday socket) next to the DHT's; returns its index.
@@ -105,10 +94,8 @@ class RawStreams:
         Raises:
             OSError: it cannot be bound.
         """
-        from peerdht.aio.transport.udx import UDXSocket
-
         host = self._driver.udx_sockets[0].address[0]
-        sock = await UDXSocket.bind(host, 0)
+        sock = self._driver.add_udx_socket(host)
         index = self._next_extra
         self._next_extra += 1
         sock.on_datagram = lambda data, addr: self._on_other(data, addr, index)
@@ -225,10 +212,7 @@ class RawStreams:
         sock = self._sock(socket)
         self.sockets[sid] = socket
         stream = sock.create_stream(sid)
-        sock.core.connect(sid, remote_id, addr)
-        stream.remote_id = remote_id
-        stream.remote_addr = addr
-        sock.schedule_flush()
+        stream.connect_nowait(remote_id, addr)
         return stream
 
     def _on_other(self, data: bytes, addr: Address, index: int) -> None:
@@ -247,9 +231,6 @@ class RawStreams:
                 stream = self._open(sid, index, p.remote_id, addr)
                 p.future.set_result(stream)
                 self.stats["early"] += 1
-                sock = self._sock(index)
-                with contextlib.suppress(Exception):
-                    sock.core.receive_datagram(data, addr, asyncio.get_running_loop().time())
-                sock.schedule_flush()
+                self._sock(index).receive(bytes(data), addr)
                 return
         self.stats["unknown"] += 1

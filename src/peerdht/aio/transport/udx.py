@@ -1,5 +1,5 @@
-"""asyncio UDX: one UDP socket driving :class:`peerdht.udx.stream.UDXSocketCore`, streams with asyncio
-stream semantics.
+"""asyncio UDX: :class:`peerdht.udx.stream.UDXSocketCore` on a
+:class:`~peerdht.aio.transport.datagram.DatagramSocket`, streams with asyncio stream semantics.
 
 Mirrors udx-native's JS API (``lib/udx.js``, ``lib/socket.js``, ``lib/stream.js``)::
 
@@ -10,25 +10,26 @@ Mirrors udx-native's JS API (``lib/udx.js``, ``lib/socket.js``, ``lib/stream.js`
     data = await stream.read(65536)
     stream.write_eof(); stream.close(); await stream.wait_closed()
 
-The socket reads every datagram the kernel has queued in one go, feeds them all to the core and only
-then sends what the core produced (one coalesced ACK per batch, data packets in a ``sendto`` loop).
-Datagrams that are not UDX for a known stream (dht-rpc, holepunch probes) go to ``on_datagram``.
-Raw datagrams (:meth:`UDXSocket.send_datagram`) queued while such a batch is handled leave together
-once the batch is done, as libudx sends its queue once per loop turn.
+A :class:`UDXSocket` registers for the UDX packets of its socket (first byte 0xFF) and takes whatever no
+other consumer registered for (:attr:`UDXSocket.on_datagram`). The socket reads every datagram the
+kernel has queued in one go and hands each to its consumer; then the reactor flushes the core once (one
+coalesced ACK per batch, data packets in GSO runs). A standalone socket (:meth:`UDXSocket.bind`) has its
+own :class:`~peerdht.aio.transport.reactor.Reactor`; the DHT's sockets share the DHT driver's, so one
+timer serves the DHT core and every UDX core (:mod:`peerdht.aio.transport.driver`).
+
+A blind relay splices two streams with :func:`splice` (udx-native ``stream.relayTo`` both ways).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
-import socket as socketlib
-import struct
-import sys
 from collections import deque
 from collections.abc import Callable
 
+from peerdht.aio.transport.datagram import SOCKET_BUFFER, DatagramSocket, bind_udp
+from peerdht.aio.transport.reactor import Reactor
 from peerdht.errors import LocalProtocolError, StreamClosed, StreamError, StreamReset
 from peerdht.udx.events import (
     DatagramReceived,
@@ -46,86 +47,63 @@ from peerdht.udx.stream import DEFAULT_RECV_WINDOW, RelayLimiter, UDXSocketCore
 Addr = tuple[str, int]
 log = logging.getLogger(__name__)
 
-SOCKET_BUFFER = 4 * 1024 * 1024
-"""SO_RCVBUF/SO_SNDBUF requested (bytes; the kernel caps them at rmem_max/wmem_max)."""
-_RECV_BATCH = 512
-USE_GSO = True
-"""Use Linux UDP GSO (send) and GRO (receive) to move up to 64 datagrams per system call."""
-_SOL_UDP = 17
-_UDP_SEGMENT = 103
-_UDP_GRO = 104
-_GSO_MAX_SEGMENTS = 64
-_GRO_CMSG_SPACE = socketlib.CMSG_SPACE(4)
-_U16 = struct.Struct("=H")
+UDX_FIRST_BYTE = 0xFF
+"""The first byte of every UDX packet (libudx header magic)."""
+RECV_BATCH = 512
+"""Datagrams read per readiness event on a UDX socket."""
 CLOSE_LINGER = 3.0
 """Seconds ``close()`` waits for the peer's END before it resets the stream with DESTROY."""
 
 
 class UDXSocket:
-    """A bound UDP socket carrying UDX streams (udx-native ``UDXSocket``). Create with :meth:`bind`.
+    """UDX streams on one UDP socket (udx-native ``UDXSocket``). Create with :meth:`bind`, or let a
+    :class:`~peerdht.aio.transport.driver.DatagramDriver` make one that the DHT shares.
+
+    UDX packets (first byte 0xFF) go straight from the socket's read loop to the UDX core; the core is
+    flushed and its events handed out once per read batch by the socket's :class:`Reactor`, whose one
+    timer also serves the DHT core on a shared socket.
 
     Attributes:
         core: the sans-IO core.
-        on_datagram: called with ``(data, addr)`` for datagrams that are not UDX packets of a known
-            stream (the DHT shares the socket); dropped when None.
-        on_batch_end: called (no arguments) once everything read in one go has been handed to
-            ``on_datagram``, before the raw datagrams queued meanwhile are sent: a consumer can feed
-            its core datagram by datagram and flush it once per batch.
+        transport: the :class:`~peerdht.aio.transport.datagram.DatagramSocket` (fd, reads, sends).
+        reactor: what flushes the core and arms its timer.
+        on_datagram: called with ``(data, addr)`` for datagrams no other consumer of the socket owns and
+            UDX packets of no known stream (holepunch probes, packets before a stream is made); dropped
+            when None.
     """
 
-    def __init__(self, sock: socketlib.socket, core: UDXSocketCore | None = None) -> None:
-        self._sock = sock
-        self._loop = asyncio.get_running_loop()
+    def __init__(
+        self, transport: DatagramSocket, reactor: Reactor, *, core: UDXSocketCore | None = None, own_reactor: bool = False
+    ) -> None:
+        self.transport = transport
+        self.reactor = reactor
+        self.loop = reactor.loop
         self.core = core if core is not None else UDXSocketCore()
+        self._own_reactor = own_reactor
         self._streams: dict[int, UDXStream] = {}
-        self._pending: deque[tuple[bytes, Addr]] = deque()
-        self._writer_on = False
-        self._in_io = False  # handling a read/timer batch: raw datagrams wait for its end
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
-        self._flush_scheduled = False
+        self._relay_into: set[UDXSocket] = set()
         self._closed = False
-        self._relay_peers: set[UDXSocket] = set()
         self.on_datagram: Callable[[bytes, Addr], None] | None = None
-        self.on_batch_end: Callable[[], None] | None = None
-        self._family = sock.family
-        self._loss_rng: random.Random | None = None
-        self._loss = 0.0
-        self._gso = sys.platform == "linux" and USE_GSO
-        self._gro = False
-        if self._gso:
-            try:
-                sock.setsockopt(_SOL_UDP, _UDP_GRO, 1)
-                self._gro = True
-            except OSError:
-                pass
-        self._loop.add_reader(sock.fileno(), self._on_readable)
+        transport.register((UDX_FIRST_BYTE,), self.core.receive_datagram)
+        transport.set_default(self._on_other)
+        transport.on_batch_end = self._on_batch_end
 
     @classmethod
     async def bind(cls, host: str = "127.0.0.1", port: int = 0) -> UDXSocket:
-        """Bind a UDP socket on ``host``/``port`` (0 = any free port).
+        """Bind a UDP socket on ``host``/``port`` (0 = any free port) that carries only UDX (and
+        :attr:`on_datagram`), with its own reactor.
 
         Raises:
             OSError: the address cannot be bound.
         """
-        family = socketlib.AF_INET6 if ":" in host else socketlib.AF_INET
-        sock = socketlib.socket(family, socketlib.SOCK_DGRAM)
-        try:
-            sock.setblocking(False)
-            for opt in (socketlib.SO_RCVBUF, socketlib.SO_SNDBUF):
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socketlib.SOL_SOCKET, opt, SOCKET_BUFFER)
-            sock.bind((host, port))
-        except BaseException:
-            sock.close()
-            raise
-        return cls(sock)
+        reactor = Reactor()
+        sock = bind_udp(host, port, buffers=SOCKET_BUFFER)
+        return cls(DatagramSocket(sock, batch=RECV_BATCH, gro=True), reactor, own_reactor=True)
 
     @property
     def address(self) -> Addr:
         """The bound ``(host, port)``."""
-        name = self._sock.getsockname()
-        return (name[0], name[1])
+        return self.transport.address
 
     def create_stream(self, local_id: int | None = None, *, seq: int = 0, firewall: bool = True) -> UDXStream:
         """Create a stream with local id ``local_id`` (u32, allocated when None).
@@ -149,25 +127,43 @@ class UDXSocket:
 
     def set_test_loss(self, rng: random.Random, rate: float) -> None:
         """Testing aid: drop this fraction of received and of sent datagrams (0 disables)."""
-        self._loss_rng = rng
-        self._loss = rate
+        self.transport.set_test_loss(rng, rate)
 
-    def send_datagram(self, data: bytes, addr: Addr) -> None:
-        """Send a raw datagram on this socket (for the DHT sharing it).
-
-        Sent at once, or, when called while the socket handles what it read (an ``on_datagram``
-        callback), at the end of that batch together with the others.
-        """
-        self._pending.append((data, addr))
-        if not self._in_io:
-            self._send_pending()
+    def send_datagram(self, data: bytes, addr: Addr, *, ttl: int | None = None) -> None:
+        """Send a raw datagram on this socket (a holepunch probe, the DHT sharing it); ``ttl`` as
+        :meth:`DatagramSocket.send`."""
+        self.transport.send(data, addr, ttl=ttl)
 
     def send_datagrams(self, items: list[tuple[bytes, Addr]]) -> None:
-        """Send raw datagrams ``(data, (host, port))``; queued to the end of the current batch like
-        :meth:`send_datagram`."""
-        self._pending.extend(items)
-        if not self._in_io:
-            self._send_pending()
+        """Send raw datagrams ``(data, (host, port))`` in order."""
+        self.transport.send_many(items)
+
+    def receive(self, data: bytes, addr: Addr) -> None:
+        """Feed one UDX packet that arrived on this socket but went elsewhere first (a packet that
+        opened a reserved stream); the core is flushed on the next loop turn."""
+        self.core.receive_datagram(data, addr, self.loop.time())
+        self.schedule_flush()
+
+    def relay_into(self, other: UDXSocket) -> None:
+        """Packets that streams of this socket relay (:meth:`UDXStream.relay_to`) leave through
+        ``other``: flush ``other`` after every flush of this socket. Idempotent."""
+        if other is not self:
+            self._relay_into.add(other)
+
+    def schedule_flush(self) -> None:
+        """Send what the core has queued on the next loop turn (once, however often it is called)."""
+        if not self._closed:
+            self.reactor.flush_soon(self)
+
+    def flush_now(self) -> None:
+        """Hand out the core's events and send what it queued, now."""
+        if not self._closed:
+            self.reactor.flush_now(self)
+
+    def timer_changed(self) -> None:
+        """Re-arm the reactor's timer after a command that moved a stream's deadline."""
+        if not self._closed:
+            self.reactor.timer_changed(self)
 
     def close(self) -> None:
         """Destroy every stream and close the socket."""
@@ -175,16 +171,12 @@ class UDXSocket:
             return
         for stream in list(self._streams.values()):
             stream.destroy()
-        self._flush()
-        if self._pending and not self._writer_on:
-            self._send_pending()
+        self.flush()
         self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-        self._loop.remove_reader(self._sock.fileno())
-        if self._writer_on:
-            self._loop.remove_writer(self._sock.fileno())
-        self._sock.close()
+        self.reactor.detach(self)
+        self.transport.close()
+        if self._own_reactor:
+            self.reactor.close()
 
     async def __aenter__(self) -> UDXSocket:
         return self
@@ -192,174 +184,38 @@ class UDXSocket:
     async def __aexit__(self, *exc: object) -> None:
         self.close()
 
+    # ---------------------------------------------------------------- reactor participant
+
+    def get_timer(self) -> float | None:
+        """The UDX core's next deadline (loop seconds), or None."""
+        return self.core.get_timer()
+
+    def handle_timer(self, now: float) -> None:
+        """Run the UDX core's due timers."""
+        self.core.handle_timer(now)
+
+    def flush(self) -> None:
+        """Hand out the core's events, send what it queued, and flush the sockets we relay into."""
+        self._dispatch()
+        out = self.core.datagrams_to_send(self.loop.time())
+        if out:
+            self.transport.send_many(out)
+        self._dispatch()
+        for other in self._relay_into:
+            other.schedule_flush()
+
     # ---------------------------------------------------------------- plumbing
 
-    def _on_readable(self) -> None:
-        now = self._loop.time()
-        receive = self.core.receive_datagram
-        if self._gro:
-            recvmsg = self._sock.recvmsg
-            for _ in range(_RECV_BATCH):
-                try:
-                    data, anc, _flags, addr = recvmsg(65536, _GRO_CMSG_SPACE)
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError:
-                    continue  # e.g. ICMP port unreachable surfacing as ECONNREFUSED
-                peer = (addr[0], addr[1])
-                if anc and anc[0][1] == _UDP_GRO:
-                    seg = int.from_bytes(anc[0][2][:4], sys.byteorder)
-                    view = memoryview(data)
-                    for k in range(0, len(data), seg):
-                        if self._loss and self._lossy():
-                            continue
-                        receive(view[k : k + seg], peer, now)
-                elif not (self._loss and self._lossy()):
-                    receive(data, peer, now)
-        else:
-            recv = self._sock.recvfrom
-            for _ in range(_RECV_BATCH):
-                try:
-                    data, addr = recv(2048)
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError:
-                    continue
-                if self._loss and self._lossy():
-                    continue
-                receive(data, (addr[0], addr[1]), now)
-        self._after_io()
+    def _on_batch_end(self) -> None:
+        self.reactor.batch_done(self)
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        self.core.handle_timer(self._loop.time())
-        self._after_io()
-
-    def schedule_flush(self) -> None:
-        """Send what the core has queued on the next loop turn (once, however often it is called)."""
-        if not self._flush_scheduled and not self._closed:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._scheduled_flush)
-
-    def _scheduled_flush(self) -> None:
-        self._flush_scheduled = False
-        if not self._closed:
-            self._after_io()
-
-    def _after_io(self) -> None:
-        outer = self._in_io  # re-entered from a stream callback: the outermost call sends
-        self._in_io = True
-        try:
-            self._dispatch()
-            if self.on_batch_end is not None:
-                try:
-                    self.on_batch_end()
-                except Exception:  # a broken consumer must not stall the streams
-                    log.exception("on_batch_end callback failed")
-            if self._pending and not self._writer_on:  # raw datagrams from on_datagram, together
-                self._send_pending()
-            self._flush()
-            self._dispatch()
-        finally:
-            self._in_io = outer
-        if self._pending and not self._writer_on and not outer:
-            self._send_pending()
-        self._arm_timer()
-        if self._relay_peers:  # packets we relayed leave through other sockets
-            for peer in self._relay_peers:
-                peer.schedule_flush()
-
-    def _flush(self) -> None:
-        out = self.core.datagrams_to_send(self._loop.time())
-        if out:
-            if self._pending:
-                self._pending.extend(out)
-            else:
-                self._send_list(out)
-
-    def _lossy(self) -> bool:
-        rng = self._loss_rng
-        return rng is not None and rng.random() < self._loss
-
-    def _send_list(self, out: list[tuple[bytes, Addr]]) -> None:
-        if self._loss:
-            out = [d for d in out if not self._lossy()]
-        sendto = self._sock.sendto
-        n = len(out)
-        i = 0
-        while i < n:
-            data, addr = out[i]
-            j = i + 1
-            if self._gso and j < n:
-                # UDP GSO: a run of same-size datagrams to one address (the last may be shorter)
-                # leaves in one sendmsg; the kernel splits it (Linux UDP_SEGMENT)
-                size = len(data)
-                limit = min(n, i + min(_GSO_MAX_SEGMENTS, 65000 // size))
-                while j < limit:
-                    d, a = out[j]
-                    if a != addr or len(d) != size:
-                        if a == addr and len(d) < size:
-                            j += 1
-                        break
-                    j += 1
-                if j - i > 1:
-                    try:
-                        self._sock.sendmsg(
-                            [d for d, _ in out[i:j]], [(_SOL_UDP, _UDP_SEGMENT, _U16.pack(size))], 0, addr
-                        )
-                    except (BlockingIOError, InterruptedError):
-                        self._pending.extend(out[i:])
-                        self._want_writer()
-                        return
-                    except OSError:
-                        self._gso = False  # e.g. no checksum offload on the route: plain sendto from now on
-                        j = i + 1
-                    else:
-                        i = j
-                        continue
+    def _on_other(self, data: bytes | memoryview, addr: Addr, now: float) -> None:
+        callback = self.on_datagram
+        if callback is not None:
             try:
-                sendto(data, addr)
-            except (BlockingIOError, InterruptedError):
-                self._pending.extend(out[i:])
-                self._want_writer()
-                return
-            except OSError:
-                pass  # unreachable peer etc.: UDX retransmits or times out
-            i += 1
-
-    def _send_pending(self) -> None:
-        pending = self._pending
-        sendto = self._sock.sendto
-        while pending:
-            data, addr = pending[0]
-            try:
-                sendto(data, addr)
-            except (BlockingIOError, InterruptedError):
-                self._want_writer()
-                return
-            except (OSError, ValueError, TypeError, OverflowError):
-                pass  # unreachable peer, malformed address from a peer: dropped
-            pending.popleft()
-        if self._writer_on:
-            self._writer_on = False
-            self._loop.remove_writer(self._sock.fileno())
-
-    def _want_writer(self) -> None:
-        if not self._writer_on and not self._closed:
-            self._writer_on = True
-            self._loop.add_writer(self._sock.fileno(), self._send_pending)
-
-    def _arm_timer(self) -> None:
-        at = self.core.get_timer()
-        if at == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = at
-        if at is not None and not self._closed:
-            self._timer = self._loop.call_at(at, self._on_timer)
+                callback(bytes(data), addr)
+            except Exception:  # a broken consumer must not stall the streams
+                log.exception("on_datagram callback failed")
 
     def _dispatch(self) -> None:
         core = self.core
@@ -370,11 +226,7 @@ class UDXSocket:
                 if s is not None:
                     s._on_data(ev.data)
             elif isinstance(ev, DatagramReceived):
-                if self.on_datagram is not None:
-                    try:
-                        self.on_datagram(ev.data, ev.addr)
-                    except Exception:  # a broken consumer must not stall the streams
-                        log.exception("on_datagram callback failed")
+                self._on_other(ev.data, ev.addr, 0.0)
             elif isinstance(ev, StreamWritable):
                 s = streams.get(ev.stream_id)
                 if s is not None:
@@ -412,6 +264,18 @@ class UDXSocket:
                         log.exception("on_preconnect callback failed")
 
 
+def splice(a: UDXStream, b: UDXStream, *, limiters: tuple[RelayLimiter | None, RelayLimiter | None] = (None, None)) -> None:
+    """Relay two connected streams into each other (a blind relay's link, blind-relay ``pair``): what
+    ``a``'s peer sends leaves to ``b``'s peer and back, untouched but for the stream id. ``limiters``
+    bound the rate of each direction (``a`` -> ``b``, ``b`` -> ``a``).
+
+    Raises:
+        LocalProtocolError: a stream is not connected or already relays. StreamClosed: one is closed.
+    """
+    a.relay_to(b, limiter=limiters[0])
+    b.relay_to(a, limiter=limiters[1])
+
+
 class UDXStream:
     """One UDX stream with asyncio stream semantics (the raw stream secret-stream wraps).
 
@@ -429,7 +293,7 @@ class UDXStream:
         self.remote_id: int | None = None
         self.remote_addr: Addr | None = None
         self._core = socket.core
-        self._loop = socket._loop
+        self._loop = socket.loop
         self._chunks: deque[bytes] = deque()
         self._head_off = 0
         self._size = 0
@@ -453,6 +317,14 @@ class UDXStream:
 
     async def connect(self, remote_id: int, addr: Addr, *, ack: int | None = None) -> None:
         """Connect to stream ``remote_id`` at ``addr`` (udx-native ``stream.connect``)."""
+        self.connect_nowait(remote_id, addr, ack=ack)
+
+    def connect_nowait(self, remote_id: int, addr: Addr, *, ack: int | None = None) -> None:
+        """:meth:`connect` without awaiting (it never waits): for code that opens streams from a callback.
+
+        Raises:
+            LocalProtocolError: already connected. StreamClosed: the stream is closed.
+        """
         self._check()
         self._core.connect(self.id, remote_id, addr, ack=ack)
         self.remote_id = remote_id
@@ -467,7 +339,7 @@ class UDXStream:
         self._core.change_remote(self.id, remote_id, addr, resend=resend)
         self.remote_id = remote_id
         self.remote_addr = addr
-        self.socket._after_io()
+        self.socket.flush_now()
         await self._remote_changed
 
     def send_progress(self) -> tuple[int, int]:
@@ -492,9 +364,8 @@ class UDXStream:
             LocalProtocolError: not connected or already relaying. StreamClosed: a stream is closed.
         """
         self._check()
-        self._core.relay_to(self.id, other._core, other.id, limiter=limiter)
-        if other.socket is not self.socket:
-            self.socket._relay_peers.add(other.socket)
+        self._core.relay_to(self.id, other.socket.core, other.id, limiter=limiter)
+        self.socket.relay_into(other.socket)
 
     def set_keepalive(self, interval: float, *, timeout: float = 0.0) -> None:
         """Send a HEARTBEAT after ``interval`` seconds without traffic either way (0 disables;
@@ -503,7 +374,7 @@ class UDXStream:
         when both sides are half-closed (see :meth:`UDXSocketCore.set_keepalive`)."""
         self._check()
         self._core.set_keepalive(self.id, interval, self._loop.time(), timeout=timeout)
-        self.socket._arm_timer()
+        self.socket.timer_changed()
 
     # ---------------------------------------------------------------- reading
 
@@ -664,7 +535,7 @@ class UDXStream:
         if self._closed:
             return
         self._core.destroy(self.id)
-        self.socket._after_io()
+        self.socket.flush_now()
 
     def is_closing(self) -> bool:
         """True after close() or once the stream is gone."""

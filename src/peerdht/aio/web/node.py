@@ -188,7 +188,7 @@ class WebNode:
         self._driver = DatagramDriver(self._overlay, self._on_event, False)
         self._links = WebLinks(overlay=self._overlay, driver=self._driver, ice_servers=self._ice, counters=self.counters)
         self._links.fail_webrtc = self._fail_webrtc
-        self._driver.transports.append(self._links)  # type: ignore[arg-type]
+        self._driver.add_transport(self._links)
         app = web.Application(client_max_size=MAX_POST)
         if self.tracker is not None:  # before the static routes, which would take /tracker
             self.tracker.add_routes(app, TRACKER_PATH)
