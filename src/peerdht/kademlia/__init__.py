@@ -12,6 +12,8 @@ Modules:
 * :mod:`~peerdht.kademlia.ids`       XOR metric, shared prefix length, refresh ids
 * :mod:`~peerdht.kademlia.table`     routing table (:class:`Contact`, :class:`RoutingTable`)
 * :mod:`~peerdht.kademlia.lookup`    iterative lookup engine (:class:`Lookup`)
+* :mod:`~peerdht.kademlia.ops`       the typed op engine both DHTs run their commands on
+  (:class:`Operation`, :class:`LookupOp`: lookup, store phase, finish / fail / cancel)
 * :mod:`~peerdht.kademlia.requests`  requests in flight, retries, congestion window
 * :mod:`~peerdht.kademlia.store`     size-bounded record store with expiry
 * :mod:`~peerdht.kademlia.tokens`    write tokens from two rotating secrets
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 from peerdht.kademlia.ids import common_prefix_length, distance, random_id_in_bucket
 from peerdht.kademlia.lookup import Lookup
+from peerdht.kademlia.ops import LookupOp, Operation
 from peerdht.kademlia.requests import PendingRequest, RequestTable, Window
 from peerdht.kademlia.store import ExpiringCache
 from peerdht.kademlia.table import Contact, RoutingTable
@@ -34,6 +37,8 @@ __all__ = [
     "Contact",
     "ExpiringCache",
     "Lookup",
+    "LookupOp",
+    "Operation",
     "PendingRequest",
     "RequestTable",
     "RoutingTable",

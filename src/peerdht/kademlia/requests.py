@@ -24,9 +24,9 @@ if TYPE_CHECKING:
 __all__ = ["PendingRequest", "RequestTable", "Window"]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class PendingRequest:
-    """One request waiting for its response.
+    """One request waiting for its response (compared and hashed by identity: ops keep sets of them).
 
     Attributes:
         tid: transaction id, ``0 <= tid < tid_space`` (dht-rpc: uint16).

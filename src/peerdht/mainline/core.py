@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol
 
@@ -16,7 +16,6 @@ from peerdht.errors import (
     DecodeError,
     LocalProtocolError,
 )
-from peerdht.kademlia.lookup import Lookup
 from peerdht.kademlia.requests import PendingRequest, RequestTable
 from peerdht.kademlia.store import ExpiringCache
 from peerdht.kademlia.table import Contact, RoutingTable
@@ -33,6 +32,8 @@ from peerdht.mainline.events import (
 
 if TYPE_CHECKING:
     import random
+
+    from peerdht.mainline.ops import MainlineOp
 
 Addr = tuple[str, int]
 
@@ -65,38 +66,21 @@ MAX_VALUES = 50
 
 
 @dataclass(slots=True)
-class Op:
-    """One command in progress."""
-
-    id: int
-    kind: str
-    target: bytes = b""
-    lookup: Lookup | None = None
-    method: str = ""
-    # lookup bookkeeping
-    peers: dict[Addr, None] = field(default_factory=dict)
-    best: Item | None = None
-    best_source: Addr | None = None
-    # store phase
-    phase: str = "lookup"
-    pending: int = 0
-    stored: int = 0
-    tried: int = 0
-    errors: list[int] = field(default_factory=list)
-    payload: dict[str, object] = field(default_factory=dict)
-    finished: bool = False
-    queries: int = 0
-
-
-@dataclass(slots=True)
 class Req:
-    """Context of one request in flight."""
+    """Context of one request in flight.
+
+    Attributes:
+        method: the KRPC method (parses the response).
+        contact: where it went (``id`` is ``b""`` when unknown).
+        op: the op it belongs to; ``None`` for routing-table upkeep (a ``ping`` that verifies a new node,
+            or one that checks a bucket's oldest node for ``replacement``).
+        replacement: for an eviction ``ping``: the node that takes the slot if ``contact`` does not answer.
+    """
 
     method: str
     contact: Contact
-    purpose: str  # "lookup", "store", "ping", "verify", "evict", "sample"
-    op: Op | None = None
-    extra: object = None
+    op: MainlineOp | None = None
+    replacement: Contact | None = None
 
 
 class _RateLimiter:
@@ -203,7 +187,7 @@ class MainlineCore:
         self._out: list[tuple[bytes, Addr]] = []
         self._templates: dict[tuple[m.Query, bool, bytes | None], tuple[bytes, bytes]] = {}
         self._events: deque[object] = deque()
-        self._ops: dict[int, Op] = {}
+        self._ops: dict[int, MainlineOp] = {}
         self._next_op = 1
         self._next_maintenance = now + MAINTENANCE_EVERY
         self._ip_votes: deque[Addr] = deque(maxlen=32)
@@ -262,13 +246,37 @@ class MainlineCore:
         return self._events.popleft() if self._events else None
 
     # ------------------------------------------------------------------------------------------
-    # commands
+    # ops (the surface :mod:`peerdht.mainline.ops` uses: :class:`peerdht.mainline.ops.OpNode`)
 
-    def _new_op(self, kind: str, target: bytes = b"") -> Op:
-        op = Op(id=self._next_op, kind=kind, target=target)
+    def _new_op_id(self) -> int:
+        op_id = self._next_op
         self._next_op += 1
-        self._ops[op.id] = op
+        return op_id
+
+    def _add_op(self, op: MainlineOp) -> MainlineOp:
+        self._ops[op.op_id] = op
         return op
+
+    def send_query(
+        self, op: MainlineOp, contact: Contact, query: m.Query, now: float
+    ) -> PendingRequest | None:
+        """Send ``query`` to ``contact`` as a request of ``op``; the request, or ``None`` if no transaction
+        id is free (counted in ``stats["dropped_no_tid"]``)."""
+        return self._request(contact, query, now, op=op)
+
+    def abort_request(self, request: PendingRequest) -> None:
+        """Forget ``request`` if it is still in flight (a later reply counts as unexpected)."""
+        if self.requests.get(request.tid) is request:
+            self.requests.pop(request.tid)
+
+    def emit(self, event: object) -> None:
+        """Queue ``event`` for :meth:`next_event`."""
+        self._events.append(event)
+
+    def forget_op(self, op: MainlineOp) -> None:
+        """Drop ``op`` (it ended) from the op table."""
+        if self._ops.get(op.op_id) is op:
+            del self._ops[op.op_id]
 
     # ------------------------------------------------------------------------------------------
     # state
@@ -357,7 +365,7 @@ class MainlineCore:
 
     def add_node(self, addr: Addr, now: float) -> None:
         """Learn of a node by address only: ping it; it enters the table when it answers."""
-        self._request(Contact(id=b"", host=addr[0], port=addr[1]), m.Ping(id=self.id), "verify", now)
+        self._request(Contact(id=b"", host=addr[0], port=addr[1]), m.Ping(id=self.id), now)
 
     # ------------------------------------------------------------------------------------------
     # sending
@@ -370,26 +378,23 @@ class MainlineCore:
         self,
         contact: Contact,
         query: m.Query,
-        purpose: str,
         now: float,
         *,
-        op: Op | None = None,
-        extra: object = None,
+        op: MainlineOp | None = None,
+        replacement: Contact | None = None,
         retries: int | None = None,
-    ) -> bool:
+    ) -> PendingRequest | None:
         if len(self.requests) >= self.requests.tid_space - 1:
             self.stats["dropped_no_tid"] += 1
-            return False
+            return None
         tid = self.requests.new_tid()
         payload = self._encode_query(tid.to_bytes(2, "big"), query)
-        ctx = Req(method=m.method_of(query), contact=contact, purpose=purpose, op=op, extra=extra)
-        self.requests.add(tid, contact.addr, payload, now, ctx, retries=retries)
+        ctx = Req(method=m.method_of(query), contact=contact, op=op, replacement=replacement)
+        pending = self.requests.add(tid, contact.addr, payload, now, ctx, retries=retries)
         self._out.append((payload, contact.addr))
         self.stats["sent"] += 1
         self.stats["queries_sent"] += 1
-        if op is not None:
-            op.queries += 1
-        return True
+        return pending
 
     def _encode_query(self, t: bytes, query: m.Query) -> bytes:
         """``m.encode_query(t, query, ...)``: the bytes around the transaction id are encoded once per query

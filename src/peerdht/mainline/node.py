@@ -9,8 +9,9 @@ Shape (aioquic's): :meth:`MainlineNode.receive_datagram`, :meth:`~MainlineNode.h
 id; results arrive as :mod:`peerdht.mainline.events`.
 
 :class:`MainlineNode` is composed of three layers, one module each: :mod:`~peerdht.mainline.core` (state,
-the five methods, sending, ops, BEP 42 id adoption, saved state), :mod:`~peerdht.mainline.server` (the
-server side below) and :mod:`~peerdht.mainline.client` (the client side below). This module names the
+the five methods, sending, the op table, BEP 42 id adoption, saved state), :mod:`~peerdht.mainline.server`
+(the server side below) and :mod:`~peerdht.mainline.client` (the client side below); each command is a typed
+op of :mod:`~peerdht.mainline.ops` on the shared engine :mod:`peerdht.kademlia.ops`. This module names the
 whole node and re-exports its constants and :class:`LinkMap`.
 
 Addresses are opaque ``(host, port)`` pairs: UDP gives IP text, a later transport (WebSocket, WebRTC)

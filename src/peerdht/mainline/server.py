@@ -223,6 +223,4 @@ class MainlineServer(MainlineCore):
         if addr in self._verified:
             return
         self._verified.put(addr, None, now)
-        self._request(
-            Contact(id=node_id, host=addr[0], port=addr[1]), m.Ping(id=self.id), "verify", now, retries=0
-        )
+        self._request(Contact(id=node_id, host=addr[0], port=addr[1]), m.Ping(id=self.id), now, retries=0)
