@@ -224,3 +224,78 @@ def test_a_watched_stream_ignores_destroy_from_a_path_it_left() -> None:
     assert data_of(evs) == b" there"
     b.receive_datagram(stale, A, n.now)  # from the current remote it counts
     assert any(isinstance(e, StreamClosed) for e in n.events(B))
+
+
+B_PUNCH = ("10.0.0.2", 2001)
+"""B's punch socket: same host (same NAT, same public IP) as its relay connection ``B``, another port."""
+
+
+class SocketMoveNet(Net):
+    """B behaves as libudx when its stream moves to its punch socket (udx-native ``changeRemote`` with
+    another socket, hyperdht lib/server.js ``onsocket``): every packet it sends from then on leaves from
+    that socket, including the ones it had in flight before the move, which keep the old destination
+    (the relay) and the old remote id (libudx ``udx_stream_change_remote`` switches ``stream->socket``;
+    ``_send_packet`` sends to ``pkt->remote_addr``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.b_from = B
+
+    def run(self, rounds: int = 20_000) -> None:
+        for _ in range(rounds):
+            for src, core in list(self.cores.items()):
+                for data, dst in core.datagrams_to_send(self.now):
+                    self.cores[B if dst == B_PUNCH else dst].receive_datagram(
+                        data, self.b_from if src == B else src, self.now
+                    )
+            self.now += 0.01
+            for core in self.cores.values():
+                t = core.get_timer()
+                if t is not None and t <= self.now:
+                    core.handle_timer(self.now)
+
+
+def test_relay_passes_in_flight_packets_a_peer_resends_from_its_punch_socket() -> None:
+    """The js-py natlab upgrade flake (tests/natlab/test_natlab_upgrade.py): the JS server's first
+    packet (its secret-stream header, sent into the relay) was still unacknowledged when its punch
+    connected and it moved the stream to its punch socket; libudx then sends that packet to the relay
+    from the punch socket. A relay that accepts a splice's packets only from the exact address its
+    remote connected from dropped every retransmission, so the client never got seq 0: the stream
+    stalled head-of-line until it timed out. The same host on another port is the same peer."""
+    from peerdht.udx.events import RemoteChanged
+
+    n = SocketMoveNet()
+    a, r, b = n.cores[A], n.cores[R], n.cores[B]
+    for core, sid in ((a, 1), (b, 2), (r, 10), (r, 11)):
+        core.create_stream(sid)
+    a.connect(1, 10, R)
+    b.connect(2, 11, R)
+    r.connect(10, 1, A)
+    r.connect(11, 2, B)
+    r.relay_to(10, r, 11)
+    r.relay_to(11, r, 10)
+    b.send(2, b"header")
+    held = b.datagrams_to_send(n.now)  # packetized for the relay path, not out yet when B moves
+    assert [dst for _, dst in held] == [R]
+    # B's punch connects: its stream moves to the punch socket and to A's direct address (libudx:
+    # what is in flight stays addressed to the relay); A, which punched B's punch socket, moves too
+    n.b_from = B_PUNCH
+    b.change_remote(2, 1, A)
+    a.change_remote(1, 2, B_PUNCH, resend=True)
+    for data, _dst in held:
+        r.receive_datagram(data, B_PUNCH, n.now)
+    b.send(2, b" and what follows, direct")
+    n.run(3000)
+    assert data_of(n.events(A)) == b"header and what follows, direct"
+    assert any(isinstance(e, RemoteChanged) for e in n.events(B))  # everything sent before the move acked
+    assert r.dropped == 0
+
+
+def test_relay_still_drops_packets_from_another_host_for_a_splice() -> None:
+    n = splice()
+    a, r = n.cores[A], n.cores[R]
+    a.send(1, b"x")
+    for data, _dst in a.datagrams_to_send(0.0):
+        r.receive_datagram(data, ("10.0.0.3", A[1]), 0.0)  # A's port, another host
+    assert r.dropped == 1
+    assert r.datagrams_to_send(0.0) == []

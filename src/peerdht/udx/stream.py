@@ -204,10 +204,13 @@ class UDXSocketCore:
 
         Only the header's stream id is rewritten (to the destination's remote id); the packet leaves
         through the destination's socket (read it from ``destination.datagrams_to_send``). Both
-        streams must be connected: packets from any address other than this stream's remote are
-        dropped (a third party cannot inject into a splice). ``limiter`` may refuse packets (dropped
-        and counted; UDX retransmits). A DESTROY passes through and closes this stream; closing a
-        stream closes the streams relaying into it (as libudx). Relay both ways for a splice.
+        streams must be connected: packets from a host other than this stream's remote's are dropped
+        (a third party cannot inject into a splice). Another port of that host passes: a libudx peer
+        that moves its stream to its punch socket (udx-native ``changeRemote``) keeps sending the
+        packets it had in flight to the relay, from that socket (libudx is looser still: it checks no
+        source address). ``limiter`` may refuse packets (dropped and counted; UDX retransmits). A
+        DESTROY passes through and closes this stream; closing a stream closes the streams relaying
+        into it (as libudx). Relay both ways for a splice.
 
         Raises:
             LocalProtocolError: not connected, or already relaying.
@@ -660,8 +663,8 @@ class UDXSocketCore:
     def _relay_packet(
         self, st: StreamState, data: bytes | memoryview, addr: Addr, t: int, now: float
     ) -> None:
-        if addr != st.addr:
-            self.dropped += 1
+        if addr[0] != st.addr[0]:
+            self.dropped += 1  # another host (the same host on another port: the peer's punch socket)
             return
         assert st.relay is not None
         dcore, dst, limiter = st.relay
