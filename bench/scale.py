@@ -31,6 +31,7 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from peerdht.hyper.events import OpDone as HyperOpDone
@@ -117,13 +118,23 @@ class Sim:
         for a in {a for a, _ in keys}:
             self.net.events[a].clear()
 
-    def build(self, n: int, wave: int, max_rss: float) -> None:
+    def build(
+        self,
+        n: int,
+        wave: int,
+        max_rss: float,
+        stops: Sequence[int] = (),
+        on_stop: Callable[[int], None] | None = None,
+    ) -> None:
+        """Grow the network to ``n`` nodes by protocol, in waves of up to ``wave`` joining nodes; at each
+        size in ``stops`` (a wave is cut short to land on it) call ``on_stop(size)``."""
         first = self.add([])
         self.wait([self.start(first, "bootstrap")])
         t0, c0, shown = time.perf_counter(), time.process_time(), 0
         while len(self.nodes) < n:
             joined = len(self.nodes)
             count = min(wave, n - joined, max(joined, 1) * 4)
+            count = min([count] + [s - joined for s in stops if s > joined])
             keys = []
             for _ in range(count):
                 boot = [self.addrs[self.rng.randrange(joined)] for _ in range(3)]
@@ -142,6 +153,8 @@ class Sim:
                 )
             if rss > max_rss:
                 raise SystemExit(f"RSS {rss / 2**30:.2f} GiB is over --max-rss-gb at {len(self.nodes)} nodes")
+            if on_stop is not None and len(self.nodes) in stops and len(self.nodes) < n:
+                on_stop(len(self.nodes))
 
     @staticmethod
     def _collect_wave() -> None:
@@ -256,14 +269,48 @@ def run_size(profile: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
     rss0 = rss_bytes()
     sim = Sim(profile, args.seed)
     t0, c0 = time.perf_counter(), time.process_time()
+
+    def checkpoint(size: int) -> None:
+        """Measure the network at ``size`` nodes in a forked child (a copy-on-write snapshot: its
+        lookups and settling do not touch the network that goes on growing) and wait for it."""
+        build = (time.perf_counter() - t0, time.process_time() - c0)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                r = measure(sim, size, args, rss0, build, peak)
+                r["checkpoint_of"] = n
+                append_json(args.json, r)
+                code = 0
+            finally:
+                sys.stdout.flush()
+                os._exit(code)
+        os.waitpid(pid, 0)
+
     gc.disable()  # see Sim._collect_wave
     if args.build == "oracle":
         sim.build_oracle(n)
     else:
-        sim.build(n, args.wave, args.max_rss_gb * 2**30)
-    build_s = time.perf_counter() - t0
-    build_cpu = time.process_time() - c0
+        sim.build(n, args.wave, args.max_rss_gb * 2**30, args.checkpoints, checkpoint)
+    build = (time.perf_counter() - t0, time.process_time() - c0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return measure(sim, n, args, rss0, build, peak)
+
+
+def append_json(name: str | None, row: dict[str, Any]) -> None:
+    if name:
+        with open(name, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def measure(
+    sim: Sim, n: int, args: argparse.Namespace, rss0: int, build: tuple[float, float], peak: int
+) -> dict[str, Any]:
+    """Settle the built network, measure tables and memory, run the lookups at each loss rate."""
+    profile = sim.profile
+    build_s, build_cpu = build
     gc.unfreeze()
     gc.enable()
     gc.collect()
@@ -322,6 +369,12 @@ def main() -> None:
     ap.add_argument("--wave", type=int, default=1000, help="nodes joining at once")
     ap.add_argument("--settle", type=float, default=30.0, help="fake seconds of background after building")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--checkpoints",
+        default="",
+        help="comma-separated sizes below --sizes at which the growing network is also measured "
+        "(in a forked copy; rows get checkpoint_of)",
+    )
     ap.add_argument("--max-rss-gb", type=float, default=12.0, help="stop building above this process RSS")
     ap.add_argument(
         "--build",
@@ -332,14 +385,13 @@ def main() -> None:
     ap.add_argument("--json", help="append results (one JSON object per line) to this file")
     args = ap.parse_args()
     args.loss = [float(x) for x in args.loss.split(",")]
+    args.checkpoints = [int(x) for x in args.checkpoints.split(",") if x]
     results = []
     for profile in args.profile or ["mainline", "hyper"]:
         for n in (int(x) for x in args.sizes.split(",")):
             r = run_size(profile, n, args)
             results.append(r)
-            if args.json:
-                with open(args.json, "a") as f:
-                    f.write(json.dumps(r) + "\n")
+            append_json(args.json, r)
     json.dump(results, sys.stdout, indent=1)
     print()
 
