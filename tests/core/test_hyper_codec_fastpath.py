@@ -25,7 +25,7 @@ from peerdht.hyper.messages import (
     encode_request,
     encode_response,
 )
-from peerdht.hyper.node import _map_lookup
+from peerdht.hyper.queries import map_lookup
 
 
 def reference_decode(data: bytes) -> Request | Response:
@@ -147,15 +147,15 @@ def test_lookup_value_memo_decodes_like_the_codec(value: bytes, junk: bytes) -> 
     """hyper/node's memo of LOOKUP reply values: the same result as decode_lookup_reply, cold and warm;
     undecodable values give None and are not remembered."""
     want = r.decode_lookup_reply(value)
-    assert _map_lookup(value) == (want.peers, want.bump)
-    assert _map_lookup(value) == (want.peers, want.bump)
+    assert map_lookup(value) == (want.peers, want.bump)
+    assert map_lookup(value) == (want.peers, want.bump)
     try:
         good = r.decode_lookup_reply(junk)
     except DecodeError:
-        assert _map_lookup(junk) is None
-        assert _map_lookup(junk) is None
+        assert map_lookup(junk) is None
+        assert map_lookup(junk) is None
     else:
-        assert _map_lookup(junk) == (good.peers, good.bump)
+        assert map_lookup(junk) == (good.peers, good.bump)
 
 
 @given(st.one_of(st.integers(0, 0x1_0000), st.integers(0, 2**53 - 1)))

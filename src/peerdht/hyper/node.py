@@ -32,23 +32,28 @@ UNKNOWN_COMMAND (hyperdht ``onrequest`` while ``_persistent`` is null).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from peerdht.errors import DecodeError, LocalProtocolError, PeerDHTError, RequestError
+from peerdht.errors import LocalProtocolError
 from peerdht.hyper.constants import Command, Error
-from peerdht.hyper.crypto import KeyPair, sign_announce, sign_mutable, verify_mutable
+from peerdht.hyper.crypto import KeyPair, sign_mutable
 from peerdht.hyper.crypto import hash as blake2b
-from peerdht.hyper.events import Event, LookupResult, MutablePutResult, MutableRecord
+from peerdht.hyper.events import Event
 from peerdht.hyper.messages import Request
+from peerdht.hyper.queries import (
+    AnnounceQuery,
+    FindPeerQuery,
+    ImmutableGetQuery,
+    ImmutablePutQuery,
+    MutableGetQuery,
+    MutablePutQuery,
+    TopicLookupQuery,
+    UnannounceQuery,
+)
 from peerdht.hyper.records import (
-    Announce,
     MutablePutRequest,
     Peer,
-    decode_lookup_reply,
-    decode_mutable_get_response,
-    decode_peer,
-    encode_announce,
     encode_mutable_put_request,
 )
 from peerdht.hyper.router import Router
@@ -57,15 +62,11 @@ from peerdht.hyper.rpc import (
     REFRESH_TICKS,
     SERVER,
     Address,
-    Commit,
-    Query,
     Reply,
     RPCNode,
     check32,
-    op_id,
 )
 from peerdht.hyper.storage import STORAGE_COMMANDS, Storage, encode_seq
-from peerdht.kademlia.table import Contact
 
 if TYPE_CHECKING:
     import random
@@ -210,35 +211,16 @@ class HyperDHTNode(RPCNode):
         ``OpDone(result=None)`` (hyperdht ``lookup``)."""
         self._now = now
         check32(topic, "topic")
-        return self._streaming_query(topic, Command.LOOKUP, _map_lookup)
+        self._refresh_ticks = REFRESH_TICKS
+        return self._start_query(TopicLookupQuery(self, self._new_op(None), topic))
 
     def find_peer(self, public_key: bytes, now: float) -> int:
         """FIND_PEER ``hash(public_key)``: a :class:`LookupResult` (one peer) per node holding the
         server's self-announce, then ``OpDone(result=None)`` (hyperdht ``findPeer``)."""
         self._now = now
         check32(public_key, "public_key")
-        return self._streaming_query(blake2b(public_key), Command.FIND_PEER, _map_find_peer)
-
-    def _streaming_query(
-        self, target: bytes, command: int, mapper: Callable[[bytes], tuple[tuple[Peer, ...], int] | None]
-    ) -> int:
         self._refresh_ticks = REFRESH_TICKS
-        q = self._new_query(target, command)
-        op = op_id(q.op)
-
-        def on_data(q: Query, c: Contact, r: Reply) -> None:
-            if r.message.value is None:
-                return
-            mapped = mapper(r.message.value)
-            if mapped is not None and op in self._ops:
-                self._events.append(
-                    LookupResult(op=op, from_addr=r.from_addr, peers=mapped[0], bump=mapped[1])
-                )
-
-        q.on_data = on_data
-        q.on_finished = lambda q: self._done(op, None)
-        self._start_query(q)
-        return op
+        return self._start_query(FindPeerQuery(self, self._new_op(None), blake2b(public_key)))
 
     def announce(
         self, topic: bytes, key_pair: KeyPair, relay_addresses: Sequence[Address], now: float
@@ -253,12 +235,8 @@ class HyperDHTNode(RPCNode):
         peer = Peer(public_key=key_pair.public_key, relay_addresses=tuple(relay_addresses)[:3])
         for a in peer.relay_addresses:
             self._check_addr(a)
-
-        def build(c: Contact, token: bytes) -> bytes:
-            sig = sign_announce(topic, c.id, token, peer, None, key_pair)
-            return encode_announce(Announce(peer=peer, signature=sig))
-
-        return self._commit_query(topic, Command.LOOKUP, None, Command.ANNOUNCE, build, lambda n: n)
+        self._refresh_ticks = REFRESH_TICKS
+        return self._start_query(AnnounceQuery(self, self._new_op(None), topic, peer, key_pair))
 
     def unannounce(self, topic: bytes, key_pair: KeyPair, now: float) -> int:
         """Remove our announce under ``topic`` (hyperdht ``unannounce`` =
@@ -267,66 +245,7 @@ class HyperDHTNode(RPCNode):
         self._now = now
         check32(topic, "topic")
         self.storage.unannounce(topic, key_pair.public_key)
-        q = self._new_query(topic, Command.LOOKUP)
-        op = op_id(q.op)
-        commit = Commit(op=op)
-        peer = Peer(public_key=key_pair.public_key)
-        state = {"lookup_done": False}
-
-        def maybe_done() -> None:
-            if state["lookup_done"] and commit.pending == 0 and op in self._ops:
-                self._done(op, commit.success)
-
-        def on_data(q: Query, c: Contact, r: Reply) -> None:
-            m = r.message
-            if m.value is None or m.token is None or r.from_id is None:
-                return
-            mapped = _map_lookup(m.value)
-            if mapped is None:
-                return
-            peers = mapped[0]
-            if len(peers) < 20 and not any(p.public_key == key_pair.public_key for p in peers):
-                return
-            sig = sign_announce(topic, r.from_id, m.token, peer, None, key_pair, unannounce=True)
-            value = encode_announce(Announce(peer=peer, signature=sig))
-            commit.pending += 1
-
-            def ok(res: Reply) -> None:
-                commit.pending -= 1
-                if res.message.error == 0:
-                    commit.success += 1
-                maybe_done()
-
-            def err(e: PeerDHTError) -> None:
-                commit.pending -= 1
-                maybe_done()
-
-            req = self._request(
-                r.from_addr,
-                internal=False,
-                command=Command.UNANNOUNCE,
-                target=topic,
-                value=value,
-                token=m.token,
-                on_response=ok,
-                on_error=err,
-            )
-            commit.reqs.add(req)
-
-        def on_finished(q: Query) -> None:
-            if not q.lookup.closest_replies():
-                for r in list(commit.reqs):
-                    self._abort_req(r)
-                self._fail(op, RequestError("too few nodes responded"))
-                return
-            self._ops[op] = commit
-            state["lookup_done"] = True
-            maybe_done()
-
-        q.on_data = on_data
-        q.on_finished = on_finished
-        self._start_query(q)
-        return op
+        return self._start_query(UnannounceQuery(self, self._new_op(None), topic, key_pair))
 
     def immutable_put(self, value: bytes, now: float) -> int:
         """Store ``value`` at ``hash(value)`` (hyperdht ``immutablePut``); ``OpDone(result=hash)``
@@ -335,29 +254,15 @@ class HyperDHTNode(RPCNode):
         value = bytes(value)
         if not value:
             raise LocalProtocolError("value must not be empty")
-        target = blake2b(value)
-        return self._commit_query(
-            target, Command.IMMUTABLE_GET, None, Command.IMMUTABLE_PUT, lambda c, t: value, lambda n: target
-        )
+        self._refresh_ticks = REFRESH_TICKS
+        return self._start_query(ImmutablePutQuery(self, self._new_op(None), value))
 
     def immutable_get(self, hash: bytes, now: float) -> int:
         """Fetch the value stored at ``hash`` (32 bytes) and verify it; stops at the first valid
         one. ``OpDone(result=bytes | None)``."""
         self._now = now
         check32(hash, "hash")
-        q = self._new_query(hash, Command.IMMUTABLE_GET)
-        op = op_id(q.op)
-
-        def on_data(q: Query, c: Contact, r: Reply) -> None:
-            v = r.message.value
-            if v is not None and blake2b(v) == hash:
-                self._done(op, v)
-                self._stop_query(q)
-
-        q.on_data = on_data
-        q.on_finished = lambda q: self._done(op, None)
-        self._start_query(q)
-        return op
+        return self._start_query(ImmutableGetQuery(self, self._new_op(None), hash))
 
     def mutable_put(self, key_pair: KeyPair, value: bytes, seq: int, now: float) -> int:
         """Sign and store ``value`` under ``hash(key_pair.public_key)`` with sequence ``seq``
@@ -369,24 +274,15 @@ class HyperDHTNode(RPCNode):
             raise LocalProtocolError("value must not be empty")
         if seq < 0:
             raise LocalProtocolError("seq must be >= 0")
-        target = blake2b(key_pair.public_key)
         signature = sign_mutable(seq, value, key_pair)
         signed = encode_mutable_put_request(
             MutablePutRequest(public_key=key_pair.public_key, seq=seq, value=value, signature=signature)
         )
-
-        def result(n: int) -> object:
-            return MutablePutResult(public_key=key_pair.public_key, seq=seq, signature=signature, stored=n)
-
-        return self._commit_query(
-            target,
-            Command.MUTABLE_GET,
-            encode_seq(0),
-            Command.MUTABLE_PUT,
-            lambda c, t: signed,
-            result,
-            fail_on_remote=frozenset({Error.SEQ_REUSED, Error.SEQ_TOO_LOW}),
+        self._refresh_ticks = REFRESH_TICKS
+        q = MutablePutQuery(
+            self, self._new_op(None), key_pair.public_key, seq, signature, signed, value=encode_seq(0)
         )
+        return self._start_query(q)
 
     def mutable_get(self, public_key: bytes, now: float, *, seq: int = 0, latest: bool = True) -> int:
         """Fetch the mutable value of ``public_key`` (hyperdht ``mutableGet``): only verified
@@ -394,61 +290,5 @@ class HyperDHTNode(RPCNode):
         else the first valid one. ``OpDone(result=MutableRecord | None)``."""
         self._now = now
         check32(public_key, "public_key")
-        target = blake2b(public_key)
-        q = self._new_query(target, Command.MUTABLE_GET, value=encode_seq(seq))
-        op = op_id(q.op)
-        best: list[MutableRecord] = []
-
-        def on_data(q: Query, c: Contact, r: Reply) -> None:
-            v = r.message.value
-            if v is None:
-                return
-            try:
-                got = decode_mutable_get_response(v)
-            except DecodeError:
-                return
-            if best and got.seq <= best[0].seq:
-                return
-            if got.seq < seq or not verify_mutable(got.signature, got.seq, got.value, public_key):
-                return
-            rec = MutableRecord(seq=got.seq, value=got.value, signature=got.signature, from_addr=r.from_addr)
-            if not latest:
-                self._done(op, rec)
-                self._stop_query(q)
-                return
-            best[:] = [rec]
-
-        q.on_data = on_data
-        q.on_finished = lambda q: self._done(op, best[0] if best else None)
-        self._start_query(q)
-        return op
-
-
-def _map_lookup(value: bytes) -> tuple[tuple[Peer, ...], int] | None:
-    # the (up to 20) closest nodes of a topic hold the same records, so a lookup gets the same value bytes
-    # from most of them: decode each distinct value once (the result is immutable: shared safely)
-    got = _LOOKUP_VALUES.get(value)
-    if got is not None:
-        return got
-    try:
-        r = decode_lookup_reply(value)
-    except DecodeError:
-        return None
-    got = (r.peers, r.bump)
-    if len(value) <= _LOOKUP_VALUE_MAX:
-        if len(_LOOKUP_VALUES) >= _LOOKUP_VALUES_MAX:
-            _LOOKUP_VALUES.clear()
-        _LOOKUP_VALUES[value] = got
-    return got
-
-
-_LOOKUP_VALUES: dict[bytes, tuple[tuple[Peer, ...], int]] = {}  # LOOKUP reply value -> decoded (bounded)
-_LOOKUP_VALUES_MAX = 256
-_LOOKUP_VALUE_MAX = 2048  # bytes: larger values are decoded every time
-
-
-def _map_find_peer(value: bytes) -> tuple[tuple[Peer, ...], int] | None:
-    try:
-        return ((decode_peer(value),), 0)
-    except DecodeError:
-        return None
+        q = MutableGetQuery(self, self._new_op(None), public_key, seq, latest=latest, value=encode_seq(seq))
+        return self._start_query(q)

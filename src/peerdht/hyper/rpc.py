@@ -1,9 +1,11 @@
 """The sans-IO dht-rpc node: requests, routing table upkeep, queries, NAT sampling, persistence.
 
 :class:`RPCNode` is composed of three layers, one module each: :mod:`~peerdht.hyper.rpc_requests`
-(I/O, the request table, replies, op ids), :mod:`~peerdht.hyper.rpc_ops` (queries and commits) and
-:mod:`~peerdht.hyper.rpc_network` (ticks, table upkeep, bootstrap, NAT sampling, firewall check,
-ephemeral/persistent). This module names the whole node and re-exports its constants and types.
+(I/O, the request table, replies, op ids), :mod:`~peerdht.hyper.rpc_ops` (starting queries, their requests,
+writes and DOWN_HINTs) and :mod:`~peerdht.hyper.rpc_network` (ticks, table upkeep, bootstrap, NAT sampling,
+firewall check, ephemeral/persistent). The queries and commits themselves are typed ops of
+:mod:`~peerdht.hyper.queries` on the engine both DHTs share (:mod:`peerdht.kademlia.ops`). This module
+names the whole node and re-exports its constants and types.
 
 Mirrors dht-rpc 6.27 (``index.js``, ``lib/io.js``, ``lib/query.js``, ``lib/commands.js``,
 ``nat-sampler``). Routing table, lookup engine, request table, congestion window and tokens come
@@ -53,10 +55,8 @@ from peerdht.hyper.rpc_requests import (
     STABLE_TICKS,
     TICK,
     Address,
-    Commit,
     K,
     OutgoingRequest,
-    Query,
     Reply,
 )
 from peerdht.hyper.rpc_util import check32, op_id
@@ -85,10 +85,8 @@ __all__ = [
     "STABLE_TICKS",
     "TICK",
     "Address",
-    "Commit",
     "K",
     "OutgoingRequest",
-    "Query",
     "RPCNode",
     "Reply",
     "check32",

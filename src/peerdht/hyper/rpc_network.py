@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from peerdht.errors import (
@@ -25,6 +26,7 @@ from peerdht.hyper.messages import (
     Request,
 )
 from peerdht.hyper.nat import NatSampler
+from peerdht.hyper.queries import RefreshQuery
 from peerdht.kademlia.table import Contact
 
 if TYPE_CHECKING:
@@ -40,13 +42,13 @@ from peerdht.hyper.rpc_requests import (
     MORE_STABLE_TICKS,
     OLD_NODE,
     RECENT_NODE,
+    REFRESH_TICKS,
     ROTATE_EVERY,
     SLEEPING_INTERVAL,
     TICK,
     Address,
     K,
     OutgoingRequest,
-    Query,
     Reply,
     _is_ipv4,
     _u16,
@@ -86,9 +88,8 @@ class RPCNetwork(RPCOps):
             self._window.send(now)
             self._out.append((p.payload, p.addr, req.socket))
             owner = req.owner
-            if isinstance(owner, Query) and not owner.finished:
-                owner.lookup.on_slow(Contact(req.to_id or b"", p.addr[0], p.addr[1]))
-                owner.slow.add(req)
+            if owner is not None and req.contact is not None:
+                owner.on_slow(req, req.contact)
         for p in dead:
             self._on_timeout(p)
         while self._delayed and self._delayed[0][0] <= now:
@@ -112,7 +113,7 @@ class RPCNetwork(RPCOps):
         self._drain_waiting(now)
         # queries may now be able to go on (slow requests free concurrency)
         for q in list(self._queries):
-            self._pump(q)
+            q.pump(now)
 
     def bootstrap(self, now: float) -> int:
         """Join the network: a FIND_NODE lookup of our own id seeded from the bootstrap nodes
@@ -126,48 +127,48 @@ class RPCNetwork(RPCOps):
         self._bootstrap_waiters.append(op)
         if not self._bootstrapping:
             self._bootstrapping = True
-            state: dict[str, object] = {
-                "first": self.firewalled and self._quick_firewall and not self._force_persistent,
-                "test_nat": False,
-                "round": 0,
-            }
-            self._bootstrap_round(state)
+            first = self.firewalled and self._quick_firewall and not self._force_persistent
+            self._bootstrap_round(_BootstrapState(first=first))
         return op
 
-    def _bootstrap_round(self, state: dict[str, object]) -> None:
-        def on_data(q: Query, c: Contact, r: Reply) -> None:
-            if not state["first"] or self._server_addr is None:
-                return
-            state["first"] = False
+    def _bootstrap_round(self, state: _BootstrapState) -> None:
+        self._refresh_ticks = REFRESH_TICKS
+        self._start_query(BootstrapQuery(self, self.table.local_id, state))
 
-            def ok(_: Reply) -> None:
-                state["test_nat"] = True
+    def _bootstrap_reply(self, state: _BootstrapState, r: Reply) -> None:
+        """A reply to a bootstrap query: the first one also gets a PING_NAT to our server port (a quick
+        firewall check: its answer, if it reaches the server socket, lets the node test its NAT)."""
+        if not state.first or self._server_addr is None:
+            return
+        state.first = False
 
-            self._request(
-                r.from_addr,
-                internal=True,
-                command=InternalCommand.PING_NAT,
-                value=_u16(self._server_addr[1]),
-                on_response=ok,
-                on_error=noop,
-            )
+        def ok(_: Reply) -> None:
+            state.test_nat = True
 
-        def on_finished(q: Query) -> None:
-            if self.bootstrapped or (not state["test_nat"] and not self._force_persistent):
+        self._request(
+            r.from_addr,
+            internal=True,
+            command=InternalCommand.PING_NAT,
+            value=_u16(self._server_addr[1]),
+            on_response=ok,
+            on_error=noop,
+        )
+
+    def _bootstrap_lookup_done(self, state: _BootstrapState) -> None:
+        """A bootstrap query ended (dht-rpc ``_bootstrap``): done, or update the network state and run a
+        second round if that made the node unfirewalled."""
+        if self.bootstrapped or (not state.test_nat and not self._force_persistent):
+            self._finish_bootstrap()
+            return
+
+        def updated(ok: bool) -> None:
+            state.round += 1
+            if ok and state.round == 1:
+                self._bootstrap_round(state)
+            else:
                 self._finish_bootstrap()
-                return
 
-            def updated(ok: bool) -> None:
-                state["round"] = int(str(state["round"])) + 1
-                if ok and state["round"] == 1:
-                    self._bootstrap_round(state)
-                else:
-                    self._finish_bootstrap()
-
-            self._update_network_state(not self._force_persistent, updated)
-
-        q = self._background_query(self.table.local_id, on_data=on_data, on_finished=on_finished)
-        self._start_query(q)
+        self._update_network_state(not self._force_persistent, updated)
 
     def _finish_bootstrap(self) -> None:
         self._bootstrapping = False
@@ -513,3 +514,31 @@ class RPCNetwork(RPCOps):
                 on_response=ok,
                 on_error=err,
             )
+
+
+@dataclass(slots=True)
+class _BootstrapState:
+    """What the rounds of one bootstrap share: PING_NAT still to send, its answer came, rounds done."""
+
+    first: bool
+    test_nat: bool = False
+    round: int = 0
+
+
+class BootstrapQuery(RefreshQuery):
+    """The bootstrap FIND_NODE of our own id (dht-rpc ``_bootstrap``): its first reply gets a PING_NAT, and
+    its end updates the network state (see :meth:`RPCNetwork._bootstrap_lookup_done`)."""
+
+    __slots__ = ("network", "state")
+
+    def __init__(self, node: RPCNetwork, target: bytes, state: _BootstrapState) -> None:
+        super().__init__(node, target)
+        self.network = node
+        self.state = state
+
+    def on_value(self, responder: Contact, r: Reply, now: float) -> None:
+        self.network._bootstrap_reply(self.state, r)
+
+    def lookup_done(self, now: float) -> None:
+        self.finish(None)
+        self.network._bootstrap_lookup_done(self.state)

@@ -36,8 +36,9 @@ from peerdht.hyper.messages import (
     encode_response,
 )
 from peerdht.hyper.nat import NatSampler
-from peerdht.hyper.rpc_types import Commit, OutgoingRequest, Query, Reply, make_reply, release
+from peerdht.hyper.rpc_types import OutgoingRequest, Reply, make_reply, release
 from peerdht.hyper.rpc_util import cached_node_id, check32
+from peerdht.kademlia.ops import Operation
 from peerdht.kademlia.requests import PendingRequest, RequestTable, Window
 from peerdht.kademlia.table import Contact, RoutingTable
 from peerdht.kademlia.tokens import TokenIssuer
@@ -45,7 +46,9 @@ from peerdht.kademlia.tokens import TokenIssuer
 if TYPE_CHECKING:
     import random
 
-__all__ = ["Commit", "OutgoingRequest", "Query", "RPCRequests", "Reply", "release"]  # the records live in rpc_types
+    from peerdht.hyper.queries import HyperQuery
+
+__all__ = ["OutgoingRequest", "RPCRequests", "Reply", "release"]  # the records live in rpc_types
 
 Address = tuple[str, int]
 
@@ -181,7 +184,7 @@ class RPCRequests:
         self._updating = False
         self._bootstrap_waiters: list[int] = []
         self._bootstrapping = False
-        self._queries: set[Query] = set()
+        self._queries: set[HyperQuery] = set()
         self._initial_nodes = [(h, int(p)) for h, p in nodes]
 
     # ------------------------------------------------------------------ properties
@@ -271,10 +274,14 @@ class RPCRequests:
         :class:`~peerdht.errors.LocalProtocolError`, nothing more is sent, timers stop
         (:meth:`get_timer` returns None) and incoming datagrams are dropped as ``not_bound``."""
         for op in list(self._ops):
-            self._fail(op, LocalProtocolError("node destroyed"))
+            what = self._ops.get(op)
+            if isinstance(what, Operation):
+                what.fail(LocalProtocolError("node destroyed"))
+            else:
+                self._fail(op, LocalProtocolError("node destroyed"))
         self._bootstrap_waiters.clear()
         for q in list(self._queries):
-            self._stop_query(q)
+            q.cancel()
         for p in list(self._requests):
             req = p.context
             if isinstance(req, OutgoingRequest):
@@ -309,13 +316,28 @@ class RPCRequests:
     def cancel(self, op: int) -> None:
         """Stop an operation; no further events are emitted for it."""
         what = self._ops.pop(op, None)
-        if isinstance(what, Query):
-            self._stop_query(what)
+        if isinstance(what, Operation):
+            what.cancel()
         elif isinstance(what, OutgoingRequest):
             self._abort_req(what)
-        elif isinstance(what, Commit):
-            for r in list(what.reqs):
-                self._abort_req(r)
+
+    # ------------------------------------------------------------------ for the queries (queries.QueryNode)
+
+    def op_done(self, op: int | None, result: object) -> None:
+        """Emit ``OpDone(op, result)`` if ``op`` is still pending (and forget it)."""
+        self._done(op, result)
+
+    def op_failed(self, op: int | None, error: PeerDHTError) -> None:
+        """Emit ``OpFailed(op, error)`` if ``op`` is still pending (and forget it)."""
+        self._fail(op, error)
+
+    def abort_request(self, request: OutgoingRequest) -> None:
+        """Forget a request in flight or waiting for the congestion window (no outcome is reported)."""
+        self._abort_req(request)
+
+    def emit(self, event: Event) -> None:
+        """Queue ``event`` for :meth:`next_event`."""
+        self._events.append(event)
 
     def request(
         self,
@@ -508,8 +530,8 @@ class RPCRequests:
         release(req)
         if on_error is not None:
             on_error(error)
-        elif query is not None and contact is not None:
-            self._query_error(query, contact, req, error)
+        elif query is not None:
+            query.failed(req, contact, error, self._now)
 
     # ------------------------------------------------------------------ receiving
 
@@ -599,8 +621,8 @@ class RPCRequests:
         reply = make_reply(addr, from_id, msg, socket)
         if on_response is not None:
             on_response(reply)
-        elif query is not None and contact is not None:
-            self._query_reply(query, contact, req, reply)
+        elif query is not None:
+            query.response(req, contact, reply, now)
 
     def _on_request(
         self, req: Request, addr: Address, from_id: bytes | None, socket: int, now: float
@@ -651,19 +673,7 @@ class RPCRequests:
         self._out.append((encode_response(msg), to, socket))
 
     # ------------------------------------------------------------------ hooks of the subclasses
-    # implemented by RPCOps (queries) and RPCNetwork (routing table upkeep)
-
-    def _pump(self, q: Query) -> None:
-        raise NotImplementedError
-
-    def _stop_query(self, q: Query) -> None:
-        raise NotImplementedError
-
-    def _query_reply(self, q: Query, c: Contact, req: OutgoingRequest, r: Reply) -> None:
-        raise NotImplementedError
-
-    def _query_error(self, q: Query, c: Contact, req: OutgoingRequest, e: PeerDHTError) -> None:
-        raise NotImplementedError
+    # implemented by RPCNetwork (routing table upkeep)
 
     def _add_node_from_network(
         self, sample: bool, addr: Address, from_id: bytes | None, to: Address, now: float

@@ -1,21 +1,25 @@
-"""The records of the dht-rpc node's request side: replies, requests in flight, queries, commits.
+"""The records of the dht-rpc node's request side: replies and requests in flight.
 
-Shared by :mod:`peerdht.hyper.rpc_requests`, :mod:`peerdht.hyper.rpc_ops` and
-:mod:`peerdht.hyper.rpc_network` (dht-rpc 6.27 keeps them in ``lib/io.js`` and ``lib/query.js``).
+Shared by :mod:`peerdht.hyper.rpc_requests`, :mod:`peerdht.hyper.rpc_ops`, :mod:`peerdht.hyper.rpc_network`
+and :mod:`peerdht.hyper.queries` (dht-rpc 6.27 keeps them in ``lib/io.js``). Queries and commits are typed ops
+(:mod:`peerdht.hyper.queries` on :mod:`peerdht.kademlia.ops`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from peerdht.errors import PeerDHTError
 from peerdht.hyper.messages import Response
-from peerdht.kademlia.lookup import Lookup
 from peerdht.kademlia.requests import PendingRequest
 from peerdht.kademlia.table import Contact
 
-__all__ = ["Commit", "OutgoingRequest", "Query", "Reply", "make_reply", "release"]
+if TYPE_CHECKING:
+    from peerdht.hyper.queries import HyperQuery
+
+__all__ = ["OutgoingRequest", "Reply", "make_reply", "release"]
 
 Address = tuple[str, int]
 
@@ -80,9 +84,9 @@ class OutgoingRequest(PendingRequest):
     A slotted class with a positional constructor (one is made per request sent), compared by identity.
     Two kinds:
 
-    * a request of an iterative query: ``owner`` is the :class:`Query`, ``contact`` the node asked;
-      ``on_response`` and ``on_error`` are None, and the node hands the outcome to the query itself (no
-      closures per request);
+    * a request of a query (:class:`~peerdht.hyper.queries.HyperQuery`): ``owner`` is the query, ``contact``
+      the node asked (``None`` for the query's writes); ``on_response`` and ``on_error`` are None, and the
+      node hands the outcome to the query itself (no closures per request);
     * any other request: ``on_response(reply)`` or ``on_error(error)`` is called once.
 
     Attributes:
@@ -118,7 +122,7 @@ class OutgoingRequest(PendingRequest):
         retries: int = 3,
         timeout: float = 1.0,
         to_id: bytes | None = None,
-        owner: Query | None = None,
+        owner: HyperQuery | None = None,
         contact: Contact | None = None,
     ) -> None:
         self.addr = addr
@@ -149,41 +153,6 @@ class OutgoingRequest(PendingRequest):
 
     def __repr__(self) -> str:
         return f"<OutgoingRequest command={self.command} to={self.addr} tid={self.tid} done={self.done}>"
-
-
-@dataclass(eq=False, slots=True)
-class Query:
-    """One iterative query (dht-rpc ``Query``)."""
-
-    op: int | None
-    target: bytes
-    command: int
-    internal: bool
-    value: bytes | None
-    lookup: Lookup
-    on_data: Callable[[Query, Contact, Reply], None] | None = None
-    on_finished: Callable[[Query], None] | None = None
-    reqs: set[OutgoingRequest] = field(default_factory=set)
-    slow: set[OutgoingRequest] = field(default_factory=set)
-    finished: bool = False
-    successes: int = 0
-    errors: int = 0
-    state: dict[str, object] = field(default_factory=dict)
-
-
-@dataclass(eq=False, slots=True)
-class Commit:
-    """The write phase of an announce/put: one request per closest reply."""
-
-    op: int
-    pending: int = 0
-    success: int = 0
-    errors: list[PeerDHTError] = field(default_factory=list)
-    reqs: set[OutgoingRequest] = field(default_factory=set)
-    result: Callable[[int], object] = lambda n: n
-    fail_on_remote: frozenset[int] = frozenset()
-
-
 
 
 def release(req: OutgoingRequest) -> None:
