@@ -263,7 +263,7 @@ class DatagramSocket:
         while i < n:
             data, addr = items[i]
             j = i + 1
-            if self._gso and j < n:
+            if j < n and self._gso and items[j][1] == addr:
                 # a run of same-size datagrams to one address (the last may be shorter) leaves in one
                 # sendmsg; the kernel splits it (Linux UDP_SEGMENT)
                 size = len(data)

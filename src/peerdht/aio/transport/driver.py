@@ -114,6 +114,7 @@ class DatagramDriver(Reactor):
         try:
             for i in range(sockets):
                 udx = driver.add_udx_socket(host, port if i == 0 else 0)
+                udx.share()
                 udx.transport.register(DHT_FIRST_BYTES, driver._shared_handler(i))
                 udx.on_datagram = lambda data, addr, i=i: driver._deliver_other(data, addr, i)
                 driver.udx_sockets.append(udx)

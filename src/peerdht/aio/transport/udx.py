@@ -87,6 +87,7 @@ class UDXSocket:
         transport.register((UDX_FIRST_BYTE,), self.core.receive_datagram)
         transport.set_default(self._on_other)
         transport.on_batch_end = self._on_batch_end
+        self._shared = False
 
     @classmethod
     async def bind(cls, host: str = "127.0.0.1", port: int = 0) -> UDXSocket:
@@ -104,6 +105,24 @@ class UDXSocket:
     def address(self) -> Addr:
         """The bound ``(host, port)``."""
         return self.transport.address
+
+    def share(self) -> None:
+        """Other consumers own some first bytes of this socket (the DHT): flush the UDX core after a
+        read batch only if UDX packets were in it (or when its timer, a stream command or a relayed
+        packet asks), instead of after every batch. Costs one call per UDX packet; saves a core flush
+        per batch of DHT messages."""
+        if self._shared:
+            return
+        self._shared = True
+        receive = self.core.receive_datagram
+        mark = self.reactor.mark
+
+        def udx_packet(data: bytes | memoryview, addr: Addr, now: float) -> None:
+            receive(data, addr, now)
+            mark(self)
+
+        self.transport.register((UDX_FIRST_BYTE,), udx_packet)
+        self.transport.on_batch_end = self.reactor.flush_dirty
 
     def create_stream(self, local_id: int | None = None, *, seq: int = 0, firewall: bool = True) -> UDXStream:
         """Create a stream with local id ``local_id`` (u32, allocated when None).
