@@ -274,6 +274,7 @@ def test_relay_passes_in_flight_packets_a_peer_resends_from_its_punch_socket() -
     r.connect(11, 2, B)
     r.relay_to(10, r, 11)
     r.relay_to(11, r, 10)
+    a.watch_remote_address(1)  # as peerdht's relayed streams are (aio/hyperdht/relay.py)
     b.send(2, b"header")
     held = b.datagrams_to_send(n.now)  # packetized for the relay path, not out yet when B moves
     assert [dst for _, dst in held] == [R]
