@@ -59,7 +59,7 @@ from peerdht.hyper.rpc_requests import (
     OutgoingRequest,
     Reply,
 )
-from peerdht.hyper.rpc_util import check32, op_id
+from peerdht.hyper.rpc_util import check32
 
 __all__ = [
     "CLIENT",
@@ -90,7 +90,6 @@ __all__ = [
     "RPCNode",
     "Reply",
     "check32",
-    "op_id",
 ]
 
 

@@ -105,8 +105,6 @@ class OutgoingRequest(PendingRequest):
         "command", "contact", "done", "internal", "on_error", "on_response", "owner", "socket", "target",
         "to_id", "token", "value",
     )
-    __hash__ = object.__hash__  # identity, not the dataclass's field equality
-    __eq__ = object.__eq__
 
     def __init__(
         self,

@@ -30,12 +30,6 @@ def noop(*_: object) -> None:
     return None
 
 
-def op_id(op: int | None) -> int:
-    """The op id of a query made by a command (never None there)."""
-    assert op is not None
-    return op
-
-
 def check32(b: bytes, what: str) -> None:
     """Raise :class:`LocalProtocolError` unless ``b`` is 32 bytes long."""
     if len(b) != 32:

@@ -253,10 +253,6 @@ class MainlineCore:
         self._next_op += 1
         return op_id
 
-    def _add_op(self, op: MainlineOp) -> MainlineOp:
-        self._ops[op.op_id] = op
-        return op
-
     def send_query(
         self, op: MainlineOp, contact: Contact, query: m.Query, now: float
     ) -> PendingRequest | None:
