@@ -187,17 +187,7 @@ class RPCNetwork(RPCOps):
         """
         self._now = now
         self._check_addr(addr)
-        op = self._new_op(None)
-
-        def ok(r: Reply) -> None:
-            self._done(op, r)
-
-        def err(e: PeerDHTError) -> None:
-            self._fail(op, e)
-
-        req = self._request(addr, internal=True, command=InternalCommand.PING, on_response=ok, on_error=err)
-        self._ops[op] = req
-        return op
+        return self._request_op(addr, internal=True, command=InternalCommand.PING)
 
     def delayed_ping(self, addr: Address, delay: float, now: float) -> int:
         """DELAYED_PING ``addr``: it answers after ``delay`` seconds (at most 10).
@@ -209,18 +199,13 @@ class RPCNetwork(RPCOps):
         self._check_addr(addr)
         if not 0 <= delay <= MAX_PING_DELAY:
             raise LocalProtocolError(f"delay must be within [0, {MAX_PING_DELAY}] seconds")
-        op = self._new_op(None)
-        req = self._request(
+        return self._request_op(
             addr,
             internal=True,
             command=InternalCommand.DELAYED_PING,
             value=struct.pack("<I", int(delay * 1000)),
             timeout=delay + 1.0,
-            on_response=lambda r: self._done(op, r),
-            on_error=lambda e: self._fail(op, e),
         )
-        self._ops[op] = req
-        return op
 
     def _on_internal(self, req: Request, addr: Address, socket: int, now: float) -> None:
         command = req.command

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
     from peerdht.hyper.queries import HyperQuery
 
-__all__ = ["OutgoingRequest", "RPCRequests", "Reply", "release"]  # the records live in rpc_types
+__all__ = ["OutgoingRequest", "RPCRequests", "Reply", "RequestOp", "release"]  # the records live in rpc_types
 
 Address = tuple[str, int]
 
@@ -318,8 +318,6 @@ class RPCRequests:
         what = self._ops.pop(op, None)
         if isinstance(what, Operation):
             what.cancel()
-        elif isinstance(what, OutgoingRequest):
-            self._abort_req(what)
 
     # ------------------------------------------------------------------ for the queries (queries.QueryNode)
 
@@ -375,8 +373,7 @@ class RPCRequests:
             check32(target, "target")
         if token is not None:
             check32(token, "token")
-        op = self._new_op(None)
-        req = self._request(
+        return self._request_op(
             addr,
             internal=internal,
             command=command,
@@ -385,11 +382,32 @@ class RPCRequests:
             token=token,
             retries=retries,
             socket=socket,
-            on_response=lambda r: self._done(op, r),
-            on_error=lambda e: self._fail(op, e),
         )
-        self._ops[op] = req
-        return op
+
+    def _request_op(
+        self,
+        addr: Address,
+        *,
+        internal: bool,
+        command: int,
+        target: bytes | None = None,
+        value: bytes | None = None,
+        token: bytes | None = None,
+        retries: int = REQUEST_RETRIES,
+        timeout: float = REQUEST_TIMEOUT,
+        socket: int | None = None,
+    ) -> int:
+        """One request as an op (:class:`RequestOp`); returns its op id."""
+        op = RequestOp(self, self._new_op(None))
+        assert op.id is not None
+        self._ops[op.id] = op
+        sock = socket if socket is not None else (CLIENT if self.firewalled else SERVER)
+        req = OutgoingRequest(
+            addr, sock, internal, command, None, None, target, value, token, retries, timeout, None, op, None
+        )
+        op.requests.add(req)
+        self._submit(req)
+        return op.id
 
     def reply(
         self,
@@ -526,12 +544,12 @@ class RPCRequests:
             if node is not None:
                 self._remove_node(node)
         error = RequestTimeout(f"no reply from {p.addr[0]}:{p.addr[1]} after {p.tries} tries")
-        on_error, query, contact = req.on_error, req.owner, req.contact
+        on_error, owner, contact = req.on_error, req.owner, req.contact
         release(req)
         if on_error is not None:
             on_error(error)
-        elif query is not None:
-            query.failed(req, contact, error, self._now)
+        elif owner is not None:
+            owner.failed(req, contact, error, self._now)
 
     # ------------------------------------------------------------------ receiving
 
@@ -616,13 +634,13 @@ class RPCRequests:
             self._commands_stats[req.command]["rx"] += 1
         # sample the NAT only from replies on the socket we sent from (io.js: not external)
         self._add_node_from_network(socket == (CLIENT if self.firewalled else SERVER), addr, from_id, msg.to, now)
-        on_response, query, contact = req.on_response, req.owner, req.contact
+        on_response, owner, contact = req.on_response, req.owner, req.contact
         release(req)
         reply = make_reply(addr, from_id, msg, socket)
         if on_response is not None:
             on_response(reply)
-        elif query is not None:
-            query.response(req, contact, reply, now)
+        elif owner is not None:
+            owner.response(req, contact, reply, now)
 
     def _on_request(
         self, req: Request, addr: Address, from_id: bytes | None, socket: int, now: float
@@ -691,6 +709,37 @@ class RPCRequests:
 
     def _on_internal(self, req: Request, addr: Address, socket: int, now: float) -> None:
         raise NotImplementedError
+
+
+class RequestOp(Operation[OutgoingRequest]):
+    """One request as an op (dht-rpc ``request``, ``ping``): ``OpDone(result=Reply)`` on any reply,
+    ``OpFailed`` when it times out, nothing once cancelled."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: RPCRequests, op: int) -> None:
+        super().__init__(op)
+        self.node = node
+
+    def abort_request(self, request: OutgoingRequest) -> None:
+        self.node.abort_request(request)
+
+    def emit_done(self, result: object) -> None:
+        self.node.op_done(self.id, result)
+
+    def emit_failed(self, error: PeerDHTError) -> None:
+        self.node.op_failed(self.id, error)
+
+    def response(self, req: OutgoingRequest, contact: Contact | None, r: Reply, now: float) -> None:
+        self.requests.discard(req)
+        self.finish(r)
+
+    def failed(self, req: OutgoingRequest, contact: Contact | None, error: PeerDHTError, now: float) -> None:
+        self.requests.discard(req)
+        self.fail(error)
+
+    def on_slow(self, request: OutgoingRequest, contact: Contact) -> None:
+        """Resends change nothing for a single request."""
 
 
 # request fields after the head -> (type and flags, bytes after tid and to)

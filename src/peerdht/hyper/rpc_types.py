@@ -9,17 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from peerdht.errors import PeerDHTError
 from peerdht.hyper.messages import Response
 from peerdht.kademlia.requests import PendingRequest
 from peerdht.kademlia.table import Contact
 
-if TYPE_CHECKING:
-    from peerdht.hyper.queries import HyperQuery
-
-__all__ = ["OutgoingRequest", "Reply", "make_reply", "release"]
+__all__ = ["OutgoingRequest", "Reply", "RequestOwner", "make_reply", "release"]
 
 Address = tuple[str, int]
 
@@ -76,6 +73,20 @@ class Reply:
         return self.message.value
 
 
+class RequestOwner(Protocol):
+    """The op a request belongs to (a :class:`~peerdht.hyper.queries.HyperQuery` or a
+    :class:`~peerdht.hyper.rpc_requests.RequestOp`): the node hands it the request's outcome."""
+
+    def response(self, req: OutgoingRequest, contact: Contact | None, r: Reply, now: float) -> None:
+        """``req`` (sent to ``contact``, ``None`` for a write or a single request) was answered with ``r``."""
+
+    def failed(self, req: OutgoingRequest, contact: Contact | None, error: PeerDHTError, now: float) -> None:
+        """``req`` got no reply after its retries (``error``)."""
+
+    def on_slow(self, request: OutgoingRequest, contact: Contact) -> None:
+        """``request`` (a query request to ``contact``) is being resent."""
+
+
 class OutgoingRequest(PendingRequest):
     """One outgoing request: the dht-rpc node's fields on top of the request table's own
     (:class:`~peerdht.kademlia.requests.PendingRequest`; one object per request, tracked with
@@ -84,10 +95,12 @@ class OutgoingRequest(PendingRequest):
     A slotted class with a positional constructor (one is made per request sent), compared by identity.
     Two kinds:
 
-    * a request of a query (:class:`~peerdht.hyper.queries.HyperQuery`): ``owner`` is the query, ``contact``
-      the node asked (``None`` for the query's writes); ``on_response`` and ``on_error`` are None, and the
-      node hands the outcome to the query itself (no closures per request);
-    * any other request: ``on_response(reply)`` or ``on_error(error)`` is called once.
+    * a request of an op (:class:`RequestOwner`: a query of :mod:`peerdht.hyper.queries`, or a
+      :class:`~peerdht.hyper.rpc_requests.RequestOp`): ``owner`` is the op, ``contact`` the node a query
+      asked (``None`` for a query's writes and single requests); ``on_response`` and ``on_error`` are None,
+      and the node hands the outcome to the op itself (no closures per request);
+    * a request of the node's own upkeep (table checks, DOWN_HINTs, the firewall check): ``on_response(reply)``
+      or ``on_error(error)`` is called once.
 
     Attributes:
         addr: destination ``(host, port)``.
@@ -120,7 +133,7 @@ class OutgoingRequest(PendingRequest):
         retries: int = 3,
         timeout: float = 1.0,
         to_id: bytes | None = None,
-        owner: HyperQuery | None = None,
+        owner: RequestOwner | None = None,
         contact: Contact | None = None,
     ) -> None:
         self.addr = addr
