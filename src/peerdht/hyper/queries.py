@@ -37,12 +37,14 @@ from peerdht.hyper.records import (
     decode_peer,
     encode_announce,
 )
+from peerdht.hyper.rpc_requests import CLIENT, QUERY_RETRIES, REQUEST_RETRIES, REQUEST_TIMEOUT, SERVER
+from peerdht.hyper.rpc_types import OutgoingRequest
 from peerdht.kademlia.ops import LookupOp
 from peerdht.kademlia.table import Contact
 
 if TYPE_CHECKING:
     from peerdht.hyper.events import Event
-    from peerdht.hyper.rpc_types import OutgoingRequest, Reply
+    from peerdht.hyper.rpc_types import Reply
 
 __all__ = [
     "AnnounceQuery",
@@ -71,13 +73,11 @@ CONCURRENCY = 10
 class QueryNode(Protocol):
     """What the queries use of the node (:class:`~peerdht.hyper.rpc.RPCNode`)."""
 
-    def query_send(self, query: HyperQuery, contact: Contact) -> OutgoingRequest:
-        """Send ``query``'s request to ``contact`` (queued while the congestion window is full)."""
+    firewalled: bool
+    """Requests leave from the client socket (else the server socket)."""
 
-    def commit_send(
-        self, query: HyperQuery, addr: Address, command: int, value: bytes | None, token: bytes
-    ) -> OutgoingRequest:
-        """Send a write of ``query`` (``command``, ``value``, with the ``token`` the node gave) to ``addr``."""
+    def submit(self, req: OutgoingRequest) -> None:
+        """Send ``req`` (queued while the congestion window is full)."""
 
     def abort_request(self, request: OutgoingRequest) -> None:
         """Forget a request in flight (or waiting for the window)."""
@@ -101,7 +101,7 @@ class QueryNode(Protocol):
         """Queue an event."""
 
 
-class HyperQuery(LookupOp["OutgoingRequest"]):
+class HyperQuery(LookupOp[OutgoingRequest]):
     """A dht-rpc query of ``command`` towards ``target`` (see the module docstring).
 
     Args:
@@ -135,7 +135,49 @@ class HyperQuery(LookupOp["OutgoingRequest"]):
     # -- the engine's protocol ----------------------------------------------------------------
 
     def send_query(self, contact: Contact, now: float) -> OutgoingRequest:
-        return self.node.query_send(self, contact)
+        # the outcome comes back through req.owner (this query) and req.contact
+        node = self.node
+        req = OutgoingRequest(
+            contact.addr,
+            CLIENT if node.firewalled else SERVER,
+            self.internal,
+            self.command,
+            None,
+            None,
+            self.target,
+            self.value,
+            None,
+            QUERY_RETRIES,
+            REQUEST_TIMEOUT,
+            contact.id or None,
+            self,
+            contact,
+        )
+        node.submit(req)
+        return req
+
+    def write(self, addr: Address, command: int, value: bytes | None, token: bytes) -> OutgoingRequest:
+        """Send one write of this query (``command`` with ``value`` and the ``token`` ``addr`` gave; 3
+        retries); its outcome comes back to the query."""
+        node = self.node
+        req = OutgoingRequest(
+            addr,
+            CLIENT if node.firewalled else SERVER,
+            False,
+            command,
+            None,
+            None,
+            self.target,
+            value,
+            token,
+            REQUEST_RETRIES,
+            REQUEST_TIMEOUT,
+            None,
+            self,
+            None,
+        )
+        node.submit(req)
+        return req
 
     def abort_request(self, request: OutgoingRequest) -> None:
         self.node.abort_request(request)
@@ -360,9 +402,7 @@ class CommitQuery(HyperQuery):
         r: Reply = data  # type: ignore[assignment]
         token = r.message.token
         assert token is not None
-        return self.node.commit_send(
-            self, r.from_addr, self.write_command, self.write_value(contact, token), token
-        )
+        return self.write(r.from_addr, self.write_command, self.write_value(contact, token), token)
 
     def store_done(self, now: float) -> None:
         errors = self.store_errors
@@ -473,7 +513,7 @@ class UnannounceQuery(HyperQuery):
         assert token is not None and r.from_id is not None
         sig = sign_announce(self.target, r.from_id, token, self.peer, None, self.key_pair, unannounce=True)
         value = encode_announce(Announce(peer=self.peer, signature=sig))
-        return self.node.commit_send(self, r.from_addr, Command.UNANNOUNCE, value, token)
+        return self.write(r.from_addr, Command.UNANNOUNCE, value, token)
 
     def lookup_done(self, now: float) -> None:
         if not self.lookup.closest_count:

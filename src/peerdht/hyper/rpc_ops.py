@@ -1,9 +1,9 @@
-"""dht-rpc queries: starting them, their requests and DOWN_HINTs (the node's side of :mod:`peerdht.hyper.queries`).
+"""dht-rpc queries: starting them and DOWN_HINTs (the node's side of :mod:`peerdht.hyper.queries`).
 
-Part of :class:`peerdht.hyper.rpc.RPCNode`; mirrors dht-rpc 6.27 ``lib/query.js`` (``_open``, ``_visit``,
-``_downHint``). The queries themselves are typed ops (:mod:`peerdht.hyper.queries`) on the shared engine
-(:mod:`peerdht.kademlia.ops`); this layer seeds them, sends their requests and writes, and implements the
-rest of their :class:`~peerdht.hyper.queries.QueryNode` surface.
+Part of :class:`peerdht.hyper.rpc.RPCNode`; mirrors dht-rpc 6.27 ``lib/query.js`` (``_open``, ``_downHint``).
+The queries themselves are typed ops (:mod:`peerdht.hyper.queries`) on the shared engine
+(:mod:`peerdht.kademlia.ops`) and build their own requests; this layer seeds them and implements the rest
+of their :class:`~peerdht.hyper.queries.QueryNode` surface.
 """
 
 from __future__ import annotations
@@ -13,16 +13,9 @@ from peerdht.hyper.constants import InternalCommand
 from peerdht.hyper.crypto import node_id
 from peerdht.hyper.queries import FindNodeQuery, HyperQuery, RefreshQuery
 from peerdht.hyper.rpc_requests import (
-    CLIENT,
     DOWN_HINTS_PER_TICK,
-    QUERY_RETRIES,
     REFRESH_TICKS,
-    REQUEST_RETRIES,
-    REQUEST_TIMEOUT,
-    SERVER,
-    Address,
     K,
-    OutgoingRequest,
     RPCRequests,
     _is_ipv4,
 )
@@ -68,52 +61,6 @@ class RPCOps(RPCRequests):
             ]
         q.start(seeds, self._now, boot)
         return q.id or 0
-
-    def query_send(self, query: HyperQuery, contact: Contact) -> OutgoingRequest:
-        """Send ``query``'s request to ``contact`` (5 retries; its outcome goes to the query through
-        ``req.owner``, ``req.contact``)."""
-        req = OutgoingRequest(
-            contact.addr,
-            CLIENT if self.firewalled else SERVER,
-            query.internal,
-            query.command,
-            None,
-            None,
-            query.target,
-            query.value,
-            None,
-            QUERY_RETRIES,
-            REQUEST_TIMEOUT,
-            contact.id or None,
-            query,
-            contact,
-        )
-        self._submit(req)
-        return req
-
-    def commit_send(
-        self, query: HyperQuery, addr: Address, command: int, value: bytes | None, token: bytes
-    ) -> OutgoingRequest:
-        """Send one write of ``query`` to ``addr`` with the ``token`` it gave (3 retries; the outcome goes
-        to the query)."""
-        req = OutgoingRequest(
-            addr,
-            CLIENT if self.firewalled else SERVER,
-            False,
-            command,
-            None,
-            None,
-            query.target,
-            value,
-            token,
-            REQUEST_RETRIES,
-            REQUEST_TIMEOUT,
-            None,
-            query,
-            None,
-        )
-        self._submit(req)
-        return req
 
     def query_closed(self, query: HyperQuery) -> None:
         """The lookup of ``query`` ended: it is no longer pumped by the timer nor counted active."""

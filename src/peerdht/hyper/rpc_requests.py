@@ -406,7 +406,7 @@ class RPCRequests:
             addr, sock, internal, command, None, None, target, value, token, retries, timeout, None, op, None
         )
         op.requests.add(req)
-        self._submit(req)
+        self.submit(req)
         return op.id
 
     def reply(
@@ -470,11 +470,12 @@ class RPCRequests:
         req = OutgoingRequest(
             addr, sock, internal, command, on_response, on_error, target, value, token, retries, timeout, to_id
         )
-        self._submit(req)
+        self.submit(req)
         return req
 
-    def _submit(self, req: OutgoingRequest) -> None:
-        """Count a new request and send it, or queue it while the congestion window is full."""
+    def submit(self, req: OutgoingRequest) -> None:
+        """Count a new request and send it, or queue it while the congestion window is full (io.js). The
+        queries of :mod:`peerdht.hyper.queries` build their requests and send them through here."""
         stats = self._requests_stats
         stats["active"] += 1
         stats["total"] += 1
