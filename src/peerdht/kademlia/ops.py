@@ -22,18 +22,19 @@ BEP 5 and BEP 44, as ``bittorrent-dht/client.js``):
 The engine encodes nothing and sends nothing. Each profile subclasses it once with the small protocol below,
 which is all the engine knows of a DHT, and then once per command for its meaning:
 
-===========================  =====================================================================
-:meth:`Operation.abort_request`   forget a request in flight (its reply then counts as unexpected)
-:meth:`Operation.emit_done`       the result event (``OpDone``) of the profile
-:meth:`Operation.emit_failed`     the error event (``OpFailed``) of the profile
-:meth:`Operation.closed`          the op ended (any way): drop it from the node's op table
-:meth:`LookupOp.send_query`       encode and send the lookup query to one contact -> request or ``None``
-:meth:`LookupOp.send_store`       encode and send one write (with the responder's data, e.g. its token)
-:meth:`LookupOp.send_down_hint`   dht-rpc only: a referred node did not answer
-:meth:`LookupOp.on_data`          interpret one reply (values, peers, items; may finish the op)
-:meth:`LookupOp.lookup_done`      what to do with the closest replies: finish, or store to them
-:meth:`LookupOp.store_done`       the result once every write is answered
-===========================  =====================================================================
+* :meth:`Operation.abort_request`: forget a request in flight (its reply then counts as unexpected);
+* :meth:`Operation.emit_done` / :meth:`Operation.emit_failed`: the profile's ``OpDone`` / ``OpFailed`` event;
+* :meth:`Operation.closed`: the op ended (any way): drop it from the node's op table;
+* :meth:`LookupOp.send_query`: encode and send the lookup query to one contact (the request, or ``None``);
+* :meth:`LookupOp.send_store`: encode and send one write (with the responder's data, e.g. its token);
+* :meth:`LookupOp.send_down_hint`: dht-rpc only: a referred node did not answer;
+* :meth:`LookupOp.on_data`: interpret one reply (values, peers, items; may finish the op);
+* :meth:`LookupOp.lookup_done`: what to do with the closest replies: finish, or store to them;
+* :meth:`LookupOp.store_done`: the result once every write is answered.
+
+The two profiles: :mod:`peerdht.mainline.ops` (BEP 5/44 commands over KRPC) and :mod:`peerdht.hyper.queries`
+(dht-rpc queries and commits, HyperDHT's commands); single requests are plain :class:`Operation` s
+(``PingOp``/``SampleOp`` there, ``RequestOp`` in :mod:`peerdht.hyper.rpc_requests`).
 
 Request handles are the profile's own objects (``R``: hashable, compared by identity). The profile tells the
 op what became of each: :meth:`LookupOp.on_reply`, :meth:`LookupOp.on_failure`, :meth:`LookupOp.on_slow`,
