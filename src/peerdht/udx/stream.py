@@ -227,6 +227,12 @@ class UDXSocketCore:
         st.keepalive = 0.0
         st.keepalive_deadline = None
 
+    def queue_relayed(self, data: bytes, addr: Addr) -> None:
+        """Queue one packet that a stream relaying into this core (:meth:`relay_to`) passes on: ``data``
+        is a whole UDX packet whose header already carries the destination's remote id, sent as it is
+        to ``addr`` by the next :meth:`datagrams_to_send` (no stream state changes here)."""
+        self._out.append((data, addr))
+
     def watch_remote_address(self, stream_id: int) -> None:
         """Report packets of this connected stream that come from an address other than its remote's
         (and other than any remote it had) as :class:`RemoteAddress`, once per address -- how a
@@ -675,7 +681,7 @@ class UDXSocketCore:
         elif limiter is None or limiter.allow(n, now):
             buf = bytearray(data)
             buf[4:8] = dst.remote_id.to_bytes(4, "little")
-            dcore._out.append((bytes(buf), dst.addr))
+            dcore.queue_relayed(bytes(buf), dst.addr)
             st.relayed_bytes += n
         else:
             st.relay_drops += 1
