@@ -54,9 +54,9 @@ async def test_an_open_client_waits_for_a_firewalled_server_even_when_the_lan_an
         # The race, forced: the server's first UDX packets reach the client only once the client has
         # chosen its path -- after its LAN PING was answered (the loaded-machine order), or once it
         # waits for the server to connect.
-        raws = b.raw_streams()  # made on first use; it hooks the driver's on_other
+        raws = b.raw_streams()  # made on first use; it registers as the driver's other-datagram handler
         driver = b.require_open()
-        deliver = driver.on_other
+        deliver = driver.set_other_handler(None)  # taken out here, put back behind the gate below
         assert deliver is not None
         held: list[tuple[bytes, tuple[str, int], int]] = []
         gate = asyncio.Event()
@@ -72,7 +72,7 @@ async def test_an_open_client_waits_for_a_firewalled_server_even_when_the_lan_an
             while held:
                 deliver(*held.pop(0))
 
-        driver.on_other = hold
+        driver.set_other_handler(hold)
         lan_shortcut = connect_mod._lan_shortcut
 
         async def lan_then_open_gate(*args: object) -> UDXStream | None:

@@ -116,7 +116,7 @@ async def test_shared_socket_splits_datagrams_by_first_byte() -> None:
     core = RecordingCore()
     driver = await DatagramDriver.create_udx(core, "127.0.0.1", 0)
     other: list[tuple[bytes, int]] = []
-    driver.on_other = lambda data, addr, index: other.append((bytes(data), index))
+    assert driver.set_other_handler(lambda data, addr, index: other.append((bytes(data), index))) is None
     udx = driver.udx_sockets[0]
     stream = udx.create_stream(7)
     await stream.connect(9, ("127.0.0.1", 9))  # a stream, so that a UDX packet for id 7 is its own

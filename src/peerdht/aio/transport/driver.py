@@ -13,10 +13,10 @@ Every socket is a :class:`~peerdht.aio.transport.datagram.DatagramSocket` (batch
 backlog) that splits datagrams by first byte. :meth:`DatagramDriver.create` gives the core every byte
 (Mainline, a HyperDHT node that is not connectable). :meth:`DatagramDriver.create_udx` shares each socket
 with a :class:`~peerdht.aio.transport.udx.UDXSocket`, as hyperdht does: 0x03/0x13 (dht-rpc) go to the
-DHT core, 0xFF (UDX) to the socket's UDX core, everything else to :attr:`DatagramDriver.on_other`
-(holepunch probes, UDX packets of streams not made yet). The driver is the
-:class:`~peerdht.aio.transport.reactor.Reactor` of all of them: one timer at the earliest deadline of the
-DHT core and every UDX core, one flush per read batch.
+DHT core, 0xFF (UDX) to the socket's UDX core, everything else to the handler registered with
+:meth:`DatagramDriver.set_other_handler` (holepunch probes, UDX packets of streams not made yet). The
+driver is the :class:`~peerdht.aio.transport.reactor.Reactor` of all of them: one timer at the earliest
+deadline of the DHT core and every UDX core, one flush per read batch.
 
 On a plain socket a datagram that produced events (a peer found, an operation done) has them handed over
 at once and ends the read batch: the rest is read on the next loop turn, after the task waiting on that
@@ -43,6 +43,8 @@ MAX_BATCH = 64
 """Datagrams read per readiness event on a plain (DHT-only) socket before the core is flushed."""
 DHT_FIRST_BYTES = (0x03, 0x13)
 """First bytes of dht-rpc messages (request and response, version 3 wire)."""
+OtherHandler = Callable[[bytes, Address, int], None]
+"""``handler(data, addr, socket_index)`` for what a shared socket's DHT and UDX consumers do not own."""
 
 
 class DatagramCore(Protocol):
@@ -80,8 +82,6 @@ class DatagramDriver(Reactor):
     Attributes:
         udx_sockets: the UDX side of each shared socket (index = the core's socket index); empty for
             :meth:`create`.
-        on_other: called with ``(data, addr, socket_index)`` for datagrams on shared sockets that are not
-            dht-rpc messages and not UDX packets of a known stream.
     """
 
     def __init__(self, core: Any, on_event: Callable[[object], None], multi: bool) -> None:
@@ -92,7 +92,7 @@ class DatagramDriver(Reactor):
         self.transports: list[DatagramSocket | MessageTransport] = []
         self.udx_sockets: list[UDXSocket] = []
         self._in_step = False
-        self.on_other: Callable[[bytes, Address, int], None] | None = None
+        self._other: OtherHandler | None = None
 
     @classmethod
     async def create_udx(
@@ -174,6 +174,15 @@ class DatagramDriver(Reactor):
         """
         sock = bind_udp(host, port, buffers=SOCKET_BUFFER)
         return UDXSocket(DatagramSocket(sock, batch=RECV_BATCH, gro=True), self)
+
+    def set_other_handler(self, handler: OtherHandler | None) -> OtherHandler | None:
+        """Hand datagrams on shared sockets that are neither dht-rpc messages nor UDX packets of a known
+        stream (holepunch probes, a stream's packets before it is made) to ``handler`` as ``(data, addr,
+        socket_index)`` (None: drop them); returns the handler it replaces. The counterpart, one level
+        up, of :meth:`DatagramSocket.set_default <peerdht.aio.transport.datagram.DatagramSocket.set_default>`;
+        :class:`~peerdht.aio.transport.socketpool.RawStreams` registers here."""
+        previous, self._other = self._other, handler
+        return previous
 
     def add_transport(self, transport: MessageTransport) -> int:
         """Send the core's messages for socket index ``len(transports)`` through ``transport``; returns
@@ -291,11 +300,12 @@ class DatagramDriver(Reactor):
         return feed
 
     def _deliver_other(self, data: bytes, addr: Address, index: int) -> None:
-        if self.on_other is not None and not self._closed:
+        handler = self._other
+        if handler is not None and not self._closed:
             try:
-                self.on_other(data, addr, index)
+                handler(data, addr, index)
             except Exception:
-                log.exception("on_other raised on a datagram from %s", addr)
+                log.exception("the other-datagram handler raised on a datagram from %s", addr)
 
     def _on_batch_end(self) -> None:
         self.batch_done(self)

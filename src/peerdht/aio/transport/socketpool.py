@@ -79,7 +79,7 @@ class RawStreams:
         self._next_extra = EXTRA_BASE
         #: Called with ``(addr, socket)`` for every 1-byte probe (a server echoes them).
         self.probe_listeners: list[Callable[[Address, int], None]] = []
-        driver.on_other = self._on_other
+        driver.set_other_handler(self._on_other)
 
     def send_probe(self, socket: int, addr: Address, ttl: int | None = None) -> None:
         """Send a 1-byte holepunch probe from socket ``socket`` to ``addr``; ``ttl`` (e.g. 5) lets
