@@ -4,7 +4,7 @@ simulated network, client A <-> relay R <-> client B."""
 from __future__ import annotations
 
 from peerdht.relay.pairing import TokenBucket
-from peerdht.udx.events import StreamClosed, StreamData, StreamEnd
+from peerdht.udx.events import StreamData, StreamEnd, StreamTerminated
 from peerdht.udx.stream import UDXSocketCore
 
 A, R, B = ("10.0.0.1", 1000), ("10.0.0.9", 9000), ("10.0.0.2", 2000)
@@ -75,7 +75,7 @@ def test_relay_carries_both_ways_and_closes_cleanly() -> None:
     a.end(1)
     b.end(2)
     n.run()
-    assert any(isinstance(e, StreamClosed) and e.error is None for e in n.events(A))
+    assert any(isinstance(e, StreamTerminated) and e.error is None for e in n.events(A))
     assert n.cores[R].stream_stats(10)["relayed_bytes"] > len(payload)
 
 
@@ -83,8 +83,8 @@ def test_destroy_passes_through_and_closes_the_splice() -> None:
     n = splice()
     n.cores[A].destroy(1)
     n.run()
-    assert any(isinstance(e, StreamClosed) and e.error is not None for e in n.events(B))
-    closed = {e.stream_id for e in n.events(R) if isinstance(e, StreamClosed)}
+    assert any(isinstance(e, StreamTerminated) and e.error is not None for e in n.events(B))
+    closed = {e.stream_id for e in n.events(R) if isinstance(e, StreamTerminated)}
     assert closed == {10, 11}
 
 
@@ -124,7 +124,7 @@ def test_destroy_of_relay_stream_is_silent_and_closes_partner() -> None:
     r = n.cores[R]
     r.destroy(10)
     assert r.datagrams_to_send(0.0) == []
-    assert {e.stream_id for e in n.events(R) if isinstance(e, StreamClosed)} == {10, 11}
+    assert {e.stream_id for e in n.events(R) if isinstance(e, StreamTerminated)} == {10, 11}
     assert not any(isinstance(e, StreamEnd) for e in n.events(A))
 
 
@@ -220,10 +220,10 @@ def test_a_watched_stream_ignores_destroy_from_a_path_it_left() -> None:
     a.send(1, b" there")
     n.run()
     evs = n.events(B)
-    assert not any(isinstance(e, StreamClosed) for e in evs)
+    assert not any(isinstance(e, StreamTerminated) for e in evs)
     assert data_of(evs) == b" there"
     b.receive_datagram(stale, A, n.now)  # from the current remote it counts
-    assert any(isinstance(e, StreamClosed) for e in n.events(B))
+    assert any(isinstance(e, StreamTerminated) for e in n.events(B))
 
 
 B_PUNCH = ("10.0.0.2", 2001)

@@ -17,9 +17,9 @@ from peerdht.udx.events import (
     MessageReceived,
     PreConnectPacket,
     RemoteChanged,
-    StreamClosed,
     StreamData,
     StreamEnd,
+    StreamTerminated,
     StreamWritable,
     UDXEvent,
 )
@@ -46,8 +46,8 @@ class Side:
         return any(isinstance(e, StreamEnd) for e in self.events)
 
     @property
-    def closed(self) -> StreamClosed | None:
-        return next((e for e in self.events if isinstance(e, StreamClosed)), None)
+    def closed(self) -> StreamTerminated | None:
+        return next((e for e in self.events if isinstance(e, StreamTerminated)), None)
 
     def pump(self) -> None:
         while (e := self.core.next_event()) is not None:
@@ -95,7 +95,7 @@ def transfer(net: FakeNet, size: int, **kw: int) -> tuple[Side, Side]:
     run(net, (a, b), lambda: a.closed and b.closed)
     assert hashlib.sha256(b.data).digest() == hashlib.sha256(a.outbox).digest()
     assert a.data == b.outbox
-    assert a.closed == StreamClosed(stream_id=1) and b.closed == StreamClosed(stream_id=2)
+    assert a.closed == StreamTerminated(stream_id=1) and b.closed == StreamTerminated(stream_id=2)
     return a, b
 
 
@@ -156,7 +156,7 @@ def test_half_close_then_keep_receiving() -> None:
     assert a.closed is None and b.closed is None
     b.core.end(b.sid)
     run(net, (a, b), lambda: a.closed and b.closed)
-    assert a.eof and a.closed == StreamClosed(stream_id=1)
+    assert a.eof and a.closed == StreamTerminated(stream_id=1)
 
 
 def test_destroy_resets_peer() -> None:
@@ -166,7 +166,7 @@ def test_destroy_resets_peer() -> None:
     run(net, (a, b), lambda: b.data == b"hello")
     a.core.destroy(a.sid)
     run(net, (a, b), lambda: b.closed)
-    assert a.closed == StreamClosed(stream_id=1, error=None)
+    assert a.closed == StreamTerminated(stream_id=1, error=None)
     assert b.closed is not None and isinstance(b.closed.error, StreamReset)
     assert not a.core.has_stream(1) and not b.core.has_stream(2)
 
@@ -284,7 +284,7 @@ def test_idle_timeout_spares_a_silent_live_peer() -> None:
     b.outbox = b"still here"
     b.end_after = True
     run(net, (a, b), lambda: a.closed is not None and b.closed is not None, max_time=30)
-    assert a.data == b"still here" and a.closed == StreamClosed(stream_id=1)
+    assert a.data == b"still here" and a.closed == StreamTerminated(stream_id=1)
 
 
 def test_idle_timeout_while_writing_to_a_vanished_peer() -> None:
@@ -347,7 +347,7 @@ def test_many_streams_share_a_socket_and_fail_alone() -> None:
     net.add(B, b)
     data = {10 + i: random.Random(i).randbytes(300_000) for i in range(4)}
     got: dict[int, bytearray] = {20 + i: bytearray() for i in range(4)}
-    closed: dict[int, StreamClosed] = {}
+    closed: dict[int, StreamTerminated] = {}
     ended: set[int] = set()
     for i in range(4):
         a.connect(a.create_stream(10 + i), 20 + i, B)
@@ -370,7 +370,7 @@ def test_many_streams_share_a_socket_and_fail_alone() -> None:
                     got[e.stream_id] += e.data
                 elif isinstance(e, StreamEnd):
                     ended.add(e.stream_id)
-                elif isinstance(e, StreamClosed):
+                elif isinstance(e, StreamTerminated):
                     closed[e.stream_id] = e
         return ended >= {20, 21, 23} and 22 in closed
 
@@ -430,7 +430,7 @@ def test_lost_ack_of_our_end_from_a_peer_without_time_wait() -> None:
     run(net, (a, b), lambda: b.closed)
     start = net.now
     run(net, (a, b), lambda: a.closed)
-    assert a.closed == StreamClosed(stream_id=1, error=None)
+    assert a.closed == StreamTerminated(stream_id=1, error=None)
     assert net.now - start < 20  # 1 + 2 + 4 + 8 s of backed-off timeouts (no RTT sample yet)
 
 

@@ -23,10 +23,11 @@ class StreamEnd:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class StreamClosed:
-    """The stream is gone. ``error`` is None after a clean close (END both ways, all acked) or a local
-    ``destroy``; :class:`peerdht.errors.StreamReset` when the peer sent DESTROY or retransmissions
-    timed out."""
+class StreamTerminated:
+    """The stream is gone, however it ended (udx-native's ``'close'``; named like aioquic's
+    ``ConnectionTerminated``, not like the exception :class:`peerdht.errors.StreamClosed`). ``error`` is
+    None after a clean close (END both ways, all acked) or a local ``destroy``;
+    :class:`peerdht.errors.StreamReset` when the peer sent DESTROY or retransmissions timed out."""
 
     stream_id: int
     error: StreamError | None = None
@@ -87,7 +88,7 @@ class DatagramReceived:
 UDXEvent = (
     StreamData
     | StreamEnd
-    | StreamClosed
+    | StreamTerminated
     | StreamWritable
     | MessageReceived
     | RemoteChanged

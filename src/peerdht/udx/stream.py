@@ -35,10 +35,10 @@ from peerdht.udx.events import (
     RemoteChanged,
     StreamData,
     StreamEnd,
+    StreamTerminated,
     StreamWritable,
     UDXEvent,
 )
-from peerdht.udx.events import StreamClosed as StreamClosedEvent
 from peerdht.udx.packet import DATA, DESTROY, END, HEADER, HEADER_SIZE, HEARTBEAT, MESSAGE, SACK
 from peerdht.udx.sack import add_range, send_ack
 from peerdht.udx.sender import (
@@ -277,7 +277,7 @@ class UDXSocketCore:
     def destroy(self, stream_id: int) -> None:
         """Reset the stream: send DESTROY and close it at once (libudx ``udx_stream_destroy``).
 
-        Emits :class:`StreamClosed` with ``error=None``. Does nothing if the stream is already closed.
+        Emits :class:`~peerdht.udx.events.StreamTerminated` with ``error=None``. Does nothing if the stream is already closed.
         """
         st = self._streams.get(stream_id)
         if st is None or st.closed:
@@ -715,7 +715,7 @@ class UDXSocketCore:
         st.lost_q.clear()
         st.write_q.clear()
         st.rto_deadline = st.pto_deadline = st.zwp_deadline = st.keepalive_deadline = None
-        self._events.append(StreamClosedEvent(stream_id=st.local_id, error=error))
+        self._events.append(StreamTerminated(stream_id=st.local_id, error=error))
         relayed_by, st.relayed_by = st.relayed_by, []
         for core, other in relayed_by:
             core._close(other, error)

@@ -39,9 +39,9 @@ from peerdht.udx.events import (
     RemoteChanged,
     StreamData,
     StreamEnd,
+    StreamTerminated,
     StreamWritable,
 )
-from peerdht.udx.events import StreamClosed as StreamClosedEvent
 from peerdht.udx.stream import DEFAULT_RECV_WINDOW, RelayLimiter, UDXSocketCore
 
 Addr = tuple[str, int]
@@ -254,7 +254,7 @@ class UDXSocket:
                 s = streams.get(ev.stream_id)
                 if s is not None:
                     s._on_end()
-            elif isinstance(ev, StreamClosedEvent):
+            elif isinstance(ev, StreamTerminated):
                 s = streams.pop(ev.stream_id, None)
                 log.debug("stream %d closed: %r", ev.stream_id, ev.error)
                 if s is not None:
