@@ -522,7 +522,8 @@ class BootstrapQuery(RefreshQuery):
         self.state = state
 
     def on_value(self, responder: Contact, r: Reply, now: float) -> None:
-        self.network._bootstrap_reply(self.state, r)
+        if self.state.first:
+            self.network._bootstrap_reply(self.state, r)
 
     def lookup_done(self, now: float) -> None:
         self.finish(None)

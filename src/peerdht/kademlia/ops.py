@@ -332,14 +332,8 @@ class LookupOp(Operation[R]):
         return request in self.stores
 
     def on_store_reply(self, request: R, now: float, error: PeerDHTError | None = None) -> None:
-        """A write was answered: stored, or refused with ``error`` (the remote error)."""
-        self._store_ended(request, now, error)
-
-    def on_store_failure(self, request: R, error: PeerDHTError, now: float) -> None:
-        """A write got no reply (``error``: the timeout)."""
-        self._store_ended(request, now, error)
-
-    def _store_ended(self, request: R, now: float, error: PeerDHTError | None) -> None:
+        """A write was answered: stored, or refused with ``error`` (the remote error). Also called with the
+        error of a write that got no reply (:meth:`on_store_failure`)."""
         stores = self.stores
         if request not in stores:
             return
@@ -350,7 +344,12 @@ class LookupOp(Operation[R]):
             self.stored += 1
         else:
             self.store_errors.append(error)
-        self.maybe_store_done(now)
+        if self.storing and not stores:
+            self.store_done(now)
+
+    def on_store_failure(self, request: R, error: PeerDHTError, now: float) -> None:
+        """A write got no reply (``error``: the timeout)."""
+        self.on_store_reply(request, now, error)
 
     def maybe_store_done(self, now: float) -> None:
         """Call :meth:`store_done` if the store phase began and no write is in flight."""
