@@ -24,7 +24,8 @@ flow, but a punch that would need birthday sockets is refused (the stream cannot
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Unpack
 
 from peerdht.errors import (
     ConnectError,
@@ -38,8 +39,8 @@ from peerdht.errors import (
     RemoteNotHolepunching,
 )
 from peerdht.holepunch.events import Connected, PunchFailed, RoundWanted
-from peerdht.holepunch.session import PunchSession
-from peerdht.holepunch.strategy import RandomPunchLimit, Strategy, choose_strategy
+from peerdht.holepunch.session import PunchSession, SessionArgs
+from peerdht.holepunch.strategy import Strategy, choose_strategy
 from peerdht.hyper.constants import Firewall, HandshakeMode
 from peerdht.hyper.constants import PayloadErrorCode as Err
 from peerdht.hyper.records import (
@@ -66,8 +67,10 @@ class ClientPunch(PunchSession):
         relays: the server's relays (``holepunch.relays``), each with the server's address as it sees it.
         relay: the node our handshake went through (the punch round goes there).
         server_address: the server's address as ``relay`` saw it.
+        remote_firewall: the server's NAT class from its Noise payload.
         relayed: upgrade mode (see the module docstring).
-        other arguments: see :class:`~peerdht.holepunch.session.PunchSession`.
+        session: the :class:`~peerdht.holepunch.session.SessionArgs`, passed on to
+            :class:`~peerdht.holepunch.session.PunchSession`.
 
     Attributes:
         server_address: where we probe the server (may change to the address its relay reports).
@@ -83,25 +86,12 @@ class ClientPunch(PunchSession):
         relay: Address,
         server_address: Address,
         remote_firewall: int,
-        secret: bytes,
-        firewalled: bool,
-        punch_socket: int,
-        sample_nodes: Sequence[Address],
-        limit: RandomPunchLimit,
-        random_bytes: Callable[[int], bytes],
         relayed: bool = False,
+        **session: Unpack[SessionArgs],
     ) -> None:
         if not relays:
             raise ValueError("a holepunch needs at least one relay of the server")
-        super().__init__(
-            secret=secret,
-            firewalled=firewalled,
-            punch_socket=punch_socket,
-            sample_nodes=sample_nodes,
-            limit=limit,
-            random_bytes=random_bytes,
-            remote_firewall=remote_firewall,
-        )
+        super().__init__(remote_firewall=remote_firewall, **session)
         self.hp_id = hp_id
         self.relay = relay
         self.server_relay = next((r for r in relays if r.relay_address == relay), relays[0])

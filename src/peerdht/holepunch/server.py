@@ -20,13 +20,12 @@ The stream opens with the client's first UDX packet; the driver then calls :meth
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from typing import Unpack
 
 from peerdht.holepunch.events import RoundAnswered
-from peerdht.holepunch.session import PunchSession
+from peerdht.holepunch.session import PunchSession, SessionArgs
 from peerdht.holepunch.strategy import (
     CONSISTENT_INTERVAL,
-    RandomPunchLimit,
     Strategy,
     choose_strategy,
     coerce_firewall,
@@ -54,8 +53,10 @@ class ServerPunch(PunchSession):
     """One server holepunch, for one accepted handshake. See the module docstring.
 
     Args:
+        remote_firewall: the client's NAT class from its Noise payload (UNKNOWN if it gave none).
         relayed: the stream already runs through a blind relay (may be set later, as an attribute).
-        other arguments: see :class:`~peerdht.holepunch.session.PunchSession`.
+        session: the :class:`~peerdht.holepunch.session.SessionArgs`, passed on to
+            :class:`~peerdht.holepunch.session.PunchSession`.
 
     Attributes:
         is_connected: the client's stream opened (we stop probing; rounds are still answered).
@@ -65,24 +66,11 @@ class ServerPunch(PunchSession):
     def __init__(
         self,
         *,
-        secret: bytes,
-        firewalled: bool,
-        punch_socket: int,
-        sample_nodes: Sequence[Address],
-        limit: RandomPunchLimit,
-        random_bytes: Callable[[int], bytes],
         remote_firewall: int = Firewall.UNKNOWN,
         relayed: bool = False,
+        **session: Unpack[SessionArgs],
     ) -> None:
-        super().__init__(
-            secret=secret,
-            firewalled=firewalled,
-            punch_socket=punch_socket,
-            sample_nodes=sample_nodes,
-            limit=limit,
-            random_bytes=random_bytes,
-            remote_firewall=remote_firewall,
-        )
+        super().__init__(remote_firewall=remote_firewall, **session)
         self.relayed = relayed
         self.is_connected = False
         self.rounds = 0

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, TypedDict
 
 from peerdht.holepunch.events import Event, PingWanted, PunchStarted, SocketWanted
 from peerdht.holepunch.nat import MIN_SAMPLES, NatAnalyzer
@@ -53,7 +53,7 @@ Address = tuple[str, int]
 BIRTHDAY_SETTLE = 0.1
 """Seconds between the last birthday socket opening and the round-robin probing."""
 
-__all__ = ["BIRTHDAY_SETTLE", "Probe", "PunchSession"]
+__all__ = ["BIRTHDAY_SETTLE", "Probe", "PunchSession", "SessionArgs"]
 
 
 class Probe(NamedTuple):
@@ -63,6 +63,20 @@ class Probe(NamedTuple):
     addr: Address
     socket: int
     ttl: int | None
+
+
+class SessionArgs(TypedDict):
+    """The :class:`PunchSession` arguments both sides take as they are (``**session`` in
+    :class:`~peerdht.holepunch.client.ClientPunch` and :class:`~peerdht.holepunch.server.ServerPunch`);
+    each side declares ``remote_firewall`` itself (the client requires it). Meanings: see
+    :class:`PunchSession`."""
+
+    secret: bytes
+    firewalled: bool
+    punch_socket: int
+    sample_nodes: Sequence[Address]
+    limit: RandomPunchLimit
+    random_bytes: Callable[[int], bytes]
 
 
 class PunchSession:
