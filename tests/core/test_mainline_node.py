@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from peerdht.encoding.bencode import decode, encode
-from peerdht.errors import LocalProtocolError, RemoteError, RequestTimeout
+from peerdht.errors import LocalProtocolError, RemoteError, RequestError, RequestTimeout
 from peerdht.mainline import messages as m
 from peerdht.mainline.crypto import KeyPair, immutable_target, mutable_target, sign_mutable
 from peerdht.mainline.events import (
@@ -557,3 +557,59 @@ def test_adopts_bep42_id_from_ip_votes() -> None:
     # an explicit id is never replaced
     fixed = MainlineNode(rng=random.Random(3), node_id=old)
     assert not fixed.auto_id
+
+
+def test_no_free_tid_fails_single_requests_at_once() -> None:
+    """A ping or sample_infohashes whose send finds every transaction id in flight fails at once with
+    RequestError (it used to wait forever and stay in the op table); lookups skip the contact and end."""
+    net = FakeNet()
+    a, na = net.add()
+    b, nb = net.add(bootstrap=[a])
+    net.do(b, "bootstrap")
+    dead = ("127.66.66.66", 1)
+    na.requests.tid_space = 3  # the node keeps one id spare: two requests in flight fill it
+    busy = [na.ping(dead, net.now), na.ping(dead, net.now)]
+    assert len(na.requests) == 2
+    ops = {
+        "ping": na.ping(b, net.now),
+        "sample": na.sample_infohashes(b, net.now),
+    }
+    net.flush(a)  # drain a's events (no clock moves)
+    for name, op in ops.items():
+        err = next(e.error for e in net.events[a] if isinstance(e, OpFailed) and e.op == op)
+        assert type(err) is RequestError, name
+        assert "transaction id" in str(err)
+        assert op not in na._ops, name
+    assert na.stats["dropped_no_tid"] == 2
+    # a lookup cannot send either: it ends (no node answered) instead of hanging
+    look = na.find_node(b"t" * 20, net.now)
+    net.flush(a)
+    err = next(e.error for e in net.events[a] if isinstance(e, OpFailed) and e.op == look)
+    assert isinstance(err, RequestTimeout)
+    assert look not in na._ops
+    # the two pings in flight still time out normally, and a later ping gets through
+    net.run()
+    for op in busy:
+        assert isinstance(net.result(a, op), RequestTimeout)
+    assert net.do(a, "ping", b) == PingResult(id=nb.id, addr=b)
+    assert na._ops == {}
+
+
+def test_no_free_tid_in_store_phase_still_ends() -> None:
+    """Writes that find no transaction id free are skipped: the announce still ends (nothing tried)."""
+    net = FakeNet()
+    a, na = net.add()
+    b, _nb = net.add(bootstrap=[a])
+    net.do(b, "bootstrap")
+    busy = na.ping(("127.66.66.66", 1), net.now)
+
+    def fill(data: bytes, src: Addr, dst: Addr) -> None:
+        if src == b and dst == a and b"1:y1:r" in data:  # b's get_peers reply: a's ids run out before it
+            na.requests.tid_space = 2  # only the busy ping may be in flight once the reply is matched
+
+    net.net.tap = fill
+    res = net.do(a, "announce_peer", b"i" * 20, 6881)
+    assert res == AnnounceResult(stored=0, tried=0)
+    assert na.stats["dropped_no_tid"] == 1
+    assert isinstance(net.result(a, busy), RequestTimeout)  # net.do ran until nothing was in flight
+    assert na._ops == {}

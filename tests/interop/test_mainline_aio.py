@@ -10,7 +10,7 @@ import pytest
 
 from peerdht.aio.mainline import MainlineDHT, MainlineTestnet
 from peerdht.encoding.bencode import decode, encode
-from peerdht.errors import LocalProtocolError, RequestTimeout
+from peerdht.errors import LocalProtocolError, RequestError, RequestTimeout
 from peerdht.mainline.crypto import KeyPair
 
 IH = bytes.fromhex("0123456789abcdef0123456789abcdef01234567")
@@ -72,6 +72,35 @@ async def test_timeouts_and_misuse() -> None:
             await dht.put(b"x" * 2000)
     with pytest.raises(LocalProtocolError):
         await dht.ping(dead)
+
+
+async def test_no_free_tid_raises_at_once() -> None:
+    # a ping or sample whose send finds no transaction id free raises RequestError to the caller at once
+    # (it used to wait forever); the requests in flight are unaffected
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    dead = s.getsockname()
+    s.close()
+    dht = MainlineDHT(host="127.0.0.1", timeout=30.0, retries=0)
+    async with dht, MainlineDHT(host="127.0.0.1") as other:
+        dht.core.requests.tid_space = 3  # two requests in flight use every id the node hands out
+        busy = [asyncio.ensure_future(dht.ping(dead)) for _ in range(2)]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while len(dht.core.requests) < 2 and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        assert len(dht.core.requests) == 2
+        with pytest.raises(RequestError, match="transaction id"):
+            await asyncio.wait_for(dht.ping(other.address()), 10)
+        with pytest.raises(RequestError, match="transaction id"):
+            await asyncio.wait_for(dht.sample_infohashes(other.address()), 10)
+        assert not any(task.done() for task in busy)
+        assert len(dht.core._ops) == 2  # only the two pings in flight: the failed ops left the op table
+        dht.core.requests.tid_space = 1 << 16
+        assert await asyncio.wait_for(dht.ping(other.address()), 10) == other.node_id
+        for task in busy:
+            task.cancel()
+        await asyncio.gather(*busy, return_exceptions=True)
 
 
 async def test_malformed_barrage_over_udp() -> None:

@@ -225,7 +225,8 @@ class MainlineDHT:
         """Ping a node; returns its 20-byte id.
 
         Raises:
-            RequestTimeout: no answer. RemoteError: it answered with an error.
+            RequestTimeout: no answer. RemoteError: it answered with an error. RequestError: no transaction
+            id free (every 2-byte KRPC ``t`` in flight).
         """
         result = await self._run(lambda now: self.core.ping(addr, now))
         assert isinstance(result, PingResult)
@@ -332,7 +333,11 @@ class MainlineDHT:
         return result.item
 
     async def sample_infohashes(self, addr: Address, target: bytes | None = None) -> SampleResult:
-        """BEP 51: ask one node for a sample of the info hashes it stores."""
+        """BEP 51: ask one node for a sample of the info hashes it stores.
+
+        Raises:
+            RequestTimeout, RemoteError, RequestError: as :meth:`ping`.
+        """
         result = await self._run(lambda now: self.core.sample_infohashes(addr, now, target=target))
         assert isinstance(result, SampleResult)
         return result

@@ -55,9 +55,11 @@ class MainlineClient(MainlineServer):
     """Lookups and stores, on top of :class:`~peerdht.mainline.server.MainlineServer`."""
 
     def ping(self, addr: Addr, now: float) -> int:
-        """Ping ``addr``; result :class:`~peerdht.mainline.events.PingResult`."""
+        """Ping ``addr``; result :class:`~peerdht.mainline.events.PingResult`. Fails (``OpFailed``) with
+        :class:`~peerdht.errors.RequestTimeout` (no reply), :class:`~peerdht.errors.RemoteError` (a KRPC
+        error), or at once with :class:`~peerdht.errors.RequestError` if no transaction id is free."""
         op = self._add(PingOp(self, self._new_op_id()))
-        op.send(Contact(id=b"", host=addr[0], port=addr[1]), m.Ping(id=self.id), now)
+        op.start(Contact(id=b"", host=addr[0], port=addr[1]), m.Ping(id=self.id), now)
         return op.op_id
 
     def bootstrap(self, now: float) -> int:
@@ -224,10 +226,10 @@ class MainlineClient(MainlineServer):
         return self._start(op, now)
 
     def sample_infohashes(self, addr: Addr, now: float, *, target: bytes | None = None) -> int:
-        """BEP 51 ``sample_infohashes`` to one node; result :class:`SampleResult`."""
+        """BEP 51 ``sample_infohashes`` to one node; result :class:`SampleResult`. Fails as :meth:`ping`."""
         op = self._add(SampleOp(self, self._new_op_id()))
         query = m.SampleInfohashes(id=self.id, target=target if target is not None else self.id)
-        op.send(Contact(id=b"", host=addr[0], port=addr[1]), query, now)
+        op.start(Contact(id=b"", host=addr[0], port=addr[1]), query, now)
         return op.op_id
 
     def cancel(self, op_id: int) -> None:

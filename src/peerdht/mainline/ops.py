@@ -19,7 +19,7 @@ import hashlib
 from typing import TYPE_CHECKING, Protocol
 
 from peerdht.encoding.bencode import Value, encode
-from peerdht.errors import LocalProtocolError, PeerDHTError, RemoteError, RequestTimeout
+from peerdht.errors import LocalProtocolError, PeerDHTError, RemoteError, RequestError, RequestTimeout
 from peerdht.kademlia.ops import LookupOp, Operation
 from peerdht.kademlia.requests import PendingRequest
 from peerdht.kademlia.table import Contact
@@ -160,6 +160,13 @@ class PingOp(MainlineOp):
     def __init__(self, node: OpNode, id: int) -> None:
         super().__init__(id)
         self.node = node
+
+    def start(self, contact: Contact, query: m.Query, now: float) -> None:
+        """Send the op's one request; if no transaction id is free (every one of the 2-byte ``t`` values
+        is in flight), the op fails at once with :class:`~peerdht.errors.RequestError` (nothing else would
+        ever end it)."""
+        if self.send(contact, query, now) is None:
+            self.fail(RequestError("no transaction id free: too many requests in flight"))
 
     def on_response(
         self, request: PendingRequest, contact: Contact, responder: Contact, resp: m.Response, now: float
