@@ -64,6 +64,8 @@ DEFAULT_BOOTSTRAP: tuple[Address, ...] = (
 log = logging.getLogger(__name__)
 RELAY_RETRY = 10.0
 """Seconds between attempts to start the relay of a ``relay=True`` node."""
+CLOSE_TASKS_TIMEOUT = 2.0
+"""Seconds :meth:`HyperDHT.close` waits for its cancelled background tasks to end."""
 
 
 class HyperDHT:
@@ -199,7 +201,8 @@ class HyperDHT:
         await self.close()
 
     async def close(self) -> None:
-        """Close the sockets and fail every pending operation. Idempotent."""
+        """Close the sockets, end the node's background tasks (cancelled, then awaited for up to
+        :data:`CLOSE_TASKS_TIMEOUT` seconds) and fail every pending operation. Idempotent."""
         if self._destroyed:
             return
         self._destroyed = True
@@ -210,8 +213,11 @@ class HyperDHT:
                 await asyncio.wait_for(self.relay.close(), 2)
         for server in list(self._servers):
             server.shutdown()
-        for task in list(self._tasks):
+        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+        for task in tasks:
             task.cancel()
+        if tasks:  # the node's tasks end with it (a task that ignores cancellation is not waited for forever)
+            await asyncio.wait(tasks, timeout=CLOSE_TASKS_TIMEOUT)
         if self._raw is not None:
             self._raw.close_all()
         if self._driver is not None:
