@@ -341,6 +341,22 @@ def test_congestion_window_limits_new_requests() -> None:
     assert a.node.stats["requests"]["active"] == 0  # type: ignore[index]
 
 
+def test_requests_wait_while_every_tid_is_in_flight() -> None:
+    # with every transaction id in flight a new request waits (as for a full congestion window) instead of
+    # raising out of request()/handle_timer and leaving its op in the table for ever
+    net = FakeNet(seed=8)
+    a = net.add()
+    a.node._requests.tid_space = 4  # sequential ids: restart the count inside the smaller space
+    a.node._requests._next = 0
+    ops = [a.node.ping((f"10.99.0.{i + 1}", 1000), net.now) for i in range(10)]
+    assert len(a.node.datagrams_to_send(net.now)) == 4
+    assert a.node.stats["requests"]["active"] == 10  # type: ignore[index]
+    net.run_until(lambda: all(a.result(op) is not None for op in ops), timeout=120)
+    assert all(type(a.failed(op)).__name__ == "RequestTimeout" for op in ops)
+    assert a.node.stats["requests"]["active"] == 0  # type: ignore[index]
+    assert not a.node._ops
+
+
 def test_generic_request_and_cancel() -> None:
     net = FakeNet(seed=9)
     a = net.add(public_host=True)

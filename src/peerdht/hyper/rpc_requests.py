@@ -474,7 +474,8 @@ class RPCRequests:
         return req
 
     def submit(self, req: OutgoingRequest) -> None:
-        """Count a new request and send it, or queue it while the congestion window is full (io.js). The
+        """Count a new request and send it, or queue it while the congestion window is full (io.js) or no
+        transaction id is free (io.js reuses one in flight; here it waits for one to free up). The
         queries of :mod:`peerdht.hyper.queries` build their requests and send them through here."""
         stats = self._requests_stats
         stats["active"] += 1
@@ -486,8 +487,12 @@ class RPCRequests:
         else:
             self._send_now(req)
 
-    def _send_now(self, req: OutgoingRequest) -> None:
-        tid = self._requests.new_tid()
+    def _send_now(self, req: OutgoingRequest) -> bool:
+        try:
+            tid = self._requests.new_tid()
+        except LocalProtocolError:  # all 65,536 tids in flight: wait at the head, as for a full window
+            self._waiting.appendleft(req)
+            return False
         sender = self.table.local_id if (not self.ephemeral and req.socket == SERVER) else None
         addr = req.addr
         if req.token is not None:
@@ -515,12 +520,13 @@ class RPCRequests:
         self._requests.track(req)
         self._window.send(now)
         self._out.append((payload, addr, req.socket))
+        return True
 
     def _drain_waiting(self, now: float) -> None:
         while self._waiting and not self._window.full(now):
             req = self._waiting.popleft()
-            if not req.done:
-                self._send_now(req)
+            if not req.done and not self._send_now(req):
+                break
 
     def _abort_req(self, req: OutgoingRequest) -> None:
         if req.done:
