@@ -99,7 +99,10 @@ class Operations:
             queue.put_nowait(_END)
 
     def _abandon(self, driver: DatagramDriver, op: int, fut: asyncio.Future[Any]) -> None:
-        if fut.done():
+        # A result or an error came: the core is done with ``op``. A cancelled future was not resolved
+        # by the core: a cancelled ``await fut`` (Task.cancel, wait_for's timeout) cancels the future it
+        # waits on, so the op is still running on the core and must be stopped there too.
+        if fut.done() and not fut.cancelled():
             return
         fut.cancel()
         if not self.closed:
