@@ -333,10 +333,11 @@ def test_property_lookup_invariants(seed: int, k: int, concurrency: int) -> None
 
 
 @settings(max_examples=80, deadline=None)
-@given(seed=st.integers(0, 2**32))
-def test_property_add_addresses_equals_add_candidates(seed: int) -> None:
+@given(seed=st.integers(0, 2**32), mixed=st.booleans())
+def test_property_add_addresses_equals_add_candidates(seed: int, mixed: bool) -> None:
     # add_addresses (closer nodes as bare addresses, ids derived on demand) must drive a lookup
-    # exactly as on_reply with the equivalent contacts does
+    # exactly as on_reply with the equivalent contacts does -- also when a lookup gets some replies one way
+    # and some the other (``mixed``): add_addresses keeps its referrers per reply, read back in order
     rng = random.Random(seed)
     target = rng.randbytes(8)
     addrs = [(f"10.0.0.{i}", 1000 + i) for i in range(24)]
@@ -367,11 +368,17 @@ def test_property_add_addresses_equals_add_candidates(seed: int) -> None:
             continue
         closer = [rng.choice(addrs) for _ in range(rng.randrange(8))]
         counts = rng.random() < 0.8
-        one.on_reply(c, [contact(a) for a in closer if a != own], c, counts=counts)
-        if two.on_reply(c, (), c, counts=counts):
+        as_contacts = [contact(a) for a in closer if a != own]
+        one.on_reply(c, as_contacts, c, counts=counts)
+        if mixed and rng.random() < 0.5:
+            two.on_reply(c, as_contacts, c, counts=counts)
+        elif two.on_reply(c, (), c, counts=counts):
             two.add_addresses(closer, c, id_of)
         assert one.take_down_hints() == two.take_down_hints()
-        for a in addrs:
-            assert one.referrers(contact(a)) == two.referrers(contact(a))
+        if rng.random() < 0.5:  # referrers read now or later: the same either way
+            for a in addrs:
+                assert one.referrers(contact(a)) == two.referrers(contact(a))
+    for a in addrs:
+        assert one.referrers(contact(a)) == two.referrers(contact(a))
     assert one.closest_replies() == two.closest_replies()
     assert one.done == two.done
