@@ -52,7 +52,7 @@ class RPCOps(RPCRequests):
             self._ops[q.id] = q
         self._queries_stats["active"] += 1
         self._queries_stats["total"] += 1
-        self._queries.add(q)
+        self._queries[q] = None
         seeds = self.table.closest(q.target, K)
         boot: list[Contact] = []
         if len(seeds) < K:
@@ -65,7 +65,7 @@ class RPCOps(RPCRequests):
     def query_closed(self, query: HyperQuery) -> None:
         """The lookup of ``query`` ended: it is no longer pumped by the timer nor counted active."""
         if query in self._queries:
-            self._queries.discard(query)
+            del self._queries[query]
             self._queries_stats["active"] -= 1
 
     def closer_id(self, host: str, port: int) -> bytes | None:

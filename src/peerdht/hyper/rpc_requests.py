@@ -184,7 +184,9 @@ class RPCRequests:
         self._updating = False
         self._bootstrap_waiters: list[int] = []
         self._bootstrapping = False
-        self._queries: set[HyperQuery] = set()
+        # insertion-ordered: a timer that pumps several queries sends in the order they started, the same
+        # on every run (a set of objects iterates in memory-address order, which differs between runs)
+        self._queries: dict[HyperQuery, None] = {}
         self._initial_nodes = [(h, int(p)) for h, p in nodes]
 
     # ------------------------------------------------------------------ properties
