@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import gc
+import hashlib
 import json
 import math
 import os
@@ -202,6 +203,18 @@ class Sim:
     def table_size(self, idx: int) -> int:
         return len(self.nodes[idx].table)
 
+    def digest(self) -> str:
+        """SHA-256 (hex, first 16 digits) of every node's id and routing table (each contact's id, address
+        and timestamps, in the table's order) and the fake clock: two builds give the same digest iff
+        they built the same network. For checking that a change to the cores or the simulator leaves
+        the networks identical (``--digest``)."""
+        h = hashlib.sha256(repr(self.net.now).encode())
+        for node in self.nodes:
+            h.update(bytes(node.id))
+            for c in node.table:
+                h.update(b"%s%s:%d %r %r %r;" % (c.id, c.host.encode(), c.port, c.added, c.seen, c.pinged))
+        return h.hexdigest()[:16]
+
     def node_id(self, idx: int) -> bytes:
         return bytes(self.nodes[idx].id)
 
@@ -315,6 +328,7 @@ def measure(
     gc.enable()
     gc.collect()
     datagrams = sim.net.delivered
+    built = sim.digest() if args.digest else None
     sim.net.run_for(args.settle, poll=False)  # background: pings, refreshes
     gc.collect()
     mem = (rss_bytes() - rss0) / n
@@ -338,6 +352,9 @@ def measure(
         "log2n": math.log2(n),
         "loss": [],
     }
+    if built is not None:
+        out["digest_built"] = built
+        out["digest_settled"] = sim.digest()
     print(
         f"{profile} n={n}: built in {build_s:.1f} s wall, {build_cpu:.1f} s CPU ({out['build_fake_s']} s fake; "
         f"{datagrams} datagrams), peak RSS {peak / 2**30:.2f} GiB, "
@@ -350,6 +367,8 @@ def measure(
         r = sim.lookups(args.lookups, loss, args.batch)
         r["wall_s"] = round(time.perf_counter() - t1, 1)
         out["loss"].append(r)
+        if args.digest:
+            r["digest_after"] = sim.digest()
         print(
             f"  loss {loss:.0%}: success {r['success']:.1%}, messages {r['messages_mean']:.1f} "
             f"(median {r['messages_median']}), round trips {r['rounds_mean']:.1f} "
@@ -383,6 +402,12 @@ def main() -> None:
         help="bootstrap: nodes join by protocol; oracle (mainline): tables filled by construction",
     )
     ap.add_argument("--json", help="append results (one JSON object per line) to this file")
+    ap.add_argument(
+        "--digest",
+        action="store_true",
+        help="add digests of all routing tables (built, settled, after each loss rate) to the results: "
+        "equal digests, same networks",
+    )
     args = ap.parse_args()
     args.loss = [float(x) for x in args.loss.split(",")]
     args.checkpoints = [int(x) for x in args.checkpoints.split(",") if x]

@@ -379,7 +379,7 @@ def test_property_closest_equals_brute_force(
     for target in (rng.randbytes(id_len), local):
         got = [c.id for c in t.closest(target, n)]
         assert got == brute_closest(t, target, n)
-        with mock.patch.object(table_module, "_SMALL_TABLE", 0):  # the row walk, whatever the size
+        with mock.patch.object(table_module, "_SORT_ALL_UP_TO", 0):  # the row walk, whatever the size
             got = [c.id for c in t.closest(target, n)]
         assert got == brute_closest(t, target, n)
 
@@ -407,7 +407,7 @@ def test_property_closest_tracks_membership_changes(seed: int, split: bool) -> N
             local = t.local_id
         for target in (rng.randbytes(8), local):
             assert [c.id for c in t.closest(target, 5)] == brute_closest(t, target, 5)
-            with mock.patch.object(table_module, "_SMALL_TABLE", 0):  # the row walk
+            with mock.patch.object(table_module, "_SORT_ALL_UP_TO", 0):  # the row walk
                 assert [c.id for c in t.closest(target, 5)] == brute_closest(t, target, 5)
 
 

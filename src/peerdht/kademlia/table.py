@@ -29,8 +29,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Contact", "RoutingTable"]
 
-_SMALL_TABLE = 64
-"""closest() sorts tables of at most this many contacts whole instead of walking the rows."""
+_SORT_ALL_UP_TO = 1.5
+"""closest(target, n) sorts the whole table when it holds at most ``1.5 * n`` contacts, and otherwise
+walks the buckets nearest first (a fixed 64 contacts before: the walk is 2-3x faster for n = 8 of 56
+Mainline contacts or n = 20 of 60 HyperDHT ones, the whole sort slightly faster for n = 32 of 40)."""
 
 
 @dataclass(slots=True)
@@ -120,7 +122,8 @@ class RoutingTable:
         # buckets were half a node's memory); a row gets its own bucket when first written (_own)
         self._empty = _Bucket(now)
         self._buckets: list[_Bucket] = [self._empty] * nbuckets
-        # index of the deepest non-empty bucket, None when membership changed (see _deepest_bucket)
+        # index of the deepest non-empty bucket; None after a split, or when the deepest bucket
+        # emptied, until _deepest_bucket looks again (add and _insert keep it up to date)
         self._deepest: int | None = None
 
     # -- indexing ---------------------------------------------------------------------------
@@ -210,7 +213,7 @@ class RoutingTable:
         bucket.changed = now
         self._by_id[id] = contact
         self._ints[id] = int.from_bytes(id, "big")
-        self._deepest = None
+        self._deeper(index)
         return None
 
     def _can_split(self, index: int) -> bool:
@@ -253,8 +256,14 @@ class RoutingTable:
         bucket.changed = max(bucket.changed, contact.seen)
         self._by_id[id] = contact
         self._ints[id] = int.from_bytes(id, "big")
-        self._deepest = None
+        self._deeper(index)
         return True
+
+    def _deeper(self, index: int) -> None:
+        """Bucket ``index`` just gained a contact: keep the cached deepest non-empty bucket up to date."""
+        deepest = self._deepest
+        if deepest is not None and index > deepest:
+            self._deepest = index
 
     def touch(self, id: bytes, now: float) -> None:
         """Mark a contact as seen at ``now`` (it answered); unknown ids are ignored."""
@@ -276,8 +285,11 @@ class RoutingTable:
         if self._by_id.pop(id, None) is None:
             return False
         del self._ints[id]
-        del self._buckets[self.bucket_index(id)].contacts[id]
-        self._deepest = None
+        index = self.bucket_index(id)
+        contacts = self._buckets[index].contacts
+        del contacts[id]
+        if not contacts and index == self._deepest:
+            self._deepest = None  # the deepest bucket emptied: found again when next needed
         return True
 
     def replace(self, old_id: bytes, new: Contact, now: float) -> None:
@@ -330,10 +342,11 @@ class RoutingTable:
         """The ``n`` contacts closest to ``target`` by XOR distance, closest first.
 
         Not quadratic: every bucket covers a distance interval of its own, so buckets are
-        visited in distance order (:meth:`_bucket_order`) and only the contacts of the buckets
-        actually needed are sorted (the one that crosses ``n`` is partially selected with a heap).
-        Cost: ``O(bucket_count + m log m)`` for the ``m`` contacts of those buckets. Tables of
-        at most ``_SMALL_TABLE`` (64) contacts are simply sorted whole (faster there).
+        visited in distance order (:meth:`_bucket_order`) until they hold ``n`` contacts, and only
+        those are sorted (in one sort: the ranges do not overlap, so that is the same order as
+        sorting bucket by bucket). Cost: ``O(bucket_count + m log m)`` for the ``m`` contacts of
+        those buckets. A table of at most ``1.5 * n`` contacts is simply sorted whole (faster
+        there).
 
         Args:
             target: an id of the table's id length.
@@ -356,25 +369,23 @@ class RoutingTable:
         def key(c: Contact) -> int:
             return ints[c.id] ^ t
 
-        if len(ints) <= _SMALL_TABLE:
-            # a small table (a testnet, a fresh node): one sort beats walking the rows
+        if len(ints) <= n * _SORT_ALL_UP_TO:
+            # hardly more contacts than asked for (a testnet, a fresh node): one sort beats walking the rows
             return sorted(self._by_id.values(), key=key)[:n]
 
+        # buckets cover disjoint distance ranges and are visited nearest range first, so the contacts of
+        # the buckets visited until n are reached, sorted once, are the n closest (distances are unique)
         buckets = self._buckets
-        result: list[Contact] = []
+        picked: list[Contact] = []
         for i in self._bucket_order(d, t ^ self._int, self._deepest_bucket()):
             contacts = buckets[i].contacts
-            if not contacts:
-                continue
-            need = n - len(result)
-            if len(contacts) <= need:
-                result.extend(sorted(contacts.values(), key=key))
-                if len(result) == n:
+            if contacts:
+                picked += contacts.values()
+                if len(picked) >= n:
                     break
-            else:
-                result.extend(heapq.nsmallest(need, contacts.values(), key=key))
-                break
-        return result
+        picked.sort(key=key)
+        del picked[n:]
+        return picked
 
     def _deepest_bucket(self) -> int:
         """Index of the deepest non-empty bucket (-1 if none); cached until membership changes."""
