@@ -24,9 +24,19 @@ else
     "and the network-namespace and browser tests are skipped; run as root for everything" >&2
 fi
 
-# .venv with peerdht[test,bench]; sourced, so its bin (python3, ruff, mypy, pytest) comes first on PATH
+# .venv with peerdht[test,bench]; sourced, so its bin (python3, ruff, mypy, pytest) comes first on PATH.
+# setup.py compiles the cores' hot modules with mypyc when a C compiler and the Python headers are there
+# (pure Python otherwise); where they are, a failed compile fails the run, and the suite checks that the
+# modules really import compiled (tests/core/test_build.py), then runs tests/core once more as pure Python.
+py_include="$(${PYTHON:-python3} -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+if command -v gcc >/dev/null && [ -f "$py_include/Python.h" ]; then
+  export PEERDHT_COMPILE=1 PEERDHT_EXPECT_COMPILED=1
+else
+  echo "test.sh: no gcc or no $py_include/Python.h: testing the pure-Python build only" >&2
+fi
 # shellcheck source=scripts/setup.sh
 . scripts/setup.sh test,bench
+python3 -c 'from peerdht import _build; print("peerdht: compiled modules:", _build.compiled_modules() or "none")'
 if command -v npm >/dev/null; then
   # --ignore-scripts: bittorrent-tracker's optional node-datachannel would download a binary at install time;
   # every peer we run ships its native parts as prebuilt packages (udx-native, sodium-native, @roamhq/wrtc)
@@ -38,3 +48,7 @@ fi
 ruff check src tests bench tools scripts
 mypy
 python3 -m pytest -q -p no:cacheprovider "$@"
+if [ "${PEERDHT_EXPECT_COMPILED:-}" = 1 ] && [ $# -eq 0 ]; then
+  # the pure-Python fallback (what a machine without a C compiler runs): the sans-IO cores' tests again
+  PEERDHT_PURE_PYTHON=1 PEERDHT_EXPECT_COMPILED=0 python3 -m pytest -q -p no:cacheprovider tests/core
+fi

@@ -40,7 +40,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from peerdht import errors as _errors
+from peerdht import _build
+
+_build.install_source_finder()  # PEERDHT_PURE_PYTHON=1, or a compiled module edited since its build
+
+from peerdht import errors as _errors  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -13,6 +13,22 @@ from peerdht.cli.common import EXIT_CODES, CLIError
 from peerdht.errors import PeerDHTError, RequestTimeout
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: ``peerdht 0.1.0 (compiled with mypyc: peerdht.kademlia.lookup, ...)`` or ``(pure Python)``;
+    works out the build only when asked (it imports the compiled modules)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from peerdht import _build
+
+        compiled = _build.compiled_modules()
+        build = f"compiled with mypyc: {', '.join(compiled)}" if compiled else "pure Python"
+        print(f"peerdht {__version__} ({build})")
+        parser.exit()
+
+
 class HelpFormatter(argparse.HelpFormatter):
     """argparse's formatter, adding ``(default: X)`` to every option whose default says something."""
 
@@ -58,7 +74,9 @@ def build_parser() -> Parser:
         epilog=EXIT_CODES,
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"peerdht {__version__}")
+    parser.add_argument(
+        "--version", action=_VersionAction, help="show the version and whether the cores run compiled, and exit"
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more, with progress (repeatable)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
