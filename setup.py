@@ -43,9 +43,22 @@ def _can_compile() -> tuple[bool, str]:
     return True, ""
 
 
+def _remove_compiled() -> None:
+    """Delete the extension modules an earlier compiled editable install left in ``src/``: they would still be
+    imported in place of the sources."""
+    root = Path(__file__).parent / "src"
+    for name in COMPILED:
+        module = root.parent / name
+        for built in module.parent.glob(module.stem + ".*.so"):
+            built.unlink()
+    for shared in root.glob("*__mypyc.*.so"):
+        shared.unlink()
+
+
 def _ext_modules() -> list[object]:
     ok, why = _can_compile()
     if not ok:
+        _remove_compiled()
         if os.environ.get("PEERDHT_COMPILE") == "1":
             raise SystemExit(f"peerdht: PEERDHT_COMPILE=1 but cannot compile: {why}")
         print(f"peerdht: pure-Python build ({why})", file=sys.stderr)
