@@ -52,43 +52,56 @@ def test_pure_python_switch_imports_sources() -> None:
     assert str(got["file"]).endswith("lookup.py")
 
 
-def _package(tmp_path: Path, so_age: float) -> Path:
-    """A directory with ``table.py`` and a (dummy) compiled ``table`` whose mtime is ``so_age`` seconds
-    before the source's."""
-    (tmp_path / "table.py").write_text("X = 1\n")
-    so = tmp_path / ("table" + SO)
-    so.write_bytes(b"")
+def _package(tmp_path: Path, so_age: dict[str, float]) -> Path:
+    """A ``peerdht``-like directory with ``kademlia/lookup.py`` and ``kademlia/table.py`` and (dummy) compiled
+    builds of them, each ``so_age[leaf]`` seconds older than its source."""
+    pkg = tmp_path / "kademlia"
+    pkg.mkdir()
     now = time.time()
-    os.utime(tmp_path / "table.py", (now, now))
-    os.utime(so, (now - so_age, now - so_age))
+    for leaf in ("lookup", "table"):
+        (pkg / f"{leaf}.py").write_text("X = 1\n")
+        (pkg / f"{leaf}{SO}").write_bytes(b"")
+        os.utime(pkg / f"{leaf}.py", (now, now))
+        age = so_age[leaf]
+        os.utime(pkg / f"{leaf}{SO}", (now - age, now - age))
     return tmp_path
 
 
-def test_source_edited_after_build_is_imported_with_a_warning(tmp_path: Path) -> None:
-    finder = _build._SourceFinder(everything=False)
-    path = [str(_package(tmp_path, so_age=60))]
-    with pytest.warns(RuntimeWarning, match="newer than its compiled build"):
+def test_an_edit_after_the_build_imports_every_compiled_module_from_source(tmp_path: Path) -> None:
+    # the compiled modules are one shared library that imports its modules directly: one edited source
+    # means all of them come from source, or the compiled ones would reject the source module's classes
+    root = _package(tmp_path, {"lookup": -60, "table": 60})  # table.py edited after the build
+    assert _build.stale_sources(root) == [root / "kademlia" / "table.py"]
+    finder = _build._SourceFinder(False, root)
+    path = [str(root / "kademlia")]
+    with pytest.warns(RuntimeWarning, match="changed after the compiled build"):
+        spec = finder.find_spec("peerdht.kademlia.lookup", path)
+    assert spec is not None and spec.origin == str(root / "kademlia" / "lookup.py")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once
         spec = finder.find_spec("peerdht.kademlia.table", path)
-    assert spec is not None and spec.origin == str(tmp_path / "table.py")
+    assert spec is not None and spec.origin == str(root / "kademlia" / "table.py")
+    assert finder.find_spec("peerdht.kademlia.ops", path) is None  # not a compiled module
 
 
-def test_up_to_date_build_and_other_modules_are_left_to_the_normal_finders(tmp_path: Path) -> None:
-    finder = _build._SourceFinder(everything=False)
-    path = [str(_package(tmp_path, so_age=-60))]  # built after the source
+def test_an_up_to_date_build_is_left_to_the_normal_finders(tmp_path: Path) -> None:
+    root = _package(tmp_path, {"lookup": -60, "table": -60})  # both built after their sources
+    assert _build.stale_sources(root) == []
+    finder = _build._SourceFinder(False, root)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert finder.find_spec("peerdht.kademlia.table", path) is None
-        assert finder.find_spec("peerdht.kademlia.nothing", path) is None  # not a compiled module
-    (tmp_path / "table.py").unlink()
-    assert finder.find_spec("peerdht.kademlia.table", path) is None  # no source here: the normal finders
+        assert finder.find_spec("peerdht.kademlia.table", [str(root / "kademlia")]) is None
+    for leaf in ("lookup", "table"):  # no compiled build at all: nothing is stale
+        (root / "kademlia" / f"{leaf}{SO}").unlink()
+    assert _build.stale_sources(root) == []
 
 
 def test_pure_python_finder_takes_every_peerdht_module(tmp_path: Path) -> None:
-    finder = _build._SourceFinder(everything=True)
-    path = [str(_package(tmp_path, so_age=-60))]
-    spec = finder.find_spec("peerdht.kademlia.table", path)
-    assert spec is not None and spec.origin == str(tmp_path / "table.py")
-    assert finder.find_spec("nacl.table", path) is None  # only peerdht's own modules
+    root = _package(tmp_path, {"lookup": -60, "table": -60})
+    finder = _build._SourceFinder(True, root)
+    spec = finder.find_spec("peerdht.kademlia.table", [str(root / "kademlia")])
+    assert spec is not None and spec.origin == str(root / "kademlia" / "table.py")
+    assert finder.find_spec("nacl.table", [str(root / "kademlia")]) is None  # only peerdht's own modules
 
 
 def test_version_says_which_build() -> None:
