@@ -63,14 +63,20 @@ def proc_stats(pid: int) -> dict[str, int]:
 def _module_containers() -> dict[str, int]:
     """len() of every dict/list/set/deque (and lru_cache) held as a global of a loaded ``peerdht`` module."""
     out: dict[str, int] = {}
+    seen: set[int] = set()
     for name, mod in list(sys.modules.items()):
         if not name.startswith("peerdht") or not isinstance(mod, types.ModuleType):
             continue
         for attr, value in list(vars(mod).items()):
+            if id(value) in seen:  # imported from another peerdht module: counted there
+                continue
             if isinstance(value, dict | list | set | collections.deque):
                 out[f"{name}.{attr}"] = len(value)
-            elif hasattr(value, "cache_info"):
+            elif hasattr(value, "cache_info") and getattr(value, "__module__", None) == name:
                 out[f"{name}.{attr}()"] = value.cache_info().currsize
+            else:
+                continue
+            seen.add(id(value))
     return out
 
 
