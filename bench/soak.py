@@ -19,14 +19,11 @@ or more are printed with the watched containers.
 from __future__ import annotations
 
 import argparse
-import collections
 import json
-import sys
 import time
-import types
 from typing import Any
 
-from peerdht.testing.soak import Sample, Soak
+from peerdht.testing.soak import Sample, Soak, module_containers
 
 WATCH = (
     # the stores, tokens, request table and rate-limit tables of each core
@@ -74,27 +71,6 @@ def flat(samples: list[Sample], hours: float) -> tuple[bool, dict[str, tuple[int
     return ok, out
 
 
-def module_containers() -> dict[str, int]:
-    """``{"module:<module>.<name>": len}`` for every dict/list/set/deque global (and ``lru_cache`` size) of
-    a loaded ``peerdht`` module."""
-    out: dict[str, int] = {}
-    seen: set[int] = set()
-    for name, mod in list(sys.modules.items()):
-        if not name.startswith("peerdht") or not isinstance(mod, types.ModuleType):
-            continue
-        for attr, value in list(vars(mod).items()):
-            if id(value) in seen:  # imported from another peerdht module: counted there
-                continue
-            if isinstance(value, dict | list | set | collections.deque):
-                out[f"module:{name}.{attr}"] = len(value)
-            elif hasattr(value, "cache_info") and getattr(value, "__module__", None) == name:
-                out[f"module:{name}.{attr}()"] = value.cache_info().currsize
-            else:
-                continue
-            seen.add(id(value))
-    return out
-
-
 def _get(obj: object, path: str) -> Any:
     for name in path.split("."):
         obj = getattr(obj, name, None)
@@ -116,7 +92,7 @@ def main() -> None:
         soak = Soak(profile, addresses=args.addresses, rate=args.rate, seed=args.seed)
 
         def show(s: Sample, profile: str = profile, t0: float = t0) -> None:
-            s.sizes.update(module_containers())  # judged for flatness with the node's own containers
+            s.sizes.update(module_containers("module:"))  # judged for flatness with the node's own containers
             watched = {k: v for k, v in s.sizes.items() if k in WATCH or (k.startswith("module:") and v >= 1000)}
             print(
                 f"{profile:8} {s.t / 3600:5.1f} h  {s.bytes / 1024:8.1f} KiB  clients {s.clients_done:7}  "

@@ -40,12 +40,12 @@ import tempfile
 import threading
 import time
 import tracemalloc
-import types
 from typing import Any
 
 from peerdht.aio.hyperdht import HyperDHT
 from peerdht.aio.mainline import MainlineDHT
 from peerdht.hyper.crypto import KeyPair
+from peerdht.testing.soak import container_sizes, module_containers
 
 
 def proc_stats(pid: int) -> dict[str, int]:
@@ -57,26 +57,6 @@ def proc_stats(pid: int) -> dict[str, int]:
             elif line.startswith("Threads:"):
                 out["threads"] = int(line.split()[1])
     out["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
-    return out
-
-
-def _module_containers() -> dict[str, int]:
-    """len() of every dict/list/set/deque (and lru_cache) held as a global of a loaded ``peerdht`` module."""
-    out: dict[str, int] = {}
-    seen: set[int] = set()
-    for name, mod in list(sys.modules.items()):
-        if not name.startswith("peerdht") or not isinstance(mod, types.ModuleType):
-            continue
-        for attr, value in list(vars(mod).items()):
-            if id(value) in seen:  # imported from another peerdht module: counted there
-                continue
-            if isinstance(value, dict | list | set | collections.deque):
-                out[f"{name}.{attr}"] = len(value)
-            elif hasattr(value, "cache_info") and getattr(value, "__module__", None) == name:
-                out[f"{name}.{attr}()"] = value.cache_info().currsize
-            else:
-                continue
-            seen.add(id(value))
     return out
 
 
@@ -123,12 +103,9 @@ def allocator_stats() -> str:
 
 def _node_objects() -> dict[str, int]:
     """Container lengths of the node object(s) of the CLI (found by type among the live objects)."""
-    from peerdht.aio.hyperdht import HyperDHT as Hyper
-    from peerdht.testing.soak import container_sizes
-
     out: dict[str, int] = {}
     for o in gc.get_objects():
-        if isinstance(o, Hyper | MainlineDHT):
+        if isinstance(o, HyperDHT | MainlineDHT):
             out.update(container_sizes(o, type(o).__name__ + ".", depth=5))
     return out
 
@@ -150,7 +127,7 @@ def _probe(out_path: str, every: float, trace: bool) -> None:
         time.sleep(every)
         snap = tracemalloc.take_snapshot().filter_traces(filters) if trace else None
         counts = collections.Counter(type(o).__qualname__ for o in gc.get_objects())
-        sizes = {**_node_objects(), **_module_containers()}
+        sizes = {**_node_objects(), **module_containers()}
         cur, peak = tracemalloc.get_traced_memory()
         minute = (time.monotonic() - t0) / 60
         lines = [

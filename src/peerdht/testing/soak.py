@@ -16,6 +16,7 @@ a lower rate, asserting bounded state).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import random
@@ -68,6 +69,28 @@ def container_sizes(obj: object, prefix: str = "", depth: int = 3) -> dict[str, 
                 out[path] = len(value)
         if depth > 0 and type(value).__module__.startswith("peerdht."):
             out.update(container_sizes(value, path + ".", depth - 1))
+    return out
+
+
+def module_containers(prefix: str = "") -> dict[str, int]:
+    """``{prefix + "<module>.<name>": len}`` for every dict/list/set/deque global (and ``lru_cache``, as
+    ``<name>()``: its current size) of a loaded ``peerdht`` module: the process-wide memos that live outside
+    any node object. A container imported into another peerdht module is counted once."""
+    out: dict[str, int] = {}
+    seen: set[int] = set()
+    for name, mod in list(sys.modules.items()):
+        if not name.startswith("peerdht") or not isinstance(mod, types.ModuleType):
+            continue
+        for attr, value in list(vars(mod).items()):
+            if id(value) in seen:  # imported from another peerdht module: counted there
+                continue
+            if isinstance(value, dict | list | set | collections.deque):
+                out[f"{prefix}{name}.{attr}"] = len(value)
+            elif hasattr(value, "cache_info") and getattr(value, "__module__", None) == name:
+                out[f"{prefix}{name}.{attr}()"] = value.cache_info().currsize
+            else:
+                continue
+            seen.add(id(value))
     return out
 
 
