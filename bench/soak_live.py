@@ -314,7 +314,7 @@ async def run(
         await proc.wait()
     third = max(1, len(samples) // 3)
     mid = max(x["rss_kib"] for x in samples[third : 2 * third] or samples)
-    late = samples[2 * third :]
+    late = samples[2 * third :] or samples  # a run of one or two samples: its whole span
     slope = (late[-1]["rss_kib"] - late[0]["rss_kib"]) / max(1e-9, late[-1]["minute"] - late[0]["minute"])
     print(
         f"{profile}: RSS {samples[0]['rss_kib']} -> {samples[-1]['rss_kib']} KiB (max of the middle third {mid}, "
